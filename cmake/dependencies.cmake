@@ -1,0 +1,27 @@
+# Finds strata's dependencies, all from Debian 12 packages. CAF 0.17 and LMDB ship
+# no CMake package configuration, so they are found by hand and wrapped in
+# namespaced interface targets. Also installed, for strataConfig.cmake.
+include_guard(GLOBAL)
+find_package(Threads REQUIRED)
+find_package(cereal CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+
+find_path(STRATA_CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
+find_library(STRATA_CAF_CORE_LIBRARY caf_core REQUIRED)
+find_library(STRATA_CAF_IO_LIBRARY caf_io REQUIRED)
+find_path(STRATA_LMDB_INCLUDE_DIR lmdb.h REQUIRED)
+find_library(STRATA_LMDB_LIBRARY lmdb REQUIRED)
+
+if(NOT TARGET strata::caf_core)
+  add_library(strata::caf_core INTERFACE IMPORTED)
+  set_target_properties(strata::caf_core PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${STRATA_CAF_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES "${STRATA_CAF_CORE_LIBRARY};Threads::Threads")
+  add_library(strata::caf_io INTERFACE IMPORTED)
+  set_target_properties(strata::caf_io PROPERTIES
+    INTERFACE_LINK_LIBRARIES "${STRATA_CAF_IO_LIBRARY};strata::caf_core")
+  add_library(strata::lmdb INTERFACE IMPORTED)
+  set_target_properties(strata::lmdb PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${STRATA_LMDB_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES "${STRATA_LMDB_LIBRARY}")
+endif()

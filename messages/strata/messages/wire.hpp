@@ -1,0 +1,72 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/optional.hpp>
+
+#include "strata/messages/kv.hpp"
+
+/// CAF serialization of the key-value layer's types, and the wire-only types.
+/// Every type here is announced in strata/messages/announce.hpp.
+namespace strata {
+
+/// A value that may be absent (a get of a missing key).
+using maybe_bytes = caf::optional<bytes>;
+
+/// Outcome of `batch` (the spec's `BatchResult`).
+struct batch_result {
+  /// True if every operation was applied.
+  bool success = false;
+  /// How many operations were applied.
+  uint64_t operations = 0;
+  /// Why operations were not applied; empty on success.
+  std::vector<caf::error> errors;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_result& x) {
+  return f(caf::meta::type_name("strata::batch_result"), x.success,
+           x.operations, x.errors);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, entry& x) {
+  return f(caf::meta::type_name("strata::entry"), x.key, x.value);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, operation& x) {
+  return f(caf::meta::type_name("strata::operation"), x.kind, x.key, x.value);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scan_request& x) {
+  return f(caf::meta::type_name("strata::scan_request"), x.prefix, x.start,
+           x.after, x.limit, x.values);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scan_page& x) {
+  return f(caf::meta::type_name("strata::scan_page"), x.entries, x.more);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shard_info& x) {
+  return f(caf::meta::type_name("strata::shard_info"), x.shard, x.entries,
+           x.map_size, x.map_used, x.commits, x.path);
+}
+
+/// Prints an op_kind in CAF's diagnostics.
+inline std::string to_string(op_kind x) {
+  switch (x) {
+    case op_kind::set: return "set";
+    case op_kind::del: return "del";
+    case op_kind::clear: return "clear";
+  }
+  return "invalid";
+}
+
+} // namespace strata

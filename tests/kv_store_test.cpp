@@ -1,0 +1,264 @@
+// Backend tests: the LMDB layer and a shard's storage, without actors.
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <random>
+#include <string>
+
+#include "backends/data_dir.hpp"
+#include "backends/kv_store.hpp"
+#include "backends/routing.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace strata;
+
+namespace {
+
+bytes b(const std::string& s) {
+  return bytes(s.begin(), s.end());
+}
+
+kv_store_options opts_in(const std::string& dir, uint64_t map_size = 64 << 20) {
+  kv_store_options o;
+  o.dir = dir;
+  o.map_size = map_size;
+  o.no_sync = true;
+  return o;
+}
+
+write_outcome write_one(kv_store& s, std::vector<operation> ops) {
+  write_group g{&ops};
+  return s.write(g).at(0);
+}
+
+std::vector<entry> scan_all(const kv_store& s, scan_request req) {
+  std::vector<entry> result;
+  for (;;) {
+    auto page = s.scan(req);
+    result.insert(result.end(), page.entries.begin(), page.entries.end());
+    if (!page.more)
+      return result;
+    REQUIRE(!page.entries.empty());
+    req.after = page.entries.back().key;
+  }
+}
+
+} // namespace
+
+TEST_CASE("keys and values are validated with actionable messages") {
+  CHECK(key_problem("") == "key is empty; keys are 1 to 511 bytes");
+  CHECK(key_problem(std::string(511, 'k')).empty());
+  CHECK(key_problem(std::string(512, 'k'))
+        == "key is 512 bytes; keys are 1 to 511 bytes");
+  CHECK(value_problem(10, 10).empty());
+  CHECK(value_problem(11, 10)
+        == "value is 11 bytes, above max_value_size (10 bytes)");
+}
+
+TEST_CASE("routing is stable across builds and platforms") {
+  // Golden values: changing them strands every stored key in the wrong shard.
+  CHECK(routing::fnv1a("") == 14695981039346656037ull);
+  CHECK(routing::fnv1a("a") == 0xaf63dc4c8601ec8cull);
+  CHECK(routing::fnv1a("foobar") == 0x85944171f73967e8ull);
+  CHECK(routing::jump(0, 1) == 0);
+  for (uint32_t n = 1; n < 64; ++n)
+    for (uint64_t h = 0; h < 200; ++h)
+      REQUIRE(routing::jump(h * 0x9e3779b97f4a7c15ull, n) < n);
+  // Growing from 4 to 5 shards moves about a fifth of the keys, never more.
+  int moved = 0;
+  for (int i = 0; i < 10000; ++i) {
+    auto key = "key:" + std::to_string(i);
+    if (routing::shard_of(key, 4) != routing::shard_of(key, 5))
+      ++moved;
+  }
+  CHECK(moved > 1500);
+  CHECK(moved < 2500);
+}
+
+TEST_CASE("random operations agree with a reference model") {
+  test::temp_dir dir;
+  std::map<std::string, bytes> model;
+  std::mt19937 rng{42};
+  auto key = [&] { return "k" + std::to_string(rng() % 300); };
+  {
+    kv_store s{opts_in(dir / "s")};
+    for (int round = 0; round < 3000; ++round) {
+      auto dice = rng() % 100;
+      if (dice < 50) {
+        auto k = key();
+        auto v = b(std::string(rng() % 40, static_cast<char>('a' + rng() % 26)));
+        REQUIRE(write_one(s, {operation::set(k, v)}).code == errc::none);
+        model[k] = v;
+      } else if (dice < 75) {
+        auto k = key();
+        auto out = write_one(s, {operation::del(k)});
+        REQUIRE(out.deleted == model.erase(k));
+      } else if (dice < 76) {
+        auto out = write_one(s, {operation::clear()});
+        REQUIRE(out.deleted == model.size());
+        model.clear();
+      } else if (dice < 85) {
+        // A group of several requests, as the shard's group commit makes.
+        std::vector<std::vector<operation>> reqs(1 + rng() % 5);
+        write_group g;
+        uint64_t expected_deleted = 0;
+        for (auto& ops : reqs) {
+          for (int i = 0; i < 4; ++i) {
+            auto k = key();
+            if (rng() % 2) {
+              ops.push_back(operation::set(k, b(k)));
+              model[k] = b(k);
+            } else {
+              ops.push_back(operation::del(k));
+              expected_deleted += model.erase(k);
+            }
+          }
+          g.push_back(&ops);
+        }
+        uint64_t deleted = 0;
+        for (auto& out : s.write(g)) {
+          REQUIRE(out.code == errc::none);
+          deleted += out.deleted;
+        }
+        REQUIRE(deleted == expected_deleted);
+      } else {
+        auto k = key();
+        auto v = s.get(k);
+        auto i = model.find(k);
+        REQUIRE(v.has_value() == (i != model.end()));
+        if (v)
+          REQUIRE(*v == i->second);
+        REQUIRE(s.has(k) == (i != model.end()));
+        REQUIRE(s.size() == model.size());
+      }
+    }
+    // Paged scans, with prefixes, starts and tiny pages.
+    for (uint32_t limit : {1u, 7u, 0u}) {
+      scan_request req;
+      req.limit = limit;
+      auto all = scan_all(s, req);
+      REQUIRE(all.size() == model.size());
+      auto i = model.begin();
+      for (auto& e : all) {
+        REQUIRE(e.key == i->first);
+        REQUIRE(e.value == i->second);
+        ++i;
+      }
+      req.prefix = "k1";
+      req.values = false;
+      auto some = scan_all(s, req);
+      size_t expected = 0;
+      for (auto& kv : model)
+        if (kv.first.rfind("k1", 0) == 0)
+          ++expected;
+      REQUIRE(some.size() == expected);
+      for (auto& e : some) {
+        REQUIRE(e.key.rfind("k1", 0) == 0);
+        REQUIRE(e.value.empty());
+      }
+      req.prefix.clear();
+      req.start = "k2";
+      auto tail = scan_all(s, req);
+      REQUIRE(tail.size()
+              == static_cast<size_t>(std::distance(model.lower_bound("k2"),
+                                                   model.end())));
+    }
+    auto keys = std::vector<std::string>{"k1", "nope", "k2"};
+    auto many = s.get_many(keys);
+    REQUIRE(many.size() == 3);
+    CHECK(!many[1]);
+    CHECK(many[0].has_value() == (model.count("k1") == 1));
+  }
+  // Everything is still there after reopening.
+  kv_store s{opts_in(dir / "s")};
+  REQUIRE(s.size() == model.size());
+  for (auto& [k, v] : model)
+    REQUIRE(s.get(k) == std::optional<bytes>{v});
+}
+
+TEST_CASE("a shard refuses a directory made for another shard layout") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  o.shard = 1;
+  o.shard_count = 4;
+  { kv_store s{o}; }
+  o.shard_count = 8;
+  try {
+    kv_store s{o};
+    FAIL("opened with a different shard count");
+  } catch (const storage_error& e) {
+    CHECK(e.code() == errc::consistency_violation);
+    CHECK(std::string{e.what()}.find("shards = 4") != std::string::npos);
+  }
+  o.shard_count = 4;
+  o.store_id = "other";
+  CHECK_THROWS_AS(kv_store{o}, storage_error);
+}
+
+TEST_CASE("a data directory is locked against a second user") {
+  test::temp_dir dir;
+  dir_lock first{dir / "d"};
+  try {
+    dir_lock second{dir / "d"};
+    FAIL("locked twice");
+  } catch (const storage_error& e) {
+    CHECK(e.code() == errc::connection_failed);
+    CHECK(std::string{e.what()}.find("in use") != std::string::npos);
+  }
+}
+
+TEST_CASE("a full map rejects writes but keeps data readable and deletable") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s", 1 << 20);
+  o.no_sync = false;
+  std::vector<std::string> stored;
+  {
+    kv_store s{o};
+    bytes value(1000, 'x');
+    write_outcome out;
+    for (int i = 0; i < 100000; ++i) {
+      auto k = "key" + std::to_string(i);
+      out = write_one(s, {operation::set(k, value)});
+      if (out.code != errc::none)
+        break;
+      stored.push_back(k);
+    }
+    REQUIRE(out.code == errc::storage_full);
+    CHECK(out.message.find("MDB_MAP_FULL") != std::string::npos);
+    REQUIRE(stored.size() > 100);
+    // In a group, only the request that does not fit fails.
+    std::vector<operation> small{operation::del(stored.back())};
+    std::vector<operation> big;
+    for (int i = 0; i < 2000; ++i)
+      big.push_back(operation::set("big" + std::to_string(i), value));
+    auto outs = s.write(write_group{&small, &big});
+    CHECK(outs[0].code == errc::none);
+    CHECK(outs[0].deleted == 1);
+    CHECK(outs[1].code == errc::storage_full);
+    stored.pop_back();
+    CHECK(!s.has("big0"));
+    // Earlier data is intact, and deletes still work.
+    for (auto& k : stored)
+      REQUIRE(s.get(k) == std::optional<bytes>{value});
+    for (size_t i = 0; i < stored.size() / 2; ++i)
+      {
+        auto o = write_one(s, {operation::del(stored[i])});
+        INFO(o.message);
+        REQUIRE(o.deleted == 1);
+      }
+    stored.erase(stored.begin(), stored.begin() + stored.size() / 2);
+    CHECK(write_one(s, {operation::set("again", value)}).code == errc::none);
+    stored.push_back("again");
+  }
+  // A larger map on the next open makes room without losing anything.
+  o.map_size = 8 << 20;
+  kv_store s{o};
+  CHECK(s.size() == stored.size());
+  for (int i = 0; i < 2000; ++i)
+    REQUIRE(write_one(s, {operation::set("more" + std::to_string(i),
+                                         bytes(1000, 'y'))})
+              .code
+            == errc::none);
+  CHECK(s.info().map_size == uint64_t{8} << 20);
+}
