@@ -1,0 +1,89 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+
+#include "backends/kv_store.hpp"
+#include "strata/error.hpp"
+#include "strata/messages/wire.hpp"
+
+/// Input checks shared by the storage and shard actors: bad input is answered
+/// with a strata error before it reaches a shard's data.
+namespace strata {
+
+inline caf::error check_key(const std::string& key) {
+  if (auto problem = key_problem(key); !problem.empty())
+    return make_error(errc::invalid_key, std::move(problem));
+  return caf::none;
+}
+
+inline caf::error check_keys(const std::vector<std::string>& keys) {
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (auto problem = key_problem(keys[i]); !problem.empty())
+      return make_error(errc::invalid_key,
+                        "key " + std::to_string(i) + ": " + problem);
+  return caf::none;
+}
+
+inline caf::error check_value(const bytes& value, uint64_t max_size) {
+  if (auto problem = value_problem(value.size(), max_size); !problem.empty())
+    return make_error(errc::invalid_value, std::move(problem));
+  return caf::none;
+}
+
+inline caf::error check_entries(const std::vector<entry>& entries,
+                                uint64_t max_size) {
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto problem = key_problem(entries[i].key);
+    auto code = errc::invalid_key;
+    if (problem.empty()) {
+      problem = value_problem(entries[i].value.size(), max_size);
+      code = errc::invalid_value;
+    }
+    if (!problem.empty())
+      return make_error(code, "entry " + std::to_string(i) + ": " + problem);
+  }
+  return caf::none;
+}
+
+/// One error per bad operation of a batch, each naming its index.
+inline std::vector<caf::error> check_ops(const std::vector<operation>& ops,
+                                         uint64_t max_size) {
+  std::vector<caf::error> result;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto& op = ops[i];
+    auto where = "operation " + std::to_string(i) + ": ";
+    switch (op.kind) {
+      case op_kind::set:
+        if (auto p = value_problem(op.value.size(), max_size); !p.empty())
+          result.push_back(make_error(errc::invalid_value, where + p));
+        [[fallthrough]];
+      case op_kind::del:
+        if (auto p = key_problem(op.key); !p.empty())
+          result.push_back(make_error(errc::invalid_key, where + p));
+        break;
+      case op_kind::clear:
+        break;
+      default:
+        result.push_back(make_error(
+          errc::invalid_value,
+          where + "unknown kind "
+            + std::to_string(static_cast<unsigned>(op.kind))));
+    }
+  }
+  return result;
+}
+
+/// Runs `f`, turning a backend's storage_error into a strata CAF error.
+template <class F>
+auto guarded(F f) -> caf::expected<decltype(f())> {
+  try {
+    return f();
+  } catch (const storage_error& e) {
+    return make_error(e.code(), e.what());
+  }
+}
+
+} // namespace strata

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "actors/shard_writer.hpp"
+#include "backends/kv_store.hpp"
+#include "strata/actors.hpp"
+
+namespace strata {
+
+/// How to open one shard.
+struct shard_options {
+  /// Where the shard's environment lives and how it is opened.
+  kv_store_options store;
+  /// Largest value in bytes; larger ones are INVALID_VALUE.
+  uint64_t max_value_size = 16ull << 20;
+  /// Released only after the shard's environment is closed (the data
+  /// directory's lock).
+  std::shared_ptr<const void> keepalive;
+};
+
+struct shard_state {
+  static inline const char* name = "strata.shard";
+  std::shared_ptr<kv_store> store;
+  shard_writer_actor writer;
+  uint64_t max_value_size = 0;
+};
+
+/// A shard owns one LMDB environment. It answers reads itself, from short
+/// read transactions, and hands writes to its detached writer, which answers
+/// the client directly after the group commit. Reads therefore never wait
+/// for a sync.
+///
+/// ```
+///  client ──get/has/scan/get_many/size/info──▶ shard ──▶ answer
+///  client ──set/del/...──▶ shard ──delegate──▶ writer ──(group commit)──▶ answer
+/// ```
+shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self,
+                                 std::shared_ptr<kv_store> store,
+                                 uint64_t max_value_size);
+
+/// Opens the shard's environment and spawns the shard with its writer.
+/// Fails with the strata error of the backend (e.g. CONSISTENCY_VIOLATION
+/// for a directory of another store, CONNECTION_FAILED if it cannot be
+/// opened).
+caf::expected<shard_actor> spawn_shard(caf::actor_system& sys,
+                                       shard_options opts);
+
+} // namespace strata

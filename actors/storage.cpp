@@ -1,0 +1,369 @@
+#include "actors/storage.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include <caf/actor_system.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/checks.hpp"
+#include "actors/log.hpp"
+#include "actors/shard.hpp"
+#include "backends/data_dir.hpp"
+#include "backends/routing.hpp"
+#include "strata/store.hpp"
+#include "strata/system.hpp"
+
+namespace strata {
+
+namespace {
+
+using storage_ptr = storage_actor::stateful_pointer<storage_state>;
+
+/// Counts the answers of a scatter/gather. Once all have arrived it runs
+/// `finish`, or delivers the first error instead.
+struct join {
+  join(size_t n, caf::response_promise promise, std::function<void()> f)
+    : pending(n), rp(std::move(promise)), finish(std::move(f)) {
+    // nop
+  }
+
+  void arrived() {
+    if (--pending > 0)
+      return;
+    if (first_error)
+      rp.deliver(std::move(first_error));
+    else
+      finish();
+  }
+
+  /// Prefixes a strata error's message with the shard it came from.
+  static caf::error annotate(caf::error err, size_t shard) {
+    if (code_of(err) == errc::none)
+      return err;
+    auto ctx = err.context().match_elements<std::string>()
+                 ? err.context().get_as<std::string>(0)
+                 : std::string{};
+    return make_error(code_of(err),
+                      "shard " + std::to_string(shard) + ": " + ctx);
+  }
+
+  size_t pending;
+  caf::response_promise rp;
+  std::function<void()> finish;
+  caf::error first_error;
+};
+
+/// Splits `keys` by shard, remembering each key's position in the request.
+struct key_split {
+  std::vector<std::vector<std::string>> keys;
+  std::vector<std::vector<size_t>> positions;
+
+  key_split(const std::vector<std::string>& all, uint32_t shards)
+    : keys(shards), positions(shards) {
+    for (size_t i = 0; i < all.size(); ++i) {
+      auto s = routing::shard_of(all[i], shards);
+      keys[s].push_back(all[i]);
+      positions[s].push_back(i);
+    }
+  }
+};
+
+/// Merges per-shard pages into one page of at most `limit` entries in key
+/// order. A shard that has more keys bounds the page: keys after its last one
+/// may be missing from its page, so the merged page stops there.
+scan_page merge_pages(std::vector<scan_page>& pages, uint32_t limit) {
+  limit = limit == 0 ? limits::default_page_entries
+                     : std::min(limit, limits::max_page_entries);
+  std::optional<std::string> bound;
+  for (auto& p : pages)
+    if (p.more && !p.entries.empty() && (!bound || p.entries.back().key < *bound))
+      bound = p.entries.back().key;
+  scan_page result;
+  for (auto& p : pages) {
+    result.more = result.more || p.more;
+    for (auto& e : p.entries)
+      if (!bound || e.key <= *bound)
+        result.entries.push_back(std::move(e));
+  }
+  std::sort(result.entries.begin(), result.entries.end(),
+            [](const entry& x, const entry& y) { return x.key < y.key; });
+  if (result.entries.size() > limit) {
+    result.entries.resize(limit);
+    result.more = true;
+  }
+  return result;
+}
+
+} // namespace
+
+storage_actor::behavior_type
+storage(storage_actor::stateful_pointer<storage_state> self,
+        std::vector<shard_actor> shards, uint64_t max_value_size,
+        std::chrono::milliseconds timeout) {
+  for (auto& s : shards)
+    self->link_to(s);
+  self->state.shards = std::move(shards);
+  self->state.max_value_size = max_value_size;
+  self->state.timeout = timeout;
+  auto n = static_cast<uint32_t>(self->state.shards.size());
+  auto max = max_value_size;
+  auto shard_for = [self, n](const std::string& key) {
+    return self->state.shards[routing::shard_of(key, n)];
+  };
+  // Sends `make(i)`'s request to every shard i in `which` and joins the answers.
+  auto scatter = [self](const std::vector<uint32_t>& which,
+                        caf::response_promise rp, std::function<void()> finish,
+                        auto send) {
+    auto j = std::make_shared<join>(which.size(), std::move(rp),
+                                    std::move(finish));
+    if (which.empty()) {
+      j->pending = 1;
+      j->arrived();
+      return;
+    }
+    for (auto i : which)
+      send(i, self->state.shards[i], j);
+  };
+  auto all_shards = [n] {
+    std::vector<uint32_t> result(n);
+    for (uint32_t i = 0; i < n; ++i)
+      result[i] = i;
+    return result;
+  };
+  auto on_error = [](std::shared_ptr<join> j, size_t i) {
+    return [j, i](caf::error& err) {
+      if (!j->first_error)
+        j->first_error = join::annotate(std::move(err), i);
+      j->arrived();
+    };
+  };
+  return {
+    // -- one key: straight to its shard -------------------------------------------
+    [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
+      if (auto err = check_key(key))
+        return err;
+      auto dest = shard_for(key);
+      return self->delegate(dest, atom::get_v, std::move(key));
+    },
+    [=](atom::set, std::string& key, bytes& value) -> caf::result<void> {
+      if (auto err = check_key(key))
+        return err;
+      if (auto err = check_value(value, max))
+        return err;
+      auto dest = shard_for(key);
+      return self->delegate(dest, atom::set_v, std::move(key), std::move(value));
+    },
+    [=](atom::del, std::string& key) -> caf::result<bool> {
+      if (auto err = check_key(key))
+        return err;
+      auto dest = shard_for(key);
+      return self->delegate(dest, atom::del_v, std::move(key));
+    },
+    [=](atom::has, std::string& key) -> caf::result<bool> {
+      if (auto err = check_key(key))
+        return err;
+      auto dest = shard_for(key);
+      return self->delegate(dest, atom::has_v, std::move(key));
+    },
+    // -- every shard -----------------------------------------------------------
+    [=](atom::clear) -> caf::result<void> {
+      auto rp = self->make_response_promise();
+      scatter(all_shards(), rp, [rp]() mutable { rp.deliver(caf::unit); },
+              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
+                self->request(s, self->state.timeout, atom::clear_v)
+                  .then([j] { j->arrived(); }, on_error(j, i));
+              });
+      return rp;
+    },
+    [=](atom::size) -> caf::result<uint64_t> {
+      auto rp = self->make_response_promise();
+      auto total = std::make_shared<uint64_t>(0);
+      scatter(all_shards(), rp, [rp, total]() mutable { rp.deliver(*total); },
+              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
+                self->request(s, self->state.timeout, atom::size_v)
+                  .then(
+                    [j, total](uint64_t x) {
+                      *total += x;
+                      j->arrived();
+                    },
+                    on_error(j, i));
+              });
+      return rp;
+    },
+    [=](atom::scan, scan_request& req) -> caf::result<scan_page> {
+      auto rp = self->make_response_promise();
+      auto pages = std::make_shared<std::vector<scan_page>>(n);
+      auto limit = req.limit;
+      scatter(
+        all_shards(), rp,
+        [rp, pages, limit]() mutable { rp.deliver(merge_pages(*pages, limit)); },
+        [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
+          self->request(s, self->state.timeout, atom::scan_v, req)
+            .then(
+              [j, pages, i](scan_page& p) {
+                (*pages)[i] = std::move(p);
+                j->arrived();
+              },
+              on_error(j, i));
+        });
+      return rp;
+    },
+    // -- several keys: split by shard --------------------------------------------
+    [=](atom::get_many, const std::vector<std::string>& keys)
+      -> caf::result<std::vector<maybe_bytes>> {
+      if (auto err = check_keys(keys))
+        return err;
+      auto split = std::make_shared<key_split>(keys, n);
+      auto values = std::make_shared<std::vector<maybe_bytes>>(keys.size());
+      std::vector<uint32_t> which;
+      for (uint32_t i = 0; i < n; ++i)
+        if (!split->keys[i].empty())
+          which.push_back(i);
+      auto rp = self->make_response_promise();
+      scatter(
+        which, rp, [rp, values]() mutable { rp.deliver(std::move(*values)); },
+        [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
+          self
+            ->request(s, self->state.timeout, atom::get_many_v,
+                      std::move(split->keys[i]))
+            .then(
+              [j, split, values, i](std::vector<maybe_bytes>& vs) {
+                auto& pos = split->positions[i];
+                for (size_t k = 0; k < vs.size() && k < pos.size(); ++k)
+                  (*values)[pos[k]] = std::move(vs[k]);
+                j->arrived();
+              },
+              on_error(j, i));
+        });
+      return rp;
+    },
+    [=](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
+      if (auto err = check_entries(entries, max))
+        return err;
+      auto parts = std::make_shared<std::vector<std::vector<entry>>>(n);
+      for (auto& e : entries)
+        (*parts)[routing::shard_of(e.key, n)].push_back(std::move(e));
+      std::vector<uint32_t> which;
+      for (uint32_t i = 0; i < n; ++i)
+        if (!(*parts)[i].empty())
+          which.push_back(i);
+      auto rp = self->make_response_promise();
+      scatter(which, rp, [rp]() mutable { rp.deliver(caf::unit); },
+              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
+                self
+                  ->request(s, self->state.timeout, atom::set_many_v,
+                            std::move((*parts)[i]))
+                  .then([j] { j->arrived(); }, on_error(j, i));
+              });
+      return rp;
+    },
+    [=](atom::del_many, const std::vector<std::string>& keys)
+      -> caf::result<uint64_t> {
+      if (auto err = check_keys(keys))
+        return err;
+      auto split = std::make_shared<key_split>(keys, n);
+      auto total = std::make_shared<uint64_t>(0);
+      std::vector<uint32_t> which;
+      for (uint32_t i = 0; i < n; ++i)
+        if (!split->keys[i].empty())
+          which.push_back(i);
+      auto rp = self->make_response_promise();
+      scatter(which, rp, [rp, total]() mutable { rp.deliver(*total); },
+              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
+                self
+                  ->request(s, self->state.timeout, atom::del_many_v,
+                            std::move(split->keys[i]))
+                  .then(
+                    [j, total](uint64_t x) {
+                      *total += x;
+                      j->arrived();
+                    },
+                    on_error(j, i));
+              });
+      return rp;
+    },
+    [=](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
+      if (auto errors = check_ops(ops, max); !errors.empty())
+        return batch_result{false, 0, std::move(errors)};
+      // Each shard gets its operations in request order; a clear goes to all.
+      auto parts = std::make_shared<std::vector<std::vector<operation>>>(n);
+      for (auto& op : ops) {
+        if (op.kind == op_kind::clear) {
+          for (auto& part : *parts)
+            part.push_back(op);
+        } else {
+          (*parts)[routing::shard_of(op.key, n)].push_back(std::move(op));
+        }
+      }
+      std::vector<uint32_t> which;
+      for (uint32_t i = 0; i < n; ++i)
+        if (!(*parts)[i].empty())
+          which.push_back(i);
+      auto combined = std::make_shared<batch_result>();
+      combined->success = true;
+      auto rp = self->make_response_promise();
+      scatter(which, rp, [rp, combined]() mutable { rp.deliver(*combined); },
+              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
+                self
+                  ->request(s, self->state.timeout, atom::batch_v,
+                            std::move((*parts)[i]))
+                  .then(
+                    [j, combined, i](batch_result& r) {
+                      combined->success = combined->success && r.success;
+                      combined->operations += r.operations;
+                      for (auto& e : r.errors)
+                        combined->errors.push_back(join::annotate(e, i));
+                      j->arrived();
+                    },
+                    [j, combined, i](caf::error& err) {
+                      // A batch reports failures in its result, not as error.
+                      combined->success = false;
+                      combined->errors.push_back(join::annotate(err, i));
+                      j->arrived();
+                    });
+              });
+      return rp;
+    },
+  };
+}
+
+caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
+                                         const store_options& opts) {
+  if (auto err = opts.validate())
+    return err;
+  if (auto err = set_log_level(opts.log_level))
+    return err;
+  auto lock = guarded([&] { return std::make_shared<dir_lock>(opts.data_dir); });
+  if (!lock)
+    return std::move(lock.error());
+  std::vector<shard_actor> shards;
+  for (uint32_t i = 0; i < opts.shards; ++i) {
+    shard_options so;
+    so.store.dir = shard_dir(opts.data_dir, i);
+    so.store.shard = i;
+    so.store.shard_count = opts.shards;
+    so.store.store_id = opts.id;
+    so.store.map_size = opts.shard_map_size();
+    so.store.no_sync = opts.sync == sync_mode::nosync;
+    so.max_value_size = opts.max_value_size;
+    so.keepalive = *lock;
+    auto s = spawn_shard(sys, std::move(so));
+    if (!s) {
+      for (auto& started : shards)
+        caf::anon_send_exit(started, caf::exit_reason::user_shutdown);
+      return std::move(s.error());
+    }
+    shards.push_back(std::move(*s));
+  }
+  log().info("store '{}' open: {} shards in {}, {} MiB map per shard, {} writes",
+             opts.id, opts.shards, opts.data_dir,
+             opts.shard_map_size() >> 20, to_string(opts.sync));
+  return sys.spawn(storage, std::move(shards), opts.max_value_size,
+                   opts.request_timeout);
+}
+
+} // namespace strata

@@ -1,0 +1,23 @@
+#include "strata/messages/announce.hpp"
+
+#include <caf/actor_system_config.hpp>
+
+#include "strata/messages/wire.hpp"
+
+namespace strata {
+
+void announce_messages(caf::actor_system_config& cfg) {
+  // add_message_type<T> also announces std::vector<T>.
+  cfg.add_message_type<bytes>("strata::bytes");
+  cfg.add_message_type<maybe_bytes>("strata::maybe_bytes");
+  cfg.add_message_type<entry>("strata::entry");
+  cfg.add_message_type<op_kind>("strata::op_kind");
+  cfg.add_message_type<operation>("strata::operation");
+  cfg.add_message_type<batch_result>("strata::batch_result");
+  cfg.add_message_type<scan_request>("strata::scan_request");
+  cfg.add_message_type<scan_page>("strata::scan_page");
+  cfg.add_message_type<shard_info>("strata::shard_info");
+  cfg.add_message_type<std::vector<caf::error>>("std::vector<caf::error>");
+}
+
+} // namespace strata

@@ -1,0 +1,412 @@
+// The storage and shard actors: routing, scatter/gather, group commit, bad
+// input, persistence, a full map. Real LMDB environments in temp dirs.
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <random>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/shard.hpp"
+#include "tests/fixture.hpp"
+
+using namespace strata;
+using strata::test::fixture;
+using strata::test::to_bytes;
+
+namespace {
+
+std::vector<entry> scan_all(fixture& f, const storage_actor& s, scan_request req) {
+  std::vector<entry> result;
+  for (;;) {
+    auto page = f.ask<scan_page>(s, atom::scan_v, req);
+    REQUIRE(page);
+    result.insert(result.end(), page->entries.begin(), page->entries.end());
+    if (!page->more)
+      return result;
+    REQUIRE(!page->entries.empty());
+    req.after = page->entries.back().key;
+  }
+}
+
+} // namespace
+
+TEST_CASE("single-key operations") {
+  fixture f;
+  auto s = f.open(f.options());
+  auto missing = f.ask<maybe_bytes>(s, atom::get_v, std::string{"nope"});
+  REQUIRE(missing);
+  CHECK(!*missing); // a missing key is an empty result, not an error
+  REQUIRE(!f.ask_void(s, atom::set_v, std::string{"a"}, to_bytes("1")));
+  CHECK(*f.ask<maybe_bytes>(s, atom::get_v, std::string{"a"}) == to_bytes("1"));
+  CHECK(*f.ask<bool>(s, atom::has_v, std::string{"a"}));
+  CHECK(*f.ask<uint64_t>(s, atom::size_v) == 1);
+  REQUIRE(!f.ask_void(s, atom::set_v, std::string{"a"}, to_bytes("2")));
+  CHECK(*f.ask<maybe_bytes>(s, atom::get_v, std::string{"a"}) == to_bytes("2"));
+  CHECK(*f.ask<bool>(s, atom::del_v, std::string{"a"}));
+  CHECK(!*f.ask<bool>(s, atom::del_v, std::string{"a"}));
+  CHECK(!*f.ask<bool>(s, atom::has_v, std::string{"a"}));
+  // Empty values are values.
+  REQUIRE(!f.ask_void(s, atom::set_v, std::string{"e"}, bytes{}));
+  auto e = f.ask<maybe_bytes>(s, atom::get_v, std::string{"e"});
+  REQUIRE(*e);
+  CHECK((*e)->empty());
+  REQUIRE(!f.ask_void(s, atom::clear_v));
+  CHECK(*f.ask<uint64_t>(s, atom::size_v) == 0);
+}
+
+TEST_CASE("random operations across shards agree with a reference model") {
+  fixture f;
+  auto s = f.open(f.options(5));
+  std::map<std::string, bytes> model;
+  std::mt19937 rng{7};
+  auto key = [&] { return "key:" + std::to_string(rng() % 500); };
+  auto value = [&] { return to_bytes(std::string(rng() % 64, 'a' + rng() % 26)); };
+  for (int round = 0; round < 1500; ++round) {
+    auto dice = rng() % 100;
+    if (dice < 30) {
+      auto k = key();
+      auto v = value();
+      REQUIRE(!f.ask_void(s, atom::set_v, k, v));
+      model[k] = v;
+    } else if (dice < 45) {
+      auto k = key();
+      REQUIRE(*f.ask<bool>(s, atom::del_v, k) == (model.erase(k) == 1));
+    } else if (dice < 55) {
+      std::vector<entry> es;
+      for (int i = 0; i < 10; ++i) {
+        es.push_back({key(), value()});
+        model[es.back().key] = es.back().value;
+      }
+      REQUIRE(!f.ask_void(s, atom::set_many_v, es));
+    } else if (dice < 62) {
+      std::vector<std::string> ks;
+      uint64_t expected = 0;
+      for (int i = 0; i < 8; ++i) {
+        ks.push_back(key());
+        expected += model.erase(ks.back());
+      }
+      REQUIRE(*f.ask<uint64_t>(s, atom::del_many_v, ks) == expected);
+    } else if (dice < 72) {
+      std::vector<operation> ops;
+      for (int i = 0; i < 6; ++i) {
+        auto k = key();
+        if (rng() % 3 == 0) {
+          ops.push_back(operation::del(k));
+          model.erase(k);
+        } else {
+          auto v = value();
+          ops.push_back(operation::set(k, v));
+          model[k] = v;
+        }
+      }
+      auto r = f.ask<batch_result>(s, atom::batch_v, ops);
+      REQUIRE(r);
+      REQUIRE(r->success);
+      REQUIRE(r->operations == ops.size());
+      REQUIRE(r->errors.empty());
+    } else if (dice < 73) {
+      // A batch with a clear in the middle: what comes before it is wiped.
+      std::vector<operation> ops{operation::set("before", to_bytes("x")),
+                                 operation::clear(),
+                                 operation::set("after", to_bytes("y"))};
+      auto r = f.ask<batch_result>(s, atom::batch_v, ops);
+      REQUIRE(r->success);
+      model.clear();
+      model["after"] = to_bytes("y");
+    } else if (dice < 90) {
+      std::vector<std::string> ks;
+      for (int i = 0; i < 12; ++i)
+        ks.push_back(key());
+      auto vs = f.ask<std::vector<maybe_bytes>>(s, atom::get_many_v, ks);
+      REQUIRE(vs);
+      REQUIRE(vs->size() == ks.size());
+      for (size_t i = 0; i < ks.size(); ++i) {
+        auto m = model.find(ks[i]);
+        REQUIRE(static_cast<bool>((*vs)[i]) == (m != model.end()));
+        if (m != model.end())
+          REQUIRE(*(*vs)[i] == m->second);
+      }
+    } else {
+      auto k = key();
+      auto v = f.ask<maybe_bytes>(s, atom::get_v, k);
+      auto m = model.find(k);
+      REQUIRE(static_cast<bool>(*v) == (m != model.end()));
+      if (m != model.end())
+        REQUIRE(**v == m->second);
+      REQUIRE(*f.ask<uint64_t>(s, atom::size_v) == model.size());
+    }
+  }
+  // Ordered scans merge the shards, in pages of every size.
+  for (uint32_t limit : {1u, 3u, 50u, 0u}) {
+    scan_request req;
+    req.limit = limit;
+    auto all = scan_all(f, s, req);
+    REQUIRE(all.size() == model.size());
+    auto m = model.begin();
+    for (auto& e : all) {
+      REQUIRE(e.key == m->first);
+      REQUIRE(e.value == m->second);
+      ++m;
+    }
+    req.prefix = "key:1";
+    req.values = false;
+    auto some = scan_all(f, s, req);
+    std::vector<std::string> expected;
+    for (auto& kv : model)
+      if (kv.first.rfind("key:1", 0) == 0)
+        expected.push_back(kv.first);
+    REQUIRE(some.size() == expected.size());
+    for (size_t i = 0; i < some.size(); ++i) {
+      REQUIRE(some[i].key == expected[i]);
+      REQUIRE(some[i].value.empty());
+    }
+    req.prefix.clear();
+    req.start = "key:3";
+    auto tail = scan_all(f, s, req);
+    REQUIRE(tail.size()
+            == static_cast<size_t>(
+              std::distance(model.lower_bound("key:3"), model.end())));
+  }
+}
+
+TEST_CASE("bad keys and values get strata errors and change nothing") {
+  fixture f;
+  auto o = f.options(3);
+  o.max_value_size = 100;
+  auto s = f.open(o);
+  REQUIRE(!f.ask_void(s, atom::set_v, std::string{"keep"}, to_bytes("safe")));
+  const std::string empty;
+  const std::string long_key(512, 'k');
+  for (auto& bad : {empty, long_key}) {
+    INFO("key of " << bad.size() << " bytes");
+    auto g = f.ask<maybe_bytes>(s, atom::get_v, bad);
+    REQUIRE(!g);
+    CHECK(code_of(g.error()) == errc::invalid_key);
+    CHECK(code_of(f.ask_void(s, atom::set_v, bad, to_bytes("x")))
+          == errc::invalid_key);
+    CHECK(code_of(f.ask<bool>(s, atom::del_v, bad).error()) == errc::invalid_key);
+    CHECK(code_of(f.ask<bool>(s, atom::has_v, bad).error()) == errc::invalid_key);
+    CHECK(code_of(f.ask<std::vector<maybe_bytes>>(
+                     s, atom::get_many_v, std::vector<std::string>{"ok", bad})
+                    .error())
+          == errc::invalid_key);
+    CHECK(code_of(f.ask<uint64_t>(s, atom::del_many_v,
+                                  std::vector<std::string>{"keep", bad})
+                    .error())
+          == errc::invalid_key);
+    CHECK(code_of(f.ask_void(s, atom::set_many_v,
+                             std::vector<entry>{{"fine", to_bytes("1")},
+                                                {bad, to_bytes("2")}}))
+          == errc::invalid_key);
+  }
+  // The longest legal key works.
+  CHECK(!f.ask_void(s, atom::set_v, std::string(511, 'k'), to_bytes("max")));
+  // Values above max_value_size.
+  auto err = f.ask_void(s, atom::set_v, std::string{"big"}, bytes(101, 'v'));
+  CHECK(code_of(err) == errc::invalid_value);
+  CHECK(render(err)
+        == "INVALID_VALUE: value is 101 bytes, above max_value_size (100 bytes)");
+  CHECK(!f.ask_void(s, atom::set_v, std::string{"edge"}, bytes(100, 'v')));
+  // A batch with bad operations is rejected whole, naming each bad one.
+  std::vector<operation> ops{operation::set("fresh", to_bytes("1")),
+                             operation::del(""),
+                             operation::set("big", bytes(200, 'v'))};
+  operation weird;
+  weird.kind = static_cast<op_kind>(9);
+  weird.key = "w";
+  ops.push_back(weird);
+  auto r = f.ask<batch_result>(s, atom::batch_v, ops);
+  REQUIRE(r);
+  CHECK(!r->success);
+  CHECK(r->operations == 0);
+  REQUIRE(r->errors.size() == 3);
+  CHECK(render(r->errors[0])
+        == "INVALID_KEY: operation 1: key is empty; keys are 1 to 511 bytes");
+  CHECK(code_of(r->errors[1]) == errc::invalid_value);
+  CHECK(render(r->errors[2]) == "INVALID_VALUE: operation 3: unknown kind 9");
+  CHECK(!*f.ask<bool>(s, atom::has_v, std::string{"fresh"}));
+  // Nothing was lost, and the store still serves.
+  CHECK(*f.ask<maybe_bytes>(s, atom::get_v, std::string{"keep"})
+        == to_bytes("safe"));
+  CHECK(*f.ask<uint64_t>(s, atom::size_v) == 3);
+}
+
+TEST_CASE("errors render with the specification's names") {
+  fixture f;
+  CHECK(render(make_error(errc::key_not_found, "no key 'x'"))
+        == "KEY_NOT_FOUND: no key 'x'");
+  CHECK(f.sys().render(make_error(errc::storage_full, "map full"))
+        == "STORAGE_FULL: map full");
+  CHECK(std::string{to_string(errc::serialization_failed)}
+        == "SERIALIZATION_FAILED");
+  for (uint8_t i = 1; i <= 13; ++i) {
+    auto code = static_cast<errc>(i);
+    CHECK(parse_errc(to_string(code)) == code);
+  }
+  CHECK(!parse_errc("NOT_A_CODE"));
+}
+
+TEST_CASE("options are validated field by field") {
+  store_options o;
+  CHECK(!o.validate());
+  auto bad = [](auto change) {
+    store_options x;
+    change(x);
+    auto err = x.validate();
+    return code_of(err) == errc::invalid_value;
+  };
+  CHECK(bad([](auto& x) { x.shards = 0; }));
+  CHECK(bad([](auto& x) { x.shards = 257; }));
+  CHECK(bad([](auto& x) { x.id = ""; }));
+  CHECK(bad([](auto& x) { x.data_dir = ""; }));
+  CHECK(bad([](auto& x) { x.map_size = 1000; }));
+  CHECK(bad([](auto& x) { x.max_value_size = 0; }));
+  CHECK(bad([](auto& x) { x.log_level = "INFO"; }));
+  CHECK(bad([](auto& x) { x.request_timeout = std::chrono::milliseconds{0}; }));
+  o.expected_size = 10'000'000;
+  o.shards = 4;
+  CHECK(o.shard_map_size() == 2'500'000ull * 4096);
+  o.expected_size = 0;
+  CHECK(o.shard_map_size() == 1ull << 30);
+  fixture f;
+  auto opts = f.options();
+  opts.shards = 0;
+  auto s = spawn_store(f.sys(), opts);
+  REQUIRE(!s);
+  CHECK(render(s.error()) == "INVALID_VALUE: shards must be 1 to 256, got 0");
+}
+
+TEST_CASE("data survives a restart, and the layout is checked on reopen") {
+  fixture f;
+  auto o = f.options(4);
+  o.sync = sync_mode::durable;
+  {
+    auto s = f.open(o);
+    std::vector<entry> es;
+    for (int i = 0; i < 500; ++i)
+      es.push_back({"k" + std::to_string(i), to_bytes(std::to_string(i * i))});
+    REQUIRE(!f.ask_void(s, atom::set_many_v, es));
+    // A second store on the same directory is refused while this one runs.
+    auto twice = spawn_store(f.sys(), o);
+    REQUIRE(!twice);
+    CHECK(code_of(twice.error()) == errc::connection_failed);
+  }
+  f.close();
+  {
+    auto s = f.open(o);
+    CHECK(*f.ask<uint64_t>(s, atom::size_v) == 500);
+    for (int i = 0; i < 500; i += 37)
+      CHECK(*f.ask<maybe_bytes>(s, atom::get_v, "k" + std::to_string(i))
+            == to_bytes(std::to_string(i * i)));
+  }
+  f.close();
+  o.shards = 8;
+  auto wrong = spawn_store(f.sys(), o);
+  REQUIRE(!wrong);
+  CHECK(code_of(wrong.error()) == errc::consistency_violation);
+  o.shards = 4;
+  o.id = "another";
+  wrong = spawn_store(f.sys(), o);
+  REQUIRE(!wrong);
+  CHECK(code_of(wrong.error()) == errc::consistency_violation);
+}
+
+TEST_CASE("a full map gives STORAGE_FULL; data stays and deletes work") {
+  fixture f;
+  auto o = f.options(1);
+  o.map_size = 1 << 20;
+  o.sync = sync_mode::durable;
+  auto s = f.open(o);
+  std::vector<std::string> stored;
+  caf::error err;
+  for (int i = 0; i < 10000 && !err; ++i) {
+    auto k = "k" + std::to_string(i);
+    err = f.ask_void(s, atom::set_v, k, bytes(900, 'v'));
+    if (!err)
+      stored.push_back(k);
+  }
+  REQUIRE(code_of(err) == errc::storage_full);
+  REQUIRE(stored.size() > 50);
+  for (auto& k : stored)
+    REQUIRE(*f.ask<bool>(s, atom::has_v, k));
+  for (size_t i = 0; i < stored.size(); i += 2)
+    REQUIRE(*f.ask<bool>(s, atom::del_v, stored[i]));
+  CHECK(!f.ask_void(s, atom::set_v, std::string{"fits again"}, bytes(900, 'v')));
+  CHECK(*f.ask<uint64_t>(s, atom::size_v) == stored.size() / 2 + 1);
+  // The map can be grown by configuration without losing data.
+  f.close();
+  o.map_size = 4 << 20;
+  s = f.open(o);
+  CHECK(*f.ask<uint64_t>(s, atom::size_v) == stored.size() / 2 + 1);
+  for (int i = 0; i < 1500; ++i)
+    REQUIRE(!f.ask_void(s, atom::set_v, "more" + std::to_string(i),
+                        bytes(900, 'v')));
+}
+
+TEST_CASE("a shard commits concurrent writes in groups") {
+  fixture f;
+  shard_options so;
+  so.store.dir = f.dir / "shard";
+  so.store.no_sync = false; // durable: every commit waits for the disk
+  auto s = spawn_shard(f.sys(), so);
+  REQUIRE(s);
+  auto sh = *s;
+  constexpr int clients = 32;
+  constexpr int writes = 40;
+  auto done = caf::actor{f.self};
+  for (int c = 0; c < clients; ++c) {
+    f.sys().spawn([sh, c, done](caf::event_based_actor* self) {
+      auto next = std::make_shared<std::function<void(int)>>();
+      *next = [self, sh, c, next, done](int i) {
+        if (i == writes) {
+          self->send(done, atom::flush_v);
+          return;
+        }
+        self
+          ->request(sh, std::chrono::seconds(30), atom::set_v,
+                    "c" + std::to_string(c) + ":" + std::to_string(i),
+                    to_bytes(std::to_string(i)))
+          .then([next, i] { (*next)(i + 1); },
+                [self, done](caf::error&) { self->send(done, atom::flush_v); });
+      };
+      (*next)(0);
+    });
+  }
+  for (int c = 0; c < clients; ++c)
+    f.self->receive([](atom::flush) {});
+  CHECK(*f.ask<uint64_t>(sh, atom::size_v) == clients * writes);
+  auto info = f.ask<shard_info>(sh, atom::info_v);
+  REQUIRE(info);
+  CHECK(info->entries == clients * writes);
+  // With 32 writers waiting on syncs, commits carry many writes each.
+  CHECK(info->commits < clients * writes / 4);
+  caf::anon_send_exit(sh, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("scans of large values page by bytes and still merge in order") {
+  fixture f;
+  auto s = f.open(f.options(3));
+  std::vector<entry> es;
+  for (int i = 0; i < 40; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof(name), "big%02d", i);
+    es.push_back({name, bytes(700 * 1024, static_cast<uint8_t>(i))});
+  }
+  for (auto& e : es)
+    REQUIRE(!f.ask_void(s, atom::set_v, e.key, e.value));
+  scan_request req;
+  req.limit = 1000;
+  auto first = f.ask<scan_page>(s, atom::scan_v, req);
+  REQUIRE(first);
+  CHECK(first->more); // a page stops at about 4 MiB per shard
+  CHECK(first->entries.size() < 40);
+  auto all = scan_all(f, s, req);
+  REQUIRE(all.size() == es.size());
+  for (size_t i = 0; i < es.size(); ++i) {
+    REQUIRE(all[i].key == es[i].key);
+    REQUIRE(all[i].value == es[i].value);
+  }
+}

@@ -1,0 +1,569 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "strata/actors.hpp"
+#include "strata/codec.hpp"
+#include "strata/error.hpp"
+
+/// The typed client: a facade over a `storage_actor` for values of a type `T`
+/// that cereal can serialize. Values are stored as self-describing documents
+/// (strata/codec.hpp) behind a small header; bytes that do not decode as `T`
+/// give SERIALIZATION_FAILED.
+///
+/// Two flavours share the encoding:
+/// - `store<T>` for event-based actors: every call returns a `pending<R>`
+///   whose `.then(on_value, on_error)` sends the request from the actor.
+/// - `blocking_store<T>` for `main()` and tests: every call waits for the
+///   answer and returns a `caf::expected`; scans are lazy ranges for range-for.
+namespace strata {
+
+/// Typed value → stored bytes; an unencodable value is SERIALIZATION_FAILED.
+template <class T>
+caf::expected<bytes> encode(const T& value) {
+  try {
+    return encode_value(value);
+  } catch (const codec_error& e) {
+    return make_error(errc::serialization_failed, e.what());
+  }
+}
+
+/// Stored bytes → typed value; bytes that are not a `T` are
+/// SERIALIZATION_FAILED.
+template <class T>
+caf::expected<T> decode(const bytes& data) {
+  try {
+    return decode_value<T>(data);
+  } catch (const codec_error& e) {
+    return make_error(errc::serialization_failed, e.what());
+  }
+}
+
+/// One operation of a typed batch.
+template <class T>
+struct typed_operation {
+  op_kind kind = op_kind::set;
+  std::string key;
+  std::optional<T> value;
+
+  static typed_operation set(std::string k, T v) {
+    return {op_kind::set, std::move(k), std::move(v)};
+  }
+  static typed_operation del(std::string k) {
+    return {op_kind::del, std::move(k), std::nullopt};
+  }
+  static typed_operation clear() {
+    return {op_kind::clear, {}, std::nullopt};
+  }
+};
+
+/// Where an ordered scan starts and how it pages.
+struct scan_options {
+  /// Only keys with this prefix.
+  std::string prefix;
+  /// First key, inclusive.
+  std::string start;
+  /// Keys fetched per request (0: the store's default).
+  uint32_t page_size = 0;
+};
+
+namespace detail {
+
+template <class T>
+caf::expected<std::vector<operation>>
+encode_ops(const std::vector<typed_operation<T>>& ops) {
+  std::vector<operation> result;
+  result.reserve(ops.size());
+  for (auto& op : ops) {
+    operation x{op.kind, op.key, {}};
+    if (op.kind == op_kind::set) {
+      if (!op.value)
+        return make_error(errc::invalid_value, "set operation for key '"
+                                                 + op.key + "' has no value");
+      auto b = encode(*op.value);
+      if (!b)
+        return std::move(b.error());
+      x.value = std::move(*b);
+    }
+    result.push_back(std::move(x));
+  }
+  return result;
+}
+
+template <class T>
+caf::expected<std::vector<entry>> encode_entries(const std::map<std::string, T>& xs) {
+  std::vector<entry> result;
+  result.reserve(xs.size());
+  for (auto& [k, v] : xs) {
+    auto b = encode(v);
+    if (!b)
+      return std::move(b.error());
+    result.push_back(entry{k, std::move(*b)});
+  }
+  return result;
+}
+
+template <class T>
+caf::expected<std::optional<T>> decode_maybe(maybe_bytes& x) {
+  if (!x)
+    return std::optional<T>{};
+  auto v = decode<T>(*x);
+  if (!v)
+    return std::move(v.error());
+  return std::optional<T>{std::move(*v)};
+}
+
+template <class T>
+caf::expected<std::map<std::string, T>>
+decode_many(const std::vector<std::string>& keys, std::vector<maybe_bytes>& xs) {
+  std::map<std::string, T> result;
+  for (size_t i = 0; i < keys.size() && i < xs.size(); ++i) {
+    if (!xs[i])
+      continue;
+    auto v = decode<T>(*xs[i]);
+    if (!v)
+      return make_error(errc::serialization_failed,
+                        "value of key '" + keys[i] + "': " + render(v.error()));
+    result.emplace(keys[i], std::move(*v));
+  }
+  return result;
+}
+
+inline scan_request make_scan(const scan_options& opts, bool values) {
+  scan_request req;
+  req.prefix = opts.prefix;
+  req.start = opts.start;
+  req.limit = opts.page_size;
+  req.values = values;
+  return req;
+}
+
+} // namespace detail
+
+// -- event-based -------------------------------------------------------------------
+
+/// The answer to a request that has not been sent yet: `.then` sends it.
+template <class R>
+class pending {
+public:
+  using value_handler = std::function<void(R)>;
+  using error_handler = std::function<void(caf::error)>;
+  using starter = std::function<void(value_handler, error_handler)>;
+
+  explicit pending(starter start) : start_(std::move(start)) {
+    // nop
+  }
+
+  /// Sends the request; exactly one of the handlers runs later, in the
+  /// requesting actor. Both are required: CAF terminates an actor whose
+  /// request fails without an error handler.
+  void then(value_handler on_value, error_handler on_error) {
+    start_(std::move(on_value), std::move(on_error));
+  }
+
+private:
+  starter start_;
+};
+
+/// A typed view of a store for event-based actors. Cheap to copy.
+template <class T>
+class store {
+public:
+  explicit store(storage_actor handle,
+                 std::chrono::milliseconds timeout = std::chrono::seconds{30})
+    : handle_(std::move(handle)), timeout_(timeout) {
+    // nop
+  }
+
+  const storage_actor& handle() const {
+    return handle_;
+  }
+
+  /// The value of `key`; an empty optional if it does not exist.
+  template <class Self>
+  pending<std::optional<T>> get(Self* self, std::string key) const {
+    return make<std::optional<T>>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      self->request(h, t, atom::get_v, key)
+        .then(
+          [ok, fail](maybe_bytes& x) {
+            auto v = detail::decode_maybe<T>(x);
+            if (v)
+              ok(std::move(*v));
+            else
+              fail(std::move(v.error()));
+          },
+          [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  /// Stores `value` under `key`; answers once it is durable.
+  template <class Self>
+  pending<caf::unit_t> set(Self* self, std::string key, const T& value) const {
+    auto b = encode(value);
+    return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      if (!b)
+        return fail(b.error());
+      self->request(h, t, atom::set_v, key, *b)
+        .then([ok] { ok(caf::unit); }, [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  /// Deletes `key`; true if it existed.
+  template <class Self>
+  pending<bool> del(Self* self, std::string key) const {
+    return forward<bool>(self, atom::del_v, std::move(key));
+  }
+
+  /// Whether `key` exists.
+  template <class Self>
+  pending<bool> has(Self* self, std::string key) const {
+    return forward<bool>(self, atom::has_v, std::move(key));
+  }
+
+  /// Number of keys.
+  template <class Self>
+  pending<uint64_t> size(Self* self) const {
+    return forward<uint64_t>(self, atom::size_v);
+  }
+
+  /// Values of the keys that exist.
+  template <class Self>
+  pending<std::map<std::string, T>> get_many(Self* self,
+                                            std::vector<std::string> keys) const {
+    return make<std::map<std::string, T>>(
+      [=, h = handle_, t = timeout_](auto ok, auto fail) {
+        self->request(h, t, atom::get_many_v, keys)
+          .then(
+            [ok, fail, keys](std::vector<maybe_bytes>& xs) {
+              auto m = detail::decode_many<T>(keys, xs);
+              if (m)
+                ok(std::move(*m));
+              else
+                fail(std::move(m.error()));
+            },
+            [fail](caf::error& e) { fail(std::move(e)); });
+      });
+  }
+
+  /// Stores every entry of `xs` (atomic per shard).
+  template <class Self>
+  pending<caf::unit_t> set_many(Self* self, const std::map<std::string, T>& xs) const {
+    auto es = detail::encode_entries(xs);
+    return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      if (!es)
+        return fail(es.error());
+      self->request(h, t, atom::set_many_v, *es)
+        .then([ok] { ok(caf::unit); }, [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  /// Applies `ops`; see batch_result.
+  template <class Self>
+  pending<batch_result> batch(Self* self,
+                              const std::vector<typed_operation<T>>& ops) const {
+    auto encoded = detail::encode_ops(ops);
+    return make<batch_result>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      if (!encoded)
+        return fail(encoded.error());
+      self->request(h, t, atom::batch_v, *encoded)
+        .then([ok](batch_result& r) { ok(std::move(r)); },
+              [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  /// One page of typed entries starting after `after` (empty: from the start
+  /// of `opts`); `more` tells whether to ask again with the last key.
+  template <class Self>
+  pending<std::pair<std::vector<std::pair<std::string, T>>, bool>>
+  page(Self* self, const scan_options& opts, std::string after = {}) const {
+    using page_type = std::pair<std::vector<std::pair<std::string, T>>, bool>;
+    auto req = detail::make_scan(opts, true);
+    req.after = std::move(after);
+    return make<page_type>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      self->request(h, t, atom::scan_v, req)
+        .then(
+          [ok, fail](scan_page& p) {
+            page_type result;
+            result.second = p.more;
+            for (auto& e : p.entries) {
+              auto v = decode<T>(e.value);
+              if (!v)
+                return fail(v.error());
+              result.first.emplace_back(std::move(e.key), std::move(*v));
+            }
+            ok(std::move(result));
+          },
+          [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+private:
+  template <class R, class F>
+  static pending<R> make(F f) {
+    return pending<R>{typename pending<R>::starter{std::move(f)}};
+  }
+
+  template <class R, class Self, class... Ts>
+  pending<R> forward(Self* self, Ts... xs) const {
+    return make<R>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      self->request(h, t, xs...).then([ok](R& r) { ok(std::move(r)); },
+                                      [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  storage_actor handle_;
+  std::chrono::milliseconds timeout_;
+};
+
+// -- blocking ----------------------------------------------------------------------
+
+template <class T>
+class blocking_store;
+
+/// What a scan yields: keys, values or key/value pairs.
+enum class scan_yield { keys, values, entries };
+
+/// A lazy, ordered scan: fetches one page when the previous one is used up.
+/// Works with range-for. A failed request or a value that does not decode
+/// throws `storage_error` with the strata code (SERIALIZATION_FAILED, ...).
+template <class T, scan_yield Yield>
+class scan_range {
+public:
+  using value_type = std::conditional_t<
+    Yield == scan_yield::keys, std::string,
+    std::conditional_t<Yield == scan_yield::values, T, std::pair<std::string, T>>>;
+
+  class iterator {
+  public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = scan_range::value_type;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+
+    iterator() = default;
+    explicit iterator(scan_range* range) : range_(range) {
+      if (!range_->load())
+        range_ = nullptr;
+    }
+    reference operator*() const {
+      return range_->current_;
+    }
+    pointer operator->() const {
+      return &range_->current_;
+    }
+    iterator& operator++() {
+      if (!range_->advance())
+        range_ = nullptr;
+      return *this;
+    }
+    bool operator==(const iterator& other) const {
+      return range_ == other.range_;
+    }
+    bool operator!=(const iterator& other) const {
+      return range_ != other.range_;
+    }
+
+  private:
+    scan_range* range_ = nullptr;
+  };
+
+  scan_range(caf::scoped_actor& self, storage_actor handle,
+             std::chrono::milliseconds timeout, scan_request req)
+    : self_(&self), handle_(std::move(handle)), timeout_(timeout),
+      req_(std::move(req)) {
+    // nop
+  }
+
+  /// Starts the scan (fetches the first page). Call once.
+  iterator begin() {
+    return iterator{this};
+  }
+
+  iterator end() {
+    return iterator{};
+  }
+
+private:
+  // Makes `current_` the entry at `pos_`, fetching pages as needed.
+  bool load() {
+    while (pos_ >= page_.entries.size()) {
+      if (fetched_ && !page_.more)
+        return false;
+      fetch();
+    }
+    auto& e = page_.entries[pos_];
+    if constexpr (Yield == scan_yield::keys) {
+      current_ = e.key;
+    } else {
+      auto v = decode<T>(e.value);
+      if (!v)
+        throw storage_error{code_of(v.error()),
+                            "value of key '" + e.key + "': " + render(v.error())};
+      if constexpr (Yield == scan_yield::values)
+        current_ = std::move(*v);
+      else
+        current_ = value_type{e.key, std::move(*v)};
+    }
+    return true;
+  }
+
+  bool advance() {
+    ++pos_;
+    return load();
+  }
+
+  void fetch() {
+    if (fetched_ && !page_.entries.empty())
+      req_.after = page_.entries.back().key;
+    caf::error failure;
+    (*self_)
+      ->request(handle_, timeout_, atom::scan_v, req_)
+      .receive([&](scan_page& p) { page_ = std::move(p); },
+               [&](caf::error& e) { failure = std::move(e); });
+    if (failure)
+      throw storage_error{code_of(failure), render(failure)};
+    fetched_ = true;
+    pos_ = 0;
+  }
+
+  caf::scoped_actor* self_;
+  storage_actor handle_;
+  std::chrono::milliseconds timeout_;
+  scan_request req_;
+  scan_page page_;
+  size_t pos_ = 0;
+  bool fetched_ = false;
+  value_type current_;
+};
+
+/// A typed view of a store that waits for every answer. For `main()`, tools
+/// and tests; never use it inside an actor (it blocks the thread). Destroy it
+/// before the actor system.
+template <class T>
+class blocking_store {
+public:
+  blocking_store(caf::actor_system& sys, storage_actor handle,
+                 std::chrono::milliseconds timeout = std::chrono::seconds{30})
+    : self_(sys, true), handle_(std::move(handle)), timeout_(timeout) {
+    // nop
+  }
+
+  /// The value of `key`; an empty optional if it does not exist.
+  caf::expected<std::optional<T>> get(const std::string& key) {
+    auto x = ask<maybe_bytes>(atom::get_v, key);
+    if (!x)
+      return std::move(x.error());
+    return detail::decode_maybe<T>(*x);
+  }
+
+  /// Stores `value` under `key`; returns once it is durable.
+  caf::error set(const std::string& key, const T& value) {
+    auto b = encode(value);
+    if (!b)
+      return std::move(b.error());
+    return ask_void(atom::set_v, key, std::move(*b));
+  }
+
+  /// Deletes `key`; true if it existed.
+  caf::expected<bool> del(const std::string& key) {
+    return ask<bool>(atom::del_v, key);
+  }
+
+  /// Whether `key` exists.
+  caf::expected<bool> has(const std::string& key) {
+    return ask<bool>(atom::has_v, key);
+  }
+
+  /// Deletes every key.
+  caf::error clear() {
+    return ask_void(atom::clear_v);
+  }
+
+  /// Number of keys.
+  caf::expected<uint64_t> size() {
+    return ask<uint64_t>(atom::size_v);
+  }
+
+  /// Values of the keys that exist.
+  caf::expected<std::map<std::string, T>>
+  get_many(const std::vector<std::string>& keys) {
+    auto xs = ask<std::vector<maybe_bytes>>(atom::get_many_v, keys);
+    if (!xs)
+      return std::move(xs.error());
+    return detail::decode_many<T>(keys, *xs);
+  }
+
+  /// Stores every entry of `xs` (atomic per shard).
+  caf::error set_many(const std::map<std::string, T>& xs) {
+    auto es = detail::encode_entries(xs);
+    if (!es)
+      return std::move(es.error());
+    return ask_void(atom::set_many_v, std::move(*es));
+  }
+
+  /// Deletes `keys`; returns how many existed.
+  caf::expected<uint64_t> del_many(const std::vector<std::string>& keys) {
+    return ask<uint64_t>(atom::del_many_v, keys);
+  }
+
+  /// Applies `ops`; see batch_result.
+  caf::expected<batch_result> batch(const std::vector<typed_operation<T>>& ops) {
+    auto encoded = detail::encode_ops(ops);
+    if (!encoded)
+      return std::move(encoded.error());
+    return ask<batch_result>(atom::batch_v, std::move(*encoded));
+  }
+
+  /// Keys in ascending order, fetched page by page.
+  scan_range<T, scan_yield::keys> keys(const scan_options& opts = {}) {
+    return {self_, handle_, timeout_, detail::make_scan(opts, false)};
+  }
+
+  /// Values in ascending key order, fetched page by page.
+  scan_range<T, scan_yield::values> values(const scan_options& opts = {}) {
+    return {self_, handle_, timeout_, detail::make_scan(opts, true)};
+  }
+
+  /// Key/value pairs in ascending key order, fetched page by page.
+  scan_range<T, scan_yield::entries> entries(const scan_options& opts = {}) {
+    return {self_, handle_, timeout_, detail::make_scan(opts, true)};
+  }
+
+private:
+  template <class R, class... Ts>
+  caf::expected<R> ask(Ts&&... xs) {
+    caf::expected<R> result{R{}};
+    self_->request(handle_, timeout_, std::forward<Ts>(xs)...)
+      .receive([&](R& r) { result = std::move(r); },
+               [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  template <class... Ts>
+  caf::error ask_void(Ts&&... xs) {
+    caf::error result;
+    self_->request(handle_, timeout_, std::forward<Ts>(xs)...)
+      .receive([] {}, [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  caf::scoped_actor self_;
+  storage_actor handle_;
+  std::chrono::milliseconds timeout_;
+};
+
+} // namespace strata

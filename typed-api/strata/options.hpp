@@ -1,0 +1,75 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+namespace strata {
+
+/// When a write is acknowledged.
+enum class sync_mode : uint8_t {
+  /// After it is synced to disk (fsync). Survives power loss. The default.
+  durable,
+  /// After it is in the OS page cache (LMDB's MDB_NOSYNC). Survives a crash
+  /// of the process but not of the machine: for caches and tests only.
+  nosync,
+};
+
+/// Returns "durable" or "nosync".
+const char* to_string(sync_mode x);
+
+/// Parses "durable" or "nosync".
+std::optional<sync_mode> parse_sync_mode(const std::string& x);
+
+/// Whether `x` names a log level: trace, debug, info, warning, error,
+/// critical or off.
+bool is_log_level(const std::string& x);
+
+/// Settings of a store (the spec's StorageConfig). Every field has a usable
+/// default; `validate` names the first one that is out of range.
+struct store_options {
+  /// Names the store; recorded in each shard on first open and checked
+  /// afterwards, so a directory is never opened as another store's.
+  std::string id = "strata";
+
+  /// Directory holding one LMDB environment per shard (`shard-000/`, ...) and
+  /// a LOCK file. Created if missing. Only one store may use it at a time.
+  std::string data_dir = "strata-data";
+
+  /// Number of shards, 1 to 256. Fixed when the directory is created: keys are
+  /// placed by a hash of the key modulo this count.
+  uint32_t shards = 4;
+
+  /// LMDB map size per shard in bytes: the most one shard can hold. 0 picks
+  /// it from `expected_size` (at least 1 GiB). Raising it later grows the
+  /// shards without losing data; writes beyond it fail with STORAGE_FULL.
+  uint64_t map_size = 0;
+
+  /// The spec's `hints.expectedSize`: how many entries the store should hold.
+  /// Used only to size the map when `map_size` is 0 (4 KiB per entry).
+  uint64_t expected_size = 0;
+
+  /// When writes are acknowledged; see sync_mode.
+  sync_mode sync = sync_mode::durable;
+
+  /// Largest value in bytes, at most 1 GiB. Larger values are INVALID_VALUE.
+  uint64_t max_value_size = 16ull << 20;
+
+  /// How long the store waits for a shard's answer before the request fails.
+  /// Every request between actors of a store has a finite timeout.
+  std::chrono::milliseconds request_timeout{std::chrono::seconds{30}};
+
+  /// Log level: trace, debug, info, warning, error, critical or off.
+  std::string log_level = "info";
+
+  /// Returns an INVALID_VALUE error naming the first bad field, or none.
+  caf::error validate() const;
+
+  /// The map size that applies to each shard.
+  uint64_t shard_map_size() const;
+};
+
+} // namespace strata

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include "strata/actors.hpp"
+#include "strata/options.hpp"
+
+namespace strata {
+
+/// Opens (or creates) the store described by `opts` inside `sys` and returns
+/// its storage actor: the router in front of `opts.shards` shard actors, each
+/// owning one LMDB environment under `opts.data_dir`.
+///
+/// Fails with INVALID_VALUE for bad options, CONNECTION_FAILED if the data
+/// directory cannot be opened or is in use, CONSISTENCY_VIOLATION if it was
+/// created with another id or shard count.
+///
+/// The store lives until its storage actor terminates: send it an exit
+/// (`caf::anon_send_exit(h, caf::exit_reason::user_shutdown)`) or drop every
+/// handle; `sys.await_all_actors_done()` then returns once every shard has
+/// closed its environment. `sys` must have been configured with
+/// `strata::configure`.
+caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
+                                         const store_options& opts);
+
+} // namespace strata

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <string>
+
+#include <caf/fwd.hpp>
+
+namespace strata {
+
+/// Prepares an actor system configuration for strata. Call it once, before
+/// constructing the `caf::actor_system` (before or after `cfg.parse`). It
+/// - announces strata's message types (the same in every process),
+/// - registers strata's error category, so errors render as `KEY_NOT_FOUND:
+///   ...`,
+/// - loads CAF's middleman (`libcaf_io`) for remote nodes; do not load it again,
+/// - sets tuned scheduler defaults that the configuration does not set
+///   itself: `work-stealing.moderate-poll-attempts = 0` (idle workers no
+///   longer sleep ~100 us between polls, which cuts request latency several
+///   times on small machines) and `middleman.workers = 0`.
+void configure(caf::actor_system_config& cfg);
+
+/// Sets the level of strata's log (spdlog logger "strata", on stderr).
+/// Accepts trace, debug, info, warning, error, critical and off; anything
+/// else is an INVALID_VALUE error and leaves the level unchanged.
+caf::error set_log_level(const std::string& level);
+
+} // namespace strata

@@ -1,0 +1,49 @@
+#include "strata/system.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/settings.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include "actors/log.hpp"
+#include "strata/error.hpp"
+#include "strata/options.hpp"
+#include "strata/messages/announce.hpp"
+
+namespace strata {
+
+void configure(caf::actor_system_config& cfg) {
+  announce_messages(cfg);
+  cfg.add_error_category(error_category, render_error);
+  cfg.load<caf::io::middleman>();
+  auto set_default = [&](const char* key, auto value) {
+    if (caf::get_if(&caf::content(cfg), key) == nullptr)
+      cfg.set(key, value);
+  };
+  set_default("work-stealing.moderate-poll-attempts", size_t{0});
+  set_default("middleman.workers", size_t{0});
+}
+
+spdlog::logger& log() {
+  static auto instance = [] {
+    auto result = spdlog::get("strata");
+    if (!result)
+      result = spdlog::stderr_color_mt("strata");
+    return result;
+  }();
+  return *instance;
+}
+
+caf::error set_log_level(const std::string& level) {
+  // spdlog::level::from_str maps unknown names to "off"; check first.
+  if (is_log_level(level)) {
+    log().set_level(spdlog::level::from_str(level));
+    return caf::none;
+  }
+  return make_error(errc::invalid_value,
+                    "unknown log level '" + level
+                      + "'; use trace, debug, info, warning, error, critical "
+                        "or off");
+}
+
+} // namespace strata
