@@ -1,1 +1,315 @@
-int main() { return 0; }
+// strata-cli: talks to a strata node, or opens a data directory itself.
+//
+//   strata-cli [--host H] --port N [--json] COMMAND [ARGS]     (a running node)
+//   strata-cli --data DIR [--shards K] [--json] COMMAND [ARGS] (embedded, no node)
+//
+// Commands: set KEY VALUE, get KEY, del KEY, has KEY, size, clear,
+//           keys [--prefix P] [--limit N], scan [--prefix P] [--limit N].
+// Errors exit non-zero with `error: CODE: message` on stderr; `get` of a
+// missing key exits 1 with `not found` on stderr.
+//
+// Values written by `set` are raw text behind strata's value header. `get` and
+// `scan` print raw values as they are, typed (document) values as JSON, and
+// anything else as {"$bytes": base64}.
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "strata/codec.hpp"
+#include "strata/document.hpp"
+#include "strata/error.hpp"
+#include "strata/store.hpp"
+#include "strata/system.hpp"
+
+namespace {
+
+using namespace strata;
+
+const char* usage =
+  "usage: strata-cli [--host H] --port N [--json] COMMAND [ARGS]\n"
+  "       strata-cli --data DIR [--shards K] [--json] COMMAND [ARGS]\n"
+  "commands:\n"
+  "  set KEY VALUE      store VALUE (text) under KEY\n"
+  "  get KEY            print the value of KEY (exit 1 if missing)\n"
+  "  del KEY            delete KEY; prints whether it existed\n"
+  "  has KEY            print whether KEY exists\n"
+  "  size               print the number of keys\n"
+  "  clear              delete every key\n"
+  "  keys [--prefix P] [--limit N]   list keys in order\n"
+  "  scan [--prefix P] [--limit N]   list keys and values in order\n"
+  "options:\n"
+  "  --timeout MS       request timeout (default 30000)\n"
+  "  --json             machine-readable output\n";
+
+struct cli_args {
+  std::string host = "127.0.0.1";
+  std::optional<uint16_t> port;
+  std::string data;
+  uint32_t shards = 4;
+  bool json = false;
+  std::chrono::milliseconds timeout{30000};
+  std::string prefix;
+  uint64_t limit = 0; // 0: everything
+  std::vector<std::string> command;
+};
+
+/// Thrown for usage errors; exit code 2.
+struct usage_error {
+  std::string what;
+};
+
+uint64_t to_number(const std::string& flag, const std::string& x) {
+  try {
+    size_t used = 0;
+    auto n = std::stoull(x, &used);
+    if (used == x.size() && x[0] != '-')
+      return n;
+  } catch (...) {
+    // fall through
+  }
+  throw usage_error{flag + " needs a number, got '" + x + "'"};
+}
+
+cli_args parse(int argc, char** argv) {
+  cli_args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc)
+        throw usage_error{arg + " needs a value"};
+      return argv[++i];
+    };
+    if (arg == "--host")
+      a.host = value();
+    else if (arg == "--port") {
+      auto n = to_number(arg, value());
+      if (n > 65535)
+        throw usage_error{"--port must be at most 65535"};
+      a.port = static_cast<uint16_t>(n);
+    } else if (arg == "--data")
+      a.data = value();
+    else if (arg == "--shards")
+      a.shards = static_cast<uint32_t>(to_number(arg, value()));
+    else if (arg == "--json")
+      a.json = true;
+    else if (arg == "--timeout")
+      a.timeout = std::chrono::milliseconds{to_number(arg, value())};
+    else if (arg == "--prefix")
+      a.prefix = value();
+    else if (arg == "--limit")
+      a.limit = to_number(arg, value());
+    else if (arg == "--help" || arg == "-h")
+      throw usage_error{""};
+    else if (arg.rfind("--", 0) == 0)
+      throw usage_error{"unknown option " + arg};
+    else
+      a.command.push_back(arg);
+  }
+  if (a.command.empty())
+    throw usage_error{"no command given"};
+  if (a.data.empty() == !a.port.has_value())
+    throw usage_error{"give either --port (a node) or --data (embedded)"};
+  static const std::vector<std::pair<std::string, size_t>> arity = {
+    {"set", 3}, {"get", 2}, {"del", 2},  {"has", 2},
+    {"size", 1}, {"clear", 1}, {"keys", 1}, {"scan", 1},
+  };
+  for (auto& [name, n] : arity)
+    if (a.command[0] == name) {
+      if (a.command.size() != n)
+        throw usage_error{name + " takes " + std::to_string(n - 1)
+                          + " argument(s)"};
+      return a;
+    }
+  throw usage_error{"unknown command '" + a.command[0] + "'"};
+}
+
+/// A stored value for display: raw text as is, documents as JSON, anything
+/// else as base64 bytes.
+std::string show(const bytes& value, bool json) {
+  try {
+    auto hdr = read_header(value.data(), value.size());
+    if (hdr.encoding == value_encoding::raw) {
+      auto text = std::string{raw_payload(value)};
+      return json ? to_json(document{text}) : text;
+    }
+    return to_json(decode_doc(value));
+  } catch (const codec_error&) {
+    return to_json(document::bytes(value));
+  }
+}
+
+std::string quote(const std::string& x) {
+  return to_json(document{x});
+}
+
+class session {
+public:
+  session(caf::actor_system& sys, storage_actor store, const cli_args& a)
+    : self_(sys, true), store_(std::move(store)), args_(a) {
+    // nop
+  }
+
+  /// Runs the command; returns the exit code.
+  int run() {
+    auto& cmd = args_.command;
+    auto& name = cmd[0];
+    if (name == "set") {
+      check(ask_void(atom::set_v, cmd[1], encode_raw(cmd[2])));
+      print(args_.json ? "{\"ok\":true}" : "OK");
+    } else if (name == "get") {
+      auto v = ask<maybe_bytes>(atom::get_v, cmd[1]);
+      if (!*v) {
+        std::cerr << "not found" << std::endl;
+        return 1;
+      }
+      if (args_.json)
+        print("{\"key\":" + quote(cmd[1]) + ",\"value\":" + show(**v, true) + "}");
+      else
+        print(show(**v, false));
+    } else if (name == "del") {
+      print(*ask<bool>(atom::del_v, cmd[1]) ? "true" : "false");
+    } else if (name == "has") {
+      print(*ask<bool>(atom::has_v, cmd[1]) ? "true" : "false");
+    } else if (name == "size") {
+      print(std::to_string(*ask<uint64_t>(atom::size_v)));
+    } else if (name == "clear") {
+      check(ask_void(atom::clear_v));
+      print(args_.json ? "{\"ok\":true}" : "OK");
+    } else {
+      scan(name == "scan");
+    }
+    return 0;
+  }
+
+private:
+  void scan(bool with_values) {
+    scan_request req;
+    req.prefix = args_.prefix;
+    req.values = with_values;
+    uint64_t shown = 0;
+    bool first = true;
+    if (args_.json)
+      std::cout << "[";
+    for (;;) {
+      if (args_.limit > 0)
+        req.limit = static_cast<uint32_t>(
+          std::min<uint64_t>(args_.limit - shown, limits::max_page_entries));
+      auto page = ask<scan_page>(atom::scan_v, req);
+      for (auto& e : page->entries) {
+        if (args_.json) {
+          std::cout << (first ? "" : ",");
+          if (with_values)
+            std::cout << "{\"key\":" << quote(e.key)
+                      << ",\"value\":" << show(e.value, true) << "}";
+          else
+            std::cout << quote(e.key);
+        } else if (with_values) {
+          std::cout << e.key << '\t' << show(e.value, false) << '\n';
+        } else {
+          std::cout << e.key << '\n';
+        }
+        first = false;
+        ++shown;
+      }
+      if (!page->more || page->entries.empty()
+          || (args_.limit > 0 && shown >= args_.limit))
+        break;
+      req.after = page->entries.back().key;
+    }
+    if (args_.json)
+      std::cout << "]\n";
+    std::cout.flush();
+  }
+
+  static void print(const std::string& line) {
+    std::cout << line << std::endl;
+  }
+
+  static void check(const caf::error& err) {
+    if (err)
+      throw err;
+  }
+
+  template <class R, class... Ts>
+  caf::expected<R> ask(Ts&&... xs) {
+    caf::expected<R> result{caf::error{}};
+    self_->request(store_, args_.timeout, std::forward<Ts>(xs)...)
+      .receive([&](R& r) { result = std::move(r); },
+               [&](caf::error& e) { result = std::move(e); });
+    if (!result)
+      throw result.error();
+    return result;
+  }
+
+  template <class... Ts>
+  caf::error ask_void(Ts&&... xs) {
+    caf::error result;
+    self_->request(store_, args_.timeout, std::forward<Ts>(xs)...)
+      .receive([] {}, [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  caf::scoped_actor self_;
+  storage_actor store_;
+  const cli_args& args_;
+};
+
+int error_exit(const caf::error& err) {
+  std::cerr << "error: " << render(err) << std::endl;
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  cli_args args;
+  try {
+    args = parse(argc, argv);
+  } catch (const usage_error& e) {
+    if (!e.what.empty())
+      std::cerr << "error: " << e.what << "\n";
+    std::cerr << usage;
+    return e.what.empty() ? 0 : 2;
+  }
+  caf::actor_system_config cfg;
+  configure(cfg);
+  caf::actor_system sys{cfg};
+  storage_actor store;
+  if (!args.data.empty()) {
+    store_options opts;
+    opts.data_dir = args.data;
+    opts.shards = args.shards;
+    opts.log_level = "warning";
+    auto s = spawn_store(sys, opts);
+    if (!s)
+      return error_exit(s.error());
+    store = *s;
+  } else {
+    auto s = sys.middleman().remote_actor<storage_actor>(args.host, *args.port);
+    if (!s)
+      return error_exit(make_error(errc::connection_failed,
+                                   "cannot reach a strata node at " + args.host
+                                     + ":" + std::to_string(*args.port) + ": "
+                                     + sys.render(s.error())));
+    store = *s;
+  }
+  int rc = 0;
+  try {
+    rc = session{sys, store, args}.run();
+  } catch (const caf::error& err) {
+    rc = error_exit(err);
+  }
+  if (!args.data.empty())
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  return rc;
+}
