@@ -1,0 +1,221 @@
+// Multi-process tests: real strata-node processes on 127.0.0.1 (ephemeral
+// ports), driven by strata-cli and by a C++ remote client.
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+
+#include <cereal/types/string.hpp>
+#include <caf/io/middleman.hpp>
+
+#include "strata/client.hpp"
+#include "tests/fixture.hpp"
+#include "tests/process.hpp"
+
+using namespace strata;
+using strata::test::fixture;
+using strata::test::node_process;
+using strata::test::run;
+
+namespace {
+
+struct point {
+  int64_t x = 0;
+  int64_t y = 0;
+  std::string label;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(CEREAL_NVP(x), CEREAL_NVP(y), CEREAL_NVP(label));
+  }
+};
+
+std::vector<std::string> node_args(const std::string& data,
+                                   std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--data", data, "--host", "127.0.0.1",
+                                "--port", "0", "--log-level", "warning"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+storage_actor connect(fixture& f, uint16_t port) {
+  auto h = f.sys().middleman().remote_actor<storage_actor>("127.0.0.1", port);
+  if (!h)
+    throw std::runtime_error("connect failed: " + f.sys().render(h.error()));
+  return *h;
+}
+
+} // namespace
+
+TEST_CASE("strata-cli drives a node") {
+  fixture f;
+  node_process node{node_args(f.dir / "data", {"--shards", "3"}), f.dir / "node.log"};
+  CHECK(node.first_line() == "listening on 127.0.0.1:" + std::to_string(node.port()));
+  auto port = std::to_string(node.port());
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--port", port});
+    return run("strata-cli", args, f.dir.path());
+  };
+  auto r = cli({"set", "fruit:apple", "red"});
+  CHECK(r.code == 0);
+  CHECK(r.out == "OK\n");
+  REQUIRE(cli({"set", "fruit:banana", "yellow"}).code == 0);
+  REQUIRE(cli({"set", "veg:kale", "green"}).code == 0);
+  r = cli({"get", "fruit:apple"});
+  CHECK(r.code == 0);
+  CHECK(r.out == "red\n");
+  r = cli({"--json", "get", "fruit:apple"});
+  CHECK(r.out == "{\"key\":\"fruit:apple\",\"value\":\"red\"}\n");
+  r = cli({"get", "fruit:cherry"});
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err == "not found\n");
+  CHECK(cli({"has", "veg:kale"}).out == "true\n");
+  CHECK(cli({"size"}).out == "3\n");
+  CHECK(cli({"keys"}).out == "fruit:apple\nfruit:banana\nveg:kale\n");
+  CHECK(cli({"keys", "--prefix", "fruit:", "--limit", "1"}).out == "fruit:apple\n");
+  CHECK(cli({"scan", "--prefix", "fruit:"}).out
+        == "fruit:apple\tred\nfruit:banana\tyellow\n");
+  CHECK(cli({"--json", "keys"}).out
+        == "[\"fruit:apple\",\"fruit:banana\",\"veg:kale\"]\n");
+  CHECK(cli({"--json", "scan", "--prefix", "veg"}).out
+        == "[{\"key\":\"veg:kale\",\"value\":\"green\"}]\n");
+  CHECK(cli({"del", "veg:kale"}).out == "true\n");
+  CHECK(cli({"del", "veg:kale"}).out == "false\n");
+  // Bad input: a clear error and a non-zero exit; the node keeps serving.
+  r = cli({"set", std::string(512, 'k'), "v"});
+  CHECK(r.code == 1);
+  CHECK(r.err == "error: INVALID_KEY: key is 512 bytes; keys are 1 to 511 bytes\n");
+  r = cli({"get", ""});
+  CHECK(r.code == 1);
+  CHECK(r.err.rfind("error: INVALID_KEY: ", 0) == 0);
+  r = cli({"frobnicate"});
+  CHECK(r.code == 2);
+  CHECK(cli({"clear"}).code == 0);
+  CHECK(cli({"size"}).out == "0\n");
+  CHECK(node.stop(SIGTERM) == 0);
+  // Nothing listens any more.
+  r = cli({"size"});
+  CHECK(r.code == 1);
+  CHECK(r.err.rfind("error: CONNECTION_FAILED: ", 0) == 0);
+}
+
+TEST_CASE("a C++ client reaches a node with typed requests") {
+  fixture f;
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto remote = connect(f, node.port());
+  {
+    blocking_store<point> points{f.sys(), remote, std::chrono::seconds(10)};
+    for (int i = 0; i < 120; ++i)
+      REQUIRE(!points.set("p:" + std::to_string(1000 + i),
+                          point{i, -i, "point " + std::to_string(i)}));
+    auto p = points.get("p:1007");
+    REQUIRE(p);
+    REQUIRE(*p);
+    CHECK((*p)->y == -7);
+    CHECK((*p)->label == "point 7");
+    CHECK(*points.size() == 120);
+    scan_options opts;
+    opts.page_size = 16;
+    int64_t expected = 0;
+    for (auto& [k, v] : points.entries(opts)) {
+      REQUIRE(k == "p:" + std::to_string(1000 + expected));
+      REQUIRE(v.x == expected++);
+    }
+    CHECK(expected == 120);
+    auto many = points.get_many({"p:1000", "p:1119", "nope"});
+    REQUIRE(many);
+    CHECK(many->size() == 2);
+    // Errors cross the wire with their code and message.
+    auto bad = points.get(std::string(512, 'k'));
+    REQUIRE(!bad);
+    CHECK(render(bad.error())
+          == "INVALID_KEY: key is 512 bytes; keys are 1 to 511 bytes");
+    auto r = points.batch({typed_operation<point>::set("q", point{}),
+                           typed_operation<point>::del("")});
+    REQUIRE(r);
+    CHECK(!r->success);
+    CHECK(r->errors.size() == 1);
+    CHECK(!*points.has("q"));
+  }
+  remote = nullptr;
+  CHECK(node.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("acknowledged writes survive a restart and a kill -9") {
+  fixture f;
+  auto data = f.dir / "data";
+  {
+    node_process node{node_args(data), f.dir / "node.log"};
+    auto remote = connect(f, node.port());
+    blocking_store<std::string> s{f.sys(), remote, std::chrono::seconds(10)};
+    for (int i = 0; i < 200; ++i)
+      REQUIRE(!s.set("clean:" + std::to_string(i), "v" + std::to_string(i)));
+    CHECK(node.stop(SIGTERM) == 0);
+  }
+  {
+    node_process node{node_args(data), f.dir / "node.log"};
+    auto remote = connect(f, node.port());
+    blocking_store<std::string> s{f.sys(), remote, std::chrono::seconds(10)};
+    CHECK(*s.size() == 200);
+    CHECK(**s.get("clean:199") == "v199");
+    // Every write acknowledged before the kill is durable.
+    for (int i = 0; i < 300; ++i)
+      REQUIRE(!s.set("killed:" + std::to_string(i), "w" + std::to_string(i)));
+    CHECK(node.stop(SIGKILL) == 128 + SIGKILL);
+  }
+  node_process node{node_args(data), f.dir / "node.log"};
+  auto remote = connect(f, node.port());
+  blocking_store<std::string> s{f.sys(), remote, std::chrono::seconds(10)};
+  CHECK(*s.size() == 500);
+  for (int i = 0; i < 300; ++i)
+    REQUIRE(**s.get("killed:" + std::to_string(i)) == "w" + std::to_string(i));
+  for (int i = 0; i < 200; ++i)
+    REQUIRE(**s.get("clean:" + std::to_string(i)) == "v" + std::to_string(i));
+}
+
+TEST_CASE("a node with a full map keeps serving") {
+  fixture f;
+  node_process node{node_args(f.dir / "data", {"--shards", "1", "--map-size",
+                                               "1048576"}),
+                    f.dir / "node.log"};
+  auto remote = connect(f, node.port());
+  blocking_store<std::string> s{f.sys(), remote, std::chrono::seconds(10)};
+  std::vector<std::string> stored;
+  caf::error err;
+  for (int i = 0; i < 5000 && !err; ++i) {
+    auto k = "k" + std::to_string(i);
+    err = s.set(k, std::string(900, 'x'));
+    if (!err)
+      stored.push_back(k);
+  }
+  REQUIRE(code_of(err) == errc::storage_full);
+  CHECK(render(err).find("STORAGE_FULL: ") == 0);
+  for (auto& k : stored)
+    REQUIRE(*s.has(k));
+  REQUIRE(*s.del(stored.front()));
+  REQUIRE(*s.del(stored.back()));
+  CHECK(*s.size() == stored.size() - 2);
+  CHECK(!s.set("small", "fits"));
+  auto r = run("strata-cli", {"--port", std::to_string(node.port()), "get", "small"},
+               f.dir.path());
+  CHECK(r.out == "\"fits\"\n"); // a typed string value prints as JSON
+}
+
+TEST_CASE("a second node on the same directory is refused") {
+  fixture f;
+  node_process first{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto r = run("strata-node", node_args(f.dir / "data"), f.dir.path());
+  CHECK(r.code == 1);
+  CHECK(r.err.find("error: CONNECTION_FAILED: data directory") != std::string::npos);
+  CHECK(r.err.find("in use") != std::string::npos);
+  r = run("strata-node", node_args(f.dir / "other", {"--sync", "sometimes"}),
+          f.dir.path());
+  CHECK(r.code == 1);
+  CHECK(r.err == "error: INVALID_VALUE: sync must be durable or nosync, got "
+                 "'sometimes'\n");
+  r = run("strata-node", node_args(f.dir / "other", {"--shards", "0"}),
+          f.dir.path());
+  CHECK(r.code == 1);
+  CHECK(r.err == "error: INVALID_VALUE: shards must be 1 to 256, got 0\n");
+}
