@@ -106,7 +106,7 @@ struct shard_files {
 
 } // namespace
 
-caf::expected<shard_actor> spawn_shard(caf::actor_system& sys,
+caf::expected<local_shard> spawn_shard(caf::actor_system& sys,
                                        shard_options opts) {
   auto files = guarded([&] {
     return std::make_shared<shard_files>(std::move(opts.keepalive),
@@ -116,7 +116,8 @@ caf::expected<shard_actor> spawn_shard(caf::actor_system& sys,
     return std::move(files.error());
   // Everybody shares the store; the control block owns the lock as well.
   auto store = std::shared_ptr<kv_store>(*files, &(*files)->store);
-  return sys.spawn(shard, std::move(store), opts.max_value_size);
+  auto actor = sys.spawn(shard, store, opts.max_value_size);
+  return local_shard{std::move(actor), std::move(store)};
 }
 
 } // namespace strata

@@ -42,11 +42,17 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
                                  std::shared_ptr<kv_store> store,
                                  uint64_t max_value_size);
 
+/// A shard in this process: its actor, and its store for direct reads.
+struct local_shard {
+  shard_actor actor;
+  std::shared_ptr<kv_store> store;
+};
+
 /// Opens the shard's environment and spawns the shard with its writer.
 /// Fails with the strata error of the backend (e.g. CONSISTENCY_VIOLATION
 /// for a directory of another store, CONNECTION_FAILED if it cannot be
 /// opened).
-caf::expected<shard_actor> spawn_shard(caf::actor_system& sys,
+caf::expected<local_shard> spawn_shard(caf::actor_system& sys,
                                        shard_options opts);
 
 } // namespace strata

@@ -13,6 +13,7 @@
 #include "actors/log.hpp"
 #include "actors/shard.hpp"
 #include "backends/data_dir.hpp"
+#include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"
@@ -102,10 +103,15 @@ scan_page merge_pages(std::vector<scan_page>& pages, uint32_t limit) {
 
 storage_actor::behavior_type
 storage(storage_actor::stateful_pointer<storage_state> self,
-        std::vector<shard_actor> shards, uint64_t max_value_size,
+        std::vector<shard_actor> shards,
+        std::vector<std::shared_ptr<kv_store>> local, uint64_t max_value_size,
         std::chrono::milliseconds timeout) {
   for (auto& s : shards)
     self->link_to(s);
+  local.resize(shards.size());
+  self->state.all_local = std::all_of(local.begin(), local.end(),
+                                      [](auto& x) { return x != nullptr; });
+  self->state.local = std::move(local);
   self->state.shards = std::move(shards);
   self->state.max_value_size = max_value_size;
   self->state.timeout = timeout;
@@ -113,6 +119,9 @@ storage(storage_actor::stateful_pointer<storage_state> self,
   auto max = max_value_size;
   auto shard_for = [self, n](const std::string& key) {
     return self->state.shards[routing::shard_of(key, n)];
+  };
+  auto local_for = [self, n](const std::string& key) -> auto& {
+    return self->state.local[routing::shard_of(key, n)];
   };
   // Sends `make(i)`'s request to every shard i in `which` and joins the answers.
   auto scatter = [self](const std::vector<uint32_t>& which,
@@ -146,6 +155,11 @@ storage(storage_actor::stateful_pointer<storage_state> self,
     [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
       if (auto err = check_key(key))
         return err;
+      if (auto& store = local_for(key))
+        return guarded([&] {
+          auto v = store->get(key);
+          return v ? maybe_bytes{std::move(*v)} : maybe_bytes{};
+        });
       auto dest = shard_for(key);
       return self->delegate(dest, atom::get_v, std::move(key));
     },
@@ -166,6 +180,8 @@ storage(storage_actor::stateful_pointer<storage_state> self,
     [=](atom::has, std::string& key) -> caf::result<bool> {
       if (auto err = check_key(key))
         return err;
+      if (auto& store = local_for(key))
+        return guarded([&] { return store->has(key); });
       auto dest = shard_for(key);
       return self->delegate(dest, atom::has_v, std::move(key));
     },
@@ -180,6 +196,13 @@ storage(storage_actor::stateful_pointer<storage_state> self,
       return rp;
     },
     [=](atom::size) -> caf::result<uint64_t> {
+      if (self->state.all_local)
+        return guarded([&] {
+          uint64_t total = 0;
+          for (auto& store : self->state.local)
+            total += store->size();
+          return total;
+        });
       auto rp = self->make_response_promise();
       auto total = std::make_shared<uint64_t>(0);
       scatter(all_shards(), rp, [rp, total]() mutable { rp.deliver(*total); },
@@ -195,6 +218,13 @@ storage(storage_actor::stateful_pointer<storage_state> self,
       return rp;
     },
     [=](atom::scan, scan_request& req) -> caf::result<scan_page> {
+      if (self->state.all_local)
+        return guarded([&] {
+          std::vector<scan_page> pages;
+          for (auto& store : self->state.local)
+            pages.push_back(store->scan(req));
+          return merge_pages(pages, req.limit);
+        });
       auto rp = self->make_response_promise();
       auto pages = std::make_shared<std::vector<scan_page>>(n);
       auto limit = req.limit;
@@ -219,6 +249,18 @@ storage(storage_actor::stateful_pointer<storage_state> self,
         return err;
       auto split = std::make_shared<key_split>(keys, n);
       auto values = std::make_shared<std::vector<maybe_bytes>>(keys.size());
+      if (self->state.all_local)
+        return guarded([&] {
+          for (uint32_t i = 0; i < n; ++i) {
+            if (split->keys[i].empty())
+              continue;
+            auto vs = self->state.local[i]->get_many(split->keys[i]);
+            for (size_t k = 0; k < vs.size(); ++k)
+              if (vs[k])
+                (*values)[split->positions[i][k]] = std::move(*vs[k]);
+          }
+          return std::move(*values);
+        });
       std::vector<uint32_t> which;
       for (uint32_t i = 0; i < n; ++i)
         if (!split->keys[i].empty())
@@ -341,6 +383,7 @@ caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
   if (!lock)
     return std::move(lock.error());
   std::vector<shard_actor> shards;
+  std::vector<std::shared_ptr<kv_store>> stores;
   for (uint32_t i = 0; i < opts.shards; ++i) {
     shard_options so;
     so.store.dir = shard_dir(opts.data_dir, i);
@@ -357,13 +400,14 @@ caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
         caf::anon_send_exit(started, caf::exit_reason::user_shutdown);
       return std::move(s.error());
     }
-    shards.push_back(std::move(*s));
+    shards.push_back(std::move(s->actor));
+    stores.push_back(std::move(s->store));
   }
   log().info("store '{}' open: {} shards in {}, {} MiB map per shard, {} writes",
              opts.id, opts.shards, opts.data_dir,
              opts.shard_map_size() >> 20, to_string(opts.sync));
-  return sys.spawn(storage, std::move(shards), opts.max_value_size,
-                   opts.request_timeout);
+  return sys.spawn(storage, std::move(shards), std::move(stores),
+                   opts.max_value_size, opts.request_timeout);
 }
 
 } // namespace strata

@@ -4,13 +4,21 @@
 #include <cstdint>
 #include <vector>
 
+#include <memory>
+
 #include "strata/actors.hpp"
 
 namespace strata {
 
+class kv_store;
+
 struct storage_state {
   static inline const char* name = "strata.storage";
   std::vector<shard_actor> shards;
+  /// The stores of shards in this process (null for remote ones): reads go
+  /// straight to them, saving a message hop.
+  std::vector<std::shared_ptr<kv_store>> local;
+  bool all_local = false;
   uint64_t max_value_size = 0;
   std::chrono::milliseconds timeout{0};
 };
@@ -19,18 +27,25 @@ struct storage_state {
 /// scatters/gathers what spans shards:
 ///
 /// ```
-///                 ┌──get/set/del/has (one key)──delegate──▶ shard(key) ──▶ client
+///                 ┌──reads of local shards: LMDB read transaction here ──▶ client
 ///  client ──▶ storage
-///                 └──size/clear/scan/get_many/set_many/del_many/batch
+///                 ├──set/del (one key), reads of remote shards
+///                 │      ──delegate──▶ shard(key) ──▶ client
+///                 └──clear/set_many/del_many/batch (and remote size/scan/get_many)
 ///                        ──request──▶ every shard involved ──▶ combine ──▶ client
 /// ```
+///
+/// Reading a local shard's LMDB environment directly is safe: LMDB readers
+/// never block the shard's writer nor each other, and the router holds the
+/// store by shared ownership.
 ///
 /// Scans merge the shards' pages in key order. set_many, del_many and batch
 /// are atomic within each shard; across shards each shard's part commits on
 /// its own.
 storage_actor::behavior_type
 storage(storage_actor::stateful_pointer<storage_state> self,
-        std::vector<shard_actor> shards, uint64_t max_value_size,
+        std::vector<shard_actor> shards,
+        std::vector<std::shared_ptr<kv_store>> local, uint64_t max_value_size,
         std::chrono::milliseconds timeout);
 
 } // namespace strata

@@ -353,14 +353,16 @@ TEST_CASE("a shard commits concurrent writes in groups") {
   so.store.no_sync = false; // durable: every commit waits for the disk
   auto s = spawn_shard(f.sys(), so);
   REQUIRE(s);
-  auto sh = *s;
+  auto sh = s->actor;
   constexpr int clients = 32;
   constexpr int writes = 40;
   auto done = caf::actor{f.self};
   for (int c = 0; c < clients; ++c) {
     f.sys().spawn([sh, c, done](caf::event_based_actor* self) {
+      // Pending requests hold the loop alive; it holds itself only weakly.
       auto next = std::make_shared<std::function<void(int)>>();
-      *next = [self, sh, c, next, done](int i) {
+      std::weak_ptr<std::function<void(int)>> weak = next;
+      *next = [self, sh, c, weak, done](int i) {
         if (i == writes) {
           self->send(done, atom::flush_v);
           return;
@@ -369,7 +371,7 @@ TEST_CASE("a shard commits concurrent writes in groups") {
           ->request(sh, std::chrono::seconds(30), atom::set_v,
                     "c" + std::to_string(c) + ":" + std::to_string(i),
                     to_bytes(std::to_string(i)))
-          .then([next, i] { (*next)(i + 1); },
+          .then([next = weak.lock(), i] { (*next)(i + 1); },
                 [self, done](caf::error&) { self->send(done, atom::flush_v); });
       };
       (*next)(0);

@@ -1,0 +1,1112 @@
+// strata-bench: what the actor layer costs. Runs a strata store in-process and
+// raw LMDB side by side in the same run, on the same data shape (16-byte keys,
+// 100-byte values), and prints strata/raw ratios next to the project's targets.
+//
+//   build/bench/strata-bench                  # 1M keys, about 25 s
+//   build/bench/strata-bench --keys 100000    # quick run
+//   build/bench/strata-bench --help           # all flags; other flags go to CAF,
+//                                             # e.g. --scheduler.max-threads=2
+//
+// Measurements (raw LMDB always uses one thread):
+// - point get: raw mdb_get with a read txn reset/renewed per get, the value
+//   copied out; strata clients keep 64 atom::get requests in flight.
+// - get_many: 100 random keys per raw read txn; strata atom::get_many requests
+//   of 100 keys, 8 in flight. Rates are keys/s.
+// - durable set: raw one put per commit with default flags (two syncs per
+//   commit); strata sync_mode::durable with 64 writers, one set in flight each.
+// - no-sync set: the same with MDB_NOSYNC and sync_mode::nosync.
+// Writes update random existing keys: raw LMDB writes to its loaded
+// environment (reopened without MDB_NOSYNC for durable sets), strata to its
+// loaded store (reopened in durable mode).
+//
+// The program exits non-zero only on errors (a failed request, a missing or
+// wrong value, an LMDB failure), never because a target was missed.
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <caf/actor_registry.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/type_id.hpp>
+
+#include "backends/lmdb.hpp"
+#include "strata/actors.hpp"
+#include "strata/error.hpp"
+#include "strata/options.hpp"
+#include "strata/store.hpp"
+#include "strata/system.hpp"
+
+namespace {
+
+using bench_clock = std::chrono::steady_clock;
+using strata::bytes;
+using strata::maybe_bytes;
+using strata::storage_actor;
+namespace atom = strata::atom;
+namespace lmdb = strata::lmdb;
+
+// -- settings -------------------------------------------------------------------
+
+constexpr size_t key_size = 16;
+constexpr size_t value_size = 100;
+constexpr size_t load_chunk = 10000;
+
+/// Command line settings; anything not listed here goes to CAF.
+struct bench_options {
+  /// Keys in the dataset.
+  uint64_t keys = 1000000;
+  /// Shards of the strata store.
+  uint32_t shards = 4;
+  /// Duration of each strata run and of each raw read run.
+  double seconds = 3.0;
+  /// Duration of each raw write run.
+  double raw_write_seconds = 2.0;
+  /// Point gets in flight, shared by `get_clients` client actors.
+  size_t get_in_flight = 64;
+  size_t get_clients = 1;
+  /// Keys per get_many request, and such requests in flight.
+  size_t many_keys = 100;
+  size_t many_in_flight = 8;
+  /// Writer actors, one set in flight each.
+  size_t writers = 64;
+  /// Timeout of the clients' requests; 0: none. CAF 0.17 never cancels the
+  /// timer of an answered request, so every finite timeout costs a timer that
+  /// lives until it expires (a third of the read rate in profiles). A client
+  /// of a store in its own process needs none: if the store dies, pending
+  /// requests fail at once with request_receiver_down. The store's own
+  /// requests between its actors keep finite timeouts.
+  std::chrono::milliseconds timeout{0};
+  /// Parent of the temporary directories; empty: $TMPDIR or /tmp.
+  std::string dir;
+};
+
+void print_usage() {
+  std::cout
+    << "usage: strata-bench [flags] [CAF options such as "
+       "--scheduler.max-threads=2]\n"
+       "  --keys N            keys in the dataset (default 1000000)\n"
+       "  --shards N          shards of the strata store (default 4)\n"
+       "  --seconds S         duration of each strata run and raw read run "
+       "(default 3)\n"
+       "  --raw-write-seconds S  duration of each raw write run (default 2)\n"
+       "  --get-in-flight N   point gets in flight (default 64)\n"
+       "  --get-clients N     client actors sharing them (default 1)\n"
+       "  --many-keys N       keys per get_many (default 100)\n"
+       "  --many-in-flight N  get_many requests in flight (default 8)\n"
+       "  --writers N         writer actors, one set in flight each "
+       "(default 64)\n"
+       "  --timeout S         timeout of client requests (default: none)\n"
+       "  --dir D             where the temporary directories go (default "
+       "$TMPDIR or /tmp)\n";
+}
+
+/// A failure that ends the run.
+struct bench_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// -- data -----------------------------------------------------------------------
+
+/// A small, fast generator (splitmix64); each client gets its own seed.
+class rng {
+public:
+  explicit rng(uint64_t seed = 0) : state_(seed) {
+    // nop
+  }
+
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+
+  uint64_t below(uint64_t n) {
+    return next() % n;
+  }
+
+private:
+  uint64_t state_;
+};
+
+/// Writes key `i` ("k" and 15 zero-padded digits) to `out[0..16)`.
+void format_key(uint64_t i, char* out) {
+  out[0] = 'k';
+  for (size_t j = key_size - 1; j >= 1; --j) {
+    out[j] = static_cast<char>('0' + i % 10);
+    i /= 10;
+  }
+}
+
+std::string make_key(uint64_t i) {
+  std::string result(key_size, 'k');
+  format_key(i, result.data());
+  return result;
+}
+
+/// The value of key `i`: its index in the first 8 bytes, then filler. Writes
+/// store the same values, so every read can check what it got.
+bytes value_of(uint64_t i) {
+  bytes result(value_size, 'v');
+  std::memcpy(result.data(), &i, sizeof(i));
+  return result;
+}
+
+/// Why the value read for key `i` is wrong, or nullptr if it is right.
+const char* value_problem(const uint8_t* data, size_t size, uint64_t i) {
+  if (size != value_size)
+    return "value has the wrong size";
+  if (std::memcmp(data, &i, sizeof(i)) != 0)
+    return "value belongs to another key";
+  return nullptr;
+}
+
+// -- results --------------------------------------------------------------------
+
+/// What one side of one measurement achieved.
+struct result {
+  double rate = 0;       // items per second
+  uint64_t items = 0;    // keys read or written
+  uint64_t requests = 0; // requests (or raw operations) that succeeded
+  double seconds = 0;
+  uint64_t p50_ns = 0;
+  uint64_t p99_ns = 0;
+  uint64_t errors = 0;
+  std::string first_error;
+};
+
+uint64_t percentile(std::vector<uint64_t>& xs, double p) {
+  if (xs.empty())
+    return 0;
+  auto n = static_cast<size_t>(p * static_cast<double>(xs.size() - 1));
+  std::nth_element(xs.begin(), xs.begin() + static_cast<ptrdiff_t>(n), xs.end());
+  return xs[n];
+}
+
+result summarize(uint64_t items, uint64_t requests, bench_clock::duration elapsed,
+                 std::vector<uint64_t>& latencies) {
+  result r;
+  r.items = items;
+  r.requests = requests;
+  r.seconds = std::chrono::duration<double>(elapsed).count();
+  r.rate = r.seconds > 0 ? static_cast<double>(items) / r.seconds : 0;
+  r.p50_ns = percentile(latencies, 0.50);
+  r.p99_ns = percentile(latencies, 0.99);
+  return r;
+}
+
+uint64_t ns_between(bench_clock::time_point from, bench_clock::time_point to) {
+  return static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count());
+}
+
+bench_clock::duration to_duration(double seconds) {
+  return std::chrono::duration_cast<bench_clock::duration>(
+    std::chrono::duration<double>(seconds));
+}
+
+std::string format_rate(double x) {
+  char buf[32];
+  if (x >= 1e6)
+    std::snprintf(buf, sizeof(buf), "%.2f M/s", x / 1e6);
+  else if (x >= 1e4)
+    std::snprintf(buf, sizeof(buf), "%.0f k/s", x / 1e3);
+  else if (x >= 1e3)
+    std::snprintf(buf, sizeof(buf), "%.1f k/s", x / 1e3);
+  else
+    std::snprintf(buf, sizeof(buf), "%.0f /s", x);
+  return buf;
+}
+
+std::string format_latency(uint64_t ns) {
+  char buf[32];
+  if (ns >= 10000000)
+    std::snprintf(buf, sizeof(buf), "%.0f ms", static_cast<double>(ns) / 1e6);
+  else if (ns >= 1000000)
+    std::snprintf(buf, sizeof(buf), "%.1f ms", static_cast<double>(ns) / 1e6);
+  else if (ns >= 10000)
+    std::snprintf(buf, sizeof(buf), "%.0f us", static_cast<double>(ns) / 1e3);
+  else
+    std::snprintf(buf, sizeof(buf), "%.1f us", static_cast<double>(ns) / 1e3);
+  return buf;
+}
+
+void print_result(const char* what, const char* side, const result& r) {
+  auto lat = [](uint64_t ns) {
+    return ns == 0 ? std::string{"-"} : format_latency(ns);
+  };
+  std::printf("  %-30s %-6s %12s  p50 %9s  p99 %9s  (%llu requests in %.2f s",
+              what, side, format_rate(r.rate).c_str(), lat(r.p50_ns).c_str(),
+              lat(r.p99_ns).c_str(),
+              static_cast<unsigned long long>(r.requests), r.seconds);
+  if (r.errors > 0)
+    std::printf(", %llu ERRORS, first: %s",
+                static_cast<unsigned long long>(r.errors),
+                r.first_error.c_str());
+  std::printf(")\n");
+  std::fflush(stdout);
+}
+
+// -- temporary directories --------------------------------------------------------
+
+/// Every temporary directory still present, for `abandon`.
+std::vector<std::string>& live_dirs() {
+  static std::vector<std::string> result;
+  return result;
+}
+
+/// A fresh directory (mkdtemp) removed with its content at scope exit.
+class temp_dir {
+public:
+  explicit temp_dir(const std::string& parent) {
+    namespace fs = std::filesystem;
+    fs::path base = parent;
+    if (base.empty()) {
+      auto env = std::getenv("TMPDIR");
+      base = env != nullptr && *env != '\0' ? env : "/tmp";
+    }
+    std::error_code ec;
+    fs::create_directories(base, ec);
+    auto tmpl = (base / "strata-bench-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw bench_error("cannot create a temporary directory under "
+                        + base.string() + ": " + std::strerror(errno));
+    path_ = tmpl;
+    live_dirs().push_back(path_);
+  }
+
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+    auto& dirs = live_dirs();
+    dirs.erase(std::remove(dirs.begin(), dirs.end(), path_), dirs.end());
+  }
+
+  const std::string& path() const {
+    return path_;
+  }
+
+private:
+  std::string path_;
+};
+
+/// Ends the process when actors cannot be waited for (the actor system's
+/// destructor would block on them forever).
+[[noreturn]] void abandon(const std::string& why) {
+  std::fprintf(stderr, "strata-bench: %s; giving up\n", why.c_str());
+  for (auto& dir : live_dirs()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::fflush(nullptr);
+  std::_Exit(1);
+}
+
+// -- raw LMDB ------------------------------------------------------------------------
+
+void check(int rc, const char* what) {
+  if (rc != MDB_SUCCESS)
+    lmdb::raise(rc, what);
+}
+
+/// Opens the main database of `env`.
+MDB_dbi open_main_db(const lmdb::env& env) {
+  auto t = lmdb::txn::write(env);
+  MDB_dbi dbi = 0;
+  check(mdb_dbi_open(t.get(), nullptr, 0, &dbi), "cannot open the main database");
+  t.commit();
+  return dbi;
+}
+
+/// Loads keys 0..n-1 in order, 10k puts per transaction.
+result raw_load(const lmdb::env& env, MDB_dbi dbi, uint64_t n) {
+  auto start = bench_clock::now();
+  char key[key_size];
+  uint64_t i = 0;
+  while (i < n) {
+    auto t = lmdb::txn::write(env);
+    for (auto end = std::min(n, i + load_chunk); i < end; ++i) {
+      format_key(i, key);
+      auto value = value_of(i);
+      MDB_val k{key_size, key};
+      MDB_val v{value.size(), value.data()};
+      check(mdb_put(t.get(), dbi, &k, &v, 0), "raw load: put failed");
+    }
+    t.commit();
+  }
+  std::vector<uint64_t> none;
+  return summarize(n, n / load_chunk, bench_clock::now() - start, none);
+}
+
+/// Gets of random keys for `seconds`, each in a read txn renewed for it and
+/// reset after, the value copied out as a user must.
+result raw_point_get(const lmdb::env& env, MDB_dbi dbi, uint64_t keys,
+                     double seconds) {
+  MDB_txn* txn = nullptr;
+  check(mdb_txn_begin(env.get(), nullptr, MDB_RDONLY, &txn),
+        "raw get: cannot begin read txn");
+  mdb_txn_reset(txn);
+  rng gen{1};
+  char key[key_size];
+  std::vector<uint64_t> latencies;
+  latencies.reserve(static_cast<size_t>(seconds * 2e6));
+  uint64_t errors = 0;
+  const char* first_error = nullptr;
+  auto start = bench_clock::now();
+  auto deadline = start + to_duration(seconds);
+  auto last = start;
+  for (;;) {
+    auto t0 = bench_clock::now();
+    if (t0 >= deadline)
+      break;
+    auto i = gen.below(keys);
+    format_key(i, key);
+    check(mdb_txn_renew(txn), "raw get: cannot renew read txn");
+    MDB_val k{key_size, key};
+    MDB_val v;
+    auto rc = mdb_get(txn, dbi, &k, &v);
+    const char* problem = "key not found";
+    if (rc == MDB_SUCCESS) {
+      auto first = static_cast<const uint8_t*>(v.mv_data);
+      bytes value(first, first + v.mv_size);
+      problem = value_problem(value.data(), value.size(), i);
+    } else if (rc != MDB_NOTFOUND) {
+      mdb_txn_abort(txn);
+      check(rc, "raw get failed");
+    }
+    mdb_txn_reset(txn);
+    last = bench_clock::now();
+    if (problem == nullptr)
+      latencies.push_back(ns_between(t0, last));
+    else if (errors++ == 0)
+      first_error = problem;
+  }
+  mdb_txn_abort(txn);
+  auto n = latencies.size();
+  auto r = summarize(n, n, last - start, latencies);
+  r.errors = errors;
+  r.first_error = first_error != nullptr ? first_error : "";
+  return r;
+}
+
+/// Reads `batch` random keys per read txn for `seconds`, values copied out.
+result raw_get_many(const lmdb::env& env, MDB_dbi dbi, uint64_t keys,
+                    size_t batch, double seconds) {
+  MDB_txn* txn = nullptr;
+  check(mdb_txn_begin(env.get(), nullptr, MDB_RDONLY, &txn),
+        "raw get_many: cannot begin read txn");
+  mdb_txn_reset(txn);
+  rng gen{2};
+  char key[key_size];
+  std::vector<uint64_t> latencies;
+  uint64_t items = 0;
+  uint64_t errors = 0;
+  const char* first_error = nullptr;
+  auto start = bench_clock::now();
+  auto deadline = start + to_duration(seconds);
+  auto last = start;
+  for (;;) {
+    auto t0 = bench_clock::now();
+    if (t0 >= deadline)
+      break;
+    std::vector<std::optional<bytes>> values;
+    values.reserve(batch);
+    const char* problem = nullptr;
+    check(mdb_txn_renew(txn), "raw get_many: cannot renew read txn");
+    for (size_t j = 0; j < batch; ++j) {
+      auto i = gen.below(keys);
+      format_key(i, key);
+      MDB_val k{key_size, key};
+      MDB_val v;
+      auto rc = mdb_get(txn, dbi, &k, &v);
+      if (rc == MDB_SUCCESS) {
+        auto first = static_cast<const uint8_t*>(v.mv_data);
+        values.emplace_back(bytes(first, first + v.mv_size));
+        if (auto p = value_problem(values.back()->data(), v.mv_size, i))
+          problem = p;
+      } else if (rc == MDB_NOTFOUND) {
+        values.emplace_back(std::nullopt);
+        problem = "key not found";
+      } else {
+        mdb_txn_abort(txn);
+        check(rc, "raw get_many failed");
+      }
+    }
+    mdb_txn_reset(txn);
+    last = bench_clock::now();
+    if (problem == nullptr) {
+      latencies.push_back(ns_between(t0, last));
+      items += values.size();
+    } else if (errors++ == 0) {
+      first_error = problem;
+    }
+  }
+  mdb_txn_abort(txn);
+  auto requests = latencies.size();
+  auto r = summarize(items, requests, last - start, latencies);
+  r.errors = errors;
+  r.first_error = first_error != nullptr ? first_error : "";
+  return r;
+}
+
+/// One put of a random key per write transaction, for `seconds`.
+result raw_put_per_commit(const lmdb::env& env, MDB_dbi dbi, uint64_t keys,
+                          double seconds) {
+  rng gen{3};
+  char key[key_size];
+  std::vector<uint64_t> latencies;
+  auto start = bench_clock::now();
+  auto deadline = start + to_duration(seconds);
+  auto last = start;
+  for (;;) {
+    auto t0 = bench_clock::now();
+    if (t0 >= deadline)
+      break;
+    auto i = gen.below(keys);
+    format_key(i, key);
+    auto value = value_of(i);
+    MDB_txn* txn = nullptr;
+    check(mdb_txn_begin(env.get(), nullptr, 0, &txn),
+          "raw put: cannot begin write txn");
+    MDB_val k{key_size, key};
+    MDB_val v{value.size(), value.data()};
+    if (auto rc = mdb_put(txn, dbi, &k, &v, 0); rc != MDB_SUCCESS) {
+      mdb_txn_abort(txn);
+      check(rc, "raw put failed");
+    }
+    check(mdb_txn_commit(txn), "raw commit failed");
+    last = bench_clock::now();
+    latencies.push_back(ns_between(t0, last));
+  }
+  auto n = latencies.size();
+  return summarize(n, n, last - start, latencies);
+}
+
+// -- strata clients ------------------------------------------------------------------
+
+/// What one client actor saw.
+struct client_report {
+  uint64_t requests = 0;
+  uint64_t items = 0;
+  uint64_t errors = 0;
+  std::string first_error;
+  std::vector<uint64_t> latencies; // ns, successful requests only
+  bench_clock::time_point finished;
+};
+
+/// Gathers the clients' reports; the main thread waits on it.
+class collector {
+public:
+  explicit collector(size_t clients) : pending_(clients) {
+    // nop
+  }
+
+  void add(client_report&& r) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    total_.requests += r.requests;
+    total_.items += r.items;
+    total_.errors += r.errors;
+    if (total_.first_error.empty())
+      total_.first_error = std::move(r.first_error);
+    total_.latencies.insert(total_.latencies.end(), r.latencies.begin(),
+                            r.latencies.end());
+    total_.finished = std::max(total_.finished, r.finished);
+    if (--pending_ == 0)
+      cv_.notify_all();
+  }
+
+  /// Blocks until every client reported or `max` passed; false on timeout.
+  bool wait_for(bench_clock::duration max) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return cv_.wait_for(guard, max, [this] { return pending_ == 0; });
+  }
+
+  client_report take() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return std::move(total_);
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  size_t pending_;
+  client_report total_;
+};
+
+template <class Work>
+struct client_state {
+  static inline const char* name = "strata-bench.client";
+  Work work;
+  std::shared_ptr<collector> out;
+  bench_clock::time_point deadline;
+  size_t outstanding = 0;
+  bool stopped = false;
+  rng gen;
+  client_report report;
+};
+
+template <class Work>
+using client_actor = caf::stateful_actor<client_state<Work>>;
+
+/// Sends the next request unless the run is over.
+template <class Work>
+void send_next(client_actor<Work>* self) {
+  auto& st = self->state;
+  if (st.stopped)
+    return;
+  if (bench_clock::now() >= st.deadline || !st.work.send(self, st.gen)) {
+    st.stopped = true;
+    return;
+  }
+  ++st.outstanding;
+}
+
+/// Reports and quits once the run is over and every answer is in.
+template <class Work>
+void finish_if_idle(client_actor<Work>* self) {
+  auto& st = self->state;
+  if (!st.stopped || st.outstanding > 0)
+    return;
+  st.report.finished = bench_clock::now();
+  st.out->add(std::move(st.report));
+  self->quit();
+}
+
+/// Books an answer (`problem` is empty for a good one) and keeps the number of
+/// requests in flight.
+template <class Work>
+void answered(client_actor<Work>* self, bench_clock::time_point sent,
+              uint64_t items, std::string problem) {
+  auto now = bench_clock::now();
+  auto& st = self->state;
+  --st.outstanding;
+  if (problem.empty()) {
+    ++st.report.requests;
+    st.report.items += items;
+    st.report.latencies.push_back(ns_between(sent, now));
+  } else if (st.report.errors++ == 0) {
+    st.report.first_error = std::move(problem);
+  }
+  send_next(self);
+  finish_if_idle(self);
+}
+
+/// A client actor: keeps `in_flight` requests of `Work` going until
+/// `deadline` (or until the work runs out), then reports to `out`.
+template <class Work>
+caf::behavior client(client_actor<Work>* self, Work work,
+                     std::shared_ptr<collector> out, size_t in_flight,
+                     bench_clock::time_point deadline, uint64_t seed) {
+  auto& st = self->state;
+  st.work = std::move(work);
+  st.out = std::move(out);
+  st.deadline = deadline;
+  st.gen = rng{seed};
+  for (size_t n = 0; n < in_flight; ++n)
+    send_next(self);
+  finish_if_idle(self);
+  return {
+    // Nothing is ever sent to a client; it only receives answers.
+    [](caf::tick_atom) {},
+  };
+}
+
+/// Point gets of random existing keys.
+struct get_work {
+  storage_actor store;
+  uint64_t keys = 0;
+  caf::duration timeout;
+
+  template <class Self>
+  bool send(Self* self, rng& gen) {
+    auto i = gen.below(keys);
+    auto sent = bench_clock::now();
+    self->request(store, timeout, atom::get_v, make_key(i))
+      .then(
+        [self, sent, i](maybe_bytes& v) {
+          const char* problem = v ? value_problem(v->data(), v->size(), i)
+                                  : "key not found";
+          answered(self, sent, 1, problem ? "get: " + std::string{problem} : "");
+        },
+        [self, sent](caf::error& e) {
+          answered(self, sent, 0, "get: " + strata::render(e));
+        });
+    return true;
+  }
+};
+
+/// get_many of random existing keys.
+struct get_many_work {
+  storage_actor store;
+  uint64_t keys = 0;
+  size_t batch = 0;
+  caf::duration timeout;
+
+  template <class Self>
+  bool send(Self* self, rng& gen) {
+    std::vector<std::string> names;
+    auto ids = std::make_shared<std::vector<uint64_t>>();
+    names.reserve(batch);
+    ids->reserve(batch);
+    for (size_t j = 0; j < batch; ++j) {
+      ids->push_back(gen.below(keys));
+      names.push_back(make_key(ids->back()));
+    }
+    auto sent = bench_clock::now();
+    self->request(store, timeout, atom::get_many_v, std::move(names))
+      .then(
+        [self, sent, ids](std::vector<maybe_bytes>& vs) {
+          std::string problem;
+          if (vs.size() != ids->size())
+            problem = "get_many: wrong number of values";
+          for (size_t j = 0; problem.empty() && j < vs.size(); ++j) {
+            auto& v = vs[j];
+            auto p = v ? value_problem(v->data(), v->size(), (*ids)[j])
+                       : "key not found";
+            if (p != nullptr)
+              problem = "get_many: " + std::string{p};
+          }
+          answered(self, sent, vs.size(), std::move(problem));
+        },
+        [self, sent](caf::error& e) {
+          answered(self, sent, 0, "get_many: " + strata::render(e));
+        });
+    return true;
+  }
+};
+
+/// Sets of random keys to their usual values.
+struct set_work {
+  storage_actor store;
+  uint64_t keys = 0;
+  caf::duration timeout;
+
+  template <class Self>
+  bool send(Self* self, rng& gen) {
+    auto i = gen.below(keys);
+    auto sent = bench_clock::now();
+    self->request(store, timeout, atom::set_v, make_key(i), value_of(i))
+      .then([self, sent] { answered(self, sent, 1, {}); },
+            [self, sent](caf::error& e) {
+              answered(self, sent, 0, "set: " + strata::render(e));
+            });
+    return true;
+  }
+};
+
+/// Loads keys 0..keys-1 in order with set_many chunks; runs out at the end.
+struct load_work {
+  storage_actor store;
+  uint64_t keys = 0;
+  uint64_t next = 0;
+  caf::duration timeout;
+
+  template <class Self>
+  bool send(Self* self, rng&) {
+    if (next >= keys)
+      return false;
+    std::vector<strata::entry> chunk;
+    auto end = std::min(keys, next + load_chunk);
+    chunk.reserve(end - next);
+    for (; next < end; ++next)
+      chunk.push_back(strata::entry{make_key(next), value_of(next)});
+    auto n = chunk.size();
+    auto sent = bench_clock::now();
+    self->request(store, timeout, atom::set_many_v, std::move(chunk))
+      .then([self, sent, n] { answered(self, sent, n, {}); },
+            [self, sent](caf::error& e) {
+              answered(self, sent, 0, "set_many: " + strata::render(e));
+            });
+    return true;
+  }
+};
+
+/// Runs `clients` client actors with `in_flight` requests each for `seconds`
+/// and waits for all of them.
+template <class Work>
+result run_clients(caf::actor_system& sys, const bench_options& opts,
+                   size_t clients, size_t in_flight, const Work& work,
+                   double seconds) {
+  auto out = std::make_shared<collector>(clients);
+  auto start = bench_clock::now();
+  auto deadline = start + to_duration(seconds);
+  for (size_t c = 0; c < clients; ++c)
+    sys.spawn(client<Work>, work, out, in_flight, deadline, 1000 + c);
+  // A watchdog bounds the run even when requests have no timeout.
+  if (!out->wait_for(to_duration(seconds) + 2 * opts.timeout
+                     + std::chrono::seconds{60}))
+    abandon("client actors did not finish");
+  auto r = out->take();
+  auto res = summarize(r.items, r.requests, r.finished - start, r.latencies);
+  res.errors = r.errors;
+  res.first_error = std::move(r.first_error);
+  return res;
+}
+
+// -- strata store ------------------------------------------------------------------
+
+caf::duration client_timeout(const bench_options& opts) {
+  if (opts.timeout.count() > 0)
+    return caf::duration{opts.timeout};
+  return caf::duration{caf::infinite};
+}
+
+storage_actor open_store(caf::actor_system& sys, const bench_options& opts,
+                         const std::string& dir, strata::sync_mode mode) {
+  strata::store_options so;
+  so.id = "strata-bench";
+  so.data_dir = dir;
+  so.shards = opts.shards;
+  so.expected_size = opts.keys;
+  so.sync = mode;
+  if (opts.timeout.count() > 0)
+    so.request_timeout = opts.timeout;
+  so.log_level = "warning";
+  auto h = strata::spawn_store(sys, so);
+  if (!h)
+    throw bench_error("cannot open the store in " + dir + ": "
+                      + strata::render(h.error()));
+  return *h;
+}
+
+/// Stops the store and waits until its shards have closed their files.
+void close_store(caf::actor_system& sys, storage_actor& store, size_t baseline) {
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  store = nullptr;
+  // Blocks until only the actors that ran before the store are left.
+  sys.registry().await_running_count_equal(baseline);
+}
+
+uint64_t store_size(caf::actor_system& sys, const storage_actor& store,
+                    std::chrono::milliseconds timeout) {
+  caf::scoped_actor self{sys, true};
+  uint64_t n = 0;
+  caf::error err;
+  // Blocks for the answer (or the timeout).
+  self->request(store, timeout, atom::size_v)
+    .receive([&](uint64_t x) { n = x; }, [&](caf::error& e) { err = e; });
+  if (err)
+    throw bench_error("size: " + strata::render(err));
+  return n;
+}
+
+// -- the run -----------------------------------------------------------------------
+
+/// One line of the final table.
+struct row {
+  std::string name;
+  result strata;
+  result raw;
+  double target = 0; // minimum strata/raw ratio; 0: none
+};
+
+double ratio(const row& r) {
+  return r.raw.rate > 0 ? r.strata.rate / r.raw.rate : 0;
+}
+
+void print_table(const std::vector<row>& rows) {
+  std::printf("\n%-34s %-14s %-14s %-7s %-10s %-19s %s\n", "operation",
+              "strata", "raw LMDB", "ratio", "target", "strata p50/p99",
+              "raw p50/p99");
+  for (auto& r : rows) {
+    char target[32] = "-";
+    if (r.target > 0)
+      std::snprintf(target, sizeof(target), ">= %gx", r.target);
+    char ratio_text[32];
+    std::snprintf(ratio_text, sizeof(ratio_text), "%.2fx", ratio(r));
+    auto lat = [](const result& x) {
+      if (x.p50_ns == 0)
+        return std::string{"-"};
+      return format_latency(x.p50_ns) + " / " + format_latency(x.p99_ns);
+    };
+    const char* verdict = "";
+    if (r.target > 0)
+      verdict = ratio(r) >= r.target ? "  met" : "  MISSED";
+    std::printf("%-34s %-14s %-14s %-7s %-10s %-19s %s%s\n", r.name.c_str(),
+                format_rate(r.strata.rate).c_str(),
+                format_rate(r.raw.rate).c_str(), ratio_text, target,
+                lat(r.strata).c_str(), lat(r.raw).c_str(), verdict);
+  }
+}
+
+/// Runs every measurement; returns the number of failed requests seen.
+uint64_t run(caf::actor_system& sys, const bench_options& opts) {
+  using strata::sync_mode;
+  auto baseline = sys.registry().running();
+  std::vector<row> rows;
+  auto add_row = [&](std::string name, result s, result r, double target) {
+    rows.push_back(row{std::move(name), std::move(s), std::move(r), target});
+  };
+  std::printf("strata-bench: %llu keys (%zu-byte keys, %zu-byte values), %u "
+              "shards, %zu CAF workers, %.1f s per run\n",
+              static_cast<unsigned long long>(opts.keys), key_size, value_size,
+              opts.shards, sys.scheduler().num_workers(), opts.seconds);
+  // -- datasets ------------------------------------------------------------------
+  temp_dir raw_dir{opts.dir};
+  temp_dir strata_dir{opts.dir};
+  std::printf("data: raw LMDB in %s, strata in %s\n", raw_dir.path().c_str(),
+              strata_dir.path().c_str());
+  lmdb::env_options eo;
+  eo.map_size = std::max<uint64_t>(1ull << 30, opts.keys * 1024);
+  eo.no_sync = true;
+  std::optional<lmdb::env> raw_env;
+  raw_env.emplace(raw_dir.path(), eo);
+  auto dbi = open_main_db(*raw_env);
+  std::printf("loading...\n");
+  auto raw_loaded = raw_load(*raw_env, dbi, opts.keys);
+  raw_env->sync();
+  print_result("load, 10k per txn / set_many", "raw", raw_loaded);
+  auto data_dir = strata_dir.path() + "/store";
+  storage_actor store;
+  // On an exception, stop the store so that the actor system can shut down.
+  struct stopper {
+    storage_actor& h;
+    ~stopper() {
+      if (h)
+        caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    }
+  } stop_store{store};
+  store = open_store(sys, opts, data_dir, sync_mode::nosync);
+  load_work loader{store, opts.keys, 0, client_timeout(opts)};
+  auto strata_loaded = run_clients(sys, opts, 1, 4, loader, 1e6);
+  print_result("load, 10k per txn / set_many", "strata", strata_loaded);
+  if (strata_loaded.errors > 0)
+    throw bench_error("loading the store failed: " + strata_loaded.first_error);
+  if (auto n = store_size(sys, store, std::chrono::seconds{60}); n != opts.keys)
+    throw bench_error("the store holds " + std::to_string(n) + " keys after "
+                      "loading " + std::to_string(opts.keys));
+  add_row("load, 10k entries per txn", strata_loaded, raw_loaded, 0);
+  // -- point get -------------------------------------------------------------------
+  char name[64];
+  std::snprintf(name, sizeof(name), "point get, %zu in flight",
+                opts.get_in_flight);
+  auto raw_get = raw_point_get(*raw_env, dbi, opts.keys, opts.seconds);
+  print_result(name, "raw", raw_get);
+  auto clients = std::max<size_t>(1, std::min(opts.get_clients,
+                                               opts.get_in_flight));
+  auto strata_get = run_clients(sys, opts, clients,
+                                opts.get_in_flight / clients,
+                                get_work{store, opts.keys, client_timeout(opts)},
+                                opts.seconds);
+  print_result(name, "strata", strata_get);
+  add_row(name, strata_get, raw_get, 0.5);
+  // -- get_many --------------------------------------------------------------------
+  std::snprintf(name, sizeof(name), "get_many %zu keys, %zu in flight",
+                opts.many_keys, opts.many_in_flight);
+  auto raw_many = raw_get_many(*raw_env, dbi, opts.keys, opts.many_keys,
+                               opts.seconds);
+  print_result(name, "raw", raw_many);
+  auto strata_many = run_clients(
+    sys, opts, 1, opts.many_in_flight,
+    get_many_work{store, opts.keys, opts.many_keys, client_timeout(opts)}, opts.seconds);
+  print_result(name, "strata", strata_many);
+  add_row(std::string{name} + " *", strata_many, raw_many, 0.8);
+  // -- no-sync set ---------------------------------------------------------------
+  std::snprintf(name, sizeof(name), "no-sync set, %zu in flight", opts.writers);
+  auto raw_nosync = raw_put_per_commit(*raw_env, dbi, opts.keys,
+                                       opts.raw_write_seconds);
+  print_result(name, "raw", raw_nosync);
+  set_work writes{store, opts.keys, client_timeout(opts)};
+  auto strata_nosync = run_clients(sys, opts, opts.writers, 1, writes,
+                                   opts.seconds);
+  print_result(name, "strata", strata_nosync);
+  add_row(name, strata_nosync, raw_nosync, 0);
+  // -- durable set -----------------------------------------------------------------
+  // Reopen both without NOSYNC. What the no-sync phases left in the page
+  // cache is flushed first, so that the first durable commits do not pay
+  // for it.
+  raw_env->sync();
+  raw_env.reset();
+  close_store(sys, store, baseline);
+  ::sync();
+  eo.no_sync = false;
+  raw_env.emplace(raw_dir.path(), eo);
+  dbi = open_main_db(*raw_env);
+  std::snprintf(name, sizeof(name), "durable set, %zu writers", opts.writers);
+  auto raw_durable = raw_put_per_commit(*raw_env, dbi, opts.keys,
+                                        opts.raw_write_seconds);
+  print_result(name, "raw", raw_durable);
+  store = open_store(sys, opts, data_dir, sync_mode::durable);
+  writes.store = store;
+  auto strata_durable = run_clients(sys, opts, opts.writers, 1, writes,
+                                    opts.seconds);
+  print_result(name, "strata", strata_durable);
+  add_row(name, strata_durable, raw_durable, 10);
+  close_store(sys, store, baseline);
+  raw_env.reset();
+  // -- report ------------------------------------------------------------------------
+  print_table(rows);
+  std::printf("* get_many rates are keys/s; latencies are per request of %zu "
+              "keys.\n  raw LMDB: one thread; durable: default flags, one put "
+              "per commit; no-sync: MDB_NOSYNC.\n  strata latencies include "
+              "queueing behind the other requests in flight.\n",
+              opts.many_keys);
+  uint64_t errors = 0;
+  for (auto& r : rows) {
+    for (auto* x : {&r.strata, &r.raw}) {
+      if (x->errors == 0)
+        continue;
+      errors += x->errors;
+      std::printf("ERROR in %s (%s): %llu failed requests, first: %s\n",
+                  r.name.c_str(), x == &r.strata ? "strata" : "raw",
+                  static_cast<unsigned long long>(x->errors),
+                  x->first_error.c_str());
+    }
+  }
+  return errors;
+}
+
+// -- command line --------------------------------------------------------------------
+
+/// Parses our flags into `opts` and leaves the rest in `rest` for CAF.
+/// Returns false after printing a message if the command line is bad.
+bool parse_args(int argc, char** argv, bench_options& opts,
+                std::vector<std::string>& rest, bool& help) {
+  auto number = [](const std::string& flag, const char* text, double min,
+                   double& out) {
+    char* end = nullptr;
+    out = std::strtod(text, &end);
+    if (end == text || *end != '\0' || !(out >= min)) {
+      std::cerr << "strata-bench: " << flag << " needs a number >= " << min
+                << ", got '" << text << "'\n";
+      return false;
+    }
+    return true;
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      return true;
+    }
+    std::string flag = arg;
+    std::string value;
+    bool has_value = false;
+    if (auto eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    static const char* ours[] = {"--keys",       "--shards",
+                                 "--seconds",    "--raw-write-seconds",
+                                 "--get-in-flight", "--get-clients",
+                                 "--many-keys",  "--many-in-flight",
+                                 "--writers",    "--timeout",
+                                 "--dir"};
+    if (std::find_if(std::begin(ours), std::end(ours),
+                     [&](const char* x) { return flag == x; })
+        == std::end(ours)) {
+      rest.push_back(arg);
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        std::cerr << "strata-bench: " << flag << " needs a value\n";
+        return false;
+      }
+      value = argv[++i];
+    }
+    if (flag == "--dir") {
+      opts.dir = value;
+      continue;
+    }
+    double x = 0;
+    if (!number(flag, value.c_str(), flag == "--seconds"
+                                         || flag == "--raw-write-seconds"
+                                       ? 0.1
+                                       : 1,
+                x))
+      return false;
+    if (flag == "--keys")
+      opts.keys = static_cast<uint64_t>(x);
+    else if (flag == "--shards")
+      opts.shards = static_cast<uint32_t>(x);
+    else if (flag == "--seconds")
+      opts.seconds = x;
+    else if (flag == "--raw-write-seconds")
+      opts.raw_write_seconds = x;
+    else if (flag == "--get-in-flight")
+      opts.get_in_flight = static_cast<size_t>(x);
+    else if (flag == "--get-clients")
+      opts.get_clients = static_cast<size_t>(x);
+    else if (flag == "--many-keys")
+      opts.many_keys = static_cast<size_t>(x);
+    else if (flag == "--many-in-flight")
+      opts.many_in_flight = static_cast<size_t>(x);
+    else if (flag == "--writers")
+      opts.writers = static_cast<size_t>(x);
+    else if (flag == "--timeout")
+      opts.timeout = std::chrono::milliseconds{static_cast<int64_t>(x * 1000)};
+  }
+  if (opts.keys >= 1000000000000000ull) {
+    std::cerr << "strata-bench: --keys must stay below 10^15\n";
+    return false;
+  }
+  return true;
+}
+
+struct bench_config : caf::actor_system_config {
+  bench_config() {
+    strata::configure(*this);
+  }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  auto start = bench_clock::now();
+  bench_options opts;
+  std::vector<std::string> caf_args;
+  bool help = false;
+  if (!parse_args(argc, argv, opts, caf_args, help))
+    return 2;
+  if (help) {
+    print_usage();
+    return 0;
+  }
+  bench_config cfg;
+  if (auto err = cfg.parse(caf_args)) {
+    std::cerr << "strata-bench: " << strata::render(err) << " (see --help)\n";
+    return 2;
+  }
+  if (!cfg.remainder.empty()) {
+    std::cerr << "strata-bench: unknown argument '" << cfg.remainder.front()
+              << "' (see --help)\n";
+    return 2;
+  }
+  caf::actor_system sys{cfg};
+  try {
+    auto errors = run(sys, opts);
+    std::printf("total runtime %.1f s\n",
+                std::chrono::duration<double>(bench_clock::now() - start).count());
+    return errors == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    // The store (if any) is left to the actor system's shutdown.
+    std::cerr << "strata-bench: " << e.what() << "\n";
+    return 1;
+  }
+}
