@@ -54,11 +54,12 @@ bool has_prefix(std::string_view key, std::string_view prefix) {
 
 } // namespace
 
-/// Borrows a pooled read transaction and gives it back on destruction.
+/// Holds the memtable lock shared and borrows a pooled read transaction,
+/// renewed after the lock was taken, for one read.
 class kv_store::reader {
 public:
   explicit reader(const kv_store& owner)
-    : owner_(owner), map_guard_(owner.map_mtx_), txn_(owner.acquire_reader()) {
+    : owner_(owner), guard_(owner.mtx_), txn_(owner.acquire_reader()) {
     // nop
   }
 
@@ -76,27 +77,50 @@ public:
 
 private:
   const kv_store& owner_;
-  std::shared_lock<std::shared_mutex> map_guard_;
+  std::shared_lock<std::shared_mutex> guard_;
   lmdb::txn txn_;
 };
 
+namespace {
+
+/// What a key looks like to a reader: found in the memtable (value or
+/// tombstone), or to be looked up in LMDB.
+enum class mem_hit { value, deleted, miss };
+
+std::string_view as_view(const std::optional<bytes>& x) {
+  return x ? as_view(*x) : std::string_view{};
+}
+
+} // namespace
+
 kv_store::kv_store(kv_store_options opts)
   : opts_(std::move(opts)), env_(open_env(opts_)) {
+  // A small map must learn that it is full while the memtable is small.
+  opts_.flush_bytes = std::min<size_t>(opts_.flush_bytes, opts_.map_size / 8);
   // Named databases are opened once, in one write transaction, before any
   // other transaction can use their handles.
   auto t = lmdb::txn::write(env_);
   data_ = t.open_db("data", true);
-  check_meta(t, t.open_db("meta", true));
+  meta_ = t.open_db("meta", true);
+  check_meta(t);
+  lmdb_entries_ = t.entries(data_);
   t.commit();
+  log_ = std::make_unique<wal>(opts_.dir + "/wal.log", !opts_.no_sync);
+  replay();
 }
 
 kv_store::~kv_store() {
+  try {
+    flush();
+  } catch (const storage_error&) {
+    // The WAL still holds everything; the next open replays it.
+  }
   // Reader slots must be released before the environment closes.
   std::lock_guard<std::mutex> guard{readers_mtx_};
   readers_.clear();
 }
 
-void kv_store::check_meta(lmdb::txn& t, MDB_dbi meta) {
+void kv_store::check_meta(lmdb::txn& t) {
   const std::pair<const char*, std::string> expected[] = {
     {"format", format_version},
     {"store", opts_.store_id},
@@ -104,13 +128,13 @@ void kv_store::check_meta(lmdb::txn& t, MDB_dbi meta) {
     {"shards", std::to_string(opts_.shard_count)},
   };
   std::string_view found;
-  if (!t.get(meta, "format", found)) {
+  if (!t.get(meta_, "format", found)) {
     for (auto& [key, value] : expected)
-      t.put(meta, key, value);
+      t.put(meta_, key, value);
     return;
   }
   for (auto& [key, value] : expected) {
-    if (!t.get(meta, key, found))
+    if (!t.get(meta_, key, found))
       found = "(missing)";
     if (found != value)
       throw storage_error{
@@ -119,6 +143,27 @@ void kv_store::check_meta(lmdb::txn& t, MDB_dbi meta) {
           + " but is opened with " + key + " = " + value
           + "; open it with the settings it was created with"};
   }
+  if (t.get(meta_, "applied", found))
+    applied_seq_ = std::stoull(std::string{found});
+}
+
+void kv_store::replay() {
+  // Records up to `applied` are in LMDB already; later ones are replayed in
+  // order into the memtable, which then holds exactly their newest state.
+  auto in_lmdb = applied_seq_;
+  next_seq_ = in_lmdb + 1;
+  log_->replay([&](uint64_t seq, std::vector<operation>& ops) {
+    if (seq <= in_lmdb)
+      return;
+    write_outcome ignored;
+    apply(ops, ignored);
+    applied_seq_ = seq;
+    next_seq_ = seq + 1;
+  });
+  if (!mem_.empty() || cleared_)
+    flush();
+  else if (log_->size() > 0)
+    log_->reset();
 }
 
 lmdb::txn kv_store::acquire_reader() const {
@@ -144,16 +189,20 @@ void kv_store::release_reader(lmdb::txn t) const {
 
 std::optional<bytes> kv_store::get(std::string_view key) const {
   reader r{*this};
+  if (auto i = mem_.find(key); i != mem_.end())
+    return i->second.value;
   std::string_view v;
-  if (!r->get(data_, key, v))
+  if (cleared_ || !r->get(data_, key, v))
     return std::nullopt;
   return to_bytes(v);
 }
 
 bool kv_store::has(std::string_view key) const {
   reader r{*this};
+  if (auto i = mem_.find(key); i != mem_.end())
+    return i->second.value.has_value();
   std::string_view v;
-  return r->get(data_, key, v);
+  return !cleared_ && r->get(data_, key, v);
 }
 
 std::vector<std::optional<bytes>>
@@ -163,7 +212,9 @@ kv_store::get_many(const std::vector<std::string>& keys) const {
   reader r{*this};
   std::string_view v;
   for (auto& key : keys) {
-    if (!key.empty() && r->get(data_, key, v))
+    if (auto i = mem_.find(key); i != mem_.end())
+      result.push_back(i->second.value);
+    else if (!key.empty() && !cleared_ && r->get(data_, key, v))
       result.emplace_back(to_bytes(v));
     else
       result.emplace_back(std::nullopt);
@@ -183,31 +234,66 @@ scan_page kv_store::scan(const scan_request& req) const {
     skip_equal = true;
   }
   reader r{*this};
+  // Merge two ordered sources: LMDB (unless cleared) and the memtable, whose
+  // entries win over LMDB's and whose tombstones hide them.
   lmdb::cursor c{*r, data_};
-  bool ok = seek.empty() ? c.first() : c.seek(seek);
-  if (ok && skip_equal && c.key() == seek)
-    ok = c.next();
+  bool in_lmdb = !cleared_ && (seek.empty() ? c.first() : c.seek(seek));
+  if (in_lmdb && skip_equal && c.key() == seek)
+    in_lmdb = c.next();
+  auto m = mem_.lower_bound(seek);
+  if (m != mem_.end() && skip_equal && m->first == seek)
+    ++m;
   size_t page_bytes = 0;
-  for (; ok; ok = c.next()) {
-    if (!has_prefix(c.key(), prefix))
-      return page; // keys are sorted: nothing further can match
-    if (page.entries.size() == limit || page_bytes >= limits::max_page_bytes) {
-      page.more = true;
+  for (;;) {
+    bool from_mem;
+    if (in_lmdb && m != mem_.end())
+      from_mem = std::string_view{m->first} <= c.key();
+    else if (m != mem_.end())
+      from_mem = true;
+    else if (in_lmdb)
+      from_mem = false;
+    else
       return page;
+    std::string_view key = from_mem ? std::string_view{m->first} : c.key();
+    if (!has_prefix(key, prefix))
+      return page; // keys are sorted: nothing further can match
+    bool live = true;
+    std::string_view value;
+    if (from_mem) {
+      live = m->second.value.has_value();
+      value = as_view(m->second.value);
+    } else {
+      value = c.value();
     }
-    entry e;
-    e.key = std::string{c.key()};
-    if (req.values)
-      e.value = to_bytes(c.value());
-    page_bytes += e.key.size() + e.value.size();
-    page.entries.push_back(std::move(e));
+    if (live) {
+      if (page.entries.size() == limit || page_bytes >= limits::max_page_bytes) {
+        page.more = true;
+        return page;
+      }
+      entry e;
+      e.key = std::string{key};
+      if (req.values)
+        e.value = to_bytes(value);
+      page_bytes += e.key.size() + e.value.size();
+      page.entries.push_back(std::move(e));
+    }
+    if (from_mem) {
+      if (in_lmdb && c.key() == m->first)
+        in_lmdb = c.next(); // the memtable's entry replaces LMDB's
+      ++m;
+    } else {
+      in_lmdb = c.next();
+    }
   }
-  return page;
+}
+
+uint64_t kv_store::count_locked() const {
+  return cleared_ ? live_ : lmdb_entries_ + live_ - shadowed_;
 }
 
 uint64_t kv_store::size() const {
-  reader r{*this};
-  return r->entries(data_);
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  return count_locked();
 }
 
 shard_info kv_store::info() const {
@@ -219,75 +305,192 @@ shard_info kv_store::info() const {
   result.map_size = ei.me_mapsize;
   result.map_used = (ei.me_last_pgno + 1) * uint64_t{st.ms_psize};
   result.commits = commits_;
+  result.flushes = flushes_;
   result.path = opts_.dir;
   return result;
 }
 
-void kv_store::apply(lmdb::txn& t, const std::vector<operation>& ops,
-                     write_outcome& out) {
+void kv_store::apply(const std::vector<operation>& ops, write_outcome& out) {
+  // Runs on the writer thread, the only one that changes the memtable or
+  // LMDB, so reading them here needs no lock; changes take it exclusively.
+  auto t = acquire_reader();
+  auto lmdb_has = [&](const std::string& key) {
+    std::string_view v;
+    return !cleared_ && t.get(data_, key, v);
+  };
+  std::unique_lock<std::shared_mutex> guard{mtx_};
   for (auto& op : ops) {
     switch (op.kind) {
       case op_kind::set:
-        t.put(data_, op.key, as_view(op.value));
+      case op_kind::del: {
+        auto i = mem_.find(op.key);
+        if (i == mem_.end()) {
+          bool in_lmdb = lmdb_has(op.key);
+          if (op.kind == op_kind::del && !in_lmdb)
+            break; // deleting a key that exists nowhere changes nothing
+          i = mem_.emplace(op.key, mem_entry{std::nullopt, in_lmdb}).first;
+          mem_bytes_ += op.key.size() + 64;
+          if (in_lmdb) {
+            // The key counted in LMDB; from now on the memtable decides.
+            ++shadowed_;
+            i->second.value = bytes{}; // placeholder: "live" until changed
+            ++live_;
+          }
+        }
+        auto& e = i->second;
+        if (e.value) {
+          mem_bytes_ -= e.value->size();
+          --live_;
+          if (op.kind == op_kind::del)
+            ++out.deleted;
+        }
+        if (op.kind == op_kind::set) {
+          e.value = op.value;
+          mem_bytes_ += op.value.size();
+          ++live_;
+        } else {
+          e.value = std::nullopt;
+        }
         break;
-      case op_kind::del:
-        if (t.del(data_, op.key))
-          ++out.deleted;
-        break;
+      }
       case op_kind::clear:
-        out.deleted += t.entries(data_);
-        t.clear(data_);
+        out.deleted += count_locked();
+        mem_.clear();
+        cleared_ = true;
+        live_ = 0;
+        shadowed_ = 0;
+        mem_bytes_ = 0;
         break;
     }
   }
+  guard.unlock();
+  release_reader(std::move(t));
 }
 
 std::vector<write_outcome> kv_store::write(const write_group& group) {
   std::vector<write_outcome> out(group.size());
-  try {
-    auto t = lmdb::txn::write(env_);
-    for (size_t i = 0; i < group.size(); ++i)
-      apply(t, *group[i], out[i]);
-    t.commit();
-    ++commits_;
-    return out;
-  } catch (const storage_error&) {
-    // handled below
+  std::vector<std::string> records;
+  std::vector<size_t> accepted;
+  records.reserve(group.size());
+  for (size_t i = 0; i < group.size(); ++i) {
+    auto stores_values = std::any_of(group[i]->begin(), group[i]->end(),
+                                     [](auto& op) { return op.kind == op_kind::set; });
+    if (full_ && stores_values) {
+      out[i] = write_outcome{errc::storage_full,
+                             opts_.dir + ": the map is full (map_size "
+                               + std::to_string(opts_.map_size)
+                               + " bytes); delete data or raise map_size",
+                             0};
+      continue;
+    }
+    records.push_back(wal::encode(next_seq_ + accepted.size(), *group[i]));
+    accepted.push_back(i);
   }
-  // Some request broke the combined transaction: give each its own, so that
-  // only the culprit fails (and a delete-only one may get headroom).
-  for (size_t i = 0; i < group.size(); ++i)
-    out[i] = write_alone(*group[i]);
+  if (accepted.empty())
+    return out;
+  try {
+    log_->append(records);
+  } catch (const storage_error& e) {
+    for (auto i : accepted)
+      out[i] = write_outcome{e.code(), e.what(), 0};
+    return out;
+  }
+  // Durable now: apply in order.
+  for (auto i : accepted) {
+    apply(*group[i], out[i]);
+    applied_seq_ = next_seq_++;
+  }
+  ++commits_;
+  bool deletes_pending = full_; // deletes may have made room
+  if (deletes_pending || mem_.size() >= opts_.flush_entries
+      || mem_bytes_ >= opts_.flush_bytes) {
+    try {
+      flush();
+    } catch (const storage_error&) {
+      // Acknowledged anyway: the WAL holds it, and the next flush retries.
+    }
+  }
   return out;
 }
 
-write_outcome kv_store::write_alone(const std::vector<operation>& ops) {
+bool kv_store::flush() {
+  if (mem_.empty() && !cleared_)
+    return true;
+  // Deletes first, in a transaction of their own: on a full map they free the
+  // space the values need. Then the values, with the sequence number.
+  if (!commit_batch(true) || !commit_batch(false)) {
+    full_ = true;
+    return false;
+  }
+  full_ = false;
+  ++flushes_;
+  log_->reset();
+  return true;
+}
+
+bool kv_store::commit_batch(bool tombstones) {
   auto attempt = [&] {
-    write_outcome out;
-    try {
-      auto t = lmdb::txn::write(env_);
-      apply(t, ops, out);
-      t.commit();
-      ++commits_;
-    } catch (const storage_error& e) {
-      out = write_outcome{e.code(), e.what(), 0};
+    auto t = lmdb::txn::write(env_);
+    if (tombstones && cleared_)
+      t.clear(data_);
+    for (auto& [key, e] : mem_) {
+      if (tombstones && !e.value && e.in_lmdb && !cleared_)
+        t.del(data_, key);
+      else if (!tombstones && e.value)
+        t.put(data_, key, as_view(*e.value));
     }
-    return out;
+    if (!tombstones)
+      t.put(meta_, "applied", std::to_string(applied_seq_));
+    auto entries = t.entries(data_);
+    t.commit();
+    return entries;
   };
-  auto out = attempt();
-  auto deletes_only = std::none_of(ops.begin(), ops.end(), [](auto& op) {
-    return op.kind == op_kind::set;
-  });
-  if (out.code != errc::storage_full || !deletes_only)
-    return out;
-  // Freeing space needs a few fresh pages first. Grow the map for this one
-  // transaction, then return to the configured size (LMDB keeps it at least
-  // as large as the data, so at most a few pages stay above the limit).
-  std::unique_lock<std::shared_mutex> guard{map_mtx_};
-  resize_map(opts_.map_size + std::max<uint64_t>(1 << 20, opts_.map_size / 64));
-  out = attempt();
-  resize_map(opts_.map_size);
-  return out;
+  uint64_t entries = 0;
+  try {
+    entries = attempt();
+  } catch (const storage_error& e) {
+    if (e.code() != errc::storage_full)
+      throw;
+    if (!tombstones)
+      return false;
+    // Freeing space needs a few fresh pages first. Grow the map for this one
+    // transaction, then return to the configured size (LMDB keeps it at least
+    // as large as the data, so at most a few pages stay above the limit).
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    resize_map(opts_.map_size + std::max<uint64_t>(1 << 20, opts_.map_size / 64));
+    try {
+      entries = attempt();
+    } catch (const storage_error& again) {
+      resize_map(opts_.map_size);
+      if (again.code() == errc::storage_full)
+        return false;
+      throw;
+    }
+    resize_map(opts_.map_size);
+  }
+  // LMDB now holds what was committed: drop it from the memtable.
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  lmdb_entries_ = entries;
+  if (tombstones) {
+    cleared_ = false;
+    for (auto i = mem_.begin(); i != mem_.end();) {
+      if (!i->second.value) {
+        mem_bytes_ -= i->first.size() + 64;
+        i = mem_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+  } else {
+    mem_.clear();
+    live_ = 0;
+    mem_bytes_ = 0;
+  }
+  shadowed_ = 0;
+  for (auto& kv : mem_)
+    if (kv.second.in_lmdb)
+      ++shadowed_;
+  return true;
 }
 
 void kv_store::resize_map(uint64_t size) {

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <memory>
 #include <cstdint>
 #include <mutex>
 #include <shared_mutex>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "backends/lmdb.hpp"
+#include "backends/wal.hpp"
 #include "strata/errc.hpp"
 #include "strata/messages/kv.hpp"
 
@@ -35,8 +38,13 @@ struct kv_store_options {
   /// LMDB map size in bytes: the most this shard can hold. Raising it on a
   /// later open grows the shard; lowering it below the data is ignored.
   uint64_t map_size = 1ull << 30;
-  /// Skip the sync at commit (caches and tests only).
+  /// Skip the syncs (caches and tests only): writes survive a crash of the
+  /// process, not of the machine.
   bool no_sync = false;
+  /// The memtable is written to LMDB once it holds this many entries or
+  /// bytes (and when the shard closes).
+  size_t flush_entries = 16384;
+  size_t flush_bytes = 16u << 20;
 };
 
 /// Outcome of one write request within a group commit.
@@ -53,18 +61,41 @@ struct write_outcome {
 /// is applied all or nothing.
 using write_group = std::vector<const std::vector<operation>*>;
 
-/// One shard's key-value data in one LMDB environment. No actors here.
+/// One shard's key-value data: a write-ahead log, a memtable and an LMDB
+/// environment. No actors here.
+///
+/// ```
+///  write(group) ──▶ WAL append + one fdatasync ──▶ memtable ──▶ outcomes
+///                                                     │ (full, or on close)
+///                                     flush: one LMDB transaction, synced
+///  reads ──▶ memtable, then an LMDB read transaction
+/// ```
+///
+/// A write is durable once its WAL record is synced, so a group of writes
+/// costs one sequential sync no matter how many random pages it touches.
+/// The memtable holds the newest state of each key written since the last
+/// flush (a value, or a tombstone; a clear hides all of LMDB); LMDB catches
+/// up in large, durable batches that also record the last sequence number
+/// they contain. On open, WAL records after that number are replayed.
+///
+/// A full map surfaces when a flush does not fit: the shard then refuses
+/// writes that store values (STORAGE_FULL), keeps serving reads from the
+/// memtable and LMDB, and accepts deletes, flushing them first (with a little
+/// temporary headroom, as LMDB's copy-on-write needs fresh pages to free old
+/// ones) so that space is freed and writes resume.
 ///
 /// Thread safety: the read functions may run concurrently from any threads;
-/// `write` must be called by one thread at a time (LMDB has a single writer).
-/// Errors throw `storage_error`.
+/// `write` and `flush` must be called by one thread at a time (the shard's
+/// writer). Errors throw `storage_error`.
 class kv_store {
 public:
-  /// Opens or creates the shard. Throws CONSISTENCY_VIOLATION if the directory
-  /// belongs to another store, shard index or shard count.
+  /// Opens or creates the shard and replays its WAL. Throws
+  /// CONSISTENCY_VIOLATION if the directory belongs to another store, shard
+  /// index or shard count.
   explicit kv_store(kv_store_options opts);
   kv_store(const kv_store&) = delete;
   kv_store& operator=(const kv_store&) = delete;
+  /// Flushes the memtable, so that the next open has nothing to replay.
   ~kv_store();
 
   /// The value of `key`, if any.
@@ -85,38 +116,64 @@ public:
   /// Figures for operators.
   shard_info info() const;
 
-  /// Applies each request of `group` in order within one LMDB write
-  /// transaction and one sync (group commit), then returns one outcome per
-  /// request. If the combined transaction fails, every request is retried in
-  /// a transaction of its own, so a failure (e.g. STORAGE_FULL) only fails the
-  /// request that caused it. Deletes keep working on a full map: LMDB needs
-  /// fresh pages to delete (copy-on-write), so a delete-only request that
-  /// hits MDB_MAP_FULL gets a little temporary headroom.
+  /// Makes every request of `group` durable with one WAL append and one sync
+  /// (group commit), applies them in order, and returns one outcome per
+  /// request. While the shard is full, requests that store values fail with
+  /// STORAGE_FULL and the others proceed.
   std::vector<write_outcome> write(const write_group& group);
+
+  /// Writes the memtable to LMDB in durable transactions and empties the WAL.
+  /// Returns false (and marks the shard full) if the map is full.
+  bool flush();
 
   const kv_store_options& options() const noexcept {
     return opts_;
   }
 
 private:
-  /// Read transactions are reset and reused: renewing one is much cheaper
-  /// than beginning a new one.
+  /// Newest state of a key since the last flush.
+  struct mem_entry {
+    std::optional<bytes> value; // nullopt: deleted
+    bool in_lmdb = false;        // the key exists in LMDB (unless cleared)
+  };
+
+  using memtable = std::map<std::string, mem_entry, std::less<>>;
+
   class reader;
 
   lmdb::txn acquire_reader() const;
   void release_reader(lmdb::txn t) const;
-  void apply(lmdb::txn& t, const std::vector<operation>& ops, write_outcome& out);
-  void check_meta(lmdb::txn& t, MDB_dbi meta);
-  write_outcome write_alone(const std::vector<operation>& ops);
+  void check_meta(lmdb::txn& t);
+  void replay();
+  void apply(const std::vector<operation>& ops, write_outcome& out);
+  bool commit_batch(bool tombstones);
+  uint64_t count_locked() const;
   void resize_map(uint64_t size);
 
   kv_store_options opts_;
   lmdb::env env_;
   MDB_dbi data_ = 0;
+  MDB_dbi meta_ = 0;
+  std::unique_ptr<wal> log_;
+
+  /// Guards the memtable and its counters (the writer mutates them under an
+  /// exclusive lock; readers hold it shared for a whole read, so that a key
+  /// is either still in the memtable or already in their LMDB snapshot) and
+  /// the map, which a resize remaps.
+  mutable std::shared_mutex mtx_;
+  memtable mem_;
+  bool cleared_ = false;      // a clear since the last flush hides LMDB
+  uint64_t lmdb_entries_ = 0; // entries in LMDB
+  uint64_t live_ = 0;         // memtable entries with a value
+  uint64_t shadowed_ = 0;     // memtable entries whose key is in LMDB
+  size_t mem_bytes_ = 0;
+
+  uint64_t next_seq_ = 1;
+  uint64_t applied_seq_ = 0; // last sequence number in the memtable
+  bool full_ = false;
   std::atomic<uint64_t> commits_{0};
-  /// Readers hold it shared while they look at the map; resizing the map
-  /// (which remaps it) holds it exclusively.
-  mutable std::shared_mutex map_mtx_;
+  std::atomic<uint64_t> flushes_{0};
+
   mutable std::mutex readers_mtx_;
   mutable std::vector<lmdb::txn> readers_;
 };

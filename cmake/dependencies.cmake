@@ -5,6 +5,7 @@ include_guard(GLOBAL)
 find_package(Threads REQUIRED)
 find_package(cereal CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
+find_package(ZLIB REQUIRED)
 
 find_path(STRATA_CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
 find_library(STRATA_CAF_CORE_LIBRARY caf_core REQUIRED)

@@ -18,10 +18,13 @@
 //   port=7600
 // and any CAF option passes through in CAF's syntax (--scheduler.max-threads=2).
 
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <pthread.h>
@@ -118,6 +121,15 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::get("strata")->info("signal {}: shutting down", sig);
+  // Shutdown is bounded: should an actor never finish, the process still
+  // ends (acknowledged writes are already durable in the write-ahead log),
+  // with exit code 3 and an error in the log.
+  std::thread{[] {
+    std::this_thread::sleep_for(std::chrono::seconds{20});
+    spdlog::get("strata")->error("shutdown did not finish within 20 s; exiting");
+    spdlog::shutdown();
+    std::_Exit(3);
+  }}.detach();
   sys.middleman().unpublish(*store, *port);
   caf::anon_send_exit(*store, caf::exit_reason::user_shutdown);
   store = caf::expected<strata::storage_actor>{caf::error{}};

@@ -58,7 +58,7 @@ TEST_CASE("message types round-trip through CAF's binary serializer") {
   CHECK(br2.operations == 3);
   REQUIRE(br2.errors.size() == 1);
   CHECK(render(br2.errors[0]) == "STORAGE_FULL: full");
-  shard_info si{2, 10, 1 << 20, 4096, 5, "/x"};
+  shard_info si{2, 10, 1 << 20, 4096, 5, 1, "/x"};
   auto si2 = round_trip(sys, si);
   CHECK(si2.shard == 2);
   CHECK(si2.entries == 10);

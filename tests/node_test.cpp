@@ -193,9 +193,10 @@ TEST_CASE("a node with a full map keeps serving") {
   CHECK(render(err).find("STORAGE_FULL: ") == 0);
   for (auto& k : stored)
     REQUIRE(*s.has(k));
-  REQUIRE(*s.del(stored.front()));
-  REQUIRE(*s.del(stored.back()));
-  CHECK(*s.size() == stored.size() - 2);
+  // Deleting frees space, and writes resume.
+  for (size_t i = 0; i < stored.size() / 2; ++i)
+    REQUIRE(*s.del(stored[i]));
+  CHECK(*s.size() == stored.size() - stored.size() / 2);
   CHECK(!s.set("small", "fits"));
   auto r = run("strata-cli", {"--port", std::to_string(node.port()), "get", "small"},
                f.dir.path());

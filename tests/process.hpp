@@ -128,12 +128,21 @@ public:
     return first_line_;
   }
 
-  /// Sends `sig` and waits for the process; returns its exit code (or
-  /// 128 + signal).
+  /// Sends `sig` and waits (up to 30 s, then kills it) for the process;
+  /// returns its exit code, 128 + signal, or -1 if it had to be killed.
   int stop(int sig) {
     ::kill(pid_, sig);
     int status = 0;
-    ::waitpid(pid_, &status, 0);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }

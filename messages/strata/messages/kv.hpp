@@ -86,6 +86,7 @@ struct shard_info {
   uint64_t map_size = 0;
   uint64_t map_used = 0;
   uint64_t commits = 0;
+  uint64_t flushes = 0;
   std::string path;
 };
 

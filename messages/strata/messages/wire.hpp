@@ -56,7 +56,7 @@ typename Inspector::result_type inspect(Inspector& f, scan_page& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, shard_info& x) {
   return f(caf::meta::type_name("strata::shard_info"), x.shard, x.entries,
-           x.map_size, x.map_used, x.commits, x.path);
+           x.map_size, x.map_used, x.commits, x.flushes, x.path);
 }
 
 /// Prints an op_kind in CAF's diagnostics.

@@ -1,0 +1,208 @@
+#include "backends/wal.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "strata/errc.hpp"
+
+namespace strata {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what, int err) {
+  auto code = err == ENOSPC || err == EDQUOT ? errc::storage_full
+                                             : errc::transaction_aborted;
+  throw storage_error{code, what + ": " + std::strerror(err)};
+}
+
+void put32(std::string& out, uint32_t x) {
+  for (int i = 0; i < 4; ++i)
+    out.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
+}
+
+void put64(std::string& out, uint64_t x) {
+  for (int i = 0; i < 8; ++i)
+    out.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
+}
+
+uint32_t crc(const char* data, size_t size) {
+  return static_cast<uint32_t>(
+    crc32(0, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
+}
+
+/// Reads fixed-width integers with bounds checks.
+struct reader {
+  const char* pos;
+  const char* end;
+
+  bool get(uint64_t& x, int width) {
+    if (end - pos < width)
+      return false;
+    x = 0;
+    for (int i = 0; i < width; ++i)
+      x |= uint64_t{static_cast<unsigned char>(pos[i])} << (8 * i);
+    pos += width;
+    return true;
+  }
+
+  bool get(std::string_view& x, uint64_t size) {
+    if (static_cast<uint64_t>(end - pos) < size)
+      return false;
+    x = {pos, static_cast<size_t>(size)};
+    pos += size;
+    return true;
+  }
+};
+
+bool decode(std::string_view payload, uint64_t& seq, std::vector<operation>& ops) {
+  reader r{payload.data(), payload.data() + payload.size()};
+  uint64_t count = 0;
+  if (!r.get(seq, 8) || !r.get(count, 4))
+    return false;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t kind = 0;
+    uint64_t len = 0;
+    std::string_view key;
+    std::string_view value;
+    if (!r.get(kind, 1) || kind > 2 || !r.get(len, 4) || !r.get(key, len))
+      return false;
+    if (kind == 0 && (!r.get(len, 4) || !r.get(value, len)))
+      return false;
+    operation op;
+    op.kind = static_cast<op_kind>(kind);
+    op.key = std::string{key};
+    op.value.assign(value.begin(), value.end());
+    ops.push_back(std::move(op));
+  }
+  return r.pos == r.end;
+}
+
+} // namespace
+
+wal::wal(std::string path, bool sync) : path_(std::move(path)), sync_(sync) {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    fail("cannot open write-ahead log " + path_, errno);
+  struct stat st;
+  if (::fstat(fd_, &st) != 0)
+    fail("cannot stat " + path_, errno);
+  size_ = static_cast<uint64_t>(st.st_size);
+}
+
+wal::~wal() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+std::string wal::encode(uint64_t seq, const std::vector<operation>& ops) {
+  std::string payload;
+  put64(payload, seq);
+  put32(payload, static_cast<uint32_t>(ops.size()));
+  for (auto& op : ops) {
+    payload.push_back(static_cast<char>(op.kind));
+    put32(payload, static_cast<uint32_t>(op.key.size()));
+    payload += op.key;
+    if (op.kind == op_kind::set) {
+      put32(payload, static_cast<uint32_t>(op.value.size()));
+      payload.append(reinterpret_cast<const char*>(op.value.data()),
+                     op.value.size());
+    }
+  }
+  std::string record;
+  record.reserve(payload.size() + 8);
+  put32(record, static_cast<uint32_t>(payload.size()));
+  put32(record, crc(payload.data(), payload.size()));
+  record += payload;
+  return record;
+}
+
+void wal::append(const std::vector<std::string>& records) {
+  std::vector<iovec> iov;
+  size_t total = 0;
+  for (auto& r : records) {
+    iov.push_back(iovec{const_cast<char*>(r.data()), r.size()});
+    total += r.size();
+  }
+  auto undo = [this](int err, const std::string& what) {
+    // Nothing of this append may count: cut the file back.
+    if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0)
+      errno = 0;
+    fail(what, err);
+  };
+  size_t done = 0;
+  size_t first = 0;
+  while (done < total) {
+    // pwritev may write less than asked (large groups): continue after it.
+    auto n = ::pwritev(fd_, iov.data() + first, static_cast<int>(iov.size() - first),
+                       static_cast<off_t>(size_ + done));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      undo(errno, "cannot append to write-ahead log " + path_);
+    }
+    done += static_cast<size_t>(n);
+    auto left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len)
+      left -= iov[first++].iov_len;
+    if (first < iov.size()) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  // The one blocking sync of a group commit.
+  if (sync_ && ::fdatasync(fd_) != 0)
+    undo(errno, "cannot sync write-ahead log " + path_);
+  size_ += total;
+}
+
+void wal::replay(const std::function<void(uint64_t, std::vector<operation>&)>& f) {
+  std::string data(size_, '\0');
+  size_t got = 0;
+  while (got < data.size()) {
+    auto n = ::pread(fd_, data.data() + got, data.size() - got,
+                     static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      fail("cannot read write-ahead log " + path_, n < 0 ? errno : EIO);
+    got += static_cast<size_t>(n);
+  }
+  size_t pos = 0;
+  while (data.size() - pos >= 8) {
+    reader head{data.data() + pos, data.data() + data.size()};
+    uint64_t len = 0;
+    uint64_t sum = 0;
+    head.get(len, 4);
+    head.get(sum, 4);
+    if (data.size() - pos - 8 < len)
+      break; // torn: cut short by a crash
+    std::string_view payload{data.data() + pos + 8, static_cast<size_t>(len)};
+    if (crc(payload.data(), payload.size()) != sum)
+      break; // torn: partly written
+    uint64_t seq = 0;
+    std::vector<operation> ops;
+    if (!decode(payload, seq, ops))
+      break;
+    f(seq, ops);
+    pos += 8 + len;
+  }
+  if (pos < size_) {
+    if (::ftruncate(fd_, static_cast<off_t>(pos)) != 0)
+      fail("cannot truncate write-ahead log " + path_, errno);
+    size_ = pos;
+  }
+}
+
+void wal::reset() {
+  if (::ftruncate(fd_, 0) != 0)
+    fail("cannot truncate write-ahead log " + path_, errno);
+  size_ = 0;
+}
+
+} // namespace strata
