@@ -247,20 +247,28 @@ storage(storage_actor::stateful_pointer<storage_state> self,
       -> caf::result<std::vector<maybe_bytes>> {
       if (auto err = check_keys(keys))
         return err;
-      auto split = std::make_shared<key_split>(keys, n);
-      auto values = std::make_shared<std::vector<maybe_bytes>>(keys.size());
       if (self->state.all_local)
         return guarded([&] {
-          for (uint32_t i = 0; i < n; ++i) {
-            if (split->keys[i].empty())
-              continue;
-            auto vs = self->state.local[i]->get_many(split->keys[i]);
-            for (size_t k = 0; k < vs.size(); ++k)
-              if (vs[k])
-                (*values)[split->positions[i][k]] = std::move(*vs[k]);
-          }
-          return std::move(*values);
+          // Group positions by shard, then read each shard's keys from one
+          // snapshot straight into the answer.
+          auto& by_shard = self->state.positions;
+          by_shard.resize(n);
+          for (auto& p : by_shard)
+            p.clear();
+          for (uint32_t i = 0; i < keys.size(); ++i)
+            by_shard[routing::shard_of(keys[i], n)].push_back(i);
+          std::vector<maybe_bytes> values(keys.size());
+          for (uint32_t s = 0; s < n; ++s)
+            if (!by_shard[s].empty())
+              self->state.local[s]->read_each(
+                keys, by_shard[s], [&](uint32_t i, std::string_view v) {
+                  auto first = reinterpret_cast<const uint8_t*>(v.data());
+                  values[i] = bytes(first, first + v.size());
+                });
+          return values;
         });
+      auto split = std::make_shared<key_split>(keys, n);
+      auto values = std::make_shared<std::vector<maybe_bytes>>(keys.size());
       std::vector<uint32_t> which;
       for (uint32_t i = 0; i < n; ++i)
         if (!split->keys[i].empty())

@@ -19,6 +19,8 @@ struct storage_state {
   /// straight to them, saving a message hop.
   std::vector<std::shared_ptr<kv_store>> local;
   bool all_local = false;
+  /// Scratch space of get_many: request positions grouped by shard.
+  std::vector<std::vector<uint32_t>> positions;
   uint64_t max_value_size = 0;
   std::chrono::milliseconds timeout{0};
 };

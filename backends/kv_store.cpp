@@ -222,6 +222,22 @@ kv_store::get_many(const std::vector<std::string>& keys) const {
   return result;
 }
 
+void kv_store::read_each(
+  const std::vector<std::string>& keys, const std::vector<uint32_t>& which,
+  const std::function<void(uint32_t, std::string_view)>& found) const {
+  reader r{*this};
+  std::string_view v;
+  for (auto i : which) {
+    auto& key = keys[i];
+    if (auto m = mem_.find(key); m != mem_.end()) {
+      if (m->second.value)
+        found(i, as_view(*m->second.value));
+    } else if (!key.empty() && !cleared_ && r->get(data_, key, v)) {
+      found(i, v);
+    }
+  }
+}
+
 scan_page kv_store::scan(const scan_request& req) const {
   scan_page page;
   auto limit = req.limit == 0 ? limits::default_page_entries

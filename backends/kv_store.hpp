@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <shared_mutex>
 #include <optional>
@@ -106,6 +107,13 @@ public:
 
   /// Values of `keys` in order, all read from one snapshot.
   std::vector<std::optional<bytes>> get_many(const std::vector<std::string>& keys) const;
+
+  /// Looks up `keys[i]` for each i in `which`, all from one snapshot, and
+  /// calls `found(i, value)` for each key that exists; `value` is valid only
+  /// during the call. Saves copying keys and results for batched reads.
+  void read_each(const std::vector<std::string>& keys,
+                 const std::vector<uint32_t>& which,
+                 const std::function<void(uint32_t, std::string_view)>& found) const;
 
   /// One page of keys (and values) in ascending order, from one snapshot.
   scan_page scan(const scan_request& req) const;

@@ -80,6 +80,8 @@ struct bench_options {
   uint32_t shards = 4;
   /// Duration of each strata run and of each raw read run.
   double seconds = 3.0;
+  /// Read measurements alternate raw and strata this many times.
+  size_t rounds = 3;
   /// Duration of each raw write run.
   double raw_write_seconds = 2.0;
   /// Point gets in flight, shared by `get_clients` client actors.
@@ -110,6 +112,7 @@ void print_usage() {
        "  --seconds S         duration of each strata run and raw read run "
        "(default 3)\n"
        "  --raw-write-seconds S  duration of each raw write run (default 2)\n"
+       "  --rounds N          reads alternate raw/strata N times (default 3)\n"
        "  --get-in-flight N   point gets in flight (default 64)\n"
        "  --get-clients N     client actors sharing them (default 1)\n"
        "  --many-keys N       keys per get_many (default 100)\n"
@@ -904,27 +907,49 @@ uint64_t run(caf::actor_system& sys, const bench_options& opts) {
   char name[64];
   std::snprintf(name, sizeof(name), "point get, %zu in flight",
                 opts.get_in_flight);
-  auto raw_get = raw_point_get(*raw_env, dbi, opts.keys, opts.seconds);
-  print_result(name, "raw", raw_get);
+  // Reads alternate between raw LMDB and strata for a few rounds; the row
+  // shows the round with the median ratio, which keeps drift of the machine
+  // (page cache, other load) out of the comparison.
+  auto alternate = [&](auto raw_run, auto strata_run) {
+    std::vector<std::pair<result, result>> rounds;
+    for (size_t r = 0; r < opts.rounds; ++r) {
+      auto raw = raw_run();
+      print_result(name, "raw", raw);
+      auto strata = strata_run();
+      print_result(name, "strata", strata);
+      rounds.emplace_back(std::move(strata), std::move(raw));
+    }
+    std::sort(rounds.begin(), rounds.end(), [](auto& x, auto& y) {
+      return x.first.rate / x.second.rate < y.first.rate / y.second.rate;
+    });
+    return rounds[rounds.size() / 2];
+  };
+  auto round_seconds = opts.seconds / static_cast<double>(opts.rounds);
   auto clients = std::max<size_t>(1, std::min(opts.get_clients,
                                                opts.get_in_flight));
-  auto strata_get = run_clients(sys, opts, clients,
-                                opts.get_in_flight / clients,
-                                get_work{store, opts.keys, client_timeout(opts)},
-                                opts.seconds);
-  print_result(name, "strata", strata_get);
-  add_row(name, strata_get, raw_get, 0.5);
+  auto get = alternate(
+    [&] { return raw_point_get(*raw_env, dbi, opts.keys, round_seconds); },
+    [&] {
+      return run_clients(sys, opts, clients, opts.get_in_flight / clients,
+                         get_work{store, opts.keys, client_timeout(opts)},
+                         round_seconds);
+    });
+  add_row(name, get.first, get.second, 0.5);
   // -- get_many --------------------------------------------------------------------
   std::snprintf(name, sizeof(name), "get_many %zu keys, %zu in flight",
                 opts.many_keys, opts.many_in_flight);
-  auto raw_many = raw_get_many(*raw_env, dbi, opts.keys, opts.many_keys,
-                               opts.seconds);
-  print_result(name, "raw", raw_many);
-  auto strata_many = run_clients(
-    sys, opts, 1, opts.many_in_flight,
-    get_many_work{store, opts.keys, opts.many_keys, client_timeout(opts)}, opts.seconds);
-  print_result(name, "strata", strata_many);
-  add_row(std::string{name} + " *", strata_many, raw_many, 0.8);
+  auto many = alternate(
+    [&] {
+      return raw_get_many(*raw_env, dbi, opts.keys, opts.many_keys,
+                          round_seconds);
+    },
+    [&] {
+      return run_clients(sys, opts, 1, opts.many_in_flight,
+                         get_many_work{store, opts.keys, opts.many_keys,
+                                       client_timeout(opts)},
+                         round_seconds);
+    });
+  add_row(std::string{name} + " *", many.first, many.second, 0.8);
   // -- no-sync set ---------------------------------------------------------------
   std::snprintf(name, sizeof(name), "no-sync set, %zu in flight", opts.writers);
   auto raw_nosync = raw_put_per_commit(*raw_env, dbi, opts.keys,
@@ -1016,7 +1041,7 @@ bool parse_args(int argc, char** argv, bench_options& opts,
                                  "--get-in-flight", "--get-clients",
                                  "--many-keys",  "--many-in-flight",
                                  "--writers",    "--timeout",
-                                 "--dir"};
+                                 "--rounds",     "--dir"};
     if (std::find_if(std::begin(ours), std::end(ours),
                      [&](const char* x) { return flag == x; })
         == std::end(ours)) {
@@ -1047,6 +1072,8 @@ bool parse_args(int argc, char** argv, bench_options& opts,
       opts.shards = static_cast<uint32_t>(x);
     else if (flag == "--seconds")
       opts.seconds = x;
+    else if (flag == "--rounds")
+      opts.rounds = static_cast<size_t>(x);
     else if (flag == "--raw-write-seconds")
       opts.raw_write_seconds = x;
     else if (flag == "--get-in-flight")
