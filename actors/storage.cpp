@@ -381,6 +381,10 @@ storage(storage_actor::stateful_pointer<storage_state> self,
   };
 }
 
+bool await_closed(const std::string& data_dir, std::chrono::milliseconds timeout) {
+  return await_unlocked(data_dir, timeout);
+}
+
 caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
                                          const store_options& opts) {
   if (auto err = opts.validate())

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -48,6 +49,24 @@ dir_lock::dir_lock(const std::string& dir) {
 dir_lock::~dir_lock() {
   if (fd_ >= 0)
     ::close(fd_);
+}
+
+bool await_unlocked(const std::string& dir, std::chrono::milliseconds timeout) {
+  auto path = dir + "/LOCK";
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return true; // no lock file: nobody holds it
+    // flock conflicts between open file descriptions, also in one process.
+    bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    ::close(fd);
+    if (free)
+      return true;
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 std::string shard_dir(const std::string& dir, uint32_t index) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <string>
 
 /// The data directory: one subdirectory per shard, plus a LOCK file that keeps
@@ -20,6 +21,10 @@ public:
 private:
   int fd_ = -1;
 };
+
+/// Waits until no store holds `dir` (its LOCK is free), polling every few
+/// milliseconds; returns false if `timeout` passed first.
+bool await_unlocked(const std::string& dir, std::chrono::milliseconds timeout);
 
 /// The environment directory of shard `index`: `<dir>/shard-007`.
 std::string shard_dir(const std::string& dir, uint32_t index);

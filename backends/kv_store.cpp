@@ -96,7 +96,7 @@ std::string_view as_view(const std::optional<bytes>& x) {
 kv_store::kv_store(kv_store_options opts)
   : opts_(std::move(opts)), env_(open_env(opts_)) {
   // A small map must learn that it is full while the memtable is small.
-  opts_.flush_bytes = std::min<size_t>(opts_.flush_bytes, opts_.map_size / 8);
+  opts_.flush_bytes = std::min<size_t>(opts_.flush_bytes, opts_.map_size / 64);
   // Named databases are opened once, in one write transaction, before any
   // other transaction can use their handles.
   auto t = lmdb::txn::write(env_);
@@ -434,9 +434,18 @@ bool kv_store::flush() {
     return true;
   // Deletes first, in a transaction of their own: on a full map they free the
   // space the values need. Then the values, with the sequence number.
-  if (!commit_batch(true) || !commit_batch(false)) {
+  if (!commit_batch(true)) {
     full_ = true;
     return false;
+  }
+  if (!commit_batch(false)) {
+    // LMDB reuses the pages a transaction freed only two transactions later
+    // (the previous snapshot stays intact for readers): let the pages the
+    // deletes freed mature with one small transaction, then try again.
+    if (!mature_free_pages() || !commit_batch(false)) {
+      full_ = true;
+      return false;
+    }
   }
   full_ = false;
   ++flushes_;
@@ -506,6 +515,33 @@ bool kv_store::commit_batch(bool tombstones) {
   for (auto& kv : mem_)
     if (kv.second.in_lmdb)
       ++shadowed_;
+  return true;
+}
+
+bool kv_store::mature_free_pages() {
+  auto touch = [&] {
+    auto t = lmdb::txn::write(env_);
+    t.put(meta_, "flushes", std::to_string(flushes_.load()));
+    t.commit();
+  };
+  try {
+    touch();
+    return true;
+  } catch (const storage_error& e) {
+    if (e.code() != errc::storage_full)
+      throw;
+  }
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  resize_map(opts_.map_size + std::max<uint64_t>(1 << 20, opts_.map_size / 64));
+  try {
+    touch();
+  } catch (const storage_error& e) {
+    resize_map(opts_.map_size);
+    if (e.code() == errc::storage_full)
+      return false;
+    throw;
+  }
+  resize_map(opts_.map_size);
   return true;
 }
 

@@ -155,6 +155,7 @@ private:
   void replay();
   void apply(const std::vector<operation>& ops, write_outcome& out);
   bool commit_batch(bool tombstones);
+  bool mature_free_pages();
   uint64_t count_locked() const;
   void resize_map(uint64_t size);
 

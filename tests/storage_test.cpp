@@ -10,6 +10,8 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/shard.hpp"
+#include "actors/storage.hpp"
+#include "backends/kv_store.hpp"
 #include "tests/fixture.hpp"
 
 using namespace strata;
@@ -57,9 +59,36 @@ TEST_CASE("single-key operations") {
   CHECK(*f.ask<uint64_t>(s, atom::size_v) == 0);
 }
 
+namespace {
+
+/// A storage actor that reaches its shards only through messages, as it does
+/// when shards live on other nodes: no direct reads of local environments.
+storage_actor open_routed(fixture& f, uint32_t n) {
+  std::vector<shard_actor> shards;
+  for (uint32_t i = 0; i < n; ++i) {
+    shard_options so;
+    so.store.dir = f.dir / ("routed-" + std::to_string(i));
+    so.store.shard = i;
+    so.store.shard_count = n;
+    so.store.no_sync = true;
+    so.store.flush_entries = 50;
+    auto s = spawn_shard(f.sys(), so);
+    REQUIRE(s);
+    shards.push_back(s->actor);
+  }
+  f.store = f.sys().spawn(storage, std::move(shards),
+                          std::vector<std::shared_ptr<kv_store>>{},
+                          uint64_t{1} << 20, std::chrono::milliseconds{10000});
+  return f.store;
+}
+
+} // namespace
+
 TEST_CASE("random operations across shards agree with a reference model") {
   fixture f;
-  auto s = f.open(f.options(5));
+  auto routed = GENERATE(false, true);
+  INFO((routed ? "through shard actors" : "with direct local reads"));
+  auto s = routed ? open_routed(f, 5) : f.open(f.options(5));
   std::map<std::string, bytes> model;
   std::mt19937 rng{7};
   auto key = [&] { return "key:" + std::to_string(rng() % 500); };

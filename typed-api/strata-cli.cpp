@@ -309,7 +309,10 @@ int main(int argc, char** argv) {
   } catch (const caf::error& err) {
     rc = error_exit(err);
   }
-  if (!args.data.empty())
+  if (!args.data.empty()) {
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    store = nullptr;
+    await_closed(args.data, std::chrono::seconds{15});
+  }
   return rc;
 }

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <chrono>
+#include <string>
+
 #include <caf/fwd.hpp>
 
 #include "strata/actors.hpp"
@@ -22,5 +25,11 @@ namespace strata {
 /// `strata::configure`.
 caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
                                          const store_options& opts);
+
+/// Blocks until the store on `data_dir` has closed every LMDB environment
+/// and released the directory, e.g. after sending its storage actor an exit.
+/// Returns false if `timeout` passed first. Call it before the actor system
+/// goes away, and before opening the directory again in the same process.
+bool await_closed(const std::string& data_dir, std::chrono::milliseconds timeout);
 
 } // namespace strata
