@@ -59,12 +59,13 @@ bool has_prefix(std::string_view key, std::string_view prefix) {
 class kv_store::reader {
 public:
   explicit reader(const kv_store& owner)
-    : owner_(owner), guard_(owner.mtx_), txn_(owner.acquire_reader()) {
+    : owner_(owner), guard_(owner.mtx_), gen_(owner.lmdb_gen_.load()),
+      txn_(owner.acquire_reader(gen_)) {
     // nop
   }
 
   ~reader() {
-    owner_.release_reader(std::move(txn_));
+    owner_.release_reader(std::move(txn_), gen_);
   }
 
   const lmdb::txn& operator*() const {
@@ -78,6 +79,7 @@ public:
 private:
   const kv_store& owner_;
   std::shared_lock<std::shared_mutex> guard_;
+  uint64_t gen_;
   lmdb::txn txn_;
 };
 
@@ -166,25 +168,44 @@ void kv_store::replay() {
     log_->reset();
 }
 
-lmdb::txn kv_store::acquire_reader() const {
+lmdb::txn kv_store::acquire_reader(uint64_t gen) const {
+  // `gen` was read before the snapshot is taken, so a snapshot is at least as
+  // new as its label.
   {
     std::lock_guard<std::mutex> guard{readers_mtx_};
     if (!readers_.empty()) {
-      auto t = std::move(readers_.back());
+      auto p = std::move(readers_.back());
       readers_.pop_back();
-      t.renew();
-      return t;
+      // A snapshot taken since the last LMDB commit is still current: reuse
+      // it without renewing. Between flushes that is every read.
+      if (p.gen != gen) {
+        if (p.gen != 0)
+          p.txn.reset();
+        p.txn.renew();
+      }
+      return std::move(p.txn);
     }
   }
   return lmdb::txn::read(env_);
 }
 
-void kv_store::release_reader(lmdb::txn t) const {
+void kv_store::release_reader(lmdb::txn t, uint64_t gen) const {
   if (!t)
     return;
-  t.reset();
   std::lock_guard<std::mutex> guard{readers_mtx_};
-  readers_.push_back(std::move(t));
+  readers_.push_back(pooled_reader{std::move(t), gen});
+}
+
+void kv_store::unpin_readers() {
+  // Idle readers keep their snapshot; after a commit that would keep LMDB
+  // from reusing the pages the commit freed, and a remap invalidates it.
+  std::lock_guard<std::mutex> guard{readers_mtx_};
+  for (auto& p : readers_) {
+    if (p.gen != 0) {
+      p.txn.reset();
+      p.gen = 0;
+    }
+  }
 }
 
 std::optional<bytes> kv_store::get(std::string_view key) const {
@@ -329,7 +350,8 @@ shard_info kv_store::info() const {
 void kv_store::apply(const std::vector<operation>& ops, write_outcome& out) {
   // Runs on the writer thread, the only one that changes the memtable or
   // LMDB, so reading them here needs no lock; changes take it exclusively.
-  auto t = acquire_reader();
+  auto gen = lmdb_gen_.load();
+  auto t = acquire_reader(gen);
   auto lmdb_has = [&](const std::string& key) {
     std::string_view v;
     return !cleared_ && t.get(data_, key, v);
@@ -380,7 +402,7 @@ void kv_store::apply(const std::vector<operation>& ops, write_outcome& out) {
     }
   }
   guard.unlock();
-  release_reader(std::move(t));
+  release_reader(std::move(t), gen);
 }
 
 std::vector<write_outcome> kv_store::write(const write_group& group) {
@@ -493,8 +515,11 @@ bool kv_store::commit_batch(bool tombstones) {
     }
     resize_map(opts_.map_size);
   }
-  // LMDB now holds what was committed: drop it from the memtable.
+  // LMDB now holds what was committed: drop it from the memtable, and make
+  // readers take a new snapshot.
   std::unique_lock<std::shared_mutex> guard{mtx_};
+  ++lmdb_gen_;
+  unpin_readers();
   lmdb_entries_ = entries;
   if (tombstones) {
     cleared_ = false;
@@ -523,6 +548,8 @@ bool kv_store::mature_free_pages() {
     auto t = lmdb::txn::write(env_);
     t.put(meta_, "flushes", std::to_string(flushes_.load()));
     t.commit();
+    ++lmdb_gen_;
+    unpin_readers();
   };
   try {
     touch();
@@ -546,6 +573,10 @@ bool kv_store::mature_free_pages() {
 }
 
 void kv_store::resize_map(uint64_t size) {
+  // Remapping is allowed only without live transactions; the caller holds the
+  // exclusive lock, so the pooled ones are idle.
+  ++lmdb_gen_;
+  unpin_readers();
   lmdb::check(mdb_env_set_mapsize(env_.get(), size), "cannot resize the map");
 }
 

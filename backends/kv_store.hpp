@@ -149,8 +149,9 @@ private:
 
   class reader;
 
-  lmdb::txn acquire_reader() const;
-  void release_reader(lmdb::txn t) const;
+  lmdb::txn acquire_reader(uint64_t gen) const;
+  void release_reader(lmdb::txn t, uint64_t gen) const;
+  void unpin_readers();
   void check_meta(lmdb::txn& t);
   void replay();
   void apply(const std::vector<operation>& ops, write_outcome& out);
@@ -183,8 +184,17 @@ private:
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> flushes_{0};
 
+  /// Read transactions for reuse, each with the LMDB generation of its
+  /// snapshot (0: reset). LMDB changes only at flushes, so between flushes a
+  /// snapshot stays current and need not be renewed.
+  struct pooled_reader {
+    lmdb::txn txn;
+    uint64_t gen = 0;
+  };
+
+  std::atomic<uint64_t> lmdb_gen_{1};
   mutable std::mutex readers_mtx_;
-  mutable std::vector<lmdb::txn> readers_;
+  mutable std::vector<pooled_reader> readers_;
 };
 
 } // namespace strata
