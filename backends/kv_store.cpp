@@ -493,28 +493,10 @@ bool kv_store::commit_batch(bool tombstones) {
     return entries;
   };
   uint64_t entries = 0;
-  try {
-    entries = attempt();
-  } catch (const storage_error& e) {
-    if (e.code() != errc::storage_full)
-      throw;
-    if (!tombstones)
-      return false;
-    // Freeing space needs a few fresh pages first. Grow the map for this one
-    // transaction, then return to the configured size (LMDB keeps it at least
-    // as large as the data, so at most a few pages stay above the limit).
-    std::unique_lock<std::shared_mutex> guard{mtx_};
-    resize_map(opts_.map_size + std::max<uint64_t>(1 << 20, opts_.map_size / 64));
-    try {
-      entries = attempt();
-    } catch (const storage_error& again) {
-      resize_map(opts_.map_size);
-      if (again.code() == errc::storage_full)
-        return false;
-      throw;
-    }
-    resize_map(opts_.map_size);
-  }
+  auto run = [&] { entries = attempt(); };
+  // Deletes may borrow headroom on a full map; values may not.
+  if (!(tombstones ? with_headroom(run) : fits(run)))
+    return false;
   // LMDB now holds what was committed: drop it from the memtable, and make
   // readers take a new snapshot.
   std::unique_lock<std::shared_mutex> guard{mtx_};
@@ -544,32 +526,48 @@ bool kv_store::commit_batch(bool tombstones) {
 }
 
 bool kv_store::mature_free_pages() {
-  auto touch = [&] {
+  return with_headroom([&] {
     auto t = lmdb::txn::write(env_);
     t.put(meta_, "flushes", std::to_string(flushes_.load()));
     t.commit();
+    std::unique_lock<std::shared_mutex> guard{mtx_};
     ++lmdb_gen_;
     unpin_readers();
-  };
+  });
+}
+
+bool kv_store::fits(const std::function<void()>& txn) {
   try {
-    touch();
+    txn();
     return true;
   } catch (const storage_error& e) {
     if (e.code() != errc::storage_full)
       throw;
+    return false;
   }
+}
+
+bool kv_store::with_headroom(const std::function<void()>& txn) {
+  if (fits(txn))
+    return true;
+  // Freeing space needs a few fresh pages first (copy-on-write). Grow the map
+  // for this one transaction, then return to the configured size (LMDB keeps
+  // it at least as large as the data, so at most a few pages stay above the
+  // limit).
   std::unique_lock<std::shared_mutex> guard{mtx_};
   resize_map(opts_.map_size + std::max<uint64_t>(1 << 20, opts_.map_size / 64));
+  guard.unlock();
+  bool ok = false;
   try {
-    touch();
-  } catch (const storage_error& e) {
+    ok = fits(txn);
+  } catch (...) {
+    guard.lock();
     resize_map(opts_.map_size);
-    if (e.code() == errc::storage_full)
-      return false;
     throw;
   }
+  guard.lock();
   resize_map(opts_.map_size);
-  return true;
+  return ok;
 }
 
 void kv_store::resize_map(uint64_t size) {

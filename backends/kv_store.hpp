@@ -157,6 +157,10 @@ private:
   void apply(const std::vector<operation>& ops, write_outcome& out);
   bool commit_batch(bool tombstones);
   bool mature_free_pages();
+  /// Runs a write transaction; false if the map is full.
+  bool fits(const std::function<void()>& txn);
+  /// Like `fits`, but retries once with temporary headroom in the map.
+  bool with_headroom(const std::function<void()>& txn);
   uint64_t count_locked() const;
   void resize_map(uint64_t size);
 
