@@ -73,6 +73,16 @@ struct key_split {
   }
 };
 
+/// The indexes of the shards that have something to do.
+template <class Parts>
+std::vector<uint32_t> non_empty(const std::vector<Parts>& parts) {
+  std::vector<uint32_t> result;
+  for (uint32_t i = 0; i < parts.size(); ++i)
+    if (!parts[i].empty())
+      result.push_back(i);
+  return result;
+}
+
 /// Merges per-shard pages into one page of at most `limit` entries in key
 /// order. A shard that has more keys bounds the page: keys after its last one
 /// may be missing from its page, so the merged page stops there.
@@ -269,10 +279,7 @@ storage(storage_actor::stateful_pointer<storage_state> self,
         });
       auto split = std::make_shared<key_split>(keys, n);
       auto values = std::make_shared<std::vector<maybe_bytes>>(keys.size());
-      std::vector<uint32_t> which;
-      for (uint32_t i = 0; i < n; ++i)
-        if (!split->keys[i].empty())
-          which.push_back(i);
+      auto which = non_empty(split->keys);
       auto rp = self->make_response_promise();
       scatter(
         which, rp, [rp, values]() mutable { rp.deliver(std::move(*values)); },
@@ -297,10 +304,7 @@ storage(storage_actor::stateful_pointer<storage_state> self,
       auto parts = std::make_shared<std::vector<std::vector<entry>>>(n);
       for (auto& e : entries)
         (*parts)[routing::shard_of(e.key, n)].push_back(std::move(e));
-      std::vector<uint32_t> which;
-      for (uint32_t i = 0; i < n; ++i)
-        if (!(*parts)[i].empty())
-          which.push_back(i);
+      auto which = non_empty(*parts);
       auto rp = self->make_response_promise();
       scatter(which, rp, [rp]() mutable { rp.deliver(caf::unit); },
               [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
@@ -317,10 +321,7 @@ storage(storage_actor::stateful_pointer<storage_state> self,
         return err;
       auto split = std::make_shared<key_split>(keys, n);
       auto total = std::make_shared<uint64_t>(0);
-      std::vector<uint32_t> which;
-      for (uint32_t i = 0; i < n; ++i)
-        if (!split->keys[i].empty())
-          which.push_back(i);
+      auto which = non_empty(split->keys);
       auto rp = self->make_response_promise();
       scatter(which, rp, [rp, total]() mutable { rp.deliver(*total); },
               [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
@@ -349,10 +350,7 @@ storage(storage_actor::stateful_pointer<storage_state> self,
           (*parts)[routing::shard_of(op.key, n)].push_back(std::move(op));
         }
       }
-      std::vector<uint32_t> which;
-      for (uint32_t i = 0; i < n; ++i)
-        if (!(*parts)[i].empty())
-          which.push_back(i);
+      auto which = non_empty(*parts);
       auto combined = std::make_shared<batch_result>();
       combined->success = true;
       auto rp = self->make_response_promise();
