@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,11 @@ inline std::vector<caf::error> check_ops(const std::vector<operation>& ops,
     }
   }
   return result;
+}
+
+/// A backend's optional value as it travels.
+inline maybe_bytes to_wire(std::optional<bytes> x) {
+  return x ? maybe_bytes{std::move(*x)} : maybe_bytes{};
 }
 
 /// Runs `f`, turning a backend's storage_error into a strata CAF error.

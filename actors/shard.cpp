@@ -23,10 +23,7 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
     [=](atom::get, const std::string& key) -> caf::result<maybe_bytes> {
       if (auto err = check_key(key))
         return err;
-      return guarded([&] {
-        auto v = store->get(key);
-        return v ? maybe_bytes{std::move(*v)} : maybe_bytes{};
-      });
+      return guarded([&] { return to_wire(store->get(key)); });
     },
     [=](atom::has, const std::string& key) -> caf::result<bool> {
       if (auto err = check_key(key))
@@ -48,7 +45,7 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         std::vector<maybe_bytes> result;
         result.reserve(values.size());
         for (auto& v : values)
-          result.emplace_back(v ? maybe_bytes{std::move(*v)} : maybe_bytes{});
+          result.push_back(to_wire(std::move(v)));
         return result;
       });
     },

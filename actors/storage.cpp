@@ -166,10 +166,7 @@ storage(storage_actor::stateful_pointer<storage_state> self,
       if (auto err = check_key(key))
         return err;
       if (auto& store = local_for(key))
-        return guarded([&] {
-          auto v = store->get(key);
-          return v ? maybe_bytes{std::move(*v)} : maybe_bytes{};
-        });
+        return guarded([&] { return to_wire(store->get(key)); });
       auto dest = shard_for(key);
       return self->delegate(dest, atom::get_v, std::move(key));
     },

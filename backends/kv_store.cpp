@@ -407,6 +407,11 @@ void kv_store::apply(const std::vector<operation>& ops, write_outcome& out) {
 
 std::vector<write_outcome> kv_store::write(const write_group& group) {
   std::vector<write_outcome> out(group.size());
+  if (!broken_.empty()) {
+    for (auto& o : out)
+      o = write_outcome{errc::transaction_aborted, broken_, 0};
+    return out;
+  }
   std::vector<std::string> records;
   std::vector<size_t> accepted;
   records.reserve(group.size());
@@ -426,17 +431,30 @@ std::vector<write_outcome> kv_store::write(const write_group& group) {
   }
   if (accepted.empty())
     return out;
+  auto fail_accepted = [&](errc code, const std::string& msg) {
+    for (auto i : accepted)
+      out[i] = write_outcome{code, msg, 0};
+  };
   try {
     log_->append(records);
   } catch (const storage_error& e) {
-    for (auto i : accepted)
-      out[i] = write_outcome{e.code(), e.what(), 0};
+    if (log_->sync_failed())
+      broken_ = std::string{e.what()} + "; reopen the shard to recover from its log";
+    fail_accepted(e.code(), e.what());
     return out;
   }
   // Durable now: apply in order.
-  for (auto i : accepted) {
-    apply(*group[i], out[i]);
-    applied_seq_ = next_seq_++;
+  try {
+    for (auto i : accepted) {
+      apply(*group[i], out[i]);
+      applied_seq_ = next_seq_++;
+    }
+  } catch (const storage_error& e) {
+    // Logged but not applied: only a replay can make memory and disk agree
+    // again, so the shard refuses writes until it is reopened.
+    broken_ = std::string{e.what()} + "; reopen the shard to recover from its log";
+    fail_accepted(errc::transaction_aborted, broken_);
+    return out;
   }
   ++commits_;
   bool deletes_pending = full_; // deletes may have made room

@@ -127,7 +127,10 @@ public:
   /// Makes every request of `group` durable with one WAL append and one sync
   /// (group commit), applies them in order, and returns one outcome per
   /// request. While the shard is full, requests that store values fail with
-  /// STORAGE_FULL and the others proceed.
+  /// STORAGE_FULL and the others proceed. If the WAL cannot be written, the
+  /// group fails (TRANSACTION_ABORTED, or STORAGE_FULL for a full disk) and
+  /// the log is cut back; after a failed sync the shard refuses writes until
+  /// it is reopened.
   std::vector<write_outcome> write(const write_group& group);
 
   /// Writes the memtable to LMDB in durable transactions and empties the WAL.
@@ -185,6 +188,9 @@ private:
   uint64_t next_seq_ = 1;
   uint64_t applied_seq_ = 0; // last sequence number in the memtable
   bool full_ = false;
+  /// Why the shard refuses writes until reopened (a failed WAL sync, or a
+  /// logged write that could not be applied); empty while healthy.
+  std::string broken_;
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> flushes_{0};
 

@@ -15,9 +15,9 @@ namespace strata {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& what, int err) {
-  auto code = err == ENOSPC || err == EDQUOT ? errc::storage_full
-                                             : errc::transaction_aborted;
+[[noreturn]] void fail(const std::string& what, int err,
+                       errc otherwise = errc::transaction_aborted) {
+  auto code = err == ENOSPC || err == EDQUOT ? errc::storage_full : otherwise;
   throw storage_error{code, what + ": " + std::strerror(err)};
 }
 
@@ -88,10 +88,14 @@ bool decode(std::string_view payload, uint64_t& seq, std::vector<operation>& ops
 wal::wal(std::string path, bool sync) : path_(std::move(path)), sync_(sync) {
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0)
-    fail("cannot open write-ahead log " + path_, errno);
+    fail("cannot open write-ahead log " + path_, errno, errc::connection_failed);
   struct stat st;
-  if (::fstat(fd_, &st) != 0)
-    fail("cannot stat " + path_, errno);
+  if (::fstat(fd_, &st) != 0) {
+    auto err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    fail("cannot stat " + path_, err, errc::connection_failed);
+  }
   size_ = static_cast<uint64_t>(st.st_size);
 }
 
@@ -155,9 +159,12 @@ void wal::append(const std::vector<std::string>& records) {
       iov[first].iov_len -= left;
     }
   }
-  // The one blocking sync of a group commit.
-  if (sync_ && ::fdatasync(fd_) != 0)
+  // The one blocking sync of a group commit. After a failed sync the kernel
+  // may have dropped the dirty pages: what is on disk is unknown.
+  if (sync_ && ::fdatasync(fd_) != 0) {
+    sync_failed_ = true;
     undo(errno, "cannot sync write-ahead log " + path_);
+  }
   size_ += total;
 }
 

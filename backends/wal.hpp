@@ -30,7 +30,8 @@ namespace strata {
 /// `storage_error`.
 class wal {
 public:
-  /// Opens (or creates) the log file at `path`.
+  /// Opens (or creates) the log file at `path`; CONNECTION_FAILED if it
+  /// cannot.
   wal(std::string path, bool sync);
   wal(const wal&) = delete;
   wal& operator=(const wal&) = delete;
@@ -51,6 +52,12 @@ public:
   /// Empties the log (after its records reached LMDB durably).
   void reset();
 
+  /// True once a sync failed: the log's state on disk is unknown until the
+  /// shard is reopened (and the log replayed).
+  bool sync_failed() const noexcept {
+    return sync_failed_;
+  }
+
   /// Current size of the log in bytes.
   uint64_t size() const noexcept {
     return size_;
@@ -61,6 +68,7 @@ private:
   bool sync_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  bool sync_failed_ = false;
 };
 
 } // namespace strata

@@ -6,8 +6,11 @@
 #include <fstream>
 #include <map>
 #include <atomic>
+#include <csignal>
 #include <random>
 #include <thread>
+
+#include <sys/resource.h>
 #include <string>
 
 #include "backends/data_dir.hpp"
@@ -404,4 +407,53 @@ TEST_CASE("readers racing the writer and its flushes never go back in time") {
   CHECK(s.info().flushes > 10);
   for (int c = 0; c < counters; ++c)
     CHECK(s.get("counter" + std::to_string(c)) == std::optional<bytes>{encode(rounds - 1)});
+}
+
+TEST_CASE("a write-ahead log that cannot be written fails the group, nothing else") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  o.flush_entries = 1 << 20; // keep everything in the log
+  {
+    kv_store s{o};
+    REQUIRE(write_one(s, {operation::set("before", b("safe"))}).code == errc::none);
+    auto log_size = std::filesystem::file_size(dir / "s/wal.log");
+    // The kernel refuses to grow files beyond RLIMIT_FSIZE: the next append
+    // fails half-way, as it would on a failing disk.
+    std::signal(SIGXFSZ, SIG_IGN);
+    rlimit old;
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+    rlimit tight = old;
+    tight.rlim_cur = log_size + 100;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+    auto failed = write_one(s, {operation::set("big", bytes(1000, 'x')),
+                                operation::del("before")});
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &old) == 0);
+    CHECK(failed.code == errc::transaction_aborted);
+    CHECK(failed.message.find("cannot append to write-ahead log") != std::string::npos);
+    // Nothing of the failed request took effect, and the log was cut back.
+    CHECK(std::filesystem::file_size(dir / "s/wal.log") == log_size);
+    CHECK(!s.has("big"));
+    CHECK(s.get("before") == std::optional<bytes>{b("safe")});
+    // The shard keeps working.
+    REQUIRE(write_one(s, {operation::set("after", b("ok"))}).code == errc::none);
+    std::filesystem::copy(dir / "s", dir / "crash");
+  }
+  // After a crash, the log holds exactly the acknowledged writes.
+  o.dir = dir / "crash";
+  kv_store s{o};
+  CHECK(s.size() == 2);
+  CHECK(!s.has("big"));
+  CHECK(s.has("after"));
+}
+
+TEST_CASE("a shard whose log cannot be opened is refused with CONNECTION_FAILED") {
+  test::temp_dir dir;
+  std::filesystem::create_directories(dir / "s/wal.log"); // a directory, not a file
+  try {
+    kv_store s{opts_in(dir / "s")};
+    FAIL("opened without a log");
+  } catch (const storage_error& e) {
+    CHECK(e.code() == errc::connection_failed);
+    CHECK(std::string{e.what()}.find("cannot open write-ahead log") != std::string::npos);
+  }
 }

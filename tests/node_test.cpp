@@ -91,6 +91,9 @@ TEST_CASE("strata-cli drives a node") {
   CHECK(r.err.rfind("error: INVALID_KEY: ", 0) == 0);
   r = cli({"frobnicate"});
   CHECK(r.code == 2);
+  r = cli({"--timeout", "0", "size"});
+  CHECK(r.code == 2);
+  CHECK(r.err.rfind("error: --timeout must be at least 1 ms\n", 0) == 0);
   CHECK(cli({"clear"}).code == 0);
   CHECK(cli({"size"}).out == "0\n");
   CHECK(node.stop(SIGTERM) == 0);

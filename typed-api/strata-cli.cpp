@@ -102,8 +102,11 @@ cli_args parse(int argc, char** argv) {
       a.shards = static_cast<uint32_t>(to_number(arg, value()));
     else if (arg == "--json")
       a.json = true;
-    else if (arg == "--timeout")
+    else if (arg == "--timeout") {
       a.timeout = std::chrono::milliseconds{to_number(arg, value())};
+      if (a.timeout.count() == 0)
+        throw usage_error{"--timeout must be at least 1 ms"};
+    }
     else if (arg == "--prefix")
       a.prefix = value();
     else if (arg == "--limit")
