@@ -104,7 +104,9 @@ kv_store::kv_store(kv_store_options opts)
   auto t = lmdb::txn::write(env_);
   data_ = t.open_db("data", true);
   meta_ = t.open_db("meta", true);
+  prepared_db_ = t.open_db("prepared", true);
   check_meta(t);
+  load_prepared(t);
   lmdb_entries_ = t.entries(data_);
   t.commit();
   log_ = std::make_unique<wal>(opts_.dir + "/wal.log", !opts_.no_sync);
@@ -149,20 +151,61 @@ void kv_store::check_meta(lmdb::txn& t) {
     applied_seq_ = std::stoull(std::string{found});
 }
 
+void kv_store::load_prepared(lmdb::txn& t) {
+  // Transactions prepared before the last flush; the WAL may hold their
+  // outcomes.
+  lmdb::cursor c{t, prepared_db_};
+  for (bool ok = c.first(); ok; ok = c.next()) {
+    auto k = c.key();
+    prepared_txn p;
+    if (k.size() != 8 || !wal::decode_part(c.value(), p.part))
+      throw storage_error{errc::consistency_violation,
+                          opts_.dir + ": a prepared transaction record is corrupt"};
+    uint64_t txid = 0;
+    for (auto ch : k)
+      txid = (txid << 8) | static_cast<unsigned char>(ch);
+    p.logged = true;
+    cc_.lock(txid, p.part);
+    prepared_.emplace(txid, std::move(p));
+  }
+}
+
 void kv_store::replay() {
   // Records up to `applied` are in LMDB already; later ones are replayed in
   // order into the memtable, which then holds exactly their newest state.
   auto in_lmdb = applied_seq_;
   next_seq_ = in_lmdb + 1;
-  log_->replay([&](uint64_t seq, std::vector<operation>& ops) {
-    if (seq <= in_lmdb)
+  log_->replay([&](wal_record& rec) {
+    if (rec.seq <= in_lmdb)
       return;
     write_outcome ignored;
-    apply(ops, ignored);
-    applied_seq_ = seq;
-    next_seq_ = seq + 1;
+    switch (rec.kind) {
+      case wal_record::type::write:
+        apply(rec.ops, ignored, rec.seq);
+        break;
+      case wal_record::type::prepare: {
+        cc_.lock(rec.txid, rec.part);
+        prepared_[rec.txid] = prepared_txn{std::move(rec.part), true};
+        prepared_dirty_ = true;
+        break;
+      }
+      case wal_record::type::commit:
+      case wal_record::type::abort:
+        if (auto i = prepared_.find(rec.txid); i != prepared_.end()) {
+          if (rec.kind == wal_record::type::commit)
+            apply(i->second.part.writes, ignored, rec.seq);
+          cc_.unlock(rec.txid);
+          prepared_.erase(i);
+          prepared_dirty_ = true;
+        }
+        break;
+    }
+    applied_seq_ = rec.seq;
+    next_seq_ = rec.seq + 1;
   });
-  if (!mem_.empty() || cleared_)
+  // Transactions validate against versions from now on.
+  cc_.reset(applied_seq_);
+  if (!mem_.empty() || cleared_ || prepared_dirty_)
     flush();
   else if (log_->size() > 0)
     log_->reset();
@@ -260,6 +303,52 @@ void kv_store::read_each(
 }
 
 scan_page kv_store::scan(const scan_request& req) const {
+  reader r{*this};
+  return scan_with(*r, req);
+}
+
+txn_read kv_store::read(std::string_view key) const {
+  reader r{*this};
+  txn_read result;
+  if (cc_.write_locked(key)) {
+    result.blocked = true;
+    return result;
+  }
+  result.seq = applied_seq_;
+  if (auto i = mem_.find(key); i != mem_.end()) {
+    result.value = i->second.value;
+    return result;
+  }
+  std::string_view v;
+  if (!cleared_ && r->get(data_, key, v))
+    result.value = to_bytes(v);
+  return result;
+}
+
+txn_scan kv_store::read_range(const scan_request& req) const {
+  reader r{*this};
+  txn_scan result;
+  auto lo = std::max({std::string_view{req.start}, std::string_view{req.prefix},
+                      std::string_view{req.after}});
+  if (cc_.write_locked(lo, prefix_end(req.prefix))) {
+    result.blocked = true;
+    return result;
+  }
+  result.seq = applied_seq_;
+  result.page = scan_with(*r, req);
+  return result;
+}
+
+std::vector<uint64_t> kv_store::in_doubt() const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  std::vector<uint64_t> result;
+  for (auto& [txid, p] : prepared_)
+    if (p.logged)
+      result.push_back(txid);
+  return result;
+}
+
+scan_page kv_store::scan_with(const lmdb::txn& t, const scan_request& req) const {
   scan_page page;
   auto limit = req.limit == 0 ? limits::default_page_entries
                               : std::min(req.limit, limits::max_page_entries);
@@ -270,10 +359,9 @@ scan_page kv_store::scan(const scan_request& req) const {
     seek = req.after;
     skip_equal = true;
   }
-  reader r{*this};
   // Merge two ordered sources: LMDB (unless cleared) and the memtable, whose
   // entries win over LMDB's and whose tombstones hide them.
-  lmdb::cursor c{*r, data_};
+  lmdb::cursor c{t, data_};
   bool in_lmdb = !cleared_ && (seek.empty() ? c.first() : c.seek(seek));
   if (in_lmdb && skip_equal && c.key() == seek)
     in_lmdb = c.next();
@@ -347,7 +435,8 @@ shard_info kv_store::info() const {
   return result;
 }
 
-void kv_store::apply(const std::vector<operation>& ops, write_outcome& out) {
+void kv_store::apply(const std::vector<operation>& ops, write_outcome& out,
+                     uint64_t seq) {
   // Runs on the writer thread, the only one that changes the memtable or
   // LMDB, so reading them here needs no lock; changes take it exclusively.
   auto gen = lmdb_gen_.load();
@@ -401,54 +490,180 @@ void kv_store::apply(const std::vector<operation>& ops, write_outcome& out) {
         break;
     }
   }
+  // Readers see the data and its sequence number change together.
+  applied_seq_ = seq;
   guard.unlock();
   release_reader(std::move(t), gen);
 }
 
 std::vector<write_outcome> kv_store::write(const write_group& group) {
+  std::vector<write_request> requests;
+  requests.reserve(group.size());
+  for (auto* ops : group)
+    requests.push_back(write_request::plain_ops(*ops));
+  return write(requests);
+}
+
+std::vector<write_outcome> kv_store::write(const std::vector<write_request>& group) {
+  using type = write_request::type;
   std::vector<write_outcome> out(group.size());
   if (!broken_.empty()) {
     for (auto& o : out)
-      o = write_outcome{errc::transaction_aborted, broken_, 0};
+      o = write_outcome{errc::transaction_aborted, broken_, 0, false};
     return out;
   }
+  auto stores_values = [](const std::vector<operation>& ops) {
+    return std::any_of(ops.begin(), ops.end(),
+                       [](auto& op) { return op.kind == op_kind::set; });
+  };
+  auto full_error = [this] {
+    return write_outcome{errc::storage_full,
+                         opts_.dir + ": the map is full (map_size "
+                           + std::to_string(opts_.map_size)
+                           + " bytes); delete data or raise map_size",
+                         0, false};
+  };
+  // Pass 1, under the lock that readers share: validate, lock, number and
+  // encode, so that each request sees the ones before it. Nothing is applied
+  // before the records are durable.
   std::vector<std::string> records;
-  std::vector<size_t> accepted;
+  std::vector<std::pair<size_t, uint64_t>> accepted; // request, sequence number
+  std::vector<uint64_t> prepared_now; // undone if the append fails
   records.reserve(group.size());
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  auto seq = next_seq_;
   for (size_t i = 0; i < group.size(); ++i) {
-    auto stores_values = std::any_of(group[i]->begin(), group[i]->end(),
-                                     [](auto& op) { return op.kind == op_kind::set; });
-    if (full_ && stores_values) {
-      out[i] = write_outcome{errc::storage_full,
-                             opts_.dir + ": the map is full (map_size "
-                               + std::to_string(opts_.map_size)
-                               + " bytes); delete data or raise map_size",
-                             0};
-      continue;
+    auto& req = group[i];
+    switch (req.kind) {
+      case type::plain: {
+        auto& ops = *req.ops;
+        if (full_ && stores_values(ops)) {
+          out[i] = full_error();
+          continue;
+        }
+        auto waits = std::any_of(ops.begin(), ops.end(), [this](auto& op) {
+          return op.kind == op_kind::clear ? cc_.write_locked("", "")
+                                           : cc_.write_locked(op.key);
+        });
+        if (waits) {
+          out[i].blocked = true;
+          continue;
+        }
+        records.push_back(wal::encode(seq, ops));
+        cc_.wrote(ops, seq);
+        accepted.emplace_back(i, seq++);
+        break;
+      }
+      case type::commit: {
+        auto& part = *req.part;
+        if (full_ && stores_values(part.writes)) {
+          out[i] = full_error();
+          continue;
+        }
+        if (auto problem = cc_.check(0, part); !problem.empty()) {
+          out[i] = write_outcome{errc::version_conflict, problem, 0, false};
+          continue;
+        }
+        if (part.writes.empty())
+          continue; // validated reads: nothing to store
+        records.push_back(wal::encode(seq, part.writes));
+        cc_.wrote(part.writes, seq);
+        accepted.emplace_back(i, seq++);
+        break;
+      }
+      case type::prepare: {
+        auto& part = *req.part;
+        if (prepared_.count(req.txid) > 0)
+          continue; // prepared before: the vote stands
+        if (full_ && stores_values(part.writes)) {
+          out[i] = full_error();
+          continue;
+        }
+        if (auto problem = cc_.check(req.txid, part); !problem.empty()) {
+          out[i] = write_outcome{errc::version_conflict, problem, 0, false};
+          continue;
+        }
+        cc_.lock(req.txid, part);
+        bool logged = !part.writes.empty();
+        prepared_[req.txid] = prepared_txn{part, logged};
+        if (!logged)
+          continue; // read-only: its locks need not survive a crash
+        prepared_now.push_back(req.txid);
+        records.push_back(wal::encode_prepare(seq, req.txid, part));
+        accepted.emplace_back(i, seq++);
+        break;
+      }
+      case type::resolve: {
+        auto p = prepared_.find(req.txid);
+        if (p == prepared_.end())
+          continue; // resolved before, or never prepared: nothing to do
+        if (!p->second.logged) {
+          cc_.unlock(req.txid);
+          prepared_.erase(p);
+          continue;
+        }
+        if (req.commit)
+          cc_.wrote(p->second.part.writes, seq);
+        records.push_back(wal::encode_outcome(seq, req.txid, req.commit));
+        accepted.emplace_back(i, seq++);
+        break;
+      }
     }
-    records.push_back(wal::encode(next_seq_ + accepted.size(), *group[i]));
-    accepted.push_back(i);
   }
+  guard.unlock();
   if (accepted.empty())
     return out;
   auto fail_accepted = [&](errc code, const std::string& msg) {
-    for (auto i : accepted)
-      out[i] = write_outcome{code, msg, 0};
+    for (auto& [i, _] : accepted)
+      out[i] = write_outcome{code, msg, 0, false};
   };
   try {
     log_->append(records);
   } catch (const storage_error& e) {
     if (log_->sync_failed())
       broken_ = std::string{e.what()} + "; reopen the shard to recover from its log";
+    // The prepares of this group never happened. (Versions recorded for the
+    // failed writes only make later validations stricter.)
+    guard.lock();
+    for (auto txid : prepared_now) {
+      cc_.unlock(txid);
+      prepared_.erase(txid);
+    }
+    guard.unlock();
     fail_accepted(e.code(), e.what());
     return out;
   }
   // Durable now: apply in order.
   try {
-    for (auto i : accepted) {
-      apply(*group[i], out[i]);
-      applied_seq_ = next_seq_++;
+    for (auto& [i, s] : accepted) {
+      auto& req = group[i];
+      switch (req.kind) {
+        case type::plain:
+          apply(*req.ops, out[i], s);
+          break;
+        case type::commit:
+          apply(req.part->writes, out[i], s);
+          break;
+        case type::prepare: {
+          std::unique_lock<std::shared_mutex> g{mtx_};
+          prepared_dirty_ = true;
+          applied_seq_ = s;
+          break;
+        }
+        case type::resolve: {
+          auto p = prepared_.find(req.txid);
+          if (req.commit)
+            apply(p->second.part.writes, out[i], s);
+          std::unique_lock<std::shared_mutex> g{mtx_};
+          cc_.unlock(req.txid);
+          prepared_.erase(p);
+          prepared_dirty_ = true;
+          applied_seq_ = s;
+          break;
+        }
+      }
     }
+    next_seq_ = seq;
   } catch (const storage_error& e) {
     // Logged but not applied: only a replay can make memory and disk agree
     // again, so the shard refuses writes until it is reopened.
@@ -470,7 +685,7 @@ std::vector<write_outcome> kv_store::write(const write_group& group) {
 }
 
 bool kv_store::flush() {
-  if (mem_.empty() && !cleared_)
+  if (mem_.empty() && !cleared_ && !prepared_dirty_)
     return true;
   // Deletes first, in a transaction of their own: on a full map they free the
   // space the values need. Then the values, with the sequence number.
@@ -504,8 +719,19 @@ bool kv_store::commit_batch(bool tombstones) {
       else if (!tombstones && e.value)
         t.put(data_, key, as_view(*e.value));
     }
-    if (!tombstones)
+    if (!tombstones) {
+      // Prepared transactions outlive the WAL, which is emptied next.
+      t.clear(prepared_db_);
+      for (auto& [txid, p] : prepared_) {
+        if (!p.logged)
+          continue;
+        std::string key(8, '\0');
+        for (int b = 0; b < 8; ++b)
+          key[b] = static_cast<char>((txid >> (8 * (7 - b))) & 0xff);
+        t.put(prepared_db_, key, wal::encode_part(p.part));
+      }
       t.put(meta_, "applied", std::to_string(applied_seq_));
+    }
     auto entries = t.entries(data_);
     t.commit();
     return entries;
@@ -535,6 +761,7 @@ bool kv_store::commit_batch(bool tombstones) {
     mem_.clear();
     live_ = 0;
     mem_bytes_ = 0;
+    prepared_dirty_ = false;
   }
   shadowed_ = 0;
   for (auto& kv : mem_)

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backends/conflicts.hpp"
 #include "backends/lmdb.hpp"
 #include "backends/wal.hpp"
 #include "strata/errc.hpp"
@@ -56,6 +57,54 @@ struct write_outcome {
   std::string message;
   /// How many delete operations found their key (clear counts every entry).
   uint64_t deleted = 0;
+  /// A plain write that was not applied because a prepared transaction is
+  /// about to write one of its keys: retry it after the next outcome.
+  bool blocked = false;
+};
+
+/// One request of a group commit.
+struct write_request {
+  enum class type : uint8_t {
+    /// `ops`, all or nothing. Blocked while a prepared transaction is about
+    /// to write one of its keys.
+    plain,
+    /// One-phase commit of a transaction that touches only this shard:
+    /// validate `part`, then apply its writes (VERSION_CONFLICT if invalid).
+    commit,
+    /// Phase one of two: validate `part` of transaction `txid`, log it and
+    /// lock it (VERSION_CONFLICT if invalid). Success is a yes vote.
+    prepare,
+    /// Phase two: apply (`commit`) or drop prepared transaction `txid`.
+    /// Unknown ids succeed: the outcome was applied already.
+    resolve,
+  };
+  type kind = type::plain;
+  const std::vector<operation>* ops = nullptr;
+  const txn_part* part = nullptr;
+  uint64_t txid = 0;
+  bool commit = false;
+
+  static write_request plain_ops(const std::vector<operation>& x) {
+    return {type::plain, &x, nullptr, 0, false};
+  }
+};
+
+/// A read inside a transaction.
+struct txn_read {
+  /// The value, if the key exists.
+  std::optional<bytes> value;
+  /// The shard's sequence number the read saw (for validation).
+  uint64_t seq = 0;
+  /// A prepared transaction is about to write the key: nothing was read;
+  /// ask again after its outcome.
+  bool blocked = false;
+};
+
+/// A scan page read inside a transaction; see txn_read.
+struct txn_scan {
+  scan_page page;
+  uint64_t seq = 0;
+  bool blocked = false;
 };
 
 /// Write requests committed together: each one is a list of operations that
@@ -121,6 +170,17 @@ public:
   /// Number of entries.
   uint64_t size() const;
 
+  /// Reads `key` for a transaction: the value and the sequence number it
+  /// reflects, unless a prepared transaction is about to write the key.
+  txn_read read(std::string_view key) const;
+
+  /// Scans for a transaction, like `read` for a key range.
+  txn_scan read_range(const scan_request& req) const;
+
+  /// Transactions prepared on this shard and waiting for their outcome
+  /// (after a restart: in doubt until the coordinator answers).
+  std::vector<uint64_t> in_doubt() const;
+
   /// Figures for operators.
   shard_info info() const;
 
@@ -132,6 +192,12 @@ public:
   /// the log is cut back; after a failed sync the shard refuses writes until
   /// it is reopened.
   std::vector<write_outcome> write(const write_group& group);
+
+  /// Like `write(group)` for requests of every kind: plain writes,
+  /// transaction commits, prepares and outcomes share one append and sync.
+  /// Each request sees the effects of those before it. Records that need no
+  /// durability (a read-only prepare or its outcome) are not logged.
+  std::vector<write_outcome> write(const std::vector<write_request>& group);
 
   /// Writes the memtable to LMDB in durable transactions and empties the WAL.
   /// Returns false (and marks the shard full) if the map is full.
@@ -157,7 +223,9 @@ private:
   void unpin_readers();
   void check_meta(lmdb::txn& t);
   void replay();
-  void apply(const std::vector<operation>& ops, write_outcome& out);
+  void load_prepared(lmdb::txn& t);
+  void apply(const std::vector<operation>& ops, write_outcome& out, uint64_t seq);
+  scan_page scan_with(const lmdb::txn& t, const scan_request& req) const;
   bool commit_batch(bool tombstones);
   bool mature_free_pages();
   /// Runs a write transaction; false if the map is full.
@@ -171,6 +239,7 @@ private:
   lmdb::env env_;
   MDB_dbi data_ = 0;
   MDB_dbi meta_ = 0;
+  MDB_dbi prepared_db_ = 0;
   std::unique_ptr<wal> log_;
 
   /// Guards the memtable and its counters (the writer mutates them under an
@@ -184,6 +253,19 @@ private:
   uint64_t live_ = 0;         // memtable entries with a value
   uint64_t shadowed_ = 0;     // memtable entries whose key is in LMDB
   size_t mem_bytes_ = 0;
+
+  /// Locks and recent versions for validating transactions; readers check
+  /// its locks under the shared lock.
+  conflicts cc_;
+  /// Prepared transactions waiting for their outcome, with what they will
+  /// write. `logged`: the prepare record is durable (it has writes).
+  struct prepared_txn {
+    txn_part part;
+    bool logged = false;
+  };
+  std::map<uint64_t, prepared_txn> prepared_;
+  /// `prepared_` changed since LMDB last stored it.
+  bool prepared_dirty_ = false;
 
   uint64_t next_seq_ = 1;
   uint64_t applied_seq_ = 0; // last sequence number in the memtable

@@ -60,10 +60,27 @@ struct reader {
   }
 };
 
-bool decode(std::string_view payload, uint64_t& seq, std::vector<operation>& ops) {
-  reader r{payload.data(), payload.data() + payload.size()};
+void put_ops(std::string& out, const std::vector<operation>& ops) {
+  put32(out, static_cast<uint32_t>(ops.size()));
+  for (auto& op : ops) {
+    out.push_back(static_cast<char>(op.kind));
+    put32(out, static_cast<uint32_t>(op.key.size()));
+    out += op.key;
+    if (op.kind == op_kind::set) {
+      put32(out, static_cast<uint32_t>(op.value.size()));
+      out.append(reinterpret_cast<const char*>(op.value.data()), op.value.size());
+    }
+  }
+}
+
+void put_str(std::string& out, const std::string& x) {
+  put32(out, static_cast<uint32_t>(x.size()));
+  out += x;
+}
+
+bool get_ops(reader& r, std::vector<operation>& ops) {
   uint64_t count = 0;
-  if (!r.get(seq, 8) || !r.get(count, 4))
+  if (!r.get(count, 4))
     return false;
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t kind = 0;
@@ -80,7 +97,88 @@ bool decode(std::string_view payload, uint64_t& seq, std::vector<operation>& ops
     op.value.assign(value.begin(), value.end());
     ops.push_back(std::move(op));
   }
-  return r.pos == r.end;
+  return true;
+}
+
+bool get_str(reader& r, std::string& x) {
+  uint64_t len = 0;
+  std::string_view v;
+  if (!r.get(len, 4) || !r.get(v, len))
+    return false;
+  x = std::string{v};
+  return true;
+}
+
+void put_part(std::string& out, const txn_part& part) {
+  put_ops(out, part.writes);
+  put32(out, static_cast<uint32_t>(part.reads.size()));
+  for (auto& r : part.reads)
+    put_str(out, r.key);
+  put32(out, static_cast<uint32_t>(part.ranges.size()));
+  for (auto& r : part.ranges) {
+    put_str(out, r.lo);
+    put_str(out, r.hi);
+  }
+}
+
+bool get_part(reader& r, txn_part& part) {
+  uint64_t count = 0;
+  if (!get_ops(r, part.writes) || !r.get(count, 4))
+    return false;
+  for (uint64_t i = 0; i < count; ++i) {
+    read_mark m;
+    if (!get_str(r, m.key))
+      return false;
+    part.reads.push_back(std::move(m));
+  }
+  if (!r.get(count, 4))
+    return false;
+  for (uint64_t i = 0; i < count; ++i) {
+    range_mark m;
+    if (!get_str(r, m.lo) || !get_str(r, m.hi))
+      return false;
+    part.ranges.push_back(std::move(m));
+  }
+  return true;
+}
+
+bool decode(std::string_view payload, wal_record& rec) {
+  reader r{payload.data(), payload.data() + payload.size()};
+  uint64_t type = 0;
+  if (!r.get(rec.seq, 8) || !r.get(type, 1) || type > 3)
+    return false;
+  rec.kind = static_cast<wal_record::type>(type);
+  bool ok = false;
+  switch (rec.kind) {
+    case wal_record::type::write:
+      ok = get_ops(r, rec.ops);
+      break;
+    case wal_record::type::prepare:
+      ok = r.get(rec.txid, 8) && get_part(r, rec.part);
+      break;
+    case wal_record::type::commit:
+    case wal_record::type::abort:
+      ok = r.get(rec.txid, 8);
+      break;
+  }
+  return ok && r.pos == r.end;
+}
+
+/// Frames a payload: length, CRC, payload.
+std::string frame(const std::string& payload) {
+  std::string record;
+  record.reserve(payload.size() + 8);
+  put32(record, static_cast<uint32_t>(payload.size()));
+  put32(record, crc(payload.data(), payload.size()));
+  record += payload;
+  return record;
+}
+
+std::string head(uint64_t seq, wal_record::type type) {
+  std::string payload;
+  put64(payload, seq);
+  payload.push_back(static_cast<char>(type));
+  return payload;
 }
 
 } // namespace
@@ -105,25 +203,35 @@ wal::~wal() {
 }
 
 std::string wal::encode(uint64_t seq, const std::vector<operation>& ops) {
-  std::string payload;
-  put64(payload, seq);
-  put32(payload, static_cast<uint32_t>(ops.size()));
-  for (auto& op : ops) {
-    payload.push_back(static_cast<char>(op.kind));
-    put32(payload, static_cast<uint32_t>(op.key.size()));
-    payload += op.key;
-    if (op.kind == op_kind::set) {
-      put32(payload, static_cast<uint32_t>(op.value.size()));
-      payload.append(reinterpret_cast<const char*>(op.value.data()),
-                     op.value.size());
-    }
-  }
-  std::string record;
-  record.reserve(payload.size() + 8);
-  put32(record, static_cast<uint32_t>(payload.size()));
-  put32(record, crc(payload.data(), payload.size()));
-  record += payload;
-  return record;
+  auto payload = head(seq, wal_record::type::write);
+  put_ops(payload, ops);
+  return frame(payload);
+}
+
+std::string wal::encode_prepare(uint64_t seq, uint64_t txid,
+                                const txn_part& part) {
+  auto payload = head(seq, wal_record::type::prepare);
+  put64(payload, txid);
+  put_part(payload, part);
+  return frame(payload);
+}
+
+std::string wal::encode_outcome(uint64_t seq, uint64_t txid, bool commit) {
+  auto payload = head(seq, commit ? wal_record::type::commit
+                                  : wal_record::type::abort);
+  put64(payload, txid);
+  return frame(payload);
+}
+
+std::string wal::encode_part(const txn_part& part) {
+  std::string out;
+  put_part(out, part);
+  return out;
+}
+
+bool wal::decode_part(std::string_view data, txn_part& part) {
+  reader r{data.data(), data.data() + data.size()};
+  return get_part(r, part) && r.pos == r.end;
 }
 
 void wal::append(const std::vector<std::string>& records) {
@@ -168,7 +276,7 @@ void wal::append(const std::vector<std::string>& records) {
   size_ += total;
 }
 
-void wal::replay(const std::function<void(uint64_t, std::vector<operation>&)>& f) {
+void wal::replay(const std::function<void(wal_record&)>& f) {
   std::string data(size_, '\0');
   size_t got = 0;
   while (got < data.size()) {
@@ -192,11 +300,10 @@ void wal::replay(const std::function<void(uint64_t, std::vector<operation>&)>& f
     std::string_view payload{data.data() + pos + 8, static_cast<size_t>(len)};
     if (crc(payload.data(), payload.size()) != sum)
       break; // torn: partly written
-    uint64_t seq = 0;
-    std::vector<operation> ops;
-    if (!decode(payload, seq, ops))
+    wal_record rec;
+    if (!decode(payload, rec))
       break;
-    f(seq, ops);
+    f(rec);
     pos += 8 + len;
   }
   if (pos < size_) {

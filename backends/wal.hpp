@@ -7,11 +7,13 @@
 #include <vector>
 
 #include "strata/messages/kv.hpp"
+#include "strata/messages/txn.hpp"
 
 namespace strata {
 
 /// A shard's write-ahead log: one append-only file of framed records, each
-/// one write request (its operations, all or nothing) with a sequence number.
+/// with a sequence number: a write request (its operations, all or nothing),
+/// or a step of a distributed transaction (prepared, committed, aborted).
 /// A group of requests is appended with one write and made durable with one
 /// fdatasync; that is what makes acknowledged writes durable. The shard's
 /// LMDB environment catches up in large batches (see kv_store::flush).
@@ -19,15 +21,36 @@ namespace strata {
 /// File format (little endian), repeated until the end of the file:
 ///   u32 payload length | u32 CRC-32 of the payload | payload
 /// payload:
-///   u64 sequence number | u32 operation count | operations
-/// operation:
-///   u8 kind (0 set, 1 del, 2 clear) | u32 key length | key
-///   | u32 value length | value                      (set only)
+///   u64 sequence number | u8 type | body
+///   type 0, write:    operations
+///   type 1, prepare:  u64 transaction id | part
+///   type 2, commit:   u64 transaction id
+///   type 3, abort:    u64 transaction id
+/// operations:
+///   u32 count | count × (u8 kind (0 set, 1 del, 2 clear) | u32 key length
+///   | key | u32 value length | value (set only))
+/// part (a prepared transaction's share of this shard; also stored in LMDB):
+///   operations | u32 count | count × (u32 length | key read)
+///   | u32 count | count × (u32 length | lo | u32 length | hi)
 /// A record cut short by a crash, or failing its CRC, ends the log: it and
 /// anything after it were never acknowledged.
 ///
 /// Not thread-safe: used by the shard's writer only. Errors throw
 /// `storage_error`.
+/// One record of the log.
+struct wal_record {
+  enum class type : uint8_t { write = 0, prepare = 1, commit = 2, abort = 3 };
+  uint64_t seq = 0;
+  type kind = type::write;
+  /// prepare, commit, abort.
+  uint64_t txid = 0;
+  /// write: the operations.
+  std::vector<operation> ops;
+  /// prepare: the writes and the keys and ranges read (without sequence
+  /// numbers: they were validated before the record was written).
+  txn_part part;
+};
+
 class wal {
 public:
   /// Opens (or creates) the log file at `path`; CONNECTION_FAILED if it
@@ -37,17 +60,29 @@ public:
   wal& operator=(const wal&) = delete;
   ~wal();
 
-  /// Encodes one record.
+  /// Encodes a write record.
   static std::string encode(uint64_t seq, const std::vector<operation>& ops);
+
+  /// Encodes a prepare record.
+  static std::string encode_prepare(uint64_t seq, uint64_t txid,
+                                    const txn_part& part);
+
+  /// Encodes a commit or abort record.
+  static std::string encode_outcome(uint64_t seq, uint64_t txid, bool commit);
+
+  /// A part as stored (see the format above), and back; false if `data` is
+  /// malformed.
+  static std::string encode_part(const txn_part& part);
+  static bool decode_part(std::string_view data, txn_part& part);
 
   /// Appends `records` (from `encode`) with one write, then syncs them to
   /// disk unless the log was opened without sync. On failure nothing of the
   /// append counts: the file is cut back to its previous length.
   void append(const std::vector<std::string>& records);
 
-  /// Reads every intact record in order and cuts off a torn tail. Calls
-  /// `f(seq, ops)` per record.
-  void replay(const std::function<void(uint64_t, std::vector<operation>&)>& f);
+  /// Reads every intact record in order and cuts off a torn tail. Calls `f`
+  /// per record.
+  void replay(const std::function<void(wal_record&)>& f);
 
   /// Empties the log (after its records reached LMDB durably).
   void reset();
