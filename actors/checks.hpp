@@ -77,6 +77,17 @@ inline std::vector<caf::error> check_ops(const std::vector<operation>& ops,
   return result;
 }
 
+/// The first problem of a transaction's part: its writes as in `check_ops`,
+/// and the keys it read.
+inline caf::error check_part(const txn_part& part, uint64_t max_size) {
+  if (auto errors = check_ops(part.writes, max_size); !errors.empty())
+    return std::move(errors.front());
+  for (auto& r : part.reads)
+    if (auto err = check_key(r.key))
+      return err;
+  return caf::none;
+}
+
 /// A backend's optional value as it travels.
 inline maybe_bytes to_wire(std::optional<bytes> x) {
   return x ? maybe_bytes{std::move(*x)} : maybe_bytes{};

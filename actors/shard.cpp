@@ -10,8 +10,10 @@ namespace strata {
 
 shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self,
                                  std::shared_ptr<kv_store> store,
-                                 uint64_t max_value_size) {
+                                 uint64_t max_value_size,
+                                 std::chrono::milliseconds timeout) {
   auto& st = self->state;
+  st.timeout = timeout;
   st.store = store;
   st.max_value_size = max_value_size;
   st.writer = spawn_shard_writer(self->system(), store);
@@ -51,6 +53,74 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
     },
     [=](atom::info) -> caf::result<shard_info> {
       return guarded([&] { return store->info(); });
+    },
+    // -- transactions ------------------------------------------------------------
+    [=](atom::read, std::string& key) -> caf::result<maybe_bytes, uint64_t> {
+      if (auto err = check_key(key))
+        return err;
+      auto r = guarded([&] { return store->read(key); });
+      if (!r)
+        return std::move(r.error());
+      if (r->blocked) // wait at the writer for the outcome that frees the key
+        return self->delegate(writer(), atom::read_v, std::move(key));
+      return {to_wire(std::move(r->value)), r->seq};
+    },
+    [=](atom::read, scan_request& req) -> caf::result<scan_page, uint64_t> {
+      auto r = guarded([&] { return store->read_range(req); });
+      if (!r)
+        return std::move(r.error());
+      if (r->blocked)
+        return self->delegate(writer(), atom::read_v, std::move(req));
+      return {std::move(r->page), r->seq};
+    },
+    [=](atom::commit, txn_part& part) -> caf::result<uint64_t> {
+      if (auto err = check_part(part, max))
+        return err;
+      return self->delegate(writer(), atom::commit_v, std::move(part));
+    },
+    [=](atom::prepare, uint64_t txid, txn_part& part) -> caf::result<void> {
+      if (auto err = check_part(part, max))
+        return err;
+      return self->delegate(writer(), atom::prepare_v, txid, std::move(part));
+    },
+    [=](atom::resolve, uint64_t txid, bool commit) -> caf::result<uint64_t> {
+      return self->delegate(writer(), atom::resolve_v, txid, commit);
+    },
+    [=](atom::recover, coordinator_actor& coord) -> caf::result<uint64_t> {
+      // Presumed abort: ask the coordinator about each transaction in doubt
+      // and apply its answer.
+      auto txids = guarded([&] { return store->in_doubt(); });
+      if (!txids)
+        return std::move(txids.error());
+      if (txids->empty())
+        return uint64_t{0};
+      auto rp = self->make_response_promise();
+      auto left = std::make_shared<size_t>(txids->size());
+      auto failed = std::make_shared<caf::error>();
+      auto total = txids->size();
+      auto done = [rp, left, failed, total]() mutable {
+        if (--*left > 0)
+          return;
+        if (*failed)
+          rp.deliver(*failed);
+        else
+          rp.deliver(uint64_t{total});
+      };
+      auto fail = [failed, done](caf::error& err) mutable {
+        if (!*failed)
+          *failed = std::move(err);
+        done();
+      };
+      for (auto txid : *txids)
+        self->request(coord, self->state.timeout, atom::status_v, txid)
+          .then(
+            [=](bool committed) mutable {
+              self->request(writer(), caf::infinite, atom::resolve_v, txid,
+                            committed)
+                .then([done](uint64_t) mutable { done(); }, fail);
+            },
+            fail);
+      return rp;
     },
     // -- writes: checked here, committed by the writer ----------------------------
     [=](atom::set, std::string& key, bytes& value) -> caf::result<void> {
@@ -103,18 +173,24 @@ struct shard_files {
 
 } // namespace
 
-caf::expected<local_shard> spawn_shard(caf::actor_system& sys,
-                                       shard_options opts) {
+caf::expected<std::shared_ptr<kv_store>>
+open_kv_store(kv_store_options opts, std::shared_ptr<const void> keepalive) {
   auto files = guarded([&] {
-    return std::make_shared<shard_files>(std::move(opts.keepalive),
-                                         std::move(opts.store));
+    return std::make_shared<shard_files>(std::move(keepalive), std::move(opts));
   });
   if (!files)
     return std::move(files.error());
   // Everybody shares the store; the control block owns the lock as well.
-  auto store = std::shared_ptr<kv_store>(*files, &(*files)->store);
-  auto actor = sys.spawn(shard, store, opts.max_value_size);
-  return local_shard{std::move(actor), std::move(store)};
+  return std::shared_ptr<kv_store>(*files, &(*files)->store);
+}
+
+caf::expected<local_shard> spawn_shard(caf::actor_system& sys,
+                                       shard_options opts) {
+  auto store = open_kv_store(std::move(opts.store), std::move(opts.keepalive));
+  if (!store)
+    return std::move(store.error());
+  auto actor = sys.spawn(shard, *store, opts.max_value_size, opts.timeout);
+  return local_shard{std::move(actor), std::move(*store)};
 }
 
 } // namespace strata

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
@@ -20,6 +21,8 @@ struct shard_options {
   /// Released only after the shard's environment is closed (the data
   /// directory's lock).
   std::shared_ptr<const void> keepalive;
+  /// Timeout of the shard's own requests (to the coordinator).
+  std::chrono::milliseconds timeout{30000};
 };
 
 struct shard_state {
@@ -27,6 +30,7 @@ struct shard_state {
   std::shared_ptr<kv_store> store;
   shard_writer_actor writer;
   uint64_t max_value_size = 0;
+  std::chrono::milliseconds timeout{0};
 };
 
 /// A shard owns one LMDB environment. It answers reads itself, from short
@@ -37,16 +41,24 @@ struct shard_state {
 /// ```
 ///  client ──get/has/scan/get_many/size/info──▶ shard ──▶ answer
 ///  client ──set/del/...──▶ shard ──delegate──▶ writer ──(group commit)──▶ answer
+///  transaction ──read──▶ shard ──▶ answer (or, if locked, wait at the writer)
+///  coordinator ──commit/prepare/resolve──▶ shard ──delegate──▶ writer
 /// ```
 shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self,
                                  std::shared_ptr<kv_store> store,
-                                 uint64_t max_value_size);
+                                 uint64_t max_value_size,
+                                 std::chrono::milliseconds timeout);
 
 /// A shard in this process: its actor, and its store for direct reads.
 struct local_shard {
   shard_actor actor;
   std::shared_ptr<kv_store> store;
 };
+
+/// Opens a store whose files stay locked by `keepalive` (the data
+/// directory's lock) until the store is closed.
+caf::expected<std::shared_ptr<kv_store>>
+open_kv_store(kv_store_options opts, std::shared_ptr<const void> keepalive);
 
 /// Opens the shard's environment and spawns the shard with its writer.
 /// Fails with the strata error of the backend (e.g. CONSISTENCY_VIOLATION

@@ -9,15 +9,14 @@
 #include <caf/response_promise.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "backends/kv_store.hpp"
 #include "strata/actors.hpp"
 
 namespace strata {
 
-class kv_store;
-
 /// The write half of a shard: the only actor that writes to the shard's LMDB
-/// environment. Its handlers mirror the storage interface's writes, so the
-/// shard can delegate to it and the answer goes straight to the client.
+/// environment. Its handlers mirror the shard's writes, so the shard can
+/// delegate to it and the answer goes straight to the client.
 using shard_writer_actor = caf::typed_actor<
   caf::reacts_to<atom::set, std::string, bytes>,
   caf::replies_to<atom::del, std::string>::with<bool>,
@@ -25,6 +24,13 @@ using shard_writer_actor = caf::typed_actor<
   caf::reacts_to<atom::set_many, std::vector<entry>>,
   caf::replies_to<atom::del_many, std::vector<std::string>>::with<uint64_t>,
   caf::replies_to<atom::batch, std::vector<operation>>::with<batch_result>,
+  caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
+  caf::reacts_to<atom::prepare, uint64_t, txn_part>,
+  caf::replies_to<atom::resolve, uint64_t, bool>::with<uint64_t>,
+  // Transactional reads that found their key locked wait here for the
+  // outcome that releases it.
+  caf::replies_to<atom::read, std::string>::with<maybe_bytes, uint64_t>,
+  caf::replies_to<atom::read, scan_request>::with<scan_page, uint64_t>,
   // Commits everything queued so far (sent to itself).
   caf::reacts_to<atom::flush>>;
 
@@ -32,7 +38,18 @@ using shard_writer_actor = caf::typed_actor<
 struct pending_write {
   /// Which request it came from; decides the shape of the answer.
   enum class reply { unit, existed, count, batch } shape;
+  write_request::type kind = write_request::type::plain;
   std::vector<operation> ops;
+  txn_part part;
+  uint64_t txid = 0;
+  bool commit = false;
+  caf::response_promise promise;
+};
+
+/// A transactional read waiting for a lock to go.
+struct parked_read {
+  std::string key;
+  std::optional<scan_request> range;
   caf::response_promise promise;
 };
 
@@ -40,14 +57,21 @@ struct shard_writer_state {
   static inline const char* name = "strata.shard_writer";
   std::shared_ptr<kv_store> store;
   std::vector<pending_write> pending;
+  /// Plain writes to keys that prepared transactions are about to write.
+  std::vector<pending_write> blocked;
+  std::vector<parked_read> parked;
   bool flush_scheduled = false;
 };
 
 /// Group commit: a write is queued and a flush message is sent to self; the
-/// flush runs after every write already in the mailbox, applies them all in
-/// one LMDB transaction and one sync, and then answers each. Writes that
-/// arrive during the sync form the next group. Spawned detached: the sync
-/// blocks its thread, never a scheduler worker.
+/// flush runs after every write already in the mailbox, makes them durable
+/// with one WAL append and one sync, applies them, and then answers each.
+/// Writes that arrive during the sync form the next group. Spawned detached:
+/// the sync blocks its thread, never a scheduler worker.
+///
+/// Transactions' prepares and outcomes ride in the same groups. Plain writes
+/// and transactional reads of keys that a prepared transaction is about to
+/// write wait here until its outcome is applied, then run in arrival order.
 shard_writer_actor::behavior_type
 shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
              std::shared_ptr<kv_store> store);

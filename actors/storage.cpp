@@ -6,12 +6,17 @@
 #include <optional>
 
 #include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
+#include "actors/coordinator.hpp"
 #include "actors/log.hpp"
+#include "actors/merge.hpp"
 #include "actors/shard.hpp"
+#include "actors/timer.hpp"
+#include "actors/transaction.hpp"
 #include "backends/data_dir.hpp"
 #include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
@@ -22,7 +27,7 @@ namespace strata {
 
 namespace {
 
-using storage_ptr = storage_actor::stateful_pointer<storage_state>;
+using storage_ptr = transactional_storage_actor::stateful_pointer<storage_state>;
 
 /// Counts the answers of a scatter/gather. Once all have arrived it runs
 /// `finish`, or delivers the first error instead.
@@ -83,48 +88,56 @@ std::vector<uint32_t> non_empty(const std::vector<Parts>& parts) {
   return result;
 }
 
-/// Merges per-shard pages into one page of at most `limit` entries in key
-/// order. A shard that has more keys bounds the page: keys after its last one
-/// may be missing from its page, so the merged page stops there.
-scan_page merge_pages(std::vector<scan_page>& pages, uint32_t limit) {
-  limit = limit == 0 ? limits::default_page_entries
-                     : std::min(limit, limits::max_page_entries);
-  std::optional<std::string> bound;
-  for (auto& p : pages)
-    if (p.more && !p.entries.empty() && (!bound || p.entries.back().key < *bound))
-      bound = p.entries.back().key;
-  scan_page result;
-  for (auto& p : pages) {
-    result.more = result.more || p.more;
-    for (auto& e : p.entries)
-      if (!bound || e.key <= *bound)
-        result.entries.push_back(std::move(e));
-  }
-  std::sort(result.entries.begin(), result.entries.end(),
-            [](const entry& x, const entry& y) { return x.key < y.key; });
-  if (result.entries.size() > limit) {
-    result.entries.resize(limit);
-    result.more = true;
-  }
-  return result;
+
+/// Commits `parts` atomically through the coordinator. A part may meet a
+/// transaction that is committing on the same keys (VERSION_CONFLICT): plain
+/// writes do not fail for that, they retry with backoff until the request
+/// timeout has passed.
+void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
+                       std::function<void(uint64_t)> ok,
+                       std::function<void(caf::error&)> fail,
+                       std::chrono::steady_clock::time_point give_up,
+                       uint32_t backoff_ms = 1) {
+  auto& st = self->state;
+  auto txid = (st.incarnation << txn_counter_bits) | ++st.next_txn;
+  self->request(st.coordinator, st.timeout, atom::commit_v, txid, parts)
+    .then(ok, [=](caf::error& err) {
+      if (code_of(err) != errc::version_conflict
+          || std::chrono::steady_clock::now() + std::chrono::milliseconds{backoff_ms}
+               >= give_up) {
+        fail(err);
+        return;
+      }
+      self->request(self->state.timer, caf::infinite, atom::timeout_v, backoff_ms)
+        .then([=] {
+          commit_atomically(self, parts, ok, fail, give_up,
+                            std::min<uint32_t>(backoff_ms * 2, 64));
+        });
+    });
 }
 
 } // namespace
 
-storage_actor::behavior_type
-storage(storage_actor::stateful_pointer<storage_state> self,
-        std::vector<shard_actor> shards,
-        std::vector<std::shared_ptr<kv_store>> local, uint64_t max_value_size,
-        std::chrono::milliseconds timeout) {
+transactional_storage_actor::behavior_type
+storage(transactional_storage_actor::stateful_pointer<storage_state> self,
+        router_config cfg) {
+  auto& shards = cfg.shards;
+  auto& local = cfg.local;
+  auto max_value_size = cfg.max_value_size;
   for (auto& s : shards)
     self->link_to(s);
+  self->link_to(cfg.coordinator);
+  self->state.timer = spawn_timer(self->system());
+  self->link_to(self->state.timer);
   local.resize(shards.size());
   self->state.all_local = std::all_of(local.begin(), local.end(),
                                       [](auto& x) { return x != nullptr; });
   self->state.local = std::move(local);
   self->state.shards = std::move(shards);
+  self->state.coordinator = std::move(cfg.coordinator);
+  self->state.incarnation = cfg.incarnation;
   self->state.max_value_size = max_value_size;
-  self->state.timeout = timeout;
+  self->state.timeout = cfg.timeout;
   auto n = static_cast<uint32_t>(self->state.shards.size());
   auto max = max_value_size;
   auto shard_for = [self, n](const std::string& key) {
@@ -160,6 +173,34 @@ storage(storage_actor::stateful_pointer<storage_state> self,
       j->arrived();
     };
   };
+  // Applies per-shard operations atomically through the coordinator: one
+  // shard's commit if only one is involved, else a two-phase commit. Answers
+  // with `ok(rp, deleted)`, or `failed(rp, error)` (default: the error).
+  auto atomic = [=](std::vector<std::vector<operation>> ops,
+                    std::function<void(caf::response_promise&, uint64_t)> ok,
+                    std::function<void(caf::response_promise&, caf::error&)> failed =
+                      [](caf::response_promise& rp, caf::error& err) {
+                        rp.deliver(std::move(err));
+                      }) {
+    auto rp = self->make_response_promise();
+    std::vector<shard_part> parts;
+    for (uint32_t i = 0; i < ops.size(); ++i)
+      if (!ops[i].empty()) {
+        shard_part p;
+        p.shard = i;
+        p.part.writes = std::move(ops[i]);
+        parts.push_back(std::move(p));
+      }
+    if (parts.empty()) {
+      ok(rp, 0);
+      return rp;
+    }
+    auto give_up = std::chrono::steady_clock::now() + self->state.timeout;
+    auto on_ok = [rp, ok](uint64_t deleted) mutable { ok(rp, deleted); };
+    auto on_fail = [rp, failed](caf::error& err) mutable { failed(rp, err); };
+    commit_atomically(self, std::move(parts), on_ok, on_fail, give_up);
+    return rp;
+  };
   return {
     // -- one key: straight to its shard -------------------------------------------
     [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
@@ -194,13 +235,10 @@ storage(storage_actor::stateful_pointer<storage_state> self,
     },
     // -- every shard -----------------------------------------------------------
     [=](atom::clear) -> caf::result<void> {
-      auto rp = self->make_response_promise();
-      scatter(all_shards(), rp, [rp]() mutable { rp.deliver(caf::unit); },
-              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
-                self->request(s, self->state.timeout, atom::clear_v)
-                  .then([j] { j->arrived(); }, on_error(j, i));
-              });
-      return rp;
+      std::vector<std::vector<operation>> parts(n, {operation::clear()});
+      return atomic(std::move(parts), [](caf::response_promise& rp, uint64_t) {
+        rp.deliver(caf::unit);
+      });
     },
     [=](atom::size) -> caf::result<uint64_t> {
       if (self->state.all_local)
@@ -298,80 +336,60 @@ storage(storage_actor::stateful_pointer<storage_state> self,
     [=](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
       if (auto err = check_entries(entries, max))
         return err;
-      auto parts = std::make_shared<std::vector<std::vector<entry>>>(n);
+      std::vector<std::vector<operation>> parts(n);
       for (auto& e : entries)
-        (*parts)[routing::shard_of(e.key, n)].push_back(std::move(e));
-      auto which = non_empty(*parts);
-      auto rp = self->make_response_promise();
-      scatter(which, rp, [rp]() mutable { rp.deliver(caf::unit); },
-              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
-                self
-                  ->request(s, self->state.timeout, atom::set_many_v,
-                            std::move((*parts)[i]))
-                  .then([j] { j->arrived(); }, on_error(j, i));
-              });
-      return rp;
+        parts[routing::shard_of(e.key, n)].push_back(
+          operation::set(std::move(e.key), std::move(e.value)));
+      return atomic(std::move(parts), [](caf::response_promise& rp, uint64_t) {
+        rp.deliver(caf::unit);
+      });
     },
     [=](atom::del_many, const std::vector<std::string>& keys)
       -> caf::result<uint64_t> {
       if (auto err = check_keys(keys))
         return err;
-      auto split = std::make_shared<key_split>(keys, n);
-      auto total = std::make_shared<uint64_t>(0);
-      auto which = non_empty(split->keys);
-      auto rp = self->make_response_promise();
-      scatter(which, rp, [rp, total]() mutable { rp.deliver(*total); },
-              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
-                self
-                  ->request(s, self->state.timeout, atom::del_many_v,
-                            std::move(split->keys[i]))
-                  .then(
-                    [j, total](uint64_t x) {
-                      *total += x;
-                      j->arrived();
-                    },
-                    on_error(j, i));
-              });
-      return rp;
+      std::vector<std::vector<operation>> parts(n);
+      for (auto& k : keys)
+        parts[routing::shard_of(k, n)].push_back(operation::del(k));
+      return atomic(std::move(parts), [](caf::response_promise& rp,
+                                         uint64_t deleted) { rp.deliver(deleted); });
     },
     [=](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
       if (auto errors = check_ops(ops, max); !errors.empty())
         return batch_result{false, 0, std::move(errors)};
       // Each shard gets its operations in request order; a clear goes to all.
-      auto parts = std::make_shared<std::vector<std::vector<operation>>>(n);
+      std::vector<std::vector<operation>> parts(n);
+      auto count = ops.size();
       for (auto& op : ops) {
         if (op.kind == op_kind::clear) {
-          for (auto& part : *parts)
+          for (auto& part : parts)
             part.push_back(op);
         } else {
-          (*parts)[routing::shard_of(op.key, n)].push_back(std::move(op));
+          parts[routing::shard_of(op.key, n)].push_back(std::move(op));
         }
       }
-      auto which = non_empty(*parts);
-      auto combined = std::make_shared<batch_result>();
-      combined->success = true;
-      auto rp = self->make_response_promise();
-      scatter(which, rp, [rp, combined]() mutable { rp.deliver(*combined); },
-              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
-                self
-                  ->request(s, self->state.timeout, atom::batch_v,
-                            std::move((*parts)[i]))
-                  .then(
-                    [j, combined, i](batch_result& r) {
-                      combined->success = combined->success && r.success;
-                      combined->operations += r.operations;
-                      for (auto& e : r.errors)
-                        combined->errors.push_back(join::annotate(e, i));
-                      j->arrived();
-                    },
-                    [j, combined, i](caf::error& err) {
-                      // A batch reports failures in its result, not as error.
-                      combined->success = false;
-                      combined->errors.push_back(join::annotate(err, i));
-                      j->arrived();
-                    });
-              });
-      return rp;
+      // A batch reports failure in its result, not as an error.
+      return atomic(
+        std::move(parts),
+        [count](caf::response_promise& rp, uint64_t) {
+          rp.deliver(batch_result{true, count, {}});
+        },
+        [](caf::response_promise& rp, caf::error& err) {
+          rp.deliver(batch_result{false, 0, {std::move(err)}});
+        });
+    },
+    // -- transactions ----------------------------------------------------------------
+    [=](atom::begin, const txn_options& opts) -> caf::result<transaction_actor> {
+      if (auto problem = opts.problem(); !problem.empty())
+        return make_error(errc::invalid_value, std::move(problem));
+      auto& st = self->state;
+      transaction_context ctx;
+      ctx.shards = st.shards;
+      ctx.coordinator = st.coordinator;
+      ctx.max_value_size = st.max_value_size;
+      ctx.timeout = st.timeout;
+      auto txid = (st.incarnation << txn_counter_bits) | ++st.next_txn;
+      return self->system().spawn(transaction, txid, opts, std::move(ctx));
     },
   };
 }
@@ -380,8 +398,8 @@ bool await_closed(const std::string& data_dir, std::chrono::milliseconds timeout
   return await_unlocked(data_dir, timeout);
 }
 
-caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
-                                         const store_options& opts) {
+caf::expected<transactional_storage_actor>
+spawn_store(caf::actor_system& sys, const store_options& opts) {
   if (auto err = opts.validate())
     return err;
   if (auto err = set_log_level(opts.log_level))
@@ -389,8 +407,11 @@ caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
   auto lock = guarded([&] { return std::make_shared<dir_lock>(opts.data_dir); });
   if (!lock)
     return std::move(lock.error());
-  std::vector<shard_actor> shards;
-  std::vector<std::shared_ptr<kv_store>> stores;
+  router_config rc;
+  auto stop_shards = [&rc] {
+    for (auto& started : rc.shards)
+      caf::anon_send_exit(started, caf::exit_reason::user_shutdown);
+  };
   for (uint32_t i = 0; i < opts.shards; ++i) {
     shard_options so;
     so.store.dir = shard_dir(opts.data_dir, i);
@@ -401,20 +422,50 @@ caf::expected<storage_actor> spawn_store(caf::actor_system& sys,
     so.store.no_sync = opts.sync == sync_mode::nosync;
     so.max_value_size = opts.max_value_size;
     so.keepalive = *lock;
+    so.timeout = opts.request_timeout;
     auto s = spawn_shard(sys, std::move(so));
     if (!s) {
-      for (auto& started : shards)
-        caf::anon_send_exit(started, caf::exit_reason::user_shutdown);
+      stop_shards();
       return std::move(s.error());
     }
-    shards.push_back(std::move(s->actor));
-    stores.push_back(std::move(s->store));
+    rc.shards.push_back(std::move(s->actor));
+    rc.local.push_back(std::move(s->store));
+  }
+  // The coordinator's decision log: a small store of its own.
+  kv_store_options lo;
+  lo.dir = coordinator_dir(opts.data_dir);
+  lo.store_id = opts.id + "/coordinator";
+  lo.map_size = uint64_t{256} << 20;
+  lo.no_sync = opts.sync == sync_mode::nosync;
+  auto log_store = open_kv_store(lo, *lock);
+  auto incarnation = log_store ? guarded([&] { return next_incarnation(**log_store); })
+                               : caf::expected<uint64_t>{log_store.error()};
+  if (!incarnation) {
+    stop_shards();
+    return std::move(incarnation.error());
+  }
+  rc.coordinator = spawn_coordinator(sys, *log_store, rc.shards, opts.request_timeout);
+  rc.incarnation = *incarnation;
+  rc.max_value_size = opts.max_value_size;
+  rc.timeout = opts.request_timeout;
+  // Transactions a crash left prepared are resolved before anyone reads.
+  {
+    caf::scoped_actor self{sys, true};
+    for (size_t i = 0; i < rc.shards.size(); ++i)
+      self->request(rc.shards[i], opts.request_timeout, atom::recover_v, rc.coordinator)
+        .receive(
+          [&](uint64_t n) {
+            if (n > 0)
+              log().info("shard {}: resolved {} transactions in doubt", i, n);
+          },
+          [&](caf::error& err) {
+            log().warn("shard {}: transactions stay in doubt: {}", i, render(err));
+          });
   }
   log().info("store '{}' open: {} shards in {}, {} MiB map per shard, {} writes",
              opts.id, opts.shards, opts.data_dir,
              opts.shard_map_size() >> 20, to_string(opts.sync));
-  return sys.spawn(storage, std::move(shards), std::move(stores),
-                   opts.max_value_size, opts.request_timeout);
+  return sys.spawn(storage, std::move(rc));
 }
 
 } // namespace strata

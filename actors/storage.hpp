@@ -6,15 +6,34 @@
 
 #include <memory>
 
+#include <caf/actor.hpp>
+
 #include "strata/actors.hpp"
 
 namespace strata {
 
 class kv_store;
 
+/// What the router is made of.
+struct router_config {
+  std::vector<shard_actor> shards;
+  /// The stores of shards in this process (null or missing for remote ones).
+  std::vector<std::shared_ptr<kv_store>> local;
+  coordinator_actor coordinator;
+  /// The coordinator's incarnation: the high bits of transaction ids.
+  uint64_t incarnation = 0;
+  uint64_t max_value_size = 0;
+  std::chrono::milliseconds timeout{0};
+};
+
 struct storage_state {
   static inline const char* name = "strata.storage";
   std::vector<shard_actor> shards;
+  coordinator_actor coordinator;
+  /// Paces retries of atomic writes that met a committing transaction.
+  caf::actor timer;
+  uint64_t incarnation = 0;
+  uint64_t next_txn = 0;
   /// The stores of shards in this process (null for remote ones): reads go
   /// straight to them, saving a message hop.
   std::vector<std::shared_ptr<kv_store>> local;
@@ -41,13 +60,11 @@ struct storage_state {
 /// never block the shard's writer nor each other, and the router holds the
 /// store by shared ownership.
 ///
-/// Scans merge the shards' pages in key order. set_many, del_many and batch
-/// are atomic within each shard; across shards each shard's part commits on
-/// its own.
-storage_actor::behavior_type
-storage(storage_actor::stateful_pointer<storage_state> self,
-        std::vector<shard_actor> shards,
-        std::vector<std::shared_ptr<kv_store>> local, uint64_t max_value_size,
-        std::chrono::milliseconds timeout);
+/// Scans merge the shards' pages in key order. set_many, del_many, batch and
+/// clear are atomic: within one shard in one commit, across shards through
+/// the coordinator's two-phase commit. `begin` spawns a transaction actor.
+transactional_storage_actor::behavior_type
+storage(transactional_storage_actor::stateful_pointer<storage_state> self,
+        router_config cfg);
 
 } // namespace strata

@@ -69,6 +69,10 @@ bool await_unlocked(const std::string& dir, std::chrono::milliseconds timeout) {
   }
 }
 
+std::string coordinator_dir(const std::string& dir) {
+  return dir + "/coordinator";
+}
+
 std::string shard_dir(const std::string& dir, uint32_t index) {
   char name[32];
   std::snprintf(name, sizeof(name), "/shard-%03u", index);

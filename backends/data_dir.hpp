@@ -29,4 +29,7 @@ bool await_unlocked(const std::string& dir, std::chrono::milliseconds timeout);
 /// The environment directory of shard `index`: `<dir>/shard-007`.
 std::string shard_dir(const std::string& dir, uint32_t index);
 
+/// Directory of the store's transaction coordinator (its decision log).
+std::string coordinator_dir(const std::string& dir);
+
 } // namespace strata

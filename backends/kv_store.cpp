@@ -431,6 +431,7 @@ shard_info kv_store::info() const {
   result.map_used = (ei.me_last_pgno + 1) * uint64_t{st.ms_psize};
   result.commits = commits_;
   result.flushes = flushes_;
+  result.in_doubt = in_doubt().size();
   result.path = opts_.dir;
   return result;
 }

@@ -17,6 +17,14 @@ void announce_messages(caf::actor_system_config& cfg) {
   cfg.add_message_type<scan_request>("strata::scan_request");
   cfg.add_message_type<scan_page>("strata::scan_page");
   cfg.add_message_type<shard_info>("strata::shard_info");
+  cfg.add_message_type<isolation>("strata::isolation");
+  cfg.add_message_type<txn_options>("strata::txn_options");
+  cfg.add_message_type<txn_state>("strata::txn_state");
+  cfg.add_message_type<txn_info>("strata::txn_info");
+  cfg.add_message_type<read_mark>("strata::read_mark");
+  cfg.add_message_type<range_mark>("strata::range_mark");
+  cfg.add_message_type<txn_part>("strata::txn_part");
+  cfg.add_message_type<shard_part>("strata::shard_part");
   cfg.add_message_type<std::vector<caf::error>>("std::vector<caf::error>");
 }
 

@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
   }}.detach();
   sys.middleman().unpublish(*store, *port);
   caf::anon_send_exit(*store, caf::exit_reason::user_shutdown);
-  store = caf::expected<strata::storage_actor>{caf::error{}};
+  store = caf::expected<strata::transactional_storage_actor>{caf::error{}};
   // Every shard flushes its memtable and closes its environment; then the
   // data directory's lock is free.
   strata::await_closed(cfg.store.data_dir, std::chrono::seconds{15});

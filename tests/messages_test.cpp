@@ -58,9 +58,10 @@ TEST_CASE("message types round-trip through CAF's binary serializer") {
   CHECK(br2.operations == 3);
   REQUIRE(br2.errors.size() == 1);
   CHECK(render(br2.errors[0]) == "STORAGE_FULL: full");
-  shard_info si{2, 10, 1 << 20, 4096, 5, 1, "/x"};
+  shard_info si{2, 10, 1 << 20, 4096, 5, 1, 3, "/x"};
   auto si2 = round_trip(sys, si);
   CHECK(si2.shard == 2);
+  CHECK(si2.in_doubt == 3);
   CHECK(si2.entries == 10);
   CHECK(si2.map_size == 1 << 20);
   CHECK(si2.path == "/x");
@@ -69,6 +70,45 @@ TEST_CASE("message types round-trip through CAF's binary serializer") {
   REQUIRE(mb2.size() == 2);
   CHECK(*mb2[0] == to_bytes("a"));
   CHECK(!mb2[1]);
+  txn_options to{isolation::repeatable_read, 250, true, 7};
+  auto to2 = round_trip(sys, to);
+  CHECK(to2.level == isolation::repeatable_read);
+  CHECK(to2.timeout_ms == 250);
+  CHECK(to2.read_only);
+  CHECK(to2.retries == 7);
+  txn_info ti{"tx-1-2", txn_state::committed};
+  auto ti2 = round_trip(sys, ti);
+  CHECK(ti2.id == "tx-1-2");
+  CHECK(ti2.state == txn_state::committed);
+  shard_part sp{3, {}};
+  sp.part.writes.push_back(operation::set("k", to_bytes("v")));
+  sp.part.reads.push_back(read_mark{"r", 9});
+  sp.part.ranges.push_back(range_mark{"a", "b", 11});
+  std::vector<shard_part> sps{sp};
+  auto sps2 = round_trip(sys, sps);
+  REQUIRE(sps2.size() == 1);
+  CHECK(sps2[0].shard == 3);
+  CHECK(sps2[0].part.writes[0].key == "k");
+  CHECK(sps2[0].part.reads[0].seq == 9);
+  CHECK(sps2[0].part.ranges[0].hi == "b");
+  CHECK(sps2[0].part.ranges[0].seq == 11);
+}
+
+TEST_CASE("isolation levels and states print with the spec's names") {
+  for (auto x : {isolation::read_uncommitted, isolation::read_committed,
+                 isolation::repeatable_read, isolation::serializable})
+    CHECK(parse_isolation(to_string(x)) == x);
+  CHECK(std::string{to_string(isolation::serializable)} == "SERIALIZABLE");
+  CHECK(!parse_isolation("serializable"));
+  CHECK(std::string{to_string(txn_state::aborted)} == "aborted");
+  CHECK(txn_name((uint64_t{5} << txn_counter_bits) | 17) == "tx-5-17");
+  txn_options o;
+  CHECK(o.problem().empty());
+  o.timeout_ms = 0;
+  CHECK(o.problem() == "timeout must be 1 to 3600000 ms, not 0");
+  o.timeout_ms = 10;
+  o.level = static_cast<isolation>(9);
+  CHECK(!o.problem().empty());
 }
 
 TEST_CASE("every message type is announced under a strata name") {
@@ -79,6 +119,8 @@ TEST_CASE("every message type is announced under a strata name") {
                     "strata::scan_request", "strata::scan_page",
                     "strata::shard_info", "std::vector<strata::entry>",
                     "std::vector<strata::operation>",
-                    "std::vector<strata::maybe_bytes>"})
+                    "std::vector<strata::maybe_bytes>", "strata::txn_options",
+                    "strata::txn_info", "strata::txn_part", "strata::shard_part",
+                    "std::vector<strata::shard_part>"})
     CHECK(types.make_value(name) != nullptr);
 }

@@ -10,6 +10,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/shard.hpp"
+#include "actors/coordinator.hpp"
 #include "actors/storage.hpp"
 #include "backends/kv_store.hpp"
 #include "tests/fixture.hpp"
@@ -76,9 +77,19 @@ storage_actor open_routed(fixture& f, uint32_t n) {
     REQUIRE(s);
     shards.push_back(s->actor);
   }
-  f.store = f.sys().spawn(storage, std::move(shards),
-                          std::vector<std::shared_ptr<kv_store>>{},
-                          uint64_t{1} << 20, std::chrono::milliseconds{10000});
+  kv_store_options lo;
+  lo.dir = f.dir / "routed-coordinator";
+  lo.no_sync = true;
+  auto log = open_kv_store(lo, nullptr);
+  REQUIRE(log);
+  router_config rc;
+  rc.coordinator = spawn_coordinator(f.sys(), *log, shards,
+                                     std::chrono::milliseconds{10000});
+  rc.shards = std::move(shards);
+  rc.incarnation = next_incarnation(**log);
+  rc.max_value_size = uint64_t{1} << 20;
+  rc.timeout = std::chrono::milliseconds{10000};
+  f.store = f.sys().spawn(storage, std::move(rc));
   return f.store;
 }
 

@@ -45,10 +45,64 @@ using storage_actor = caf::typed_actor<
   // Applies a list of operations; see batch_result.
   caf::replies_to<atom::batch, std::vector<operation>>::with<batch_result>>;
 
-/// One shard: a complete single-environment store plus operator figures.
-/// Within a shard, set_many, del_many and batch are atomic.
+/// One open transaction (the spec's Transaction). Writes are buffered in the
+/// transaction and reads see them; nothing reaches the store before commit.
+/// After commit, rollback or a timeout, every request fails with
+/// TRANSACTION_ABORTED (naming the state).
+using transaction_actor = caf::typed_actor<
+  caf::replies_to<atom::get, std::string>::with<maybe_bytes>,
+  caf::reacts_to<atom::set, std::string, bytes>,
+  caf::replies_to<atom::del, std::string>::with<bool>,
+  caf::replies_to<atom::has, std::string>::with<bool>,
+  caf::replies_to<atom::scan, scan_request>::with<scan_page>,
+  // Makes every write durable and visible at once, or fails (for example
+  // VERSION_CONFLICT) and changes nothing.
+  caf::reacts_to<atom::commit>,
+  // Drops every write.
+  caf::reacts_to<atom::rollback>,
+  // Remembers the writes so far under a name (a newer one of the same name
+  // replaces it).
+  caf::reacts_to<atom::savepoint, std::string>,
+  // Drops the writes made after the savepoint, which stays.
+  caf::reacts_to<atom::rollback_to, std::string>,
+  // Id and state.
+  caf::replies_to<atom::info>::with<txn_info>>;
+
+/// Level 3 of the specification, TransactionalStorage: the storage interface
+/// plus transactions. `set_many`, `del_many`, `batch` and `clear` are atomic
+/// across shards.
+using transactional_storage_actor = storage_actor::extend<
+  // Opens a transaction; INVALID_VALUE for unusable options.
+  caf::replies_to<atom::begin, txn_options>::with<transaction_actor>>;
+
+/// The two-phase-commit coordinator of a store.
+using coordinator_actor = caf::typed_actor<
+  // Commits a transaction's parts atomically: in one phase if one shard is
+  // involved, else in two. Answers how many deletes found their key.
+  caf::replies_to<atom::commit, uint64_t, std::vector<shard_part>>::with<uint64_t>,
+  // Whether a transaction committed; asked by shards about the ones in doubt
+  // after a restart. Unknown ones did not (presumed abort).
+  caf::replies_to<atom::status, uint64_t>::with<bool>>;
+
+/// One shard: a complete single-environment store plus operator figures and
+/// its side of transactions. Within a shard, set_many, del_many and batch
+/// are atomic.
 using shard_actor = storage_actor::extend<
   // Entry count, map size and use, commits.
-  caf::replies_to<atom::info>::with<shard_info>>;
+  caf::replies_to<atom::info>::with<shard_info>,
+  // A read inside a transaction: the value and the shard's sequence number
+  // it reflects. Waits while a prepared transaction is about to write it.
+  caf::replies_to<atom::read, std::string>::with<maybe_bytes, uint64_t>,
+  caf::replies_to<atom::read, scan_request>::with<scan_page, uint64_t>,
+  // One-phase commit of a transaction's part: validate, apply. Answers how
+  // many deletes found their key.
+  caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
+  // Phase one: validate and durably prepare; success is a yes vote.
+  caf::reacts_to<atom::prepare, uint64_t, txn_part>,
+  // Phase two: commit (true) or abort a prepared transaction.
+  caf::replies_to<atom::resolve, uint64_t, bool>::with<uint64_t>,
+  // Resolves the transactions in doubt by asking the coordinator; answers
+  // how many there were.
+  caf::replies_to<atom::recover, coordinator_actor>::with<uint64_t>>;
 
 } // namespace strata

@@ -22,6 +22,17 @@ STRATA_ATOM(del_many, "del_many")
 STRATA_ATOM(batch, "batch")
 STRATA_ATOM(info, "info")
 STRATA_ATOM(flush, "flush")
+STRATA_ATOM(begin, "begin")
+STRATA_ATOM(read, "read")
+STRATA_ATOM(commit, "commit")
+STRATA_ATOM(prepare, "prepare")
+STRATA_ATOM(resolve, "resolve")
+STRATA_ATOM(status, "status")
+STRATA_ATOM(recover, "recover")
+STRATA_ATOM(rollback, "rollback")
+STRATA_ATOM(savepoint, "savepoint")
+STRATA_ATOM(rollback_to, "rollbackto")
+STRATA_ATOM(timeout, "timeout")
 
 #undef STRATA_ATOM
 

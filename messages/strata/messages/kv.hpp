@@ -87,6 +87,8 @@ struct shard_info {
   uint64_t map_used = 0;
   uint64_t commits = 0;
   uint64_t flushes = 0;
+  /// Prepared transactions waiting for their outcome.
+  uint64_t in_doubt = 0;
   std::string path;
 };
 

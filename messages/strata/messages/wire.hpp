@@ -8,6 +8,7 @@
 #include <caf/optional.hpp>
 
 #include "strata/messages/kv.hpp"
+#include "strata/messages/txn.hpp"
 
 /// CAF serialization of the key-value layer's types, and the wire-only types.
 /// Every type here is announced in strata/messages/announce.hpp.
@@ -56,7 +57,39 @@ typename Inspector::result_type inspect(Inspector& f, scan_page& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, shard_info& x) {
   return f(caf::meta::type_name("strata::shard_info"), x.shard, x.entries,
-           x.map_size, x.map_used, x.commits, x.flushes, x.path);
+           x.map_size, x.map_used, x.commits, x.flushes, x.in_doubt, x.path);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, txn_options& x) {
+  return f(caf::meta::type_name("strata::txn_options"), x.level, x.timeout_ms,
+           x.read_only, x.retries);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, txn_info& x) {
+  return f(caf::meta::type_name("strata::txn_info"), x.id, x.state);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, read_mark& x) {
+  return f(caf::meta::type_name("strata::read_mark"), x.key, x.seq);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, range_mark& x) {
+  return f(caf::meta::type_name("strata::range_mark"), x.lo, x.hi, x.seq);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, txn_part& x) {
+  return f(caf::meta::type_name("strata::txn_part"), x.writes, x.reads,
+           x.ranges);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shard_part& x) {
+  return f(caf::meta::type_name("strata::shard_part"), x.shard, x.part);
 }
 
 /// Prints an op_kind in CAF's diagnostics.

@@ -1,0 +1,364 @@
+#include "actors/transaction.hpp"
+
+#include <algorithm>
+
+#include <caf/actor_system.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/checks.hpp"
+#include "actors/merge.hpp"
+#include "backends/conflicts.hpp"
+#include "backends/routing.hpp"
+
+namespace strata {
+
+namespace {
+
+using txn_ptr = transaction_actor::stateful_pointer<transaction_state>;
+
+/// Why the transaction cannot take requests, or none.
+caf::error not_active(txn_ptr self) {
+  auto& st = self->state;
+  if (st.state == txn_state::active && !st.committing
+      && std::chrono::steady_clock::now() >= st.deadline) {
+    st.state = txn_state::aborted;
+    st.ended = "timed out after " + std::to_string(st.opts.timeout_ms) + " ms";
+    st.writes.clear();
+    st.cache.clear();
+    st.savepoints.clear();
+  }
+  auto name = txn_name(st.txid);
+  if (st.committing)
+    return make_error(errc::transaction_aborted,
+                      "transaction " + name + " is committing");
+  switch (st.state) {
+    case txn_state::active:
+      return caf::none;
+    case txn_state::committed:
+      return make_error(errc::transaction_aborted,
+                        "transaction " + name + " is committed; begin a new one");
+    case txn_state::aborted:
+      break;
+  }
+  return make_error(errc::transaction_aborted,
+                    "transaction " + name + " is aborted (" + st.ended
+                      + "); begin a new one");
+}
+
+caf::error read_only_error(txn_ptr self, const char* what) {
+  return make_error(errc::invalid_value,
+                    "transaction " + txn_name(self->state.txid)
+                      + " is read-only: " + what + " is not allowed");
+}
+
+uint32_t shard_for(txn_ptr self, const std::string& key) {
+  return routing::shard_of(key, static_cast<uint32_t>(self->state.ctx.shards.size()));
+}
+
+bool caches(const txn_options& o) {
+  return o.level >= isolation::repeatable_read;
+}
+
+/// Reads `key` from its shard, records the read, and hands the value to
+/// `then` (or the error to `fail`).
+template <class Then, class Fail>
+void read_key(txn_ptr self, const std::string& key, Then then, Fail fail) {
+  auto s = shard_for(self, key);
+  self->request(self->state.ctx.shards[s], self->state.ctx.timeout,
+                atom::read_v, key)
+    .then(
+      [self, key, s, then](maybe_bytes& value, uint64_t seq) mutable {
+        auto& st = self->state;
+        if (caches(st.opts)) {
+          // A pipelined read of the same key may have come back first: every
+          // read of a key sees the first value.
+          auto [i, fresh] = st.cache.emplace(key, value ? std::optional<bytes>{*value}
+                                                        : std::optional<bytes>{});
+          if (!fresh)
+            value = i->second ? maybe_bytes{*i->second} : maybe_bytes{};
+          st.reads[s].emplace(key, seq);
+        }
+        then(std::move(value));
+      },
+      [fail](caf::error& err) mutable { fail(std::move(err)); });
+}
+
+/// The value of `key` as this transaction sees it without asking a shard,
+/// if it can.
+std::optional<std::optional<bytes>> known(txn_ptr self, const std::string& key) {
+  auto& st = self->state;
+  if (auto i = st.writes.find(key); i != st.writes.end())
+    return i->second;
+  if (caches(st.opts))
+    if (auto i = st.cache.find(key); i != st.cache.end())
+      return i->second;
+  return std::nullopt;
+}
+
+maybe_bytes to_maybe(const std::optional<bytes>& x) {
+  return x ? maybe_bytes{*x} : maybe_bytes{};
+}
+
+void finish(txn_ptr self, txn_state state, std::string why = {}) {
+  auto& st = self->state;
+  st.committing = false;
+  st.state = state;
+  st.ended = std::move(why);
+  st.writes.clear();
+  st.cache.clear();
+  st.savepoints.clear();
+  st.reads.clear();
+  st.ranges.clear();
+}
+
+/// Each shard's part of the commit: its writes, and the reads the isolation
+/// level validates.
+std::vector<shard_part> commit_parts(txn_ptr self) {
+  auto& st = self->state;
+  auto n = st.ctx.shards.size();
+  std::vector<txn_part> parts(n);
+  for (auto& [key, value] : st.writes) {
+    auto s = shard_for(self, key);
+    parts[s].writes.push_back(value ? operation::set(key, *value)
+                                    : operation::del(key));
+  }
+  for (size_t s = 0; s < n; ++s) {
+    for (auto& [key, seq] : st.reads[s]) {
+      // SERIALIZABLE validates every read; REPEATABLE_READ the reads of keys
+      // it writes (no lost updates); weaker levels none.
+      if (st.opts.level == isolation::serializable
+          || (st.opts.level == isolation::repeatable_read && st.writes.count(key)))
+        parts[s].reads.push_back(read_mark{key, seq});
+    }
+    if (st.opts.level == isolation::serializable)
+      parts[s].ranges = st.ranges[s];
+  }
+  std::vector<shard_part> result;
+  for (uint32_t s = 0; s < n; ++s)
+    if (!parts[s].empty())
+      result.push_back(shard_part{s, std::move(parts[s])});
+  return result;
+}
+
+} // namespace
+
+transaction_actor::behavior_type
+transaction(transaction_actor::stateful_pointer<transaction_state> self,
+            uint64_t txid, txn_options opts, transaction_context ctx) {
+  auto& st = self->state;
+  st.txid = txid;
+  st.opts = opts;
+  st.deadline = std::chrono::steady_clock::now()
+                + std::chrono::milliseconds{opts.timeout_ms};
+  st.reads.resize(ctx.shards.size());
+  st.ranges.resize(ctx.shards.size());
+  st.ctx = std::move(ctx);
+  return {
+    [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
+      if (auto err = not_active(self))
+        return err;
+      if (auto err = check_key(key))
+        return err;
+      if (auto v = known(self, key))
+        return to_maybe(*v);
+      auto rp = self->make_response_promise();
+      read_key(
+        self, key, [rp](maybe_bytes v) mutable { rp.deliver(std::move(v)); },
+        [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](atom::has, std::string& key) -> caf::result<bool> {
+      if (auto err = not_active(self))
+        return err;
+      if (auto err = check_key(key))
+        return err;
+      if (auto v = known(self, key))
+        return v->has_value();
+      auto rp = self->make_response_promise();
+      read_key(
+        self, key, [rp](maybe_bytes v) mutable { rp.deliver(static_cast<bool>(v)); },
+        [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](atom::set, std::string& key, bytes& value) -> caf::result<void> {
+      if (auto err = not_active(self))
+        return err;
+      if (self->state.opts.read_only)
+        return read_only_error(self, "set");
+      if (auto err = check_key(key))
+        return err;
+      if (auto err = check_value(value, self->state.ctx.max_value_size))
+        return err;
+      self->state.writes[std::move(key)] = std::move(value);
+      return caf::unit;
+    },
+    [=](atom::del, std::string& key) -> caf::result<bool> {
+      if (auto err = not_active(self))
+        return err;
+      if (self->state.opts.read_only)
+        return read_only_error(self, "del");
+      if (auto err = check_key(key))
+        return err;
+      auto before = known(self, key);
+      // Buffer at once, so that later requests see the delete in order.
+      self->state.writes[key] = std::nullopt;
+      if (before)
+        return before->has_value();
+      auto rp = self->make_response_promise();
+      read_key(
+        self, key, [rp](maybe_bytes v) mutable { rp.deliver(static_cast<bool>(v)); },
+        [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](atom::scan, scan_request& req) -> caf::result<scan_page> {
+      if (auto err = not_active(self))
+        return err;
+      auto n = self->state.ctx.shards.size();
+      auto rp = self->make_response_promise();
+      struct gather {
+        std::vector<scan_page> pages;
+        std::vector<uint64_t> seqs;
+        size_t waiting;
+        caf::error failed;
+      };
+      auto g = std::make_shared<gather>(
+        gather{std::vector<scan_page>(n), std::vector<uint64_t>(n), n, {}});
+      auto done = [self, g, rp, req]() mutable {
+        if (g->failed) {
+          rp.deliver(g->failed);
+          return;
+        }
+        auto& st = self->state;
+        auto page = merge_pages(g->pages, req.limit);
+        // The key range this page covers: from the scan's start up to its
+        // last key if more follow, else to the end of the prefix.
+        std::string lo = std::max(req.start, req.prefix);
+        if (!req.after.empty() && req.after >= lo)
+          lo = req.after + '\0';
+        std::string hi = page.more && !page.entries.empty()
+                           ? page.entries.back().key + '\0'
+                           : prefix_end(req.prefix);
+        if (st.opts.level == isolation::serializable)
+          for (size_t s = 0; s < g->seqs.size(); ++s)
+            st.ranges[s].push_back(range_mark{lo, hi, g->seqs[s]});
+        // The transaction's own writes in that range replace what the shards
+        // hold.
+        std::map<std::string, bytes> merged;
+        for (auto& e : page.entries)
+          merged.emplace(std::move(e.key), std::move(e.value));
+        for (auto i = st.writes.lower_bound(lo);
+             i != st.writes.end() && in_range(i->first, lo, hi); ++i) {
+          if (i->first.compare(0, req.prefix.size(), req.prefix) != 0)
+            continue;
+          if (i->second)
+            merged[i->first] = req.values ? *i->second : bytes{};
+          else
+            merged.erase(i->first);
+        }
+        scan_page result;
+        result.more = page.more;
+        auto limit = req.limit == 0 ? limits::default_page_entries
+                                    : std::min(req.limit, limits::max_page_entries);
+        for (auto& [k, v] : merged) {
+          if (result.entries.size() == limit) {
+            result.more = true;
+            break;
+          }
+          result.entries.push_back(entry{k, std::move(v)});
+        }
+        rp.deliver(std::move(result));
+      };
+      for (size_t s = 0; s < n; ++s)
+        self
+          ->request(self->state.ctx.shards[s], self->state.ctx.timeout,
+                    atom::read_v, req)
+          .then(
+            [g, s, done](scan_page& p, uint64_t seq) mutable {
+              g->pages[s] = std::move(p);
+              g->seqs[s] = seq;
+              if (--g->waiting == 0)
+                done();
+            },
+            [g, done](caf::error& err) mutable {
+              if (!g->failed)
+                g->failed = std::move(err);
+              if (--g->waiting == 0)
+                done();
+            });
+      return rp;
+    },
+    [=](atom::commit) -> caf::result<void> {
+      if (auto err = not_active(self))
+        return err;
+      auto& st = self->state;
+      auto parts = commit_parts(self);
+      if (parts.empty()) {
+        finish(self, txn_state::committed);
+        return caf::unit;
+      }
+      st.committing = true;
+      auto rp = self->make_response_promise();
+      auto ok = [self, rp](uint64_t) mutable {
+        finish(self, txn_state::committed);
+        rp.deliver(caf::unit);
+      };
+      auto fail = [self, rp](caf::error& err) mutable {
+        finish(self, txn_state::aborted, "commit failed: " + render(err));
+        rp.deliver(std::move(err));
+      };
+      if (parts.size() == 1)
+        self
+          ->request(st.ctx.shards[parts[0].shard], st.ctx.timeout, atom::commit_v,
+                    std::move(parts[0].part))
+          .then(ok, fail);
+      else
+        self
+          ->request(st.ctx.coordinator, st.ctx.timeout, atom::commit_v, st.txid,
+                    std::move(parts))
+          .then(ok, fail);
+      return rp;
+    },
+    [=](atom::rollback) -> caf::result<void> {
+      auto& st = self->state;
+      if (st.state == txn_state::aborted)
+        return caf::unit;
+      if (auto err = not_active(self))
+        return err;
+      finish(self, txn_state::aborted, "rolled back");
+      return caf::unit;
+    },
+    [=](atom::savepoint, std::string& name) -> caf::result<void> {
+      if (auto err = not_active(self))
+        return err;
+      if (name.empty())
+        return make_error(errc::invalid_value, "a savepoint needs a name");
+      auto& sp = self->state.savepoints;
+      sp.erase(std::remove_if(sp.begin(), sp.end(),
+                              [&](auto& x) { return x.first == name; }),
+               sp.end());
+      sp.emplace_back(std::move(name), self->state.writes);
+      return caf::unit;
+    },
+    [=](atom::rollback_to, const std::string& name) -> caf::result<void> {
+      if (auto err = not_active(self))
+        return err;
+      auto& sp = self->state.savepoints;
+      auto i = std::find_if(sp.begin(), sp.end(),
+                            [&](auto& x) { return x.first == name; });
+      if (i == sp.end())
+        return make_error(errc::key_not_found,
+                          "transaction " + txn_name(self->state.txid)
+                            + " has no savepoint '" + name + "'");
+      self->state.writes = i->second;
+      sp.erase(i + 1, sp.end());
+      return caf::unit;
+    },
+    [=](atom::info) -> txn_info {
+      not_active(self); // applies the timeout
+      return txn_info{txn_name(self->state.txid), self->state.state};
+    },
+  };
+}
+
+} // namespace strata

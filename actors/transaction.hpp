@@ -1,0 +1,56 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "strata/actors.hpp"
+
+namespace strata {
+
+/// What a transaction actor needs to know about its store.
+struct transaction_context {
+  std::vector<shard_actor> shards;
+  coordinator_actor coordinator;
+  uint64_t max_value_size = 0;
+  /// Timeout of its requests to shards and the coordinator.
+  std::chrono::milliseconds timeout{0};
+};
+
+struct transaction_state {
+  static inline const char* name = "strata.transaction";
+  uint64_t txid = 0;
+  txn_options opts;
+  transaction_context ctx;
+  txn_state state = txn_state::active;
+  /// Why the transaction is no longer active (for error messages).
+  std::string ended;
+  std::chrono::steady_clock::time_point deadline;
+  bool committing = false;
+  using buffer = std::map<std::string, std::optional<bytes>, std::less<>>;
+  /// Buffered writes: a value, or nullopt for a delete.
+  buffer writes;
+  /// Values read so far (REPEATABLE_READ and SERIALIZABLE reread them).
+  buffer cache;
+  /// Per shard: keys read, with the shard's sequence number at the first read.
+  std::vector<std::map<std::string, uint64_t>> reads;
+  /// Per shard: ranges scanned (SERIALIZABLE).
+  std::vector<std::vector<range_mark>> ranges;
+  std::vector<std::pair<std::string, buffer>> savepoints;
+};
+
+/// One open transaction: optimistic concurrency control. Writes are buffered
+/// here; reads go to the shards, which answer with the value and the
+/// sequence number it reflects; commit sends each shard its writes plus the
+/// reads to validate (which reads depends on the isolation level), in one
+/// phase for one shard and through the coordinator's two-phase commit for
+/// several. A transaction holds nothing in the shards until it commits, so
+/// a timeout (checked on every request) only has to forget the buffer.
+transaction_actor::behavior_type
+transaction(transaction_actor::stateful_pointer<transaction_state> self,
+            uint64_t txid, txn_options opts, transaction_context ctx);
+
+} // namespace strata
