@@ -36,6 +36,7 @@
 
 #include "actors/checks.hpp"
 #include "actors/log.hpp"
+#include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
 
 namespace strata {
@@ -84,7 +85,9 @@ void resolve_all(coord_ptr self, std::shared_ptr<commit_run> run, bool commit,
       ->request(self->state.shards[s], self->state.timeout, atom::resolve_v,
                 run->txid, commit)
       .then(
-        [run, then](uint64_t deleted) {
+        [run, then, commit](uint64_t deleted) {
+          if (commit)
+            STRATA_FAULT_POINT("coordinator.during_apply");
           run->deleted += deleted;
           if (--run->waiting == 0)
             then();
@@ -154,6 +157,7 @@ void decide(coord_ptr self, std::shared_ptr<commit_run> run) {
               decision_key(run->txid), encode_shards(run->shards))
     .then(
       [self, run, finish_question] {
+        STRATA_FAULT_POINT("coordinator.after_decision");
         finish_question(true);
         apply(self, run);
       },

@@ -5,6 +5,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
+#include "backends/fault.hpp"
 #include "strata/error.hpp"
 
 namespace strata {
@@ -169,12 +170,20 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
       std::vector<write_request> requests;
       requests.reserve(group.size());
       bool outcomes_applied = false;
+      bool prepares = false;
       for (auto& w : group) {
         requests.push_back(write_request{w.kind, &w.ops, &w.part, w.txid, w.commit});
         outcomes_applied = outcomes_applied || w.kind == type::resolve;
+        prepares = prepares || w.kind == type::prepare;
       }
+      if (prepares)
+        STRATA_FAULT_POINT("shard.before_prepare");
       // Blocks for the commit and its sync; this actor has its own thread.
       auto outcomes = st.store->write(requests);
+      if (prepares)
+        STRATA_FAULT_POINT("shard.after_prepare");
+      if (outcomes_applied)
+        STRATA_FAULT_POINT("shard.after_outcome");
       for (size_t i = 0; i < group.size(); ++i) {
         if (outcomes[i].blocked)
           st.blocked.push_back(std::move(group[i]));

@@ -56,6 +56,16 @@ uint32_t shard_for(txn_ptr self, const std::string& key) {
   return routing::shard_of(key, static_cast<uint32_t>(self->state.ctx.shards.size()));
 }
 
+/// The timeout of a request to `dest`. Actors in this process get none: if
+/// they die, the request fails at once, and CAF 0.17 keeps a request's timer
+/// (and with it this actor) alive until it expires.
+template <class Handle>
+caf::duration timeout_to(txn_ptr self, const Handle& dest) {
+  if (dest.node() == self->node())
+    return caf::duration{caf::infinite};
+  return caf::duration{self->state.ctx.timeout};
+}
+
 bool caches(const txn_options& o) {
   return o.level >= isolation::repeatable_read;
 }
@@ -65,8 +75,8 @@ bool caches(const txn_options& o) {
 template <class Then, class Fail>
 void read_key(txn_ptr self, const std::string& key, Then then, Fail fail) {
   auto s = shard_for(self, key);
-  self->request(self->state.ctx.shards[s], self->state.ctx.timeout,
-                atom::read_v, key)
+  auto& dest = self->state.ctx.shards[s];
+  self->request(dest, timeout_to(self, dest), atom::read_v, key)
     .then(
       [self, key, s, then](maybe_bytes& value, uint64_t seq) mutable {
         auto& st = self->state;
@@ -271,8 +281,8 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
       };
       for (size_t s = 0; s < n; ++s)
         self
-          ->request(self->state.ctx.shards[s], self->state.ctx.timeout,
-                    atom::read_v, req)
+          ->request(self->state.ctx.shards[s],
+                    timeout_to(self, self->state.ctx.shards[s]), atom::read_v, req)
           .then(
             [g, s, done](scan_page& p, uint64_t seq) mutable {
               g->pages[s] = std::move(p);
@@ -309,13 +319,14 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
       };
       if (parts.size() == 1)
         self
-          ->request(st.ctx.shards[parts[0].shard], st.ctx.timeout, atom::commit_v,
+          ->request(st.ctx.shards[parts[0].shard],
+                    timeout_to(self, st.ctx.shards[parts[0].shard]), atom::commit_v,
                     std::move(parts[0].part))
           .then(ok, fail);
       else
         self
-          ->request(st.ctx.coordinator, st.ctx.timeout, atom::commit_v, st.txid,
-                    std::move(parts))
+          ->request(st.ctx.coordinator, timeout_to(self, st.ctx.coordinator),
+                    atom::commit_v, st.txid, std::move(parts))
           .then(ok, fail);
       return rp;
     },

@@ -46,7 +46,7 @@ public:
   }
 
   /// Opens a store and remembers it; fails the test if that fails.
-  storage_actor open(const store_options& o) {
+  transactional_storage_actor open(const store_options& o) {
     auto h = spawn_store(sys_, o);
     if (!h)
       throw std::runtime_error("cannot open store: " + render(h.error()));
@@ -100,7 +100,7 @@ private:
 
 public:
   caf::scoped_actor self;
-  storage_actor store;
+  transactional_storage_actor store;
 };
 
 /// Bytes from a string.

@@ -64,7 +64,7 @@ namespace {
 
 /// A storage actor that reaches its shards only through messages, as it does
 /// when shards live on other nodes: no direct reads of local environments.
-storage_actor open_routed(fixture& f, uint32_t n) {
+transactional_storage_actor open_routed(fixture& f, uint32_t n) {
   std::vector<shard_actor> shards;
   for (uint32_t i = 0; i < n; ++i) {
     shard_options so;

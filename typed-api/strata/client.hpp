@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -20,13 +21,15 @@
 #include "strata/actors.hpp"
 #include "strata/codec.hpp"
 #include "strata/error.hpp"
+#include "strata/timer.hpp"
 
 /// The typed client: a facade over a `storage_actor` for values of a type `T`
 /// that cereal can serialize. Values are stored as self-describing documents
 /// (strata/codec.hpp) behind a small header; bytes that do not decode as `T`
 /// give SERIALIZATION_FAILED.
 ///
-/// Two flavours share the encoding:
+/// Two flavours share the encoding, and each opens typed transactions
+/// (`txn<T>`, `blocking_txn<T>`) on a `transactional_storage_actor`:
 /// - `store<T>` for event-based actors: every call returns a `pending<R>`
 ///   whose `.then(on_value, on_error)` sends the request from the actor.
 /// - `blocking_store<T>` for `main()` and tests: every call waits for the
@@ -156,6 +159,27 @@ inline caf::duration timeout_for(const storage_actor& store,
   return caf::duration{t};
 }
 
+/// Whether `transaction(executor)` tries again after `err`.
+inline bool retryable(const caf::error& err) {
+  auto c = code_of(err);
+  return c == errc::version_conflict || c == errc::deadlock_detected
+         || c == errc::transaction_aborted;
+}
+
+/// Backoff before retry `attempt` (0-based): 1, 2, 4 … 64 ms, with jitter so
+/// that conflicting clients do not retry in lockstep.
+inline uint32_t backoff_ms(uint32_t attempt, uint64_t salt) {
+  uint32_t base = 1u << std::min<uint32_t>(attempt, 6);
+  auto jitter = static_cast<uint32_t>((salt * 0x9e3779b97f4a7c15ull) >> 60) % (base + 1);
+  return base + jitter;
+}
+
+inline caf::error no_transactions() {
+  return make_error(errc::invalid_value,
+                    "this store handle has no transactions: create the client "
+                    "from a transactional_storage_actor");
+}
+
 inline scan_request make_scan(const scan_options& opts, bool values) {
   scan_request req;
   req.prefix = opts.prefix;
@@ -192,6 +216,110 @@ private:
   starter start_;
 };
 
+/// A typed view of an open transaction for event-based actors. Cheap to
+/// copy; every call returns a `pending<R>`.
+template <class T>
+class txn {
+public:
+  txn(transaction_actor handle, std::chrono::milliseconds timeout)
+    : handle_(std::move(handle)), timeout_(timeout) {
+    // nop
+  }
+
+  const transaction_actor& handle() const {
+    return handle_;
+  }
+
+  /// The value of `key` as this transaction sees it.
+  template <class Self>
+  pending<std::optional<T>> get(Self* self, std::string key) const {
+    return make<std::optional<T>>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      self->request(h, t, atom::get_v, key)
+        .then(
+          [ok, fail](maybe_bytes& x) {
+            auto v = detail::decode_maybe<T>(x);
+            if (v)
+              ok(std::move(*v));
+            else
+              fail(std::move(v.error()));
+          },
+          [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  /// Buffers a write of `value` under `key`.
+  template <class Self>
+  pending<caf::unit_t> set(Self* self, std::string key, const T& value) const {
+    auto b = encode(value);
+    return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      if (!b)
+        return fail(b.error());
+      self->request(h, t, atom::set_v, key, *b)
+        .then([ok] { ok(caf::unit); }, [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  template <class Self>
+  pending<bool> del(Self* self, std::string key) const {
+    return forward<bool>(self, atom::del_v, std::move(key));
+  }
+
+  template <class Self>
+  pending<bool> has(Self* self, std::string key) const {
+    return forward<bool>(self, atom::has_v, std::move(key));
+  }
+
+  template <class Self>
+  pending<caf::unit_t> commit(Self* self) const {
+    return forward_void(self, atom::commit_v);
+  }
+
+  template <class Self>
+  pending<caf::unit_t> rollback(Self* self) const {
+    return forward_void(self, atom::rollback_v);
+  }
+
+  template <class Self>
+  pending<caf::unit_t> savepoint(Self* self, std::string name) const {
+    return forward_void(self, atom::savepoint_v, std::move(name));
+  }
+
+  template <class Self>
+  pending<caf::unit_t> rollback_to(Self* self, std::string name) const {
+    return forward_void(self, atom::rollback_to_v, std::move(name));
+  }
+
+  template <class Self>
+  pending<txn_info> info(Self* self) const {
+    return forward<txn_info>(self, atom::info_v);
+  }
+
+private:
+  template <class R, class F>
+  static pending<R> make(F f) {
+    return pending<R>{typename pending<R>::starter{std::move(f)}};
+  }
+
+  template <class R, class Self, class... Ts>
+  pending<R> forward(Self* self, Ts... xs) const {
+    return make<R>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      self->request(h, t, xs...).then([ok](R& r) { ok(std::move(r)); },
+                                      [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  template <class Self, class... Ts>
+  pending<caf::unit_t> forward_void(Self* self, Ts... xs) const {
+    return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+      self->request(h, t, xs...).then([ok] { ok(caf::unit); },
+                                      [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  transaction_actor handle_;
+  std::chrono::milliseconds timeout_;
+};
+
 /// A typed view of a store for event-based actors. Cheap to copy. `timeout`
 /// applies to stores in other processes; requests to a store in this process
 /// wait for the answer (a dying store fails them at once).
@@ -202,6 +330,70 @@ public:
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
     : handle_(std::move(handle)), timeout_(timeout) {
     // nop
+  }
+
+  /// A store with transactions.
+  explicit store(transactional_storage_actor handle,
+                 std::chrono::milliseconds timeout = std::chrono::seconds{30})
+    : handle_(handle), txn_handle_(std::move(handle)), timeout_(timeout) {
+    // nop
+  }
+
+  /// Opens a transaction (the spec's beginTransaction).
+  template <class Self>
+  pending<txn<T>> begin(Self* self, txn_options opts = {}) const {
+    return make<txn<T>>([=, h = txn_handle_, t = timeout_](auto ok, auto fail) {
+      if (!h)
+        return fail(detail::no_transactions());
+      self->request(h, detail::timeout_for(h, self->node(), t), atom::begin_v, opts)
+        .then([ok, t](transaction_actor& x) { ok(txn<T>{std::move(x), t}); },
+              [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
+  /// The spec's transaction(executor, options): opens a transaction, runs
+  /// `executor(tx, done)`, and commits once the executor calls `done` with
+  /// a value. If the executor's result or the commit is VERSION_CONFLICT,
+  /// DEADLOCK_DETECTED or TRANSACTION_ABORTED, it starts over with a new
+  /// transaction, up to `opts.retries` times, after a growing pause. Any
+  /// other error from the executor rolls back and is the result.
+  template <class R, class Self, class F>
+  pending<R> transaction(Self* self, F executor, txn_options opts = {}) const {
+    auto me = *this;
+    return make<R>([=](auto ok, auto fail) {
+      using error_handler = std::function<void(caf::error)>;
+      auto attempt = std::make_shared<std::function<void(uint32_t)>>();
+      *attempt = [=](uint32_t n) {
+        auto retry_or_fail = [=](caf::error err) {
+          if (!detail::retryable(err) || n >= opts.retries)
+            return fail(std::move(err));
+          // A short-lived timer paces the retry without blocking the actor.
+          auto timer = spawn_timer(self->system());
+          self->request(timer, caf::infinite, atom::timeout_v,
+                        detail::backoff_ms(n, self->id() + n))
+            .then([=] { (*attempt)(n + 1); },
+                  [=](caf::error& e) { fail(std::move(e)); });
+        };
+        me.begin(self, opts).then(
+          [=](txn<T> tx) {
+            std::function<void(caf::expected<R>)> done
+              = [=](caf::expected<R> result) {
+                  if (!result) {
+                    auto err = std::move(result.error());
+                    tx.rollback(self).then([=](caf::unit_t) { retry_or_fail(err); },
+                                           [=](caf::error) { retry_or_fail(err); });
+                    return;
+                  }
+                  auto value = std::move(*result);
+                  tx.commit(self).then([=](caf::unit_t) { ok(value); },
+                                       [=](caf::error e) { retry_or_fail(std::move(e)); });
+                };
+            executor(tx, done);
+          },
+          error_handler{retry_or_fail});
+      };
+      (*attempt)(0);
+    });
   }
 
   const storage_actor& handle() const {
@@ -341,6 +533,7 @@ private:
   }
 
   storage_actor handle_;
+  transactional_storage_actor txn_handle_;
   std::chrono::milliseconds timeout_;
 };
 
@@ -467,6 +660,116 @@ private:
   value_type current_;
 };
 
+/// A typed view of an open transaction that waits for every answer. Made by
+/// `blocking_store<T>::begin`; must not outlive its store.
+template <class T>
+class blocking_txn {
+public:
+  blocking_txn(caf::scoped_actor& self, transaction_actor handle,
+               std::chrono::milliseconds timeout)
+    : self_(&self), handle_(std::move(handle)), timeout_(timeout) {
+    // nop
+  }
+
+  const transaction_actor& handle() const {
+    return handle_;
+  }
+
+  /// The value of `key` as this transaction sees it (its own writes first).
+  caf::expected<std::optional<T>> get(const std::string& key) {
+    auto x = ask<maybe_bytes>(atom::get_v, key);
+    if (!x)
+      return std::move(x.error());
+    return detail::decode_maybe<T>(*x);
+  }
+
+  /// Buffers a write; nothing is stored before commit.
+  caf::error set(const std::string& key, const T& value) {
+    auto b = encode(value);
+    if (!b)
+      return std::move(b.error());
+    return ask_void(atom::set_v, key, std::move(*b));
+  }
+
+  /// Buffers a delete; true if the key existed for this transaction.
+  caf::expected<bool> del(const std::string& key) {
+    return ask<bool>(atom::del_v, key);
+  }
+
+  caf::expected<bool> has(const std::string& key) {
+    return ask<bool>(atom::has_v, key);
+  }
+
+  /// Every entry in the scan's range, as this transaction sees it. Under
+  /// SERIALIZABLE the range is protected against phantoms until commit.
+  caf::expected<std::vector<std::pair<std::string, T>>>
+  entries(const scan_options& opts = {}) {
+    std::vector<std::pair<std::string, T>> result;
+    auto req = detail::make_scan(opts, true);
+    for (;;) {
+      auto page = ask<scan_page>(atom::scan_v, req);
+      if (!page)
+        return std::move(page.error());
+      for (auto& e : page->entries) {
+        auto v = decode<T>(e.value);
+        if (!v)
+          return make_error(errc::serialization_failed,
+                            "value of key '" + e.key + "': " + render(v.error()));
+        result.emplace_back(e.key, std::move(*v));
+      }
+      if (!page->more || page->entries.empty())
+        return result;
+      req.after = page->entries.back().key;
+    }
+  }
+
+  /// Makes every buffered write durable and visible at once, or nothing.
+  caf::error commit() {
+    return ask_void(atom::commit_v);
+  }
+
+  caf::error rollback() {
+    return ask_void(atom::rollback_v);
+  }
+
+  caf::error savepoint(const std::string& name) {
+    return ask_void(atom::savepoint_v, name);
+  }
+
+  caf::error rollback_to(const std::string& name) {
+    return ask_void(atom::rollback_to_v, name);
+  }
+
+  /// Id and state (active, committed, aborted).
+  caf::expected<txn_info> info() {
+    return ask<txn_info>(atom::info_v);
+  }
+
+private:
+  template <class R, class... Ts>
+  caf::expected<R> ask(Ts&&... xs) {
+    caf::expected<R> result{R{}};
+    (*self_)
+      ->request(handle_, timeout_, std::forward<Ts>(xs)...)
+      .receive([&](R& r) { result = std::move(r); },
+               [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  template <class... Ts>
+  caf::error ask_void(Ts&&... xs) {
+    caf::error result;
+    (*self_)
+      ->request(handle_, timeout_, std::forward<Ts>(xs)...)
+      .receive([] {}, [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  caf::scoped_actor* self_;
+  transaction_actor handle_;
+  std::chrono::milliseconds timeout_;
+};
+
 /// A typed view of a store that waits for every answer. For `main()`, tools
 /// and tests; never use it inside an actor (it blocks the thread). Destroy it
 /// before the actor system. `timeout` applies to stores in other processes,
@@ -478,6 +781,60 @@ public:
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
     : self_(sys, true), handle_(std::move(handle)), timeout_(timeout) {
     // nop
+  }
+
+  /// A store with transactions.
+  blocking_store(caf::actor_system& sys, transactional_storage_actor handle,
+                 std::chrono::milliseconds timeout = std::chrono::seconds{30})
+    : self_(sys, true), handle_(handle), txn_handle_(std::move(handle)),
+      timeout_(timeout) {
+    // nop
+  }
+
+  /// Opens a transaction (the spec's beginTransaction).
+  caf::expected<blocking_txn<T>> begin(const txn_options& opts = {}) {
+    if (!txn_handle_)
+      return detail::no_transactions();
+    caf::expected<blocking_txn<T>> result{caf::error{}};
+    self_
+      ->request(txn_handle_, detail::timeout_for(handle_, self_->node(), timeout_),
+                atom::begin_v, opts)
+      .receive(
+        [&](transaction_actor& h) {
+          result = blocking_txn<T>{self_, std::move(h), timeout_};
+        },
+        [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  /// The spec's transaction(executor, options): opens a transaction, calls
+  /// `executor(tx)`, which returns a `caf::expected<R>`, and commits. If the
+  /// executor's error or the commit's is VERSION_CONFLICT, DEADLOCK_DETECTED
+  /// or TRANSACTION_ABORTED, it starts over with a new transaction, up to
+  /// `opts.retries` times, after a growing pause. Any other error from the
+  /// executor rolls back and is returned.
+  template <class F>
+  auto transaction(F executor, const txn_options& opts = {})
+    -> decltype(executor(std::declval<blocking_txn<T>&>())) {
+    for (uint32_t n = 0;; ++n) {
+      caf::error err;
+      auto tx = begin(opts);
+      if (!tx)
+        return std::move(tx.error());
+      auto result = executor(*tx);
+      if (!result) {
+        err = std::move(result.error());
+        tx->rollback();
+      } else if (auto e = tx->commit()) {
+        err = std::move(e);
+      } else {
+        return result;
+      }
+      if (!detail::retryable(err) || n >= opts.retries)
+        return err;
+      std::this_thread::sleep_for(std::chrono::milliseconds{
+        detail::backoff_ms(n, reinterpret_cast<uintptr_t>(this) + n)});
+    }
   }
 
   /// The value of `key`; an empty optional if it does not exist.
@@ -583,6 +940,7 @@ private:
 
   caf::scoped_actor self_;
   storage_actor handle_;
+  transactional_storage_actor txn_handle_;
   std::chrono::milliseconds timeout_;
 };
 
