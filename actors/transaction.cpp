@@ -156,14 +156,14 @@ std::vector<shard_part> commit_parts(txn_ptr self) {
 transaction_actor::behavior_type
 transaction(transaction_actor::stateful_pointer<transaction_state> self,
             uint64_t txid, txn_options opts, transaction_context ctx) {
-  auto& st = self->state;
-  st.txid = txid;
-  st.opts = opts;
-  st.deadline = std::chrono::steady_clock::now()
-                + std::chrono::milliseconds{opts.timeout_ms};
-  st.reads.resize(ctx.shards.size());
-  st.ranges.resize(ctx.shards.size());
-  st.ctx = std::move(ctx);
+  auto& init = self->state;
+  init.txid = txid;
+  init.opts = opts;
+  init.deadline = std::chrono::steady_clock::now()
+                  + std::chrono::milliseconds{opts.timeout_ms};
+  init.reads.resize(ctx.shards.size());
+  init.ranges.resize(ctx.shards.size());
+  init.ctx = std::move(ctx);
   return {
     [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
       if (auto err = not_active(self))

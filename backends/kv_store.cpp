@@ -530,6 +530,7 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
   std::vector<std::string> records;
   std::vector<std::pair<size_t, uint64_t>> accepted; // request, sequence number
   std::vector<uint64_t> prepared_now; // undone if the append fails
+  std::vector<uint64_t> resolved_now; // outcomes of this group
   records.reserve(group.size());
   std::unique_lock<std::shared_mutex> guard{mtx_};
   auto seq = next_seq_;
@@ -596,8 +597,11 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
       }
       case type::resolve: {
         auto p = prepared_.find(req.txid);
-        if (p == prepared_.end())
+        if (p == prepared_.end()
+            || std::find(resolved_now.begin(), resolved_now.end(), req.txid)
+                 != resolved_now.end())
           continue; // resolved before, or never prepared: nothing to do
+        resolved_now.push_back(req.txid);
         if (!p->second.logged) {
           cc_.unlock(req.txid);
           prepared_.erase(p);
@@ -653,6 +657,8 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
         }
         case type::resolve: {
           auto p = prepared_.find(req.txid);
+          if (p == prepared_.end())
+            break; // cannot happen: one outcome per transaction and group
           if (req.commit)
             apply(p->second.part.writes, out[i], s);
           std::unique_lock<std::shared_mutex> g{mtx_};

@@ -196,6 +196,21 @@ TEST_CASE("kv_store: prepared writes lock their keys until the outcome") {
   CHECK(!plain(s, {operation::set("x", b("plain"))}).blocked);
 }
 
+TEST_CASE("kv_store: two outcomes of one transaction in one group apply once") {
+  // Recovery asks the coordinator while the coordinator re-drives its
+  // decision: both outcomes may land in the same group commit.
+  test::temp_dir dir;
+  kv_store s{opts_in(dir / "s")};
+  REQUIRE(prepare(s, 5, writes({operation::del("x"), operation::set("y", b("1"))})).code
+          == errc::none);
+  write_request r{write_request::type::resolve, nullptr, nullptr, 5, true};
+  auto out = s.write(std::vector<write_request>{r, r});
+  CHECK(out[0].code == errc::none);
+  CHECK(out[1].code == errc::none);
+  CHECK(value_of(s, "y") == "1");
+  CHECK(s.in_doubt().empty());
+}
+
 TEST_CASE("kv_store: read-only prepares lock without logging") {
   test::temp_dir dir;
   kv_store s{opts_in(dir / "s")};

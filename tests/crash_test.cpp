@@ -1,0 +1,166 @@
+// Crash recovery of transactions: a child process running a durable store
+// with concurrent bank transfers is killed with SIGKILL, at random moments
+// and (in builds with fault points) at each step of the commit protocol.
+// After every restart: no transaction stays in doubt, the bank's invariant
+// holds, and every acknowledged transfer is there.
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backends/data_dir.hpp"
+#include "backends/kv_store.hpp"
+#include "strata/client.hpp"
+#include "tests/bank.hpp"
+#include "tests/fixture.hpp"
+#include "tests/process.hpp"
+
+using namespace strata;
+using namespace strata::test;
+
+namespace {
+
+/// The "ok" lines of a child's output: its acknowledged transfers.
+std::set<std::string> acked(const std::string& out, int* failures = nullptr) {
+  std::set<std::string> result;
+  std::istringstream in{out};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("ok ", 0) == 0)
+      result.insert(line.substr(3));
+    else if (line.rfind("failed ", 0) == 0 && failures)
+      ++*failures;
+  }
+  return result;
+}
+
+store_options bank_options(const std::string& dir) {
+  store_options o;
+  o.data_dir = dir;
+  o.shards = 4;
+  o.map_size = 64 << 20;
+  o.log_level = "error";
+  return o;
+}
+
+/// Transactions in doubt on the shards of `dir` (a closed store).
+size_t in_doubt(const std::string& dir) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < 4; ++i) {
+    kv_store_options so;
+    so.dir = shard_dir(dir, i);
+    so.shard = i;
+    so.shard_count = 4;
+    so.store_id = "strata";
+    so.map_size = 64 << 20;
+    kv_store s{so};
+    n += s.in_doubt().size();
+  }
+  return n;
+}
+
+/// Restarts the store in this process (recovery runs while it opens) and
+/// checks it against the acknowledged transfers.
+void check_recovered(const std::string& dir, const std::set<std::string>& ok) {
+  {
+    fixture f;
+    f.open(bank_options(dir));
+    blocking_store<int64_t> db{f.sys(), f.store};
+    auto s = bank::read_all(db);
+    CHECK(bank::check(s) == "");
+    size_t missing = 0;
+    for (auto& k : ok)
+      missing += s.markers.count(k) == 0;
+    CHECK(missing == 0);
+  }
+  // Closed: no shard holds a transaction in doubt.
+  CHECK(in_doubt(dir) == 0);
+}
+
+void create_bank(const std::string& dir) {
+  fixture f;
+  f.open(bank_options(dir));
+  blocking_store<int64_t> db{f.sys(), f.store};
+  REQUIRE(!bank::open_accounts(db));
+}
+
+} // namespace
+
+TEST_CASE("killed at random moments, the store recovers every acknowledged transfer") {
+  temp_dir dir;
+  auto data = dir / "data";
+  create_bank(data);
+  std::mt19937 rng{11};
+  size_t total_acked = 0;
+  for (int round = 0; round < 4; ++round) {
+    INFO("round " << round);
+    auto out_path = dir / ("out" + std::to_string(round));
+    int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err_fd = ::open((dir / "err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    auto pid = strata::test::detail::spawn({bin_dir() + "/bank_child", data, "8", "100000"},
+                             out_fd, err_fd);
+    ::close(out_fd);
+    ::close(err_fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 700));
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    int failures = 0;
+    auto ok = acked(slurp(out_path), &failures);
+    CHECK(failures == 0);
+    total_acked += ok.size();
+    check_recovered(data, ok);
+  }
+  CHECK(total_acked > 0);
+}
+
+#ifdef STRATA_FAULT_INJECTION
+
+TEST_CASE("killed at each step of two-phase commit, the store recovers") {
+  auto row = GENERATE(table<std::string, int>({
+    {"shard.before_prepare", 3},
+    {"shard.before_prepare", 40},
+    {"shard.after_prepare", 3},
+    {"shard.after_prepare", 40},
+    {"coordinator.after_decision", 2},
+    {"coordinator.after_decision", 30},
+    {"coordinator.during_apply", 2},
+    {"coordinator.during_apply", 30},
+    {"shard.after_outcome", 3},
+    {"shard.after_outcome", 40},
+  }));
+  auto point = std::get<0>(row);
+  auto hit = std::get<1>(row);
+  INFO(point << " #" << hit);
+  temp_dir dir;
+  auto data = dir / "data";
+  create_bank(data);
+  auto spec = point + ":" + std::to_string(hit);
+  ::setenv("STRATA_CRASH_AT", spec.c_str(), 1);
+  auto r = run("bank_child", {data, "8", "400"}, dir.path());
+  ::unsetenv("STRATA_CRASH_AT");
+  CHECK(r.code == 128 + SIGKILL); // the fault point fired
+  int failures = 0;
+  auto ok = acked(r.out, &failures);
+  CHECK(failures == 0);
+  // Killed between a durable prepare and its outcome, shards hold
+  // transactions in doubt: recovery must settle them.
+  auto doubt = in_doubt(data);
+  if (point == "shard.after_prepare" || point == "coordinator.after_decision")
+    CHECK(doubt > 0);
+  check_recovered(data, ok);
+  // And the store goes on working after recovery.
+  auto again = run("bank_child", {data, "2", "20"}, dir.path());
+  CHECK(again.code == 0);
+  check_recovered(data, acked(again.out));
+}
+
+#endif
