@@ -13,10 +13,11 @@
 //   log "commit txid → shards" in the decision log (group commit, synced)
 //        │   ◀── the commit point: from here on the transaction commits
 //        ▼
-//   phase 2: resolve(txid, commit) to every shard (apply, unlock, sync)
-//        │
+//   phase 2: resolve(txid, commit) to every shard (apply, unlock, log; the
+//        │   sync comes with a later group: the decision covers the gap)
 //        ▼
-//   answer the client, then drop the decision from the log
+//   answer the client; every 64 commits: sync barrier on the shards, then
+//   those decisions leave the log
 //
 // Presumed abort: only commit decisions are logged. A shard that restarts
 // with a prepared transaction asks `status(txid)`; no decision in the log
@@ -36,6 +37,7 @@
 
 #include "actors/checks.hpp"
 #include "actors/log.hpp"
+#include "actors/timeouts.hpp"
 #include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
 
@@ -82,7 +84,9 @@ void resolve_all(coord_ptr self, std::shared_ptr<commit_run> run, bool commit,
   run->waiting = run->shards.size();
   for (auto s : run->shards)
     self
-      ->request(self->state.shards[s], self->state.timeout, atom::resolve_v,
+      ->request(self->state.shards[s],
+                timeout_to(self, self->state.shards[s], self->state.timeout),
+                atom::resolve_v,
                 run->txid, commit)
       .then(
         [run, then, commit](uint64_t deleted) {
@@ -103,17 +107,47 @@ void resolve_all(coord_ptr self, std::shared_ptr<commit_run> run, bool commit,
         });
 }
 
-/// Phase two of a logged commit, then the decision leaves the log.
+/// Once a batch of commits is applied everywhere: a barrier makes every
+/// shard's outcome records durable, then their decisions leave the log. (A
+/// decision that stays is re-driven on the next start, which is harmless.)
+void forget_applied(coord_ptr self) {
+  auto& st = self->state;
+  if (st.barrier_running || st.applied.size() < decision_batch)
+    return;
+  st.barrier_running = true;
+  auto batch = std::make_shared<std::vector<std::string>>();
+  for (auto txid : st.applied)
+    batch->push_back(decision_key(txid));
+  st.applied.clear();
+  auto waiting = std::make_shared<size_t>(st.shards.size());
+  auto ok = std::make_shared<bool>(true);
+  auto arrived = [self, batch, waiting, ok] {
+    if (--*waiting > 0)
+      return;
+    self->state.barrier_running = false;
+    if (*ok)
+      self->request(self->state.log_writer, caf::infinite, atom::del_many_v, *batch)
+        .then([](uint64_t) {}, [](caf::error&) {});
+    forget_applied(self);
+  };
+  for (auto& s : st.shards)
+    self->request(s, timeout_to(self, s, st.timeout), atom::sync_v)
+      .then([arrived] { arrived(); },
+            [arrived, ok](caf::error&) {
+              *ok = false;
+              arrived();
+            });
+}
+
+/// Phase two of a logged commit.
 void apply(coord_ptr self, std::shared_ptr<commit_run> run) {
   resolve_all(self, run, true, [self, run] {
     if (run->rp.pending())
       run->rp.deliver(run->deleted);
-    if (!run->apply_failed)
-      self->request(self->state.log_writer, caf::infinite, atom::del_v,
-                    decision_key(run->txid))
-        .then([](bool) {}, [](caf::error&) {
-          // Kept: re-driven on the next start, which is harmless.
-        });
+    if (!run->apply_failed) {
+      self->state.applied.push_back(run->txid);
+      forget_applied(self);
+    }
   });
 }
 
@@ -195,13 +229,15 @@ uint64_t next_incarnation(kv_store& log) {
 
 coordinator_actor::behavior_type
 coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
-            std::vector<shard_actor> shards, std::chrono::milliseconds timeout) {
+            std::vector<participant_actor> shards, uint64_t max_value_size,
+            std::chrono::milliseconds timeout) {
   auto& st = self->state;
   st.log = log_store;
   st.log_writer = spawn_shard_writer(self->system(), log_store);
   self->link_to(st.log_writer);
   st.shards = std::move(shards);
   st.timeout = timeout;
+  st.max_value_size = max_value_size;
   // Re-drive the decisions of commits a crash interrupted.
   scan_request req;
   req.prefix = "d/";
@@ -224,12 +260,15 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
         std::vector<shard_part>& parts) -> caf::result<uint64_t> {
       auto n = self->state.shards.size();
       std::set<uint32_t> seen;
-      for (auto& p : parts)
+      for (auto& p : parts) {
         if (p.shard >= n || !seen.insert(p.shard).second)
           return make_error(errc::invalid_value,
                             "transaction " + txn_name(txid)
                               + ": bad or repeated shard index "
                               + std::to_string(p.shard));
+        if (auto err = check_part(p.part, self->state.max_value_size))
+          return err;
+      }
       if (parts.empty())
         return uint64_t{0};
       if (parts.size() == 1)
@@ -250,7 +289,9 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
       for (auto& p : parts) {
         auto s = p.shard;
         self
-          ->request(self->state.shards[s], self->state.timeout, atom::prepare_v,
+          ->request(self->state.shards[s],
+                    timeout_to(self, self->state.shards[s], self->state.timeout),
+                    atom::prepare_v,
                     txid, std::move(p.part))
           .then(
             [self, run] {
@@ -286,9 +327,11 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
 
 coordinator_actor spawn_coordinator(caf::actor_system& sys,
                                     std::shared_ptr<kv_store> log,
-                                    std::vector<shard_actor> shards,
+                                    std::vector<participant_actor> shards,
+                                    uint64_t max_value_size,
                                     std::chrono::milliseconds timeout) {
-  return sys.spawn(coordinator, std::move(log), std::move(shards), timeout);
+  return sys.spawn(coordinator, std::move(log), std::move(shards),
+                   max_value_size, timeout);
 }
 
 } // namespace strata

@@ -5,18 +5,20 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
+#include "actors/timeouts.hpp"
 
 namespace strata {
 
 shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self,
                                  std::shared_ptr<kv_store> store,
+                                 shard_writer_actor writer_handle,
                                  uint64_t max_value_size,
                                  std::chrono::milliseconds timeout) {
   auto& st = self->state;
   st.timeout = timeout;
   st.store = store;
   st.max_value_size = max_value_size;
-  st.writer = spawn_shard_writer(self->system(), store);
+  st.writer = std::move(writer_handle);
   self->link_to(st.writer);
   auto max = max_value_size;
   auto writer = [self] { return self->state.writer; };
@@ -86,6 +88,9 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
     [=](atom::resolve, uint64_t txid, bool commit) -> caf::result<uint64_t> {
       return self->delegate(writer(), atom::resolve_v, txid, commit);
     },
+    [=](atom::sync) -> caf::result<void> {
+      return self->delegate(writer(), atom::sync_v);
+    },
     [=](atom::recover, coordinator_actor& coord) -> caf::result<uint64_t> {
       // Presumed abort: ask the coordinator about each transaction in doubt
       // and apply its answer.
@@ -112,7 +117,8 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         done();
       };
       for (auto txid : *txids)
-        self->request(coord, self->state.timeout, atom::status_v, txid)
+        self->request(coord, timeout_to(self, coord, self->state.timeout),
+                      atom::status_v, txid)
           .then(
             [=](bool committed) mutable {
               self->request(writer(), caf::infinite, atom::resolve_v, txid,
@@ -189,8 +195,9 @@ caf::expected<local_shard> spawn_shard(caf::actor_system& sys,
   auto store = open_kv_store(std::move(opts.store), std::move(opts.keepalive));
   if (!store)
     return std::move(store.error());
-  auto actor = sys.spawn(shard, *store, opts.max_value_size, opts.timeout);
-  return local_shard{std::move(actor), std::move(*store)};
+  auto writer = spawn_shard_writer(sys, *store);
+  auto actor = sys.spawn(shard, *store, writer, opts.max_value_size, opts.timeout);
+  return local_shard{std::move(actor), std::move(*store), std::move(writer)};
 }
 
 } // namespace strata

@@ -46,6 +46,7 @@ struct shard_state {
 /// ```
 shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self,
                                  std::shared_ptr<kv_store> store,
+                                 shard_writer_actor writer,
                                  uint64_t max_value_size,
                                  std::chrono::milliseconds timeout);
 
@@ -53,6 +54,8 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
 struct local_shard {
   shard_actor actor;
   std::shared_ptr<kv_store> store;
+  /// Its writer: the coordinator of the same process talks to it directly.
+  shard_writer_actor writer;
 };
 
 /// Opens a store whose files stay locked by `keepalive` (the data

@@ -156,6 +156,12 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
       w.commit = commit;
       return enqueue(self, std::move(w));
     },
+    [=](atom::sync) -> caf::result<void> {
+      pending_write w;
+      w.shape = reply::unit;
+      w.kind = type::barrier;
+      return enqueue(self, std::move(w));
+    },
     [=](atom::read, std::string& key) -> caf::result<maybe_bytes, uint64_t> {
       return park(self, parked_read{std::move(key), std::nullopt, {}});
     },

@@ -27,6 +27,7 @@ using shard_writer_actor = caf::typed_actor<
   caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
   caf::reacts_to<atom::prepare, uint64_t, txn_part>,
   caf::replies_to<atom::resolve, uint64_t, bool>::with<uint64_t>,
+  caf::reacts_to<atom::sync>,
   // Transactional reads that found their key locked wait here for the
   // outcome that releases it.
   caf::replies_to<atom::read, std::string>::with<maybe_bytes, uint64_t>,

@@ -15,6 +15,7 @@
 #include "actors/log.hpp"
 #include "actors/merge.hpp"
 #include "actors/shard.hpp"
+#include "actors/timeouts.hpp"
 #include "actors/timer.hpp"
 #include "actors/transaction.hpp"
 #include "backends/data_dir.hpp"
@@ -100,7 +101,8 @@ void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
                        uint32_t backoff_ms = 1) {
   auto& st = self->state;
   auto txid = (st.incarnation << txn_counter_bits) | ++st.next_txn;
-  self->request(st.coordinator, st.timeout, atom::commit_v, txid, parts)
+  self->request(st.coordinator, timeout_to(self, st.coordinator, st.timeout),
+                atom::commit_v, txid, parts)
     .then(ok, [=](caf::error& err) {
       if (code_of(err) != errc::version_conflict
           || std::chrono::steady_clock::now() + std::chrono::milliseconds{backoff_ms}
@@ -252,7 +254,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       auto total = std::make_shared<uint64_t>(0);
       scatter(all_shards(), rp, [rp, total]() mutable { rp.deliver(*total); },
               [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
-                self->request(s, self->state.timeout, atom::size_v)
+                self->request(s, timeout_to(self, s, self->state.timeout), atom::size_v)
                   .then(
                     [j, total](uint64_t x) {
                       *total += x;
@@ -277,7 +279,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
         all_shards(), rp,
         [rp, pages, limit]() mutable { rp.deliver(merge_pages(*pages, limit)); },
         [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
-          self->request(s, self->state.timeout, atom::scan_v, req)
+          self->request(s, timeout_to(self, s, self->state.timeout), atom::scan_v, req)
             .then(
               [j, pages, i](scan_page& p) {
                 (*pages)[i] = std::move(p);
@@ -320,7 +322,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
         which, rp, [rp, values]() mutable { rp.deliver(std::move(*values)); },
         [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
           self
-            ->request(s, self->state.timeout, atom::get_many_v,
+            ->request(s, timeout_to(self, s, self->state.timeout), atom::get_many_v,
                       std::move(split->keys[i]))
             .then(
               [j, split, values, i](std::vector<maybe_bytes>& vs) {
@@ -385,6 +387,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       auto& st = self->state;
       transaction_context ctx;
       ctx.shards = st.shards;
+      ctx.local = st.local;
       ctx.coordinator = st.coordinator;
       ctx.max_value_size = st.max_value_size;
       ctx.timeout = st.timeout;
@@ -408,6 +411,7 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
   if (!lock)
     return std::move(lock.error());
   router_config rc;
+  std::vector<participant_actor> writers;
   auto stop_shards = [&rc] {
     for (auto& started : rc.shards)
       caf::anon_send_exit(started, caf::exit_reason::user_shutdown);
@@ -430,6 +434,7 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
     }
     rc.shards.push_back(std::move(s->actor));
     rc.local.push_back(std::move(s->store));
+    writers.emplace_back(std::move(s->writer));
   }
   // The coordinator's decision log: a small store of its own.
   kv_store_options lo;
@@ -444,7 +449,8 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
     stop_shards();
     return std::move(incarnation.error());
   }
-  rc.coordinator = spawn_coordinator(sys, *log_store, rc.shards, opts.request_timeout);
+  rc.coordinator = spawn_coordinator(sys, *log_store, std::move(writers),
+                                     opts.max_value_size, opts.request_timeout);
   rc.incarnation = *incarnation;
   rc.max_value_size = opts.max_value_size;
   rc.timeout = opts.request_timeout;

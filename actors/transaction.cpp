@@ -8,7 +8,9 @@
 
 #include "actors/checks.hpp"
 #include "actors/merge.hpp"
+#include "actors/timeouts.hpp"
 #include "backends/conflicts.hpp"
+#include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
 
 namespace strata {
@@ -56,22 +58,51 @@ uint32_t shard_for(txn_ptr self, const std::string& key) {
   return routing::shard_of(key, static_cast<uint32_t>(self->state.ctx.shards.size()));
 }
 
-/// The timeout of a request to `dest`. Actors in this process get none: if
-/// they die, the request fails at once, and CAF 0.17 keeps a request's timer
-/// (and with it this actor) alive until it expires.
+/// The timeout of a request to `dest` (none within the process).
 template <class Handle>
 caf::duration timeout_to(txn_ptr self, const Handle& dest) {
-  if (dest.node() == self->node())
-    return caf::duration{caf::infinite};
-  return caf::duration{self->state.ctx.timeout};
+  return strata::timeout_to(self, dest, self->state.ctx.timeout);
 }
 
 bool caches(const txn_options& o) {
   return o.level >= isolation::repeatable_read;
 }
 
-/// Reads `key` from its shard, records the read, and hands the value to
-/// `then` (or the error to `fail`).
+/// Books a read of `key` on shard `s` at sequence number `seq`. With
+/// caching, every read of a key sees the first value (a pipelined read of
+/// the same key may have come back first).
+void record_read(txn_ptr self, const std::string& key, uint32_t s,
+                 maybe_bytes& value, uint64_t seq) {
+  auto& st = self->state;
+  if (!caches(st.opts))
+    return;
+  auto [i, fresh] = st.cache.emplace(key, value ? std::optional<bytes>{*value}
+                                                : std::optional<bytes>{});
+  if (!fresh)
+    value = i->second ? maybe_bytes{*i->second} : maybe_bytes{};
+  st.reads[s].emplace(key, seq);
+}
+
+/// Reads `key` straight from its shard's store if that is in this process
+/// and the key is not locked by a committing transaction; nullopt otherwise.
+std::optional<caf::expected<maybe_bytes>> read_local(txn_ptr self,
+                                                     const std::string& key) {
+  auto s = shard_for(self, key);
+  auto& local = self->state.ctx.local;
+  if (s >= local.size() || !local[s])
+    return std::nullopt;
+  auto r = guarded([&] { return local[s]->read(key); });
+  if (!r)
+    return caf::expected<maybe_bytes>{std::move(r.error())};
+  if (r->blocked)
+    return std::nullopt;
+  auto value = to_wire(std::move(r->value));
+  record_read(self, key, s, value, r->seq);
+  return caf::expected<maybe_bytes>{std::move(value)};
+}
+
+/// Reads `key` through its shard actor (which waits for a lock to go),
+/// records the read, and hands the value to `then` (or the error to `fail`).
 template <class Then, class Fail>
 void read_key(txn_ptr self, const std::string& key, Then then, Fail fail) {
   auto s = shard_for(self, key);
@@ -79,16 +110,7 @@ void read_key(txn_ptr self, const std::string& key, Then then, Fail fail) {
   self->request(dest, timeout_to(self, dest), atom::read_v, key)
     .then(
       [self, key, s, then](maybe_bytes& value, uint64_t seq) mutable {
-        auto& st = self->state;
-        if (caches(st.opts)) {
-          // A pipelined read of the same key may have come back first: every
-          // read of a key sees the first value.
-          auto [i, fresh] = st.cache.emplace(key, value ? std::optional<bytes>{*value}
-                                                        : std::optional<bytes>{});
-          if (!fresh)
-            value = i->second ? maybe_bytes{*i->second} : maybe_bytes{};
-          st.reads[s].emplace(key, seq);
-        }
+        record_read(self, key, s, value, seq);
         then(std::move(value));
       },
       [fail](caf::error& err) mutable { fail(std::move(err)); });
@@ -172,6 +194,11 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
         return err;
       if (auto v = known(self, key))
         return to_maybe(*v);
+      if (auto v = read_local(self, key)) {
+        if (!*v)
+          return std::move(v->error());
+        return std::move(**v);
+      }
       auto rp = self->make_response_promise();
       read_key(
         self, key, [rp](maybe_bytes v) mutable { rp.deliver(std::move(v)); },
@@ -185,6 +212,11 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
         return err;
       if (auto v = known(self, key))
         return v->has_value();
+      if (auto v = read_local(self, key)) {
+        if (!*v)
+          return std::move(v->error());
+        return static_cast<bool>(**v);
+      }
       auto rp = self->make_response_promise();
       read_key(
         self, key, [rp](maybe_bytes v) mutable { rp.deliver(static_cast<bool>(v)); },
@@ -211,6 +243,12 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
       if (auto err = check_key(key))
         return err;
       auto before = known(self, key);
+      if (!before)
+        if (auto v = read_local(self, key)) {
+          if (!*v)
+            return std::move(v->error());
+          before = **v ? std::optional<bytes>{***v} : std::optional<bytes>{};
+        }
       // Buffer at once, so that later requests see the delete in order.
       self->state.writes[key] = std::nullopt;
       if (before)

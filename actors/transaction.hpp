@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,9 +12,14 @@
 
 namespace strata {
 
+class kv_store;
+
 /// What a transaction actor needs to know about its store.
 struct transaction_context {
   std::vector<shard_actor> shards;
+  /// The stores of shards in this process (null for remote ones): reads go
+  /// straight to them, saving a message hop.
+  std::vector<std::shared_ptr<kv_store>> local;
   coordinator_actor coordinator;
   uint64_t max_value_size = 0;
   /// Timeout of its requests to shards and the coordinator.

@@ -531,6 +531,8 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
   std::vector<std::pair<size_t, uint64_t>> accepted; // request, sequence number
   std::vector<uint64_t> prepared_now; // undone if the append fails
   std::vector<uint64_t> resolved_now; // outcomes of this group
+  bool durable = false; // whether the group's records need a sync
+  bool barrier = false;
   records.reserve(group.size());
   std::unique_lock<std::shared_mutex> guard{mtx_};
   auto seq = next_seq_;
@@ -554,6 +556,7 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
         records.push_back(wal::encode(seq, ops));
         cc_.wrote(ops, seq);
         accepted.emplace_back(i, seq++);
+        durable = true;
         break;
       }
       case type::commit: {
@@ -571,6 +574,7 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
         records.push_back(wal::encode(seq, part.writes));
         cc_.wrote(part.writes, seq);
         accepted.emplace_back(i, seq++);
+        durable = true;
         break;
       }
       case type::prepare: {
@@ -593,6 +597,7 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
         prepared_now.push_back(req.txid);
         records.push_back(wal::encode_prepare(seq, req.txid, part));
         accepted.emplace_back(i, seq++);
+        durable = true;
         break;
       }
       case type::resolve: {
@@ -613,17 +618,31 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
         accepted.emplace_back(i, seq++);
         break;
       }
+      case type::barrier:
+        barrier = true;
+        break;
     }
   }
   guard.unlock();
-  if (accepted.empty())
+  if (accepted.empty()) {
+    if (barrier) {
+      try {
+        log_->sync();
+      } catch (const storage_error& e) {
+        broken_ = std::string{e.what()} + "; reopen the shard to recover from its log";
+        for (size_t i = 0; i < group.size(); ++i)
+          if (group[i].kind == type::barrier)
+            out[i] = write_outcome{e.code(), broken_, 0, false};
+      }
+    }
     return out;
+  }
   auto fail_accepted = [&](errc code, const std::string& msg) {
     for (auto& [i, _] : accepted)
       out[i] = write_outcome{code, msg, 0, false};
   };
   try {
-    log_->append(records);
+    log_->append(records, durable || barrier);
   } catch (const storage_error& e) {
     if (log_->sync_failed())
       broken_ = std::string{e.what()} + "; reopen the shard to recover from its log";
@@ -643,6 +662,8 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
     for (auto& [i, s] : accepted) {
       auto& req = group[i];
       switch (req.kind) {
+        case type::barrier:
+          break;
         case type::plain:
           apply(*req.ops, out[i], s);
           break;
@@ -680,8 +701,10 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
   }
   ++commits_;
   bool deletes_pending = full_; // deletes may have made room
+  // Also when the log outgrows the memtable (keys rewritten over and over):
+  // the log is what a restart replays.
   if (deletes_pending || mem_.size() >= opts_.flush_entries
-      || mem_bytes_ >= opts_.flush_bytes) {
+      || mem_bytes_ >= opts_.flush_bytes || log_->size() >= 4 * opts_.flush_bytes) {
     try {
       flush();
     } catch (const storage_error&) {

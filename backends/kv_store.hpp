@@ -75,8 +75,12 @@ struct write_request {
     /// lock it (VERSION_CONFLICT if invalid). Success is a yes vote.
     prepare,
     /// Phase two: apply (`commit`) or drop prepared transaction `txid`.
-    /// Unknown ids succeed: the outcome was applied already.
+    /// Unknown ids succeed: the outcome was applied already. Outcomes are
+    /// logged without a sync of their own (the coordinator's decision log
+    /// holds commits durably until a barrier); a later sync covers them.
     resolve,
+    /// Makes everything logged so far durable (after unsynced outcomes).
+    barrier,
   };
   type kind = type::plain;
   const std::vector<operation>* ops = nullptr;

@@ -234,7 +234,7 @@ bool wal::decode_part(std::string_view data, txn_part& part) {
   return get_part(r, part) && r.pos == r.end;
 }
 
-void wal::append(const std::vector<std::string>& records) {
+void wal::append(const std::vector<std::string>& records, bool durable) {
   std::vector<iovec> iov;
   size_t total = 0;
   for (auto& r : records) {
@@ -269,11 +269,25 @@ void wal::append(const std::vector<std::string>& records) {
   }
   // The one blocking sync of a group commit. After a failed sync the kernel
   // may have dropped the dirty pages: what is on disk is unknown.
-  if (sync_ && ::fdatasync(fd_) != 0) {
+  if (!durable) {
+    unsynced_ = true;
+  } else if (sync_ && ::fdatasync(fd_) != 0) {
     sync_failed_ = true;
     undo(errno, "cannot sync write-ahead log " + path_);
+  } else {
+    unsynced_ = false;
   }
   size_ += total;
+}
+
+void wal::sync() {
+  if (!unsynced_ || !sync_)
+    return;
+  if (::fdatasync(fd_) != 0) {
+    sync_failed_ = true;
+    fail("cannot sync write-ahead log " + path_, errno);
+  }
+  unsynced_ = false;
 }
 
 void wal::replay(const std::function<void(wal_record&)>& f) {
@@ -317,6 +331,7 @@ void wal::reset() {
   if (::ftruncate(fd_, 0) != 0)
     fail("cannot truncate write-ahead log " + path_, errno);
   size_ = 0;
+  unsynced_ = false;
 }
 
 } // namespace strata

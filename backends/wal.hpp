@@ -75,10 +75,14 @@ public:
   static std::string encode_part(const txn_part& part);
   static bool decode_part(std::string_view data, txn_part& part);
 
-  /// Appends `records` (from `encode`) with one write, then syncs them to
-  /// disk unless the log was opened without sync. On failure nothing of the
-  /// append counts: the file is cut back to its previous length.
-  void append(const std::vector<std::string>& records);
+  /// Appends `records` (from `encode`) with one write, then syncs them (and
+  /// any earlier unsynced ones) to disk unless `durable` is false or the log
+  /// was opened without sync. On failure nothing of the append counts: the
+  /// file is cut back to its previous length.
+  void append(const std::vector<std::string>& records, bool durable = true);
+
+  /// Syncs records appended without `durable`, if any.
+  void sync();
 
   /// Reads every intact record in order and cuts off a torn tail. Calls `f`
   /// per record.
@@ -104,6 +108,7 @@ private:
   int fd_ = -1;
   uint64_t size_ = 0;
   bool sync_failed_ = false;
+  bool unsynced_ = false;
 };
 
 } // namespace strata

@@ -51,11 +51,13 @@
 #include <caf/type_id.hpp>
 
 #include "backends/lmdb.hpp"
+#include "backends/routing.hpp"
 #include "strata/actors.hpp"
 #include "strata/error.hpp"
 #include "strata/options.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"
+#include "strata/messages/txn.hpp"
 
 namespace {
 
@@ -101,6 +103,12 @@ struct bench_options {
   std::chrono::milliseconds timeout{0};
   /// Parent of the temporary directories; empty: $TMPDIR or /tmp.
   std::string dir;
+  /// What to measure: "kv" (reads and writes), "txn" (transactions), "all".
+  std::string suite = "all";
+  /// Concurrent clients of the many-client transaction runs.
+  size_t txn_clients = 32;
+  /// Keys the transactions pick from (few conflicts at 10k).
+  uint64_t txn_keys = 10000;
 };
 
 void print_usage() {
@@ -120,6 +128,10 @@ void print_usage() {
        "  --writers N         writer actors, one set in flight each "
        "(default 64)\n"
        "  --timeout S         timeout of client requests (default: none)\n"
+       "  --suite S           kv, txn or all (default all)\n"
+       "  --txn-clients N     clients of the many-client transaction runs "
+       "(default 32)\n"
+       "  --txn-keys N        keys the transactions pick from (default 10000)\n"
        "  --dir D             where the temporary directories go (default "
        "$TMPDIR or /tmp)\n";
 }
@@ -778,12 +790,13 @@ caf::duration client_timeout(const bench_options& opts) {
   return caf::duration{caf::infinite};
 }
 
-storage_actor open_store(caf::actor_system& sys, const bench_options& opts,
-                         const std::string& dir, strata::sync_mode mode) {
+strata::transactional_storage_actor
+open_store(caf::actor_system& sys, const bench_options& opts,
+           const std::string& dir, strata::sync_mode mode, uint32_t shards = 0) {
   strata::store_options so;
   so.id = "strata-bench";
   so.data_dir = dir;
-  so.shards = opts.shards;
+  so.shards = shards > 0 ? shards : opts.shards;
   so.expected_size = opts.keys;
   so.sync = mode;
   if (opts.timeout.count() > 0)
@@ -797,7 +810,8 @@ storage_actor open_store(caf::actor_system& sys, const bench_options& opts,
 }
 
 /// Stops the store and waits until its shards have closed their files.
-void close_store(caf::actor_system& sys, storage_actor& store, size_t baseline) {
+template <class Handle>
+void close_store(caf::actor_system& sys, Handle& store, size_t baseline) {
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   store = nullptr;
   // Blocks until only the actors that ran before the store are left.
@@ -856,18 +870,14 @@ void print_table(const std::vector<row>& rows) {
   }
 }
 
-/// Runs every measurement; returns the number of failed requests seen.
-uint64_t run(caf::actor_system& sys, const bench_options& opts) {
+/// Reads and writes of single keys and batches, strata beside raw LMDB.
+void run_kv(caf::actor_system& sys, const bench_options& opts,
+            std::vector<row>& rows) {
   using strata::sync_mode;
   auto baseline = sys.registry().running();
-  std::vector<row> rows;
   auto add_row = [&](std::string name, result s, result r, double target) {
     rows.push_back(row{std::move(name), std::move(s), std::move(r), target});
   };
-  std::printf("strata-bench: %llu keys (%zu-byte keys, %zu-byte values), %u "
-              "shards, %zu CAF workers, %.1f s per run\n",
-              static_cast<unsigned long long>(opts.keys), key_size, value_size,
-              opts.shards, sys.scheduler().num_workers(), opts.seconds);
   // -- datasets ------------------------------------------------------------------
   temp_dir raw_dir{opts.dir};
   temp_dir strata_dir{opts.dir};
@@ -983,6 +993,159 @@ uint64_t run(caf::actor_system& sys, const bench_options& opts) {
   add_row(name, strata_durable, raw_durable, 10);
   close_store(sys, store, baseline);
   raw_env.reset();
+}
+
+/// Read-modify-write transactions (SERIALIZABLE): read one key from each
+/// pool, write both, commit. Gets go out together, then both sets and the
+/// commit (the transaction actor takes them in order). A VERSION_CONFLICT
+/// counts as a request that committed nothing.
+struct txn_work {
+  strata::transactional_storage_actor store;
+  std::shared_ptr<std::vector<uint64_t>> first;
+  std::shared_ptr<std::vector<uint64_t>> second;
+  caf::duration timeout;
+
+  template <class Self>
+  bool send(Self* self, rng& gen) {
+    auto a = (*first)[gen.below(first->size())];
+    auto b = (*second)[gen.below(second->size())];
+    while (b == a && second->size() > 1)
+      b = (*second)[gen.below(second->size())];
+    auto sent = bench_clock::now();
+    auto t = timeout;
+    auto done = std::make_shared<bool>(false);
+    auto fail = [self, sent, done](caf::error& e) {
+      if (*done)
+        return;
+      *done = true;
+      if (strata::code_of(e) == strata::errc::version_conflict)
+        answered(self, sent, 0, {});
+      else
+        answered(self, sent, 0, "transaction: " + strata::render(e));
+    };
+    self->request(store, t, atom::begin_v, strata::txn_options{})
+      .then(
+        [=](strata::transaction_actor& tx) {
+          auto reads = std::make_shared<int>(2);
+          auto read = [=](uint64_t i) {
+            self->request(tx, t, atom::get_v, make_key(i))
+              .then(
+                [=](maybe_bytes& v) mutable {
+                  const char* problem = v ? value_problem(v->data(), v->size(), i)
+                                          : "key not found";
+                  if (problem) {
+                    caf::error err = strata::make_error(strata::errc::consistency_violation,
+                                                        problem);
+                    fail(err);
+                    return;
+                  }
+                  if (--*reads > 0)
+                    return;
+                  // Write both back and commit, pipelined.
+                  for (auto k : {a, b})
+                    self->request(tx, t, atom::set_v, make_key(k), value_of(k))
+                      .then([] {}, fail);
+                  self->request(tx, t, atom::commit_v)
+                    .then(
+                      [=] {
+                        if (!*done) {
+                          *done = true;
+                          answered(self, sent, 1, {});
+                        }
+                      },
+                      fail);
+                },
+                fail);
+          };
+          read(a);
+          read(b);
+        },
+        fail);
+    return true;
+  }
+};
+
+/// Durable read-modify-write transactions on one shard and across two, with
+/// one and many clients, beside raw LMDB's one-put-per-durable-commit rate.
+void run_txn(caf::actor_system& sys, const bench_options& opts,
+             std::vector<row>& rows) {
+  using strata::sync_mode;
+  auto baseline = sys.registry().running();
+  auto keys = opts.txn_keys;
+  temp_dir raw_dir{opts.dir};
+  temp_dir strata_dir{opts.dir};
+  std::printf("transactions: read-modify-write of 2 keys out of %llu, "
+              "SERIALIZABLE, durable; raw LMDB in %s, strata in %s\n",
+              static_cast<unsigned long long>(keys), raw_dir.path().c_str(),
+              strata_dir.path().c_str());
+  // The baseline: one put per durable commit.
+  lmdb::env_options eo;
+  eo.map_size = 1ull << 30;
+  eo.no_sync = true;
+  result raw_durable;
+  {
+    std::optional<lmdb::env> env;
+    env.emplace(raw_dir.path(), eo);
+    auto dbi = open_main_db(*env);
+    raw_load(*env, dbi, keys);
+    env->sync();
+    env.reset();
+    ::sync();
+    eo.no_sync = false;
+    env.emplace(raw_dir.path(), eo);
+    dbi = open_main_db(*env);
+    raw_durable = raw_put_per_commit(*env, dbi, keys, opts.raw_write_seconds);
+  }
+  print_result("durable put per commit", "raw", raw_durable);
+  for (uint32_t shards : {1u, 2u}) {
+    auto dir = strata_dir.path() + "/store" + std::to_string(shards);
+    strata::transactional_storage_actor store;
+    struct stopper {
+      strata::transactional_storage_actor& h;
+      ~stopper() {
+        if (h)
+          caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+      }
+    } stop_store{store};
+    store = open_store(sys, opts, dir, sync_mode::durable, shards);
+    auto loaded = run_clients(sys, opts, 1, 1,
+                              load_work{store, keys, 0, client_timeout(opts)}, 1e6);
+    if (loaded.errors > 0)
+      throw bench_error("loading the store failed: " + loaded.first_error);
+    // Pools: any key on one shard; a key of shard 0 and one of shard 1 on two.
+    auto first = std::make_shared<std::vector<uint64_t>>();
+    auto second = std::make_shared<std::vector<uint64_t>>();
+    for (uint64_t i = 0; i < keys; ++i) {
+      auto s = strata::routing::shard_of(make_key(i), shards);
+      (s == 0 ? first : second)->push_back(i);
+    }
+    if (shards == 1)
+      second = first;
+    for (size_t clients : {size_t{1}, opts.txn_clients}) {
+      char name[64];
+      std::snprintf(name, sizeof(name), "txn RMW, %u shard%s, %zu client%s",
+                    shards, shards > 1 ? "s" : "", clients, clients > 1 ? "s" : "");
+      auto r = run_clients(sys, opts, clients, 1,
+                           txn_work{store, first, second, client_timeout(opts)},
+                           opts.seconds);
+      print_result(name, "strata", r);
+      double target = shards == 2 && clients == opts.txn_clients ? 3 : 0;
+      rows.push_back(row{name, r, raw_durable, target});
+    }
+    close_store(sys, store, baseline);
+  }
+}
+/// Runs every measurement; returns the number of failed requests seen.
+uint64_t run(caf::actor_system& sys, const bench_options& opts) {
+  std::vector<row> rows;
+  std::printf("strata-bench: %llu keys (%zu-byte keys, %zu-byte values), %u "
+              "shards, %zu CAF workers, %.1f s per run\n",
+              static_cast<unsigned long long>(opts.keys), key_size, value_size,
+              opts.shards, sys.scheduler().num_workers(), opts.seconds);
+  if (opts.suite != "txn")
+    run_kv(sys, opts, rows);
+  if (opts.suite != "kv")
+    run_txn(sys, opts, rows);
   // -- report ------------------------------------------------------------------------
   print_table(rows);
   std::printf("* get_many rates are keys/s; latencies are per request of %zu "
@@ -1041,7 +1204,9 @@ bool parse_args(int argc, char** argv, bench_options& opts,
                                  "--get-in-flight", "--get-clients",
                                  "--many-keys",  "--many-in-flight",
                                  "--writers",    "--timeout",
-                                 "--rounds",     "--dir"};
+                                 "--rounds",     "--dir",
+                                 "--suite",      "--txn-clients",
+                                 "--txn-keys"};
     if (std::find_if(std::begin(ours), std::end(ours),
                      [&](const char* x) { return flag == x; })
         == std::end(ours)) {
@@ -1057,6 +1222,15 @@ bool parse_args(int argc, char** argv, bench_options& opts,
     }
     if (flag == "--dir") {
       opts.dir = value;
+      continue;
+    }
+    if (flag == "--suite") {
+      if (value != "kv" && value != "txn" && value != "all") {
+        std::cerr << "strata-bench: --suite is kv, txn or all, not '" << value
+                  << "'\n";
+        return false;
+      }
+      opts.suite = value;
       continue;
     }
     double x = 0;
@@ -1086,6 +1260,10 @@ bool parse_args(int argc, char** argv, bench_options& opts,
       opts.many_in_flight = static_cast<size_t>(x);
     else if (flag == "--writers")
       opts.writers = static_cast<size_t>(x);
+    else if (flag == "--txn-clients")
+      opts.txn_clients = static_cast<size_t>(x);
+    else if (flag == "--txn-keys")
+      opts.txn_keys = static_cast<uint64_t>(x);
     else if (flag == "--timeout")
       opts.timeout = std::chrono::milliseconds{static_cast<int64_t>(x * 1000)};
   }

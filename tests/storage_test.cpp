@@ -83,7 +83,9 @@ transactional_storage_actor open_routed(fixture& f, uint32_t n) {
   auto log = open_kv_store(lo, nullptr);
   REQUIRE(log);
   router_config rc;
-  rc.coordinator = spawn_coordinator(f.sys(), *log, shards,
+  // Through the shard actors, as for shards on other nodes.
+  std::vector<participant_actor> participants(shards.begin(), shards.end());
+  rc.coordinator = spawn_coordinator(f.sys(), *log, participants, uint64_t{1} << 20,
                                      std::chrono::milliseconds{10000});
   rc.shards = std::move(shards);
   rc.incarnation = next_incarnation(**log);

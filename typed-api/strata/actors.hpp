@@ -99,8 +99,12 @@ using shard_actor = storage_actor::extend<
   caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
   // Phase one: validate and durably prepare; success is a yes vote.
   caf::reacts_to<atom::prepare, uint64_t, txn_part>,
-  // Phase two: commit (true) or abort a prepared transaction.
+  // Phase two: commit (true) or abort a prepared transaction. Applied and
+  // logged, but synced only with a later group or barrier: the
+  // coordinator's log holds the decision until then.
   caf::replies_to<atom::resolve, uint64_t, bool>::with<uint64_t>,
+  // Barrier: makes everything the shard logged so far durable.
+  caf::reacts_to<atom::sync>,
   // Resolves the transactions in doubt by asking the coordinator; answers
   // how many there were.
   caf::replies_to<atom::recover, coordinator_actor>::with<uint64_t>>;

@@ -33,6 +33,7 @@ STRATA_ATOM(rollback, "rollback")
 STRATA_ATOM(savepoint, "savepoint")
 STRATA_ATOM(rollback_to, "rollbackto")
 STRATA_ATOM(timeout, "timeout")
+STRATA_ATOM(sync, "sync")
 
 #undef STRATA_ATOM
 
