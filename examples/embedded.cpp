@@ -81,9 +81,9 @@ int main(int argc, char** argv) {
   {
     strata::blocking_store<book> blocking{sys, *handle};
     std::cout << "books stored: " << *blocking.size() << "\n";
-    strata::scan_options opts;
-    opts.prefix = "book:";
-    for (auto& [key, b] : blocking.entries(opts))
+    strata::scan_options scan;
+    scan.prefix = "book:";
+    for (auto& [key, b] : blocking.entries(scan))
       std::cout << key << ": " << b.title << " by " << b.author << " (" << b.year
                 << ")\n";
   }
