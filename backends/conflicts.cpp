@@ -1,47 +1,77 @@
 #include "backends/conflicts.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <unordered_map>
 
 namespace strata {
 
-conflicts::conflicts(size_t window) : window_(std::max<size_t>(window, 1)) {
+conflicts::conflicts(size_t window) : ring_(std::max<size_t>(window, 1)) {
   // nop
 }
 
 void conflicts::reset(uint64_t seq) {
   floor_ = seq;
-  versions_.clear();
-  order_.clear();
+  head_ = 0;
+  size_ = 0;
 }
 
-uint64_t conflicts::last_write(std::string_view key) const {
-  auto i = versions_.find(key);
-  return i != versions_.end() ? i->second : floor_;
-}
-
-bool conflicts::range_written_after(const range_mark& r) const {
-  if (floor_ > r.seq)
-    return true;
-  for (auto i = versions_.lower_bound(r.lo);
-       i != versions_.end() && in_range(i->first, r.lo, r.hi); ++i)
-    if (i->second > r.seq)
-      return true;
-  return false;
+std::string conflicts::stale(const txn_part& part) const {
+  if (part.reads.empty() && part.ranges.empty())
+    return {};
+  uint64_t oldest = UINT64_MAX;
+  for (auto& r : part.reads)
+    oldest = std::min(oldest, r.seq);
+  for (auto& r : part.ranges)
+    oldest = std::min(oldest, r.seq);
+  if (floor_ > oldest) {
+    // Writes after some read may have left the ring: only reads at or after
+    // the floor can still be checked.
+    for (auto& r : part.reads)
+      if (r.seq < floor_)
+        return "key '" + r.key + "' was read too long ago to validate";
+    for (auto& r : part.ranges)
+      if (r.seq < floor_)
+        return "the range ['" + r.lo + "', '" + r.hi
+               + "') was scanned too long ago to validate";
+  }
+  // The writes since the oldest read, in commit order (binary search: the
+  // ring is ordered by sequence number).
+  size_t lo = 0;
+  size_t hi = size_;
+  while (lo < hi) {
+    auto mid = lo + (hi - lo) / 2;
+    if (at(mid).first <= oldest)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == size_)
+    return {};
+  std::unordered_map<std::string_view, uint64_t> read_at;
+  for (auto& r : part.reads)
+    read_at.emplace(r.key, r.seq);
+  for (auto i = lo; i < size_; ++i) {
+    auto& [seq, key] = at(i);
+    if (auto r = read_at.find(key); r != read_at.end() && seq > r->second)
+      return "key '" + key + "' was written after this transaction read it";
+    for (auto& r : part.ranges)
+      if (seq > r.seq && in_range(key, r.lo, r.hi))
+        return "key '" + key + "' in the scanned range ['" + r.lo + "', '" + r.hi
+               + "') was written after this transaction scanned it";
+  }
+  return {};
 }
 
 std::string conflicts::check(uint64_t, const txn_part& part) const {
   // Every lock held belongs to another transaction: a transaction prepares
   // on a shard once, and checks before it locks.
-  for (auto& r : part.reads) {
-    if (last_write(r.key) > r.seq)
-      return "key '" + r.key + "' was written after this transaction read it";
+  if (auto why = stale(part); !why.empty())
+    return why;
+  for (auto& r : part.reads)
     if (write_locked(r.key))
       return "key '" + r.key + "' is being written by a committing transaction";
-  }
   for (auto& r : part.ranges) {
-    if (range_written_after(r))
-      return "a key in the scanned range ['" + r.lo + "', '" + r.hi
-             + "') was written after this transaction scanned it";
     if (write_locked(r.lo, r.hi))
       return "a key in the scanned range ['" + r.lo + "', '" + r.hi
              + "') is being written by a committing transaction";
@@ -123,16 +153,16 @@ void conflicts::wrote(const std::vector<operation>& ops, uint64_t seq) {
       reset(seq);
       continue;
     }
-    versions_[op.key] = seq;
-    order_.emplace_back(seq, op.key);
-  }
-  while (order_.size() > window_) {
-    auto& [s, key] = order_.front();
-    if (auto i = versions_.find(key); i != versions_.end() && i->second == s) {
-      versions_.erase(i);
-      floor_ = std::max(floor_, s);
+    if (size_ == ring_.size()) {
+      // The oldest write leaves the ring; the floor summarises it.
+      floor_ = std::max(floor_, ring_[head_].first);
+      head_ = (head_ + 1) % ring_.size();
+      --size_;
     }
-    order_.pop_front();
+    auto& slot = ring_[(head_ + size_) % ring_.size()];
+    slot.first = seq;
+    slot.second.assign(op.key); // reuses the slot's buffer
+    ++size_;
   }
 }
 

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
@@ -17,11 +16,13 @@ namespace strata {
 /// locks held only between a transaction's prepare and its outcome.
 ///
 /// - Versions: every committed write is numbered with the shard's sequence
-///   number. A window of the most recent writes (key → sequence number) is
-///   kept in memory; older writes are summarised by `floor`, the newest
-///   sequence number that left the window. A read at sequence number s is
-///   still valid if its key (or every key in its range) was last written at
-///   or before s; a key not in the window counts as written at `floor`.
+///   number. The most recent writes (sequence number, key) are kept in a
+///   ring, in commit order; older ones are summarised by `floor`, the newest
+///   sequence number that left the ring. A read at sequence number s is
+///   still valid if no write after s touched its key (or a key in its
+///   range), and if s is not older than `floor`. Recording a write costs a
+///   string copy into a reused slot; validation looks only at the writes
+///   since the transaction's oldest read.
 /// - Locks: a prepared transaction read-locks the keys and ranges it read and
 ///   write-locks the keys it writes until it commits or aborts. Another
 ///   transaction that would break either is refused at once with
@@ -30,8 +31,8 @@ namespace strata {
 /// Not thread-safe: the owner (kv_store) guards it.
 class conflicts {
 public:
-  /// Keeps at most `window` keys' versions (memory ~100 bytes each).
-  explicit conflicts(size_t window = size_t{1} << 18);
+  /// Remembers the last `window` writes (memory ~60 bytes each).
+  explicit conflicts(size_t window = size_t{1} << 16);
 
   /// Forgets every version: all keys count as written at `seq` (on open).
   void reset(uint64_t seq);
@@ -79,13 +80,18 @@ private:
     bool clear = false;
   };
 
-  uint64_t last_write(std::string_view key) const;
-  bool range_written_after(const range_mark& r) const;
+  /// Why a read of `part` is stale, or an empty string.
+  std::string stale(const txn_part& part) const;
 
-  size_t window_;
+  /// The i-th oldest write in the ring.
+  const std::pair<uint64_t, std::string>& at(size_t i) const {
+    return ring_[(head_ + i) % ring_.size()];
+  }
+
   uint64_t floor_ = 0;
-  std::map<std::string, uint64_t, std::less<>> versions_;
-  std::deque<std::pair<uint64_t, std::string>> order_;
+  std::vector<std::pair<uint64_t, std::string>> ring_;
+  size_t head_ = 0; // oldest entry
+  size_t size_ = 0;
 
   std::map<std::string, key_lock, std::less<>> locks_;
   /// Scanned ranges of prepared transactions: (lo, hi, txid).

@@ -88,7 +88,7 @@ struct bench_options {
   double raw_write_seconds = 2.0;
   /// Point gets in flight, shared by `get_clients` client actors.
   size_t get_in_flight = 64;
-  size_t get_clients = 1;
+  size_t get_clients = 2;
   /// Keys per get_many request, and such requests in flight.
   size_t many_keys = 100;
   size_t many_in_flight = 8;
@@ -122,7 +122,7 @@ void print_usage() {
        "  --raw-write-seconds S  duration of each raw write run (default 2)\n"
        "  --rounds N          reads alternate raw/strata N times (default 3)\n"
        "  --get-in-flight N   point gets in flight (default 64)\n"
-       "  --get-clients N     client actors sharing them (default 1)\n"
+       "  --get-clients N     client actors sharing them (default 2)\n"
        "  --many-keys N       keys per get_many (default 100)\n"
        "  --many-in-flight N  get_many requests in flight (default 8)\n"
        "  --writers N         writer actors, one set in flight each "
