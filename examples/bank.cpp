@@ -44,8 +44,11 @@ void client(caf::event_based_actor* self, strata::store<int64_t> bank, int n,
             unsigned seed, caf::actor report) {
   auto rng = std::make_shared<std::mt19937>(seed);
   auto counts = std::make_shared<tally>();
+  // `next` refers to itself weakly; the transfer in flight holds it.
   auto next = std::make_shared<std::function<void(int)>>();
+  std::weak_ptr<std::function<void(int)>> weak = next;
   *next = [=](int left) {
+    auto again = weak.lock();
     if (left == 0) {
       self->send(report, counts->committed, counts->refused);
       self->quit();
@@ -89,11 +92,11 @@ void client(caf::event_based_actor* self, strata::store<int64_t> bank, int n,
       .then(
         [=](bool moved) {
           ++(moved ? counts->committed : counts->refused);
-          (*next)(left - 1);
+          (*again)(left - 1);
         },
         [=](caf::error e) {
           std::cerr << "transfer failed: " << strata::render(e) << "\n";
-          (*next)(left - 1);
+          (*again)(left - 1);
         });
   };
   (*next)(n);

@@ -254,6 +254,8 @@ TEST_CASE("batch, set_many, del_many and clear are atomic across shards") {
   auto deleted = db.del_many({keys[0], keys[1], "missing"});
   REQUIRE(deleted);
   CHECK(*deleted == 2);
+  // Round 0: every key holds 0.
+  REQUIRE(!db.set_many({{keys[0], 0}, {keys[1], 0}, {keys[2], 0}, {keys[3], 0}}));
   // A writer replaces all keys with one batch per round; readers in
   // SERIALIZABLE transactions must always see one round, never a mix.
   std::atomic<bool> stop{false};
@@ -269,7 +271,8 @@ TEST_CASE("batch, set_many, del_many and clear are atomic across shards") {
   }};
   int mixed = 0;
   int views = 0;
-  while (!stop) {
+  // Readers go on until the writer is done and one of them has committed.
+  while (!stop || views == 0) {
     // Optimistic: a transaction may glimpse a mix, but never commits one.
     auto distinct = db.transaction([&](blocking_txn<int64_t>& tx) -> caf::expected<size_t> {
       std::set<int64_t> seen;

@@ -151,9 +151,9 @@ decode_many(const std::vector<std::string>& keys, std::vector<maybe_bytes>& xs) 
 /// in the same process needs none: if it dies, its pending requests fail at
 /// once. (CAF 0.17 keeps each request's timer until it expires, which costs
 /// about a third of a local read's throughput.) Remote stores get `t`.
-inline caf::duration timeout_for(const storage_actor& store,
-                                 const caf::node_id& here,
-                                 std::chrono::milliseconds t) {
+template <class Handle>
+caf::duration timeout_for(const Handle& store, const caf::node_id& here,
+                          std::chrono::milliseconds t) {
   if (store && store.node() == here)
     return caf::duration{caf::infinite};
   return caf::duration{t};
@@ -216,28 +216,26 @@ private:
   starter start_;
 };
 
-/// A typed view of an open transaction for event-based actors. Cheap to
-/// copy; every call returns a `pending<R>`.
-template <class T>
-class txn {
-public:
-  txn(transaction_actor handle, std::chrono::milliseconds timeout)
-    : handle_(std::move(handle)), timeout_(timeout) {
-    // nop
-  }
+namespace detail {
 
-  const transaction_actor& handle() const {
+/// The typed requests that a store and a transaction answer alike, for
+/// event-based actors: every call returns a `pending<R>`.
+template <class T, class Handle>
+class async_ops {
+public:
+  const Handle& handle() const {
     return handle_;
   }
 
-  /// The value of `key` as this transaction sees it.
+  /// The value of `key`; an empty optional if it does not exist (in a
+  /// transaction: as the transaction sees it).
   template <class Self>
   pending<std::optional<T>> get(Self* self, std::string key) const {
     return make<std::optional<T>>([=, h = handle_, t = timeout_](auto ok, auto fail) {
-      self->request(h, t, atom::get_v, key)
+      self->request(h, timeout_for(h, self->node(), t), atom::get_v, key)
         .then(
           [ok, fail](maybe_bytes& x) {
-            auto v = detail::decode_maybe<T>(x);
+            auto v = decode_maybe<T>(x);
             if (v)
               ok(std::move(*v));
             else
@@ -247,54 +245,36 @@ public:
     });
   }
 
-  /// Buffers a write of `value` under `key`.
+  /// Stores `value` under `key` (in a transaction: buffers the write).
   template <class Self>
   pending<caf::unit_t> set(Self* self, std::string key, const T& value) const {
     auto b = encode(value);
     return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
       if (!b)
         return fail(b.error());
-      self->request(h, t, atom::set_v, key, *b)
+      self->request(h, timeout_for(h, self->node(), t), atom::set_v, key, *b)
         .then([ok] { ok(caf::unit); }, [fail](caf::error& e) { fail(std::move(e)); });
     });
   }
 
+  /// Deletes `key`; true if it existed.
   template <class Self>
   pending<bool> del(Self* self, std::string key) const {
     return forward<bool>(self, atom::del_v, std::move(key));
   }
 
+  /// Whether `key` exists.
   template <class Self>
   pending<bool> has(Self* self, std::string key) const {
     return forward<bool>(self, atom::has_v, std::move(key));
   }
 
-  template <class Self>
-  pending<caf::unit_t> commit(Self* self) const {
-    return forward_void(self, atom::commit_v);
+protected:
+  async_ops(Handle handle, std::chrono::milliseconds timeout)
+    : handle_(std::move(handle)), timeout_(timeout) {
+    // nop
   }
 
-  template <class Self>
-  pending<caf::unit_t> rollback(Self* self) const {
-    return forward_void(self, atom::rollback_v);
-  }
-
-  template <class Self>
-  pending<caf::unit_t> savepoint(Self* self, std::string name) const {
-    return forward_void(self, atom::savepoint_v, std::move(name));
-  }
-
-  template <class Self>
-  pending<caf::unit_t> rollback_to(Self* self, std::string name) const {
-    return forward_void(self, atom::rollback_to_v, std::move(name));
-  }
-
-  template <class Self>
-  pending<txn_info> info(Self* self) const {
-    return forward<txn_info>(self, atom::info_v);
-  }
-
-private:
   template <class R, class F>
   static pending<R> make(F f) {
     return pending<R>{typename pending<R>::starter{std::move(f)}};
@@ -303,46 +283,90 @@ private:
   template <class R, class Self, class... Ts>
   pending<R> forward(Self* self, Ts... xs) const {
     return make<R>([=, h = handle_, t = timeout_](auto ok, auto fail) {
-      self->request(h, t, xs...).then([ok](R& r) { ok(std::move(r)); },
-                                      [fail](caf::error& e) { fail(std::move(e)); });
+      self->request(h, timeout_for(h, self->node(), t), xs...)
+        .then([ok](R& r) { ok(std::move(r)); },
+              [fail](caf::error& e) { fail(std::move(e)); });
     });
   }
 
   template <class Self, class... Ts>
   pending<caf::unit_t> forward_void(Self* self, Ts... xs) const {
     return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
-      self->request(h, t, xs...).then([ok] { ok(caf::unit); },
-                                      [fail](caf::error& e) { fail(std::move(e)); });
+      self->request(h, timeout_for(h, self->node(), t), xs...)
+        .then([ok] { ok(caf::unit); }, [fail](caf::error& e) { fail(std::move(e)); });
     });
   }
 
-  transaction_actor handle_;
+  Handle handle_;
   std::chrono::milliseconds timeout_;
+};
+
+} // namespace detail
+
+/// A typed view of an open transaction for event-based actors. Cheap to
+/// copy; `get`, `set`, `del` and `has` as for `store<T>`, seeing the
+/// transaction's own writes.
+template <class T>
+class txn : public detail::async_ops<T, transaction_actor> {
+public:
+  txn(transaction_actor handle, std::chrono::milliseconds timeout)
+    : detail::async_ops<T, transaction_actor>(std::move(handle), timeout) {
+    // nop
+  }
+
+  template <class Self>
+  pending<caf::unit_t> commit(Self* self) const {
+    return this->forward_void(self, atom::commit_v);
+  }
+
+  template <class Self>
+  pending<caf::unit_t> rollback(Self* self) const {
+    return this->forward_void(self, atom::rollback_v);
+  }
+
+  template <class Self>
+  pending<caf::unit_t> savepoint(Self* self, std::string name) const {
+    return this->forward_void(self, atom::savepoint_v, std::move(name));
+  }
+
+  template <class Self>
+  pending<caf::unit_t> rollback_to(Self* self, std::string name) const {
+    return this->forward_void(self, atom::rollback_to_v, std::move(name));
+  }
+
+  template <class Self>
+  pending<txn_info> info(Self* self) const {
+    return this->template forward<txn_info>(self, atom::info_v);
+  }
 };
 
 /// A typed view of a store for event-based actors. Cheap to copy. `timeout`
 /// applies to stores in other processes; requests to a store in this process
 /// wait for the answer (a dying store fails them at once).
 template <class T>
-class store {
+class store : public detail::async_ops<T, storage_actor> {
+  using super = detail::async_ops<T, storage_actor>;
+  using super::handle_;
+  using super::timeout_;
+
 public:
   explicit store(storage_actor handle,
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
-    : handle_(std::move(handle)), timeout_(timeout) {
+    : super(std::move(handle), timeout) {
     // nop
   }
 
   /// A store with transactions.
   explicit store(transactional_storage_actor handle,
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
-    : handle_(handle), txn_handle_(std::move(handle)), timeout_(timeout) {
+    : super(handle, timeout), txn_handle_(std::move(handle)) {
     // nop
   }
 
   /// Opens a transaction (the spec's beginTransaction).
   template <class Self>
   pending<txn<T>> begin(Self* self, txn_options opts = {}) const {
-    return make<txn<T>>([=, h = txn_handle_, t = timeout_](auto ok, auto fail) {
+    return super::template make<txn<T>>([=, h = txn_handle_, t = timeout_](auto ok, auto fail) {
       if (!h)
         return fail(detail::no_transactions());
       self->request(h, detail::timeout_for(h, self->node(), t), atom::begin_v, opts)
@@ -360,10 +384,15 @@ public:
   template <class R, class Self, class F>
   pending<R> transaction(Self* self, F executor, txn_options opts = {}) const {
     auto me = *this;
-    return make<R>([=](auto ok, auto fail) {
+    return super::template make<R>([=](auto ok, auto fail) {
       using error_handler = std::function<void(caf::error)>;
-      auto attempt = std::make_shared<std::function<void(uint32_t)>>();
+      // The attempt function refers to itself only weakly; the requests in
+      // flight hold it, so it goes away with the last of them.
+      using attempt_fn = std::function<void(uint32_t)>;
+      auto attempt = std::make_shared<attempt_fn>();
+      std::weak_ptr<attempt_fn> weak = attempt;
       *attempt = [=](uint32_t n) {
+        auto again = weak.lock();
         auto retry_or_fail = [=](caf::error err) {
           if (!detail::retryable(err) || n >= opts.retries)
             return fail(std::move(err));
@@ -371,7 +400,7 @@ public:
           auto timer = spawn_timer(self->system());
           self->request(timer, caf::infinite, atom::timeout_v,
                         detail::backoff_ms(n, self->id() + n))
-            .then([=] { (*attempt)(n + 1); },
+            .then([=] { (*again)(n + 1); },
                   [=](caf::error& e) { fail(std::move(e)); });
         };
         me.begin(self, opts).then(
@@ -396,62 +425,17 @@ public:
     });
   }
 
-  const storage_actor& handle() const {
-    return handle_;
-  }
-
-  /// The value of `key`; an empty optional if it does not exist.
-  template <class Self>
-  pending<std::optional<T>> get(Self* self, std::string key) const {
-    return make<std::optional<T>>([=, h = handle_, t = timeout_](auto ok, auto fail) {
-      self->request(h, detail::timeout_for(h, self->node(), t), atom::get_v, key)
-        .then(
-          [ok, fail](maybe_bytes& x) {
-            auto v = detail::decode_maybe<T>(x);
-            if (v)
-              ok(std::move(*v));
-            else
-              fail(std::move(v.error()));
-          },
-          [fail](caf::error& e) { fail(std::move(e)); });
-    });
-  }
-
-  /// Stores `value` under `key`; answers once it is durable.
-  template <class Self>
-  pending<caf::unit_t> set(Self* self, std::string key, const T& value) const {
-    auto b = encode(value);
-    return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
-      if (!b)
-        return fail(b.error());
-      self->request(h, detail::timeout_for(h, self->node(), t), atom::set_v, key, *b)
-        .then([ok] { ok(caf::unit); }, [fail](caf::error& e) { fail(std::move(e)); });
-    });
-  }
-
-  /// Deletes `key`; true if it existed.
-  template <class Self>
-  pending<bool> del(Self* self, std::string key) const {
-    return forward<bool>(self, atom::del_v, std::move(key));
-  }
-
-  /// Whether `key` exists.
-  template <class Self>
-  pending<bool> has(Self* self, std::string key) const {
-    return forward<bool>(self, atom::has_v, std::move(key));
-  }
-
   /// Number of keys.
   template <class Self>
   pending<uint64_t> size(Self* self) const {
-    return forward<uint64_t>(self, atom::size_v);
+    return this->template forward<uint64_t>(self, atom::size_v);
   }
 
   /// Values of the keys that exist.
   template <class Self>
   pending<std::map<std::string, T>> get_many(Self* self,
                                             std::vector<std::string> keys) const {
-    return make<std::map<std::string, T>>(
+    return super::template make<std::map<std::string, T>>(
       [=, h = handle_, t = timeout_](auto ok, auto fail) {
         self->request(h, detail::timeout_for(h, self->node(), t), atom::get_many_v, keys)
           .then(
@@ -470,7 +454,7 @@ public:
   template <class Self>
   pending<caf::unit_t> set_many(Self* self, const std::map<std::string, T>& xs) const {
     auto es = detail::encode_entries(xs);
-    return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+    return super::template make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
       if (!es)
         return fail(es.error());
       self->request(h, detail::timeout_for(h, self->node(), t), atom::set_many_v, *es)
@@ -483,7 +467,7 @@ public:
   pending<batch_result> batch(Self* self,
                               const std::vector<typed_operation<T>>& ops) const {
     auto encoded = detail::encode_ops(ops);
-    return make<batch_result>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+    return super::template make<batch_result>([=, h = handle_, t = timeout_](auto ok, auto fail) {
       if (!encoded)
         return fail(encoded.error());
       self->request(h, detail::timeout_for(h, self->node(), t), atom::batch_v, *encoded)
@@ -500,7 +484,7 @@ public:
     using page_type = std::pair<std::vector<std::pair<std::string, T>>, bool>;
     auto req = detail::make_scan(opts, true);
     req.after = std::move(after);
-    return make<page_type>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+    return super::template make<page_type>([=, h = handle_, t = timeout_](auto ok, auto fail) {
       self->request(h, detail::timeout_for(h, self->node(), t), atom::scan_v, req)
         .then(
           [ok, fail](scan_page& p) {
@@ -519,22 +503,7 @@ public:
   }
 
 private:
-  template <class R, class F>
-  static pending<R> make(F f) {
-    return pending<R>{typename pending<R>::starter{std::move(f)}};
-  }
-
-  template <class R, class Self, class... Ts>
-  pending<R> forward(Self* self, Ts... xs) const {
-    return make<R>([=, h = handle_, t = timeout_](auto ok, auto fail) {
-      self->request(h, detail::timeout_for(h, self->node(), t), xs...).then([ok](R& r) { ok(std::move(r)); },
-                                      [fail](caf::error& e) { fail(std::move(e)); });
-    });
-  }
-
-  storage_actor handle_;
   transactional_storage_actor txn_handle_;
-  std::chrono::milliseconds timeout_;
 };
 
 // -- blocking ----------------------------------------------------------------------
@@ -660,30 +629,28 @@ private:
   value_type current_;
 };
 
-/// A typed view of an open transaction that waits for every answer. Made by
-/// `blocking_store<T>::begin`; must not outlive its store.
-template <class T>
-class blocking_txn {
-public:
-  blocking_txn(caf::scoped_actor& self, transaction_actor handle,
-               std::chrono::milliseconds timeout)
-    : self_(&self), handle_(std::move(handle)), timeout_(timeout) {
-    // nop
-  }
+namespace detail {
 
-  const transaction_actor& handle() const {
+/// The typed requests that a store and a transaction answer alike, waiting
+/// for every answer.
+template <class T, class Handle>
+class blocking_ops {
+public:
+  const Handle& handle() const {
     return handle_;
   }
 
-  /// The value of `key` as this transaction sees it (its own writes first).
+  /// The value of `key`; an empty optional if it does not exist (in a
+  /// transaction: as the transaction sees it, its own writes first).
   caf::expected<std::optional<T>> get(const std::string& key) {
     auto x = ask<maybe_bytes>(atom::get_v, key);
     if (!x)
       return std::move(x.error());
-    return detail::decode_maybe<T>(*x);
+    return decode_maybe<T>(*x);
   }
 
-  /// Buffers a write; nothing is stored before commit.
+  /// Stores `value` under `key` and returns once it is durable (in a
+  /// transaction: buffers the write until commit).
   caf::error set(const std::string& key, const T& value) {
     auto b = encode(value);
     if (!b)
@@ -691,13 +658,73 @@ public:
     return ask_void(atom::set_v, key, std::move(*b));
   }
 
-  /// Buffers a delete; true if the key existed for this transaction.
+  /// Deletes `key`; true if it existed.
   caf::expected<bool> del(const std::string& key) {
     return ask<bool>(atom::del_v, key);
   }
 
+  /// Whether `key` exists.
   caf::expected<bool> has(const std::string& key) {
     return ask<bool>(atom::has_v, key);
+  }
+
+protected:
+  blocking_ops(caf::scoped_actor& self, Handle handle,
+               std::chrono::milliseconds timeout)
+    : self_(&self), handle_(std::move(handle)), timeout_(timeout) {
+    // nop
+  }
+
+  template <class R, class... Ts>
+  caf::expected<R> ask(Ts&&... xs) {
+    caf::expected<R> result{R{}};
+    (*self_)
+      ->request(handle_, timeout_for(handle_, (*self_)->node(), timeout_),
+                std::forward<Ts>(xs)...)
+      .receive([&](R& r) { result = std::move(r); },
+               [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  template <class... Ts>
+  caf::error ask_void(Ts&&... xs) {
+    caf::error result;
+    (*self_)
+      ->request(handle_, timeout_for(handle_, (*self_)->node(), timeout_),
+                std::forward<Ts>(xs)...)
+      .receive([] {}, [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  caf::scoped_actor* self_;
+  Handle handle_;
+  std::chrono::milliseconds timeout_;
+};
+
+/// Owns the scoped actor of a blocking store; a base class, so that it
+/// exists before `blocking_ops` keeps a pointer to it.
+struct scoped_self {
+  explicit scoped_self(caf::actor_system& sys) : self(sys, true) {
+    // nop
+  }
+
+  caf::scoped_actor self;
+};
+
+} // namespace detail
+
+/// A typed view of an open transaction that waits for every answer (`get`,
+/// `set`, `del`, `has` as for `blocking_store<T>`). Made by
+/// `blocking_store<T>::begin`; must not outlive its store.
+template <class T>
+class blocking_txn : public detail::blocking_ops<T, transaction_actor> {
+  using super = detail::blocking_ops<T, transaction_actor>;
+
+public:
+  blocking_txn(caf::scoped_actor& self, transaction_actor handle,
+               std::chrono::milliseconds timeout)
+    : super(self, std::move(handle), timeout) {
+    // nop
   }
 
   /// Every entry in the scan's range, as this transaction sees it. Under
@@ -707,7 +734,7 @@ public:
     std::vector<std::pair<std::string, T>> result;
     auto req = detail::make_scan(opts, true);
     for (;;) {
-      auto page = ask<scan_page>(atom::scan_v, req);
+      auto page = this->template ask<scan_page>(atom::scan_v, req);
       if (!page)
         return std::move(page.error());
       for (auto& e : page->entries) {
@@ -725,49 +752,25 @@ public:
 
   /// Makes every buffered write durable and visible at once, or nothing.
   caf::error commit() {
-    return ask_void(atom::commit_v);
+    return this->ask_void(atom::commit_v);
   }
 
   caf::error rollback() {
-    return ask_void(atom::rollback_v);
+    return this->ask_void(atom::rollback_v);
   }
 
   caf::error savepoint(const std::string& name) {
-    return ask_void(atom::savepoint_v, name);
+    return this->ask_void(atom::savepoint_v, name);
   }
 
   caf::error rollback_to(const std::string& name) {
-    return ask_void(atom::rollback_to_v, name);
+    return this->ask_void(atom::rollback_to_v, name);
   }
 
   /// Id and state (active, committed, aborted).
   caf::expected<txn_info> info() {
-    return ask<txn_info>(atom::info_v);
+    return this->template ask<txn_info>(atom::info_v);
   }
-
-private:
-  template <class R, class... Ts>
-  caf::expected<R> ask(Ts&&... xs) {
-    caf::expected<R> result{R{}};
-    (*self_)
-      ->request(handle_, timeout_, std::forward<Ts>(xs)...)
-      .receive([&](R& r) { result = std::move(r); },
-               [&](caf::error& e) { result = std::move(e); });
-    return result;
-  }
-
-  template <class... Ts>
-  caf::error ask_void(Ts&&... xs) {
-    caf::error result;
-    (*self_)
-      ->request(handle_, timeout_, std::forward<Ts>(xs)...)
-      .receive([] {}, [&](caf::error& e) { result = std::move(e); });
-    return result;
-  }
-
-  caf::scoped_actor* self_;
-  transaction_actor handle_;
-  std::chrono::milliseconds timeout_;
 };
 
 /// A typed view of a store that waits for every answer. For `main()`, tools
@@ -775,19 +778,24 @@ private:
 /// before the actor system. `timeout` applies to stores in other processes,
 /// as for `store<T>`.
 template <class T>
-class blocking_store {
+class blocking_store : private detail::scoped_self,
+                       public detail::blocking_ops<T, storage_actor> {
+  using super = detail::blocking_ops<T, storage_actor>;
+  using super::handle_;
+  using super::timeout_;
+
 public:
   blocking_store(caf::actor_system& sys, storage_actor handle,
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
-    : self_(sys, true), handle_(std::move(handle)), timeout_(timeout) {
+    : scoped_self(sys), super(self, std::move(handle), timeout) {
     // nop
   }
 
   /// A store with transactions.
   blocking_store(caf::actor_system& sys, transactional_storage_actor handle,
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
-    : self_(sys, true), handle_(handle), txn_handle_(std::move(handle)),
-      timeout_(timeout) {
+    : scoped_self(sys), super(self, handle, timeout),
+      txn_handle_(std::move(handle)) {
     // nop
   }
 
@@ -796,12 +804,12 @@ public:
     if (!txn_handle_)
       return detail::no_transactions();
     caf::expected<blocking_txn<T>> result{caf::error{}};
-    self_
-      ->request(txn_handle_, detail::timeout_for(handle_, self_->node(), timeout_),
+    self
+      ->request(txn_handle_, detail::timeout_for(txn_handle_, self->node(), timeout_),
                 atom::begin_v, opts)
       .receive(
         [&](transaction_actor& h) {
-          result = blocking_txn<T>{self_, std::move(h), timeout_};
+          result = blocking_txn<T>{self, std::move(h), timeout_};
         },
         [&](caf::error& e) { result = std::move(e); });
     return result;
@@ -837,46 +845,20 @@ public:
     }
   }
 
-  /// The value of `key`; an empty optional if it does not exist.
-  caf::expected<std::optional<T>> get(const std::string& key) {
-    auto x = ask<maybe_bytes>(atom::get_v, key);
-    if (!x)
-      return std::move(x.error());
-    return detail::decode_maybe<T>(*x);
-  }
-
-  /// Stores `value` under `key`; returns once it is durable.
-  caf::error set(const std::string& key, const T& value) {
-    auto b = encode(value);
-    if (!b)
-      return std::move(b.error());
-    return ask_void(atom::set_v, key, std::move(*b));
-  }
-
-  /// Deletes `key`; true if it existed.
-  caf::expected<bool> del(const std::string& key) {
-    return ask<bool>(atom::del_v, key);
-  }
-
-  /// Whether `key` exists.
-  caf::expected<bool> has(const std::string& key) {
-    return ask<bool>(atom::has_v, key);
-  }
-
   /// Deletes every key.
   caf::error clear() {
-    return ask_void(atom::clear_v);
+    return this->ask_void(atom::clear_v);
   }
 
   /// Number of keys.
   caf::expected<uint64_t> size() {
-    return ask<uint64_t>(atom::size_v);
+    return this->template ask<uint64_t>(atom::size_v);
   }
 
   /// Values of the keys that exist.
   caf::expected<std::map<std::string, T>>
   get_many(const std::vector<std::string>& keys) {
-    auto xs = ask<std::vector<maybe_bytes>>(atom::get_many_v, keys);
+    auto xs = this->template ask<std::vector<maybe_bytes>>(atom::get_many_v, keys);
     if (!xs)
       return std::move(xs.error());
     return detail::decode_many<T>(keys, *xs);
@@ -887,12 +869,12 @@ public:
     auto es = detail::encode_entries(xs);
     if (!es)
       return std::move(es.error());
-    return ask_void(atom::set_many_v, std::move(*es));
+    return this->ask_void(atom::set_many_v, std::move(*es));
   }
 
   /// Deletes `keys`; returns how many existed.
   caf::expected<uint64_t> del_many(const std::vector<std::string>& keys) {
-    return ask<uint64_t>(atom::del_many_v, keys);
+    return this->template ask<uint64_t>(atom::del_many_v, keys);
   }
 
   /// Applies `ops`; see batch_result.
@@ -900,48 +882,26 @@ public:
     auto encoded = detail::encode_ops(ops);
     if (!encoded)
       return std::move(encoded.error());
-    return ask<batch_result>(atom::batch_v, std::move(*encoded));
+    return this->template ask<batch_result>(atom::batch_v, std::move(*encoded));
   }
 
   /// Keys in ascending order, fetched page by page.
   scan_range<T, scan_yield::keys> keys(const scan_options& opts = {}) {
-    return {self_, handle_, timeout_, detail::make_scan(opts, false)};
+    return {self, handle_, timeout_, detail::make_scan(opts, false)};
   }
 
   /// Values in ascending key order, fetched page by page.
   scan_range<T, scan_yield::values> values(const scan_options& opts = {}) {
-    return {self_, handle_, timeout_, detail::make_scan(opts, true)};
+    return {self, handle_, timeout_, detail::make_scan(opts, true)};
   }
 
   /// Key/value pairs in ascending key order, fetched page by page.
   scan_range<T, scan_yield::entries> entries(const scan_options& opts = {}) {
-    return {self_, handle_, timeout_, detail::make_scan(opts, true)};
+    return {self, handle_, timeout_, detail::make_scan(opts, true)};
   }
 
 private:
-  template <class R, class... Ts>
-  caf::expected<R> ask(Ts&&... xs) {
-    caf::expected<R> result{R{}};
-    self_->request(handle_, detail::timeout_for(handle_, self_->node(), timeout_),
-                   std::forward<Ts>(xs)...)
-      .receive([&](R& r) { result = std::move(r); },
-               [&](caf::error& e) { result = std::move(e); });
-    return result;
-  }
-
-  template <class... Ts>
-  caf::error ask_void(Ts&&... xs) {
-    caf::error result;
-    self_->request(handle_, detail::timeout_for(handle_, self_->node(), timeout_),
-                   std::forward<Ts>(xs)...)
-      .receive([] {}, [&](caf::error& e) { result = std::move(e); });
-    return result;
-  }
-
-  caf::scoped_actor self_;
-  storage_actor handle_;
   transactional_storage_actor txn_handle_;
-  std::chrono::milliseconds timeout_;
 };
 
 } // namespace strata
