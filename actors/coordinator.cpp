@@ -177,6 +177,13 @@ void decide(coord_ptr self, std::shared_ptr<commit_run> run) {
     resolve_all(self, run, false, [run] { run->rp.deliver(uint64_t{0}); });
     return;
   }
+  if (i == open.end()) {
+    // Cannot happen: a commit stays open until decided. Abort to be safe.
+    abort(self, run,
+          make_error(errc::transaction_aborted,
+                     "transaction " + txn_name(run->txid) + " lost its state"));
+    return;
+  }
   i->second.logging = true;
   auto finish_question = [self, txid = run->txid](bool committed) {
     auto& o = self->state.open;
