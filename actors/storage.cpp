@@ -391,6 +391,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       ctx.coordinator = st.coordinator;
       ctx.max_value_size = st.max_value_size;
       ctx.timeout = st.timeout;
+      ctx.store = self->address();
       auto txid = (st.incarnation << txn_counter_bits) | ++st.next_txn;
       return self->system().spawn(transaction, txid, opts, std::move(ctx));
     },

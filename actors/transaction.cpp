@@ -186,6 +186,11 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
   init.reads.resize(ctx.shards.size());
   init.ranges.resize(ctx.shards.size());
   init.ctx = std::move(ctx);
+  self->monitor(init.ctx.store);
+  self->set_down_handler([self](caf::down_msg& msg) {
+    if (msg.source == self->state.ctx.store)
+      self->quit(msg.reason);
+  });
   return {
     [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
       if (auto err = not_active(self))

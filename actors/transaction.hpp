@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor_addr.hpp>
+
 #include "strata/actors.hpp"
 
 namespace strata {
@@ -24,6 +26,9 @@ struct transaction_context {
   uint64_t max_value_size = 0;
   /// Timeout of its requests to shards and the coordinator.
   std::chrono::milliseconds timeout{0};
+  /// The store: a transaction ends with it (and releases the shards' files),
+  /// also while a remote client still holds its handle.
+  caf::actor_addr store;
 };
 
 struct transaction_state {

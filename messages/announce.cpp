@@ -2,6 +2,7 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "strata/actors.hpp"
 #include "strata/messages/wire.hpp"
 
 namespace strata {
@@ -25,6 +26,10 @@ void announce_messages(caf::actor_system_config& cfg) {
   cfg.add_message_type<range_mark>("strata::range_mark");
   cfg.add_message_type<txn_part>("strata::txn_part");
   cfg.add_message_type<shard_part>("strata::shard_part");
+  // Actor handles in messages: `begin` answers a transaction, `recover`
+  // names the coordinator.
+  cfg.add_message_type<transaction_actor>("strata::transaction_actor");
+  cfg.add_message_type<coordinator_actor>("strata::coordinator_actor");
   cfg.add_message_type<std::vector<caf::error>>("std::vector<caf::error>");
 }
 

@@ -145,6 +145,43 @@ TEST_CASE("a C++ client reaches a node with typed requests") {
   CHECK(node.stop(SIGTERM) == 0);
 }
 
+TEST_CASE("a remote client runs transactions on a node") {
+  fixture f;
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto h = f.sys().middleman().remote_actor<transactional_storage_actor>("127.0.0.1",
+                                                                        node.port());
+  REQUIRE(h);
+  {
+    blocking_store<int64_t> db{f.sys(), *h, std::chrono::seconds(10)};
+    REQUIRE(!db.set_many({{"a", 10}, {"b", 0}}));
+    // The transaction actor lives on the node; its handle crossed the wire.
+    auto moved = db.transaction([&](blocking_txn<int64_t>& tx) -> caf::expected<int> {
+      auto a = tx.get("a");
+      auto b = tx.get("b");
+      if (!a || !b)
+        return a ? b.error() : a.error();
+      if (auto err = tx.set("a", **a - 4))
+        return err;
+      if (auto err = tx.set("b", **b + 4))
+        return err;
+      return 4;
+    });
+    REQUIRE(moved);
+    CHECK(**db.get("a") == 6);
+    CHECK(**db.get("b") == 4);
+    // A conflict crosses the wire with its code.
+    auto t1 = db.begin();
+    REQUIRE(t1);
+    CHECK(**t1->get("a") == 6);
+    REQUIRE(!t1->set("a", 100));
+    REQUIRE(!db.set("a", 7));
+    CHECK(code_of(t1->commit()) == errc::version_conflict);
+    CHECK(**db.get("a") == 7);
+  }
+  *h = nullptr;
+  CHECK(node.stop(SIGTERM) == 0);
+}
+
 TEST_CASE("acknowledged writes survive a restart and a kill -9") {
   fixture f;
   auto data = f.dir / "data";

@@ -733,3 +733,22 @@ TEST_CASE("decisions leave the coordinator's log after a barrier; leftovers are 
   CHECK(get(db, k[0]) == 299);
   CHECK(get(db, k[1]) == 299);
 }
+
+TEST_CASE("a store's shutdown ends its open transactions") {
+  fixture f;
+  f.open(f.options(shards));
+  blocking_store<int64_t> db{f.sys(), f.store};
+  auto tx = db.begin();
+  REQUIRE(tx);
+  REQUIRE(!tx->set("k", 1));
+  // The handle is still held (a remote client's would be, too), yet the
+  // transaction goes with its store and releases the store's files.
+  f.self->monitor(tx->handle());
+  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
+  bool down = false;
+  f.self->receive([&](caf::down_msg& msg) { down = msg.source == tx->handle(); },
+                  caf::after(std::chrono::seconds(10)) >> [] {});
+  CHECK(down);
+  CHECK(tx->commit());
+  f.store = nullptr;
+}
