@@ -450,7 +450,7 @@ public:
       });
   }
 
-  /// Stores every entry of `xs` (atomic per shard).
+  /// Stores every entry of `xs`, atomically (also across shards).
   template <class Self>
   pending<caf::unit_t> set_many(Self* self, const std::map<std::string, T>& xs) const {
     auto es = detail::encode_entries(xs);
@@ -864,7 +864,7 @@ public:
     return detail::decode_many<T>(keys, *xs);
   }
 
-  /// Stores every entry of `xs` (atomic per shard).
+  /// Stores every entry of `xs`, atomically (also across shards).
   caf::error set_many(const std::map<std::string, T>& xs) {
     auto es = detail::encode_entries(xs);
     if (!es)
