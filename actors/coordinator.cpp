@@ -78,6 +78,16 @@ std::vector<uint32_t> decode_shards(const bytes& in) {
   return out;
 }
 
+/// A participant's error as the client should see it: CAF errors (a shard
+/// that did not answer, or is gone) become TRANSACTION_ABORTED.
+caf::error as_strata(const caf::error& err, uint64_t txid) {
+  if (code_of(err) != errc::none)
+    return err;
+  return make_error(errc::transaction_aborted,
+                    "transaction " + txn_name(txid)
+                      + " aborted: a shard did not vote: " + render(err));
+}
+
 /// Sends the outcome to every shard of `run`; `then` runs once all answered.
 void resolve_all(coord_ptr self, std::shared_ptr<commit_run> run, bool commit,
                  std::function<void()> then) {
@@ -165,7 +175,7 @@ void decide(coord_ptr self, std::shared_ptr<commit_run> run) {
   if (run->first_error || asked) {
     open.erase(run->txid);
     abort(self, run,
-          run->first_error ? run->first_error
+          run->first_error ? as_strata(run->first_error, run->txid)
                            : make_error(errc::transaction_aborted,
                                         "transaction " + txn_name(run->txid)
                                           + " was aborted by a recovering shard"));
@@ -224,7 +234,12 @@ std::string decision_key(uint64_t txid) {
 uint64_t next_incarnation(kv_store& log) {
   uint64_t n = 0;
   if (auto v = log.get("incarnation"))
-    n = std::stoull(std::string(v->begin(), v->end()));
+    try {
+      n = std::stoull(std::string(v->begin(), v->end()));
+    } catch (const std::exception&) {
+      throw storage_error{errc::consistency_violation,
+                          log.options().dir + ": the stored incarnation is corrupt"};
+    }
   ++n;
   auto text = std::to_string(n);
   std::vector<operation> ops{operation::set("incarnation", bytes(text.begin(), text.end()))};
@@ -252,7 +267,12 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
     auto page = log_store->scan(req);
     for (auto& e : page.entries) {
       auto run = std::make_shared<commit_run>();
-      run->txid = std::stoull(e.key.substr(2), nullptr, 16);
+      try {
+        run->txid = std::stoull(e.key.substr(2), nullptr, 16);
+      } catch (const std::exception&) {
+        log().error("decision log: ignoring the garbled key '{}'", e.key);
+        continue;
+      }
       run->shards = decode_shards(e.value);
       run->writes = true;
       log().info("re-driving the commit of transaction {}", txn_name(run->txid));

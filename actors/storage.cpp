@@ -111,10 +111,15 @@ void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
         return;
       }
       self->request(self->state.timer, caf::infinite, atom::timeout_v, backoff_ms)
-        .then([=] {
-          commit_atomically(self, parts, ok, fail, give_up,
-                            std::min<uint32_t>(backoff_ms * 2, 64));
-        });
+        .then(
+          [=] {
+            commit_atomically(self, parts, ok, fail, give_up,
+                              std::min<uint32_t>(backoff_ms * 2, 64));
+          },
+          [=](caf::error&) {
+            auto copy = err;
+            fail(copy);
+          });
     });
 }
 

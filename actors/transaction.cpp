@@ -19,17 +19,28 @@ namespace {
 
 using txn_ptr = transaction_actor::stateful_pointer<transaction_state>;
 
+void finish(txn_ptr self, txn_state state, std::string why = {}) {
+  auto& st = self->state;
+  st.committing = false;
+  st.state = state;
+  st.ended = std::move(why);
+  st.writes.clear();
+  st.cache.clear();
+  st.savepoints.clear();
+  // Replies still in flight index these per shard: empty them, keep them.
+  for (auto& r : st.reads)
+    r.clear();
+  for (auto& r : st.ranges)
+    r.clear();
+}
+
 /// Why the transaction cannot take requests, or none.
 caf::error not_active(txn_ptr self) {
   auto& st = self->state;
   if (st.state == txn_state::active && !st.committing
-      && std::chrono::steady_clock::now() >= st.deadline) {
-    st.state = txn_state::aborted;
-    st.ended = "timed out after " + std::to_string(st.opts.timeout_ms) + " ms";
-    st.writes.clear();
-    st.cache.clear();
-    st.savepoints.clear();
-  }
+      && std::chrono::steady_clock::now() >= st.deadline)
+    finish(self, txn_state::aborted,
+           "timed out after " + std::to_string(st.opts.timeout_ms) + " ms");
   auto name = txn_name(st.txid);
   if (st.committing)
     return make_error(errc::transaction_aborted,
@@ -74,7 +85,7 @@ bool caches(const txn_options& o) {
 void record_read(txn_ptr self, const std::string& key, uint32_t s,
                  maybe_bytes& value, uint64_t seq) {
   auto& st = self->state;
-  if (!caches(st.opts))
+  if (!caches(st.opts) || st.state != txn_state::active)
     return;
   auto [i, fresh] = st.cache.emplace(key, value ? std::optional<bytes>{*value}
                                                 : std::optional<bytes>{});
@@ -101,19 +112,34 @@ std::optional<caf::expected<maybe_bytes>> read_local(txn_ptr self,
   return caf::expected<maybe_bytes>{std::move(value)};
 }
 
+/// Books the end of a read; a commit that waited for it starts now.
+void read_done(txn_ptr self) {
+  auto& st = self->state;
+  if (--st.reads_in_flight == 0 && st.on_reads_done) {
+    auto f = std::move(st.on_reads_done);
+    st.on_reads_done = nullptr;
+    f();
+  }
+}
+
 /// Reads `key` through its shard actor (which waits for a lock to go),
 /// records the read, and hands the value to `then` (or the error to `fail`).
 template <class Then, class Fail>
 void read_key(txn_ptr self, const std::string& key, Then then, Fail fail) {
   auto s = shard_for(self, key);
   auto& dest = self->state.ctx.shards[s];
+  ++self->state.reads_in_flight;
   self->request(dest, timeout_to(self, dest), atom::read_v, key)
     .then(
       [self, key, s, then](maybe_bytes& value, uint64_t seq) mutable {
         record_read(self, key, s, value, seq);
         then(std::move(value));
+        read_done(self);
       },
-      [fail](caf::error& err) mutable { fail(std::move(err)); });
+      [self, fail](caf::error& err) mutable {
+        fail(std::move(err));
+        read_done(self);
+      });
 }
 
 /// The value of `key` as this transaction sees it without asking a shard,
@@ -132,17 +158,29 @@ maybe_bytes to_maybe(const std::optional<bytes>& x) {
   return x ? maybe_bytes{*x} : maybe_bytes{};
 }
 
-void finish(txn_ptr self, txn_state state, std::string why = {}) {
-  auto& st = self->state;
-  st.committing = false;
-  st.state = state;
-  st.ended = std::move(why);
-  st.writes.clear();
-  st.cache.clear();
-  st.savepoints.clear();
-  st.reads.clear();
-  st.ranges.clear();
+/// Answers `f(value of key)` as the transaction sees it: from its own writes
+/// or cached reads, else from the shard (directly if it is in this process,
+/// else by message). The value is `f`'s now, or later through a promise.
+template <class R, class F>
+caf::result<R> look_up(txn_ptr self, const std::string& key, F f) {
+  if (auto v = known(self, key))
+    return f(to_maybe(*v));
+  if (auto v = read_local(self, key)) {
+    if (!*v)
+      return std::move(v->error());
+    return f(std::move(**v));
+  }
+  auto rp = self->make_response_promise();
+  read_key(
+    self, key, [rp, f](maybe_bytes v) mutable { rp.deliver(f(std::move(v))); },
+    [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
+  return rp;
 }
+
+bool exists(const maybe_bytes& v) {
+  return static_cast<bool>(v);
+}
+
 
 /// Each shard's part of the commit: its writes, and the reads the isolation
 /// level validates.
@@ -175,6 +213,45 @@ std::vector<shard_part> commit_parts(txn_ptr self) {
 
 } // namespace
 
+namespace {
+
+/// Sends the commit: to the one shard involved, or to the coordinator.
+void commit(txn_ptr self, caf::response_promise rp) {
+  auto& st = self->state;
+  auto parts = commit_parts(self);
+  if (parts.empty()) {
+    finish(self, txn_state::committed);
+    rp.deliver(caf::unit);
+    return;
+  }
+  auto ok = [self, rp](uint64_t) mutable {
+    finish(self, txn_state::committed);
+    rp.deliver(caf::unit);
+  };
+  auto fail = [self, rp](caf::error& err) mutable {
+    // A shard or coordinator that did not answer gives a CAF error: say what
+    // it means for the transaction.
+    if (code_of(err) == errc::none)
+      err = make_error(errc::transaction_aborted,
+                       "transaction " + txn_name(self->state.txid)
+                         + " could not commit: " + render(err));
+    finish(self, txn_state::aborted, "commit failed: " + render(err));
+    rp.deliver(std::move(err));
+  };
+  if (parts.size() == 1) {
+    auto& dest = st.ctx.shards[parts[0].shard];
+    self->request(dest, timeout_to(self, dest), atom::commit_v, std::move(parts[0].part))
+      .then(ok, fail);
+  } else {
+    self
+      ->request(st.ctx.coordinator, timeout_to(self, st.ctx.coordinator),
+                atom::commit_v, st.txid, std::move(parts))
+      .then(ok, fail);
+  }
+}
+
+} // namespace
+
 transaction_actor::behavior_type
 transaction(transaction_actor::stateful_pointer<transaction_state> self,
             uint64_t txid, txn_options opts, transaction_context ctx) {
@@ -197,36 +274,14 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
         return err;
       if (auto err = check_key(key))
         return err;
-      if (auto v = known(self, key))
-        return to_maybe(*v);
-      if (auto v = read_local(self, key)) {
-        if (!*v)
-          return std::move(v->error());
-        return std::move(**v);
-      }
-      auto rp = self->make_response_promise();
-      read_key(
-        self, key, [rp](maybe_bytes v) mutable { rp.deliver(std::move(v)); },
-        [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
-      return rp;
+      return look_up<maybe_bytes>(self, key, [](maybe_bytes v) { return v; });
     },
     [=](atom::has, std::string& key) -> caf::result<bool> {
       if (auto err = not_active(self))
         return err;
       if (auto err = check_key(key))
         return err;
-      if (auto v = known(self, key))
-        return v->has_value();
-      if (auto v = read_local(self, key)) {
-        if (!*v)
-          return std::move(v->error());
-        return static_cast<bool>(**v);
-      }
-      auto rp = self->make_response_promise();
-      read_key(
-        self, key, [rp](maybe_bytes v) mutable { rp.deliver(static_cast<bool>(v)); },
-        [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
-      return rp;
+      return look_up<bool>(self, key, exists);
     },
     [=](atom::set, std::string& key, bytes& value) -> caf::result<void> {
       if (auto err = not_active(self))
@@ -247,22 +302,12 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
         return read_only_error(self, "del");
       if (auto err = check_key(key))
         return err;
-      auto before = known(self, key);
-      if (!before)
-        if (auto v = read_local(self, key)) {
-          if (!*v)
-            return std::move(v->error());
-          before = **v ? std::optional<bytes>{***v} : std::optional<bytes>{};
-        }
-      // Buffer at once, so that later requests see the delete in order.
-      self->state.writes[key] = std::nullopt;
-      if (before)
-        return before->has_value();
-      auto rp = self->make_response_promise();
-      read_key(
-        self, key, [rp](maybe_bytes v) mutable { rp.deliver(static_cast<bool>(v)); },
-        [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
-      return rp;
+      auto existed = look_up<bool>(self, key, exists);
+      // Buffered at once (after the lookup), so that later requests see the
+      // delete in order.
+      if (existed.flag != caf::rt_error)
+        self->state.writes[key] = std::nullopt;
+      return existed;
     },
     [=](atom::scan, scan_request& req) -> caf::result<scan_page> {
       if (auto err = not_active(self))
@@ -292,7 +337,7 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
         std::string hi = page.more && !page.entries.empty()
                            ? page.entries.back().key + '\0'
                            : prefix_end(req.prefix);
-        if (st.opts.level == isolation::serializable)
+        if (st.opts.level == isolation::serializable && st.state == txn_state::active)
           for (size_t s = 0; s < g->seqs.size(); ++s)
             st.ranges[s].push_back(range_mark{lo, hi, g->seqs[s]});
         // The transaction's own writes in that range replace what the shards
@@ -322,22 +367,27 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
         }
         rp.deliver(std::move(result));
       };
+      auto finished = [self, done]() mutable {
+        done();
+        read_done(self);
+      };
+      ++self->state.reads_in_flight;
       for (size_t s = 0; s < n; ++s)
         self
           ->request(self->state.ctx.shards[s],
                     timeout_to(self, self->state.ctx.shards[s]), atom::read_v, req)
           .then(
-            [g, s, done](scan_page& p, uint64_t seq) mutable {
+            [g, s, finished](scan_page& p, uint64_t seq) mutable {
               g->pages[s] = std::move(p);
               g->seqs[s] = seq;
               if (--g->waiting == 0)
-                done();
+                finished();
             },
-            [g, done](caf::error& err) mutable {
+            [g, finished](caf::error& err) mutable {
               if (!g->failed)
                 g->failed = std::move(err);
               if (--g->waiting == 0)
-                done();
+                finished();
             });
       return rp;
     },
@@ -345,32 +395,14 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
       if (auto err = not_active(self))
         return err;
       auto& st = self->state;
-      auto parts = commit_parts(self);
-      if (parts.empty()) {
-        finish(self, txn_state::committed);
-        return caf::unit;
-      }
       st.committing = true;
       auto rp = self->make_response_promise();
-      auto ok = [self, rp](uint64_t) mutable {
-        finish(self, txn_state::committed);
-        rp.deliver(caf::unit);
-      };
-      auto fail = [self, rp](caf::error& err) mutable {
-        finish(self, txn_state::aborted, "commit failed: " + render(err));
-        rp.deliver(std::move(err));
-      };
-      if (parts.size() == 1)
-        self
-          ->request(st.ctx.shards[parts[0].shard],
-                    timeout_to(self, st.ctx.shards[parts[0].shard]), atom::commit_v,
-                    std::move(parts[0].part))
-          .then(ok, fail);
+      // Reads still in flight (pipelined before the commit) must be booked
+      // first, or SERIALIZABLE would not validate them.
+      if (st.reads_in_flight > 0)
+        st.on_reads_done = [self, rp]() mutable { commit(self, rp); };
       else
-        self
-          ->request(st.ctx.coordinator, timeout_to(self, st.ctx.coordinator),
-                    atom::commit_v, st.txid, std::move(parts))
-          .then(ok, fail);
+        commit(self, rp);
       return rp;
     },
     [=](atom::rollback) -> caf::result<void> {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -41,6 +42,9 @@ struct transaction_state {
   std::string ended;
   std::chrono::steady_clock::time_point deadline;
   bool committing = false;
+  /// Reads sent to shards and not answered yet; a commit waits for them.
+  size_t reads_in_flight = 0;
+  std::function<void()> on_reads_done;
   using buffer = std::map<std::string, std::optional<bytes>, std::less<>>;
   /// Buffered writes: a value, or nullopt for a delete.
   buffer writes;

@@ -1,6 +1,7 @@
 #include "backends/kv_store.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <system_error>
 
@@ -50,6 +51,17 @@ bytes to_bytes(std::string_view x) {
 
 bool has_prefix(std::string_view key, std::string_view prefix) {
   return key.substr(0, prefix.size()) == prefix;
+}
+
+/// The sequence number stored in `meta`; CONSISTENCY_VIOLATION if garbled.
+uint64_t parse_seq(std::string_view text, const std::string& dir) {
+  uint64_t x = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
+  if (ec != std::errc{} || end != text.data() + text.size())
+    throw storage_error{errc::consistency_violation,
+                        dir + ": the stored sequence number '" + std::string{text}
+                          + "' is corrupt"};
+  return x;
 }
 
 } // namespace
@@ -148,7 +160,7 @@ void kv_store::check_meta(lmdb::txn& t) {
           + "; open it with the settings it was created with"};
   }
   if (t.get(meta_, "applied", found))
-    applied_seq_ = std::stoull(std::string{found});
+    applied_seq_ = parse_seq(found, opts_.dir);
 }
 
 void kv_store::load_prepared(lmdb::txn& t) {
@@ -655,6 +667,9 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
     }
     guard.unlock();
     fail_accepted(e.code(), e.what());
+    for (size_t i = 0; i < group.size(); ++i)
+      if (group[i].kind == type::barrier) // nothing earlier is known durable
+        out[i] = write_outcome{e.code(), e.what(), 0, false};
     return out;
   }
   // Durable now: apply in order.

@@ -258,6 +258,8 @@ void wal::append(const std::vector<std::string>& records, bool durable) {
         continue;
       undo(errno, "cannot append to write-ahead log " + path_);
     }
+    if (n == 0) // no progress: give up rather than spin
+      undo(EIO, "cannot append to write-ahead log " + path_);
     done += static_cast<size_t>(n);
     auto left = static_cast<size_t>(n);
     while (first < iov.size() && left >= iov[first].iov_len)
@@ -315,8 +317,13 @@ void wal::replay(const std::function<void(wal_record&)>& f) {
     if (crc(payload.data(), payload.size()) != sum)
       break; // torn: partly written
     wal_record rec;
+    // An intact record (its CRC matches) that does not decode is not a torn
+    // tail: cutting the log here would drop acknowledged writes.
     if (!decode(payload, rec))
-      break;
+      throw storage_error{errc::consistency_violation,
+                          path_ + ": record at offset " + std::to_string(pos)
+                            + " is intact but unreadable (written by another "
+                              "format version?); the log is left as it is"};
     f(rec);
     pos += 8 + len;
   }

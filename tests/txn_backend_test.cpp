@@ -8,8 +8,14 @@
 #include <random>
 #include <string>
 
+#include <fstream>
+
+#include <zlib.h>
+
 #include "backends/conflicts.hpp"
 #include "backends/kv_store.hpp"
+#include "backends/lmdb.hpp"
+#include "backends/wal.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace strata;
@@ -353,4 +359,56 @@ TEST_CASE("kv_store: randomized transactions against a serial model") {
   }
   CHECK(committed > 200);
   CHECK(conflicted > 50);
+}
+
+TEST_CASE("kv_store: an intact but unreadable log record refuses to open, log kept") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  { kv_store s{o}; }
+  // A well-framed record (correct CRC) of an unknown type: not a torn tail.
+  auto record = wal::encode(7, {operation::set("k", b("v"))});
+  record[8 + 8] = 9; // the type byte after length, CRC and sequence number
+  uint32_t sum = static_cast<uint32_t>(
+    crc32(0, reinterpret_cast<const Bytef*>(record.data() + 8),
+          static_cast<uInt>(record.size() - 8)));
+  for (int i = 0; i < 4; ++i)
+    record[4 + i] = static_cast<char>((sum >> (8 * i)) & 0xff);
+  {
+    std::ofstream out{o.dir + "/wal.log", std::ios::binary | std::ios::app};
+    out << record;
+  }
+  auto size = std::filesystem::file_size(o.dir + "/wal.log");
+  try {
+    kv_store s{o};
+    FAIL("opened a store whose log it cannot read");
+  } catch (const storage_error& e) {
+    CHECK(e.code() == errc::consistency_violation);
+    CHECK(std::string{e.what()}.find("intact but unreadable") != std::string::npos);
+  }
+  CHECK(std::filesystem::file_size(o.dir + "/wal.log") == size);
+}
+
+TEST_CASE("kv_store: a garbled stored sequence number is CONSISTENCY_VIOLATION") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  {
+    kv_store s{o};
+    REQUIRE(plain(s, {operation::set("k", b("v"))}).code == errc::none);
+  }
+  {
+    lmdb::env_options eo;
+    eo.map_size = o.map_size;
+    lmdb::env env{o.dir, eo};
+    auto t = lmdb::txn::write(env);
+    auto meta = t.open_db("meta", false);
+    t.put(meta, "applied", "12x");
+    t.commit();
+  }
+  try {
+    kv_store s{o};
+    FAIL("opened a store with a garbled sequence number");
+  } catch (const storage_error& e) {
+    CHECK(e.code() == errc::consistency_violation);
+    CHECK(std::string{e.what()}.find("is corrupt") != std::string::npos);
+  }
 }

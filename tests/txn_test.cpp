@@ -17,6 +17,7 @@
 #include "strata/client.hpp"
 #include "tests/bank.hpp"
 #include "tests/fixture.hpp"
+#include "tests/routed.hpp"
 
 using namespace strata;
 using namespace strata::test;
@@ -750,4 +751,42 @@ TEST_CASE("a store's shutdown ends its open transactions") {
   CHECK(down);
   CHECK(tx->commit());
   f.store = nullptr;
+}
+
+TEST_CASE("a commit waits for reads in flight; a reply after rollback is harmless") {
+  // Through shard actors only, so that reads are messages still in flight
+  // when the next request arrives.
+  fixture f;
+  open_routed(f, shards);
+  blocking_store<int64_t> db{f.sys(), f.store};
+  REQUIRE(!db.set("x", 5));
+  auto tx = db.begin();
+  REQUIRE(tx);
+  auto h = tx->handle();
+  // Pipelined: the commit must validate the read, so it answers after it.
+  std::vector<std::string> order;
+  auto collect = [&](size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      f.self->receive([&](maybe_bytes& v) { order.push_back(v ? "get" : "get: none"); },
+                      [&] { order.push_back("done"); },
+                      [&](caf::error& e) { order.push_back(render(e)); },
+                      caf::after(std::chrono::seconds(10)) >>
+                        [&] { order.push_back("timeout"); });
+  };
+  f.self->send(h, atom::get_v, std::string{"x"});
+  f.self->send(h, atom::commit_v);
+  collect(2);
+  CHECK(order == std::vector<std::string>{"get", "done"});
+  CHECK(tx->info()->state == txn_state::committed);
+  // A read still in flight when the transaction rolls back finds it gone.
+  auto t2 = db.begin();
+  REQUIRE(t2);
+  order.clear();
+  f.self->send(t2->handle(), atom::get_v, std::string{"x"});
+  REQUIRE(!t2->rollback());
+  collect(1); // the read's answer, after the rollback
+  CHECK(order == std::vector<std::string>{"get"});
+  auto info = t2->info(); // the actor is alive and consistent
+  REQUIRE(info);
+  CHECK(info->state == txn_state::aborted);
 }

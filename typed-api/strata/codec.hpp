@@ -746,54 +746,46 @@ void epilogue(strata::doc_input_archive&, const SizeTag<T>&) {
   // nop
 }
 
+/// Types that are one node of the document: neither arithmetic nor
+/// serialized minimally (as one value).
+template <class T>
+constexpr bool opens_node_on_output
+  = !std::is_arithmetic<T>::value
+    && !traits::has_minimal_base_class_serialization<
+      T, traits::has_minimal_output_serialization, strata::doc_output_archive>::value
+    && !traits::has_minimal_output_serialization<T, strata::doc_output_archive>::value;
+
+template <class T>
+constexpr bool opens_node_on_input
+  = !std::is_arithmetic<T>::value
+    && !traits::has_minimal_base_class_serialization<
+      T, traits::has_minimal_input_serialization, strata::doc_input_archive>::value
+    && !traits::has_minimal_input_serialization<T, strata::doc_input_archive>::value;
+
 /// Every non-minimal type without its own overload opens a node.
 template <class T,
-          traits::EnableIf<
-            !std::is_arithmetic<T>::value,
-            !traits::has_minimal_base_class_serialization<
-              T, traits::has_minimal_output_serialization,
-              strata::doc_output_archive>::value,
-            !traits::has_minimal_output_serialization<
-              T, strata::doc_output_archive>::value> = traits::sfinae>
+          traits::EnableIf<opens_node_on_output<T>> = traits::sfinae>
 void prologue(strata::doc_output_archive& ar, const T&) {
   ar.start_node();
 }
 
 /// Closes the node opened by the prologue.
 template <class T,
-          traits::EnableIf<
-            !std::is_arithmetic<T>::value,
-            !traits::has_minimal_base_class_serialization<
-              T, traits::has_minimal_output_serialization,
-              strata::doc_output_archive>::value,
-            !traits::has_minimal_output_serialization<
-              T, strata::doc_output_archive>::value> = traits::sfinae>
+          traits::EnableIf<opens_node_on_output<T>> = traits::sfinae>
 void epilogue(strata::doc_output_archive& ar, const T&) {
   ar.finish_node();
 }
 
 /// Every non-minimal type without its own overload enters a node.
 template <class T,
-          traits::EnableIf<
-            !std::is_arithmetic<T>::value,
-            !traits::has_minimal_base_class_serialization<
-              T, traits::has_minimal_input_serialization,
-              strata::doc_input_archive>::value,
-            !traits::has_minimal_input_serialization<
-              T, strata::doc_input_archive>::value> = traits::sfinae>
+          traits::EnableIf<opens_node_on_input<T>> = traits::sfinae>
 void prologue(strata::doc_input_archive& ar, const T&) {
   ar.start_node();
 }
 
 /// Leaves the node entered by the prologue.
 template <class T,
-          traits::EnableIf<
-            !std::is_arithmetic<T>::value,
-            !traits::has_minimal_base_class_serialization<
-              T, traits::has_minimal_input_serialization,
-              strata::doc_input_archive>::value,
-            !traits::has_minimal_input_serialization<
-              T, strata::doc_input_archive>::value> = traits::sfinae>
+          traits::EnableIf<opens_node_on_input<T>> = traits::sfinae>
 void epilogue(strata::doc_input_archive& ar, const T&) {
   ar.finish_node();
 }
