@@ -38,6 +38,7 @@
 #include "actors/checks.hpp"
 #include "actors/log.hpp"
 #include "actors/timeouts.hpp"
+#include "backends/decision_log.hpp"
 #include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
 
@@ -58,25 +59,6 @@ struct commit_run {
   uint64_t deleted = 0;
   bool apply_failed = false;
 };
-
-bytes encode_shards(const std::vector<uint32_t>& shards) {
-  bytes out;
-  for (auto s : shards)
-    for (int i = 0; i < 4; ++i)
-      out.push_back(static_cast<uint8_t>((s >> (8 * i)) & 0xff));
-  return out;
-}
-
-std::vector<uint32_t> decode_shards(const bytes& in) {
-  std::vector<uint32_t> out;
-  for (size_t pos = 0; pos + 4 <= in.size(); pos += 4) {
-    uint32_t s = 0;
-    for (int i = 0; i < 4; ++i)
-      s |= uint32_t{in[pos + i]} << (8 * i);
-    out.push_back(s);
-  }
-  return out;
-}
 
 /// A participant's error as the client should see it: CAF errors (a shard
 /// that did not answer, or is gone) become TRANSACTION_ABORTED.
@@ -127,7 +109,7 @@ void forget_applied(coord_ptr self) {
   st.barrier_running = true;
   auto batch = std::make_shared<std::vector<std::string>>();
   for (auto txid : st.applied)
-    batch->push_back(decision_key(txid));
+    batch->push_back(decision_log::key(txid));
   st.applied.clear();
   auto waiting = std::make_shared<size_t>(st.shards.size());
   auto ok = std::make_shared<bool>(true);
@@ -205,7 +187,7 @@ void decide(coord_ptr self, std::shared_ptr<commit_run> run) {
   };
   self
     ->request(self->state.log_writer, caf::infinite, atom::set_v,
-              decision_key(run->txid), encode_shards(run->shards))
+              decision_log::key(run->txid), decision_log::encode(run->shards))
     .then(
       [self, run, finish_question] {
         STRATA_FAULT_POINT("coordinator.after_decision");
@@ -224,31 +206,6 @@ void decide(coord_ptr self, std::shared_ptr<commit_run> run) {
 
 } // namespace
 
-std::string decision_key(uint64_t txid) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "d/%016llx",
-                static_cast<unsigned long long>(txid));
-  return buf;
-}
-
-uint64_t next_incarnation(kv_store& log) {
-  uint64_t n = 0;
-  if (auto v = log.get("incarnation"))
-    try {
-      n = std::stoull(std::string(v->begin(), v->end()));
-    } catch (const std::exception&) {
-      throw storage_error{errc::consistency_violation,
-                          log.options().dir + ": the stored incarnation is corrupt"};
-    }
-  ++n;
-  auto text = std::to_string(n);
-  std::vector<operation> ops{operation::set("incarnation", bytes(text.begin(), text.end()))};
-  auto out = log.write(write_group{&ops}).at(0);
-  if (out.code != errc::none)
-    throw storage_error{out.code, out.message};
-  return n;
-}
-
 coordinator_actor::behavior_type
 coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
             std::vector<participant_actor> shards, uint64_t max_value_size,
@@ -261,27 +218,21 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
   st.timeout = timeout;
   st.max_value_size = max_value_size;
   // Re-drive the decisions of commits a crash interrupted.
-  scan_request req;
-  req.prefix = "d/";
-  for (;;) {
-    auto page = log_store->scan(req);
-    for (auto& e : page.entries) {
+  size_t garbled = 0;
+  auto logged = guarded([&] { return decision_log::all(*log_store, &garbled); });
+  if (!logged)
+    log().error("cannot read the decision log: {}", render(logged.error()));
+  else
+    for (auto& d : *logged) {
       auto run = std::make_shared<commit_run>();
-      try {
-        run->txid = std::stoull(e.key.substr(2), nullptr, 16);
-      } catch (const std::exception&) {
-        log().error("decision log: ignoring the garbled key '{}'", e.key);
-        continue;
-      }
-      run->shards = decode_shards(e.value);
+      run->txid = d.txid;
+      run->shards = std::move(d.shards);
       run->writes = true;
       log().info("re-driving the commit of transaction {}", txn_name(run->txid));
       apply(self, run);
     }
-    if (!page.more || page.entries.empty())
-      break;
-    req.after = page.entries.back().key;
-  }
+  if (garbled > 0)
+    log().error("decision log: ignored {} garbled entries", garbled);
   return {
     [=](atom::commit, uint64_t txid,
         std::vector<shard_part>& parts) -> caf::result<uint64_t> {
@@ -346,7 +297,7 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
         return false;
       }
       return guarded([&] {
-        return self->state.log->get(decision_key(txid)).has_value();
+        return self->state.log->get(decision_log::key(txid)).has_value();
       });
     },
   };

@@ -50,14 +50,6 @@ struct coordinator_state {
 /// Decisions leave the log in batches of this many, after a barrier.
 constexpr size_t decision_batch = 64;
 
-/// The decision log's key of a transaction: "d/" and 16 hex digits.
-std::string decision_key(uint64_t txid);
-
-/// Reads the coordinator's incarnation from `log`, stores the next one
-/// durably and returns it. Transaction ids start with it, so that they stay
-/// unique across restarts.
-uint64_t next_incarnation(kv_store& log);
-
 /// Spawns the coordinator over its decision log (opened by the caller) and
 /// the store's shards (their writers where local). It checks the parts it
 /// gets like a shard would (`max_value_size`) and re-drives every decision

@@ -19,6 +19,7 @@
 #include "actors/timer.hpp"
 #include "actors/transaction.hpp"
 #include "backends/data_dir.hpp"
+#include "backends/decision_log.hpp"
 #include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
 #include "strata/store.hpp"
@@ -449,7 +450,7 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
   lo.map_size = uint64_t{256} << 20;
   lo.no_sync = opts.sync == sync_mode::nosync;
   auto log_store = open_kv_store(lo, *lock);
-  auto incarnation = log_store ? guarded([&] { return next_incarnation(**log_store); })
+  auto incarnation = log_store ? guarded([&] { return decision_log::next_incarnation(**log_store); })
                                : caf::expected<uint64_t>{log_store.error()};
   if (!incarnation) {
     stop_shards();

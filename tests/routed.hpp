@@ -12,6 +12,7 @@
 #include "actors/coordinator.hpp"
 #include "actors/shard.hpp"
 #include "actors/storage.hpp"
+#include "backends/decision_log.hpp"
 #include "tests/fixture.hpp"
 
 namespace strata::test {
@@ -42,7 +43,7 @@ inline transactional_storage_actor open_routed(fixture& f, uint32_t n) {
   rc.coordinator = spawn_coordinator(f.sys(), *log, participants, uint64_t{1} << 20,
                                      std::chrono::milliseconds{10000});
   rc.shards = std::move(shards);
-  rc.incarnation = next_incarnation(**log);
+  rc.incarnation = decision_log::next_incarnation(**log);
   rc.max_value_size = uint64_t{1} << 20;
   rc.timeout = std::chrono::milliseconds{10000};
   f.store = f.sys().spawn(storage, std::move(rc));

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "backends/conflicts.hpp"
+#include "backends/decision_log.hpp"
 #include "backends/kv_store.hpp"
 #include "backends/lmdb.hpp"
 #include "backends/wal.hpp"
@@ -410,5 +411,31 @@ TEST_CASE("kv_store: a garbled stored sequence number is CONSISTENCY_VIOLATION")
   } catch (const storage_error& e) {
     CHECK(e.code() == errc::consistency_violation);
     CHECK(std::string{e.what()}.find("is corrupt") != std::string::npos);
+  }
+}
+
+TEST_CASE("decision log: decisions round-trip, garbled entries are counted, incarnations grow") {
+  test::temp_dir dir;
+  kv_store log{opts_in(dir / "c")};
+  CHECK(decision_log::next_incarnation(log) == 1);
+  CHECK(decision_log::next_incarnation(log) == 2);
+  REQUIRE(plain(log, {operation::set(decision_log::key(0x2a), decision_log::encode({0, 3})),
+                      operation::set("d/not-hex", b("x")),
+                      operation::set(decision_log::key(7), decision_log::encode({1}))})
+            .code == errc::none);
+  size_t garbled = 0;
+  auto all = decision_log::all(log, &garbled);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].txid == 7);
+  CHECK(all[0].shards == std::vector<uint32_t>{1});
+  CHECK(all[1].txid == 0x2a);
+  CHECK(all[1].shards == std::vector<uint32_t>{0, 3});
+  CHECK(garbled == 1);
+  REQUIRE(plain(log, {operation::set("incarnation", b("many"))}).code == errc::none);
+  try {
+    decision_log::next_incarnation(log);
+    FAIL("accepted a garbled incarnation");
+  } catch (const storage_error& e) {
+    CHECK(e.code() == errc::consistency_violation);
   }
 }

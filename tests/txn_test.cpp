@@ -12,6 +12,7 @@
 
 #include <caf/event_based_actor.hpp>
 
+#include "backends/decision_log.hpp"
 #include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
 #include "strata/client.hpp"
@@ -719,9 +720,7 @@ TEST_CASE("decisions leave the coordinator's log after a barrier; leftovers are 
     lo.store_id = "strata/coordinator";
     lo.map_size = uint64_t{256} << 20;
     kv_store log{lo};
-    scan_request req;
-    req.prefix = "d/";
-    return log.scan(req).entries.size();
+    return decision_log::all(log).size();
   };
   // 300 commits, decisions dropped in batches of 64 once synced everywhere.
   auto left = count_decisions();
