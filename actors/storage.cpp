@@ -14,6 +14,8 @@
 #include "actors/coordinator.hpp"
 #include "actors/log.hpp"
 #include "actors/merge.hpp"
+#include "actors/node.hpp"
+#include "actors/remote_shard.hpp"
 #include "actors/shard.hpp"
 #include "actors/timeouts.hpp"
 #include "actors/timer.hpp"
@@ -22,8 +24,10 @@
 #include "backends/decision_log.hpp"
 #include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
+#include "backends/shard_slot.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"
+#include "supervisors/shard_supervisor.hpp"
 
 namespace strata {
 
@@ -138,9 +142,10 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   self->state.timer = spawn_timer(self->system());
   self->link_to(self->state.timer);
   local.resize(shards.size());
-  self->state.all_local = std::all_of(local.begin(), local.end(),
-                                      [](auto& x) { return x != nullptr; });
   self->state.local = std::move(local);
+  self->state.remote = std::move(cfg.remote);
+  for (auto& r : self->state.remote)
+    self->link_to(r);
   self->state.shards = std::move(shards);
   self->state.coordinator = std::move(cfg.coordinator);
   self->state.incarnation = cfg.incarnation;
@@ -151,8 +156,23 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   auto shard_for = [self, n](const std::string& key) {
     return self->state.shards[routing::shard_of(key, n)];
   };
-  auto local_for = [self, n](const std::string& key) -> auto& {
-    return self->state.local[routing::shard_of(key, n)];
+  // The open store of `key`'s shard if it is in this process (and not
+  // restarting); null otherwise.
+  auto local_for = [self, n](const std::string& key) -> std::shared_ptr<kv_store> {
+    auto& slot = self->state.local[routing::shard_of(key, n)];
+    return slot ? slot->get() : nullptr;
+  };
+  // Every shard's open store, or nothing if one is remote or restarting.
+  auto all_local = [self]() -> std::optional<std::vector<std::shared_ptr<kv_store>>> {
+    std::vector<std::shared_ptr<kv_store>> result;
+    result.reserve(self->state.local.size());
+    for (auto& slot : self->state.local) {
+      auto store = slot ? slot->get() : nullptr;
+      if (!store)
+        return std::nullopt;
+      result.push_back(std::move(store));
+    }
+    return result;
   };
   // Sends `make(i)`'s request to every shard i in `which` and joins the answers.
   auto scatter = [self](const std::vector<uint32_t>& which,
@@ -214,7 +234,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
       if (auto err = check_key(key))
         return err;
-      if (auto& store = local_for(key))
+      if (auto store = local_for(key))
         return guarded([&] { return to_wire(store->get(key)); });
       auto dest = shard_for(key);
       return self->delegate(dest, atom::get_v, std::move(key));
@@ -236,7 +256,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     [=](atom::has, std::string& key) -> caf::result<bool> {
       if (auto err = check_key(key))
         return err;
-      if (auto& store = local_for(key))
+      if (auto store = local_for(key))
         return guarded([&] { return store->has(key); });
       auto dest = shard_for(key);
       return self->delegate(dest, atom::has_v, std::move(key));
@@ -249,10 +269,10 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       });
     },
     [=](atom::size) -> caf::result<uint64_t> {
-      if (self->state.all_local)
+      if (auto stores = all_local())
         return guarded([&] {
           uint64_t total = 0;
-          for (auto& store : self->state.local)
+          for (auto& store : *stores)
             total += store->size();
           return total;
         });
@@ -271,10 +291,10 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       return rp;
     },
     [=](atom::scan, scan_request& req) -> caf::result<scan_page> {
-      if (self->state.all_local)
+      if (auto stores = all_local())
         return guarded([&] {
           std::vector<scan_page> pages;
-          for (auto& store : self->state.local)
+          for (auto& store : *stores)
             pages.push_back(store->scan(req));
           return merge_pages(pages, req.limit);
         });
@@ -300,7 +320,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       -> caf::result<std::vector<maybe_bytes>> {
       if (auto err = check_keys(keys))
         return err;
-      if (self->state.all_local)
+      if (auto stores = all_local())
         return guarded([&] {
           // Group positions by shard, then read each shard's keys from one
           // snapshot straight into the answer.
@@ -313,7 +333,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
           std::vector<maybe_bytes> values(keys.size());
           for (uint32_t s = 0; s < n; ++s)
             if (!by_shard[s].empty())
-              self->state.local[s]->read_each(
+              (*stores)[s]->read_each(
                 keys, by_shard[s], [&](uint32_t i, std::string_view v) {
                   auto first = reinterpret_cast<const uint8_t*>(v.data());
                   values[i] = bytes(first, first + v.size());
@@ -386,6 +406,61 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
           rp.deliver(batch_result{false, 0, {std::move(err)}});
         });
     },
+    // -- cluster --------------------------------------------------------------------
+    [=](atom::nodes) -> caf::result<std::vector<node_info>> {
+      using namespace std::chrono;
+      auto& st = self->state;
+      node_info here;
+      here.id = to_string(self->node());
+      here.address = "local";
+      here.last_seen_ms
+        = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+      for (uint32_t i = 0; i < st.local.size(); ++i) {
+        if (!st.local[i])
+          continue;
+        here.shards.push_back(i);
+        if (!st.local[i]->get()) {
+          here.status = node_status::degraded;
+          here.error += (here.error.empty() ? "shard " : ", shard ") + std::to_string(i)
+                        + " restarting or offline";
+        }
+      }
+      auto result = std::make_shared<std::vector<node_info>>(1, std::move(here));
+      if (st.remote.empty())
+        return std::move(*result);
+      // One entry per node: its shards' proxies see the same connection.
+      auto rp = self->make_response_promise();
+      auto left = std::make_shared<size_t>(st.remote.size());
+      auto merge = [result, left, rp](node_info* x) mutable {
+        if (x) {
+          auto& all = *result;
+          auto i = std::find_if(all.begin(), all.end(),
+                                [&](auto& y) { return y.address == x->address; });
+          if (i == all.end()) {
+            all.push_back(std::move(*x));
+          } else {
+            i->shards.insert(i->shards.end(), x->shards.begin(), x->shards.end());
+            if (static_cast<int>(x->status) > static_cast<int>(i->status)) {
+              i->status = x->status;
+              i->error = x->error;
+            }
+            i->last_seen_ms = std::max(i->last_seen_ms, x->last_seen_ms);
+            if (i->id.empty())
+              i->id = x->id;
+          }
+        }
+        if (--*left == 0) {
+          for (auto& n : *result)
+            std::sort(n.shards.begin(), n.shards.end());
+          rp.deliver(std::move(*result));
+        }
+      };
+      for (auto& r : st.remote)
+        self->request(r, caf::infinite, atom::nodes_v)
+          .then([merge](node_info& x) mutable { merge(&x); },
+                [merge](caf::error&) mutable { merge(nullptr); });
+      return rp;
+    },
     // -- transactions ----------------------------------------------------------------
     [=](atom::begin, const txn_options& opts) -> caf::result<transaction_actor> {
       if (auto problem = opts.problem(); !problem.empty())
@@ -408,6 +483,36 @@ bool await_closed(const std::string& data_dir, std::chrono::milliseconds timeout
   return await_unlocked(data_dir, timeout);
 }
 
+namespace {
+
+/// Opens local shard `i` of `opts` under a supervisor.
+caf::expected<supervised_shard_actor>
+spawn_supervised(caf::actor_system& sys, const store_options& opts, uint32_t i,
+                 std::shared_ptr<const void> lock, std::shared_ptr<shard_slot>& slot) {
+  shard_options so;
+  so.store.dir = shard_dir(opts.data_dir, i);
+  so.store.shard = i;
+  so.store.shard_count = opts.shards;
+  so.store.store_id = opts.id;
+  so.store.map_size = opts.shard_map_size();
+  so.store.no_sync = opts.sync == sync_mode::nosync;
+  so.max_value_size = opts.max_value_size;
+  so.keepalive = std::move(lock);
+  so.timeout = opts.request_timeout;
+  auto first = spawn_shard(sys, so);
+  if (!first)
+    return std::move(first.error());
+  slot = std::make_shared<shard_slot>(first->store);
+  shard_supervisor_config sc;
+  sc.shard = std::move(so);
+  sc.max_restarts = opts.max_restarts;
+  sc.window = opts.restart_window;
+  sc.slot = slot;
+  return sys.spawn(shard_supervisor, std::move(sc), std::move(*first));
+}
+
+} // namespace
+
 caf::expected<transactional_storage_actor>
 spawn_store(caf::actor_system& sys, const store_options& opts) {
   if (auto err = opts.validate())
@@ -418,30 +523,37 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
   if (!lock)
     return std::move(lock.error());
   router_config rc;
-  std::vector<participant_actor> writers;
+  std::vector<participant_actor> participants;
   auto stop_shards = [&rc] {
     for (auto& started : rc.shards)
       caf::anon_send_exit(started, caf::exit_reason::user_shutdown);
   };
   for (uint32_t i = 0; i < opts.shards; ++i) {
-    shard_options so;
-    so.store.dir = shard_dir(opts.data_dir, i);
-    so.store.shard = i;
-    so.store.shard_count = opts.shards;
-    so.store.store_id = opts.id;
-    so.store.map_size = opts.shard_map_size();
-    so.store.no_sync = opts.sync == sync_mode::nosync;
-    so.max_value_size = opts.max_value_size;
-    so.keepalive = *lock;
-    so.timeout = opts.request_timeout;
-    auto s = spawn_shard(sys, std::move(so));
-    if (!s) {
-      stop_shards();
-      return std::move(s.error());
+    if (opts.is_local(i)) {
+      std::shared_ptr<shard_slot> slot;
+      auto s = spawn_supervised(sys, opts, i, *lock, slot);
+      if (!s) {
+        stop_shards();
+        return std::move(s.error());
+      }
+      rc.shards.emplace_back(*s);
+      rc.local.push_back(std::move(slot));
+    } else {
+      auto addr = parse_address(opts.shard_nodes[i]);
+      remote_shard_config pc;
+      pc.shard = i;
+      pc.host = addr->first;
+      pc.port = addr->second;
+      pc.timeout = opts.request_timeout;
+      pc.heartbeat = opts.heartbeat;
+      pc.reconnect_min = opts.reconnect_min;
+      pc.reconnect_max = opts.reconnect_max;
+      auto proxy = sys.spawn(remote_shard, std::move(pc));
+      rc.shards.emplace_back(proxy);
+      rc.local.emplace_back();
+      rc.remote.push_back(std::move(proxy));
     }
-    rc.shards.push_back(std::move(s->actor));
-    rc.local.push_back(std::move(s->store));
-    writers.emplace_back(std::move(s->writer));
+    participants.emplace_back(rc.shards.back());
   }
   // The coordinator's decision log: a small store of its own.
   kv_store_options lo;
@@ -456,12 +568,13 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
     stop_shards();
     return std::move(incarnation.error());
   }
-  rc.coordinator = spawn_coordinator(sys, *log_store, std::move(writers),
+  rc.coordinator = spawn_coordinator(sys, *log_store, std::move(participants),
                                      opts.max_value_size, opts.request_timeout);
   rc.incarnation = *incarnation;
   rc.max_value_size = opts.max_value_size;
   rc.timeout = opts.request_timeout;
   // Transactions a crash left prepared are resolved before anyone reads.
+  // Remote shards also do this whenever they (re)connect.
   {
     caf::scoped_actor self{sys, true};
     for (size_t i = 0; i < rc.shards.size(); ++i)
@@ -475,10 +588,44 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
             log().warn("shard {}: transactions stay in doubt: {}", i, render(err));
           });
   }
-  log().info("store '{}' open: {} shards in {}, {} MiB map per shard, {} writes",
-             opts.id, opts.shards, opts.data_dir,
+  log().info("store '{}' open: {} shards ({} remote) in {}, {} MiB map per shard, {} writes",
+             opts.id, opts.shards, rc.remote.size(), opts.data_dir,
              opts.shard_map_size() >> 20, to_string(opts.sync));
   return sys.spawn(storage, std::move(rc));
+}
+
+caf::expected<node_actor> spawn_shard_host(caf::actor_system& sys,
+                                           const store_options& opts,
+                                           const std::vector<uint32_t>& hosted,
+                                           const std::string& address) {
+  if (auto err = opts.validate())
+    return err;
+  if (auto err = set_log_level(opts.log_level))
+    return err;
+  if (hosted.empty())
+    return make_error(errc::invalid_value, "a shard node must host at least one shard");
+  for (auto i : hosted)
+    if (i >= opts.shards)
+      return make_error(errc::invalid_value,
+                        "shard " + std::to_string(i) + " is out of range for "
+                          + std::to_string(opts.shards) + " shards");
+  auto lock = guarded([&] { return std::make_shared<dir_lock>(opts.data_dir); });
+  if (!lock)
+    return std::move(lock.error());
+  std::map<uint32_t, shard_actor> shards;
+  for (auto i : hosted) {
+    std::shared_ptr<shard_slot> slot;
+    auto s = spawn_supervised(sys, opts, i, *lock, slot);
+    if (!s) {
+      for (auto& started : shards)
+        caf::anon_send_exit(started.second, caf::exit_reason::user_shutdown);
+      return std::move(s.error());
+    }
+    shards.emplace(i, *s);
+  }
+  log().info("shard node '{}': hosting {} of {} shards in {}, {} writes", opts.id,
+             hosted.size(), opts.shards, opts.data_dir, to_string(opts.sync));
+  return sys.spawn(node, std::move(shards), address);
 }
 
 } // namespace strata

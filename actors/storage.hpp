@@ -8,17 +8,21 @@
 
 #include <caf/actor.hpp>
 
+#include "actors/remote_shard.hpp"
 #include "strata/actors.hpp"
 
 namespace strata {
 
 class kv_store;
+class shard_slot;
 
 /// What the router is made of.
 struct router_config {
   std::vector<shard_actor> shards;
   /// The stores of shards in this process (null or missing for remote ones).
-  std::vector<std::shared_ptr<kv_store>> local;
+  std::vector<std::shared_ptr<shard_slot>> local;
+  /// The proxies of remote shards, for the node registry.
+  std::vector<remote_shard_actor> remote;
   coordinator_actor coordinator;
   /// The coordinator's incarnation: the high bits of transaction ids.
   uint64_t incarnation = 0;
@@ -36,8 +40,8 @@ struct storage_state {
   uint64_t next_txn = 0;
   /// The stores of shards in this process (null for remote ones): reads go
   /// straight to them, saving a message hop.
-  std::vector<std::shared_ptr<kv_store>> local;
-  bool all_local = false;
+  std::vector<std::shared_ptr<shard_slot>> local;
+  std::vector<remote_shard_actor> remote;
   /// Scratch space of get_many: request positions grouped by shard.
   std::vector<std::vector<uint32_t>> positions;
   uint64_t max_value_size = 0;
@@ -58,7 +62,9 @@ struct storage_state {
 ///
 /// Reading a local shard's LMDB environment directly is safe: LMDB readers
 /// never block the shard's writer nor each other, and the router holds the
-/// store by shared ownership.
+/// store by shared ownership for the length of a read. While a shard
+/// restarts its slot is empty and reads go to its supervisor, which holds
+/// them until the shard is back.
 ///
 /// Scans merge the shards' pages in key order. set_many, del_many, batch and
 /// clear are atomic: within one shard in one commit, across shards through

@@ -1,5 +1,7 @@
 #include "actors/transaction.hpp"
 
+#include "backends/shard_slot.hpp"
+
 #include <algorithm>
 
 #include <caf/actor_system.hpp>
@@ -100,9 +102,10 @@ std::optional<caf::expected<maybe_bytes>> read_local(txn_ptr self,
                                                      const std::string& key) {
   auto s = shard_for(self, key);
   auto& local = self->state.ctx.local;
-  if (s >= local.size() || !local[s])
+  auto store = s < local.size() && local[s] ? local[s]->get() : nullptr;
+  if (!store) // remote, or restarting: ask the shard
     return std::nullopt;
-  auto r = guarded([&] { return local[s]->read(key); });
+  auto r = guarded([&] { return store->read(key); });
   if (!r)
     return caf::expected<maybe_bytes>{std::move(r.error())};
   if (r->blocked)

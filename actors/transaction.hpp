@@ -15,14 +15,14 @@
 
 namespace strata {
 
-class kv_store;
+class shard_slot;
 
 /// What a transaction actor needs to know about its store.
 struct transaction_context {
   std::vector<shard_actor> shards;
   /// The stores of shards in this process (null for remote ones): reads go
   /// straight to them, saving a message hop.
-  std::vector<std::shared_ptr<kv_store>> local;
+  std::vector<std::shared_ptr<shard_slot>> local;
   coordinator_actor coordinator;
   uint64_t max_value_size = 0;
   /// Timeout of its requests to shards and the coordinator.

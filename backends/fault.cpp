@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 
 #include <csignal>
@@ -36,6 +38,46 @@ void point(const char* name) {
     return;
   if (++a.hits == a.after)
     ::kill(::getpid(), SIGKILL);
+}
+
+namespace {
+
+struct throw_arms {
+  std::mutex mtx;
+  std::string name;
+  long left = 0;
+
+  throw_arms() {
+    if (auto spec = std::getenv("STRATA_THROW_AT")) {
+      std::string s{spec};
+      auto colon = s.find(':');
+      name = s.substr(0, colon);
+      left = colon == std::string::npos ? 1 : std::atol(s.c_str() + colon + 1);
+    }
+  }
+};
+
+throw_arms& arms() {
+  static throw_arms instance;
+  return instance;
+}
+
+} // namespace
+
+void throw_point(const char* name) {
+  auto& a = arms();
+  std::lock_guard<std::mutex> guard{a.mtx};
+  if (a.left <= 0 || a.name != name)
+    return;
+  --a.left;
+  throw std::runtime_error{std::string{"fault injected at "} + name};
+}
+
+void arm_throw(const char* name, long n) {
+  auto& a = arms();
+  std::lock_guard<std::mutex> guard{a.mtx};
+  a.name = name;
+  a.left = n;
 }
 
 } // namespace strata::fault

@@ -7,6 +7,10 @@
 // At run time, STRATA_CRASH_AT=<name>:<n> makes the process kill itself with
 // SIGKILL the n-th time it passes point <name>, so that a test can stop a
 // store exactly between two steps of the commit protocol.
+//
+// Throw points make the actor passing them fail with an exception, as a bug
+// would: a test arms one with `fault::arm_throw(name, n)` (or
+// STRATA_THROW_AT=<name>:<n> in a child process) and the next n passes throw.
 
 #ifdef STRATA_FAULT_INJECTION
 
@@ -16,12 +20,20 @@ namespace strata::fault {
 /// reached.
 void point(const char* name);
 
+/// Throws std::runtime_error if `name` is armed and has passes left.
+void throw_point(const char* name);
+
+/// Makes the next `n` passes of throw point `name` throw (0 disarms).
+void arm_throw(const char* name, long n);
+
 } // namespace strata::fault
 
 #define STRATA_FAULT_POINT(name) ::strata::fault::point(name)
+#define STRATA_THROW_POINT(name) ::strata::fault::throw_point(name)
 
 #else
 
 #define STRATA_FAULT_POINT(name) ((void) 0)
+#define STRATA_THROW_POINT(name) ((void) 0)
 
 #endif

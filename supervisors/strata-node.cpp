@@ -1,7 +1,14 @@
 // strata-node: one process that opens a store and serves it to remote CAF
-// clients through the middleman.
+// clients through the middleman, or (with --host-shards) serves some shards of
+// a cluster's store to the stores that use them.
 //
 //   strata-node --data DIR --host 127.0.0.1 --port N --shards K [--config FILE]
+//               [--shard-map MAP]      # e.g. local,127.0.0.1:7601,127.0.0.1:7602
+//   strata-node --data DIR --port N --shards K --host-shards 1,3
+//
+// A store node with a shard map keeps the coordinator and the "local"
+// shards and connects to the shard nodes named in the map. A shard node opens
+// only the shards it hosts, in its own data directory.
 //
 // Port 0 picks a free port. Once the node accepts requests it prints exactly
 // one line to stdout, `listening on HOST:PORT`. SIGINT or SIGTERM shut it down
@@ -45,8 +52,12 @@ namespace {
 struct node_config : caf::actor_system_config {
   strata::store_options store;
   std::string sync = "durable";
+  std::string shard_map;
+  std::string host_shards;
   std::string host = "127.0.0.1";
   uint16_t port = 7600;
+  size_t heartbeat_ms = 1000;
+  size_t restart_window_ms = 10000;
 
   node_config() {
     strata::configure(*this);
@@ -58,7 +69,12 @@ struct node_config : caf::actor_system_config {
       .add(store.expected_size, "expected-size", "expected number of entries")
       .add(sync, "sync", "durable (default) or nosync")
       .add(store.max_value_size, "max-value-size", "largest value in bytes")
-      .add(store.log_level, "log-level", "trace, debug, info, warning, error");
+      .add(store.log_level, "log-level", "trace, debug, info, warning, error")
+      .add(shard_map, "shard-map", "where each shard lives: local or host:port, comma-separated")
+      .add(host_shards, "host-shards", "serve only these shards (e.g. 1,3) as a shard node")
+      .add(heartbeat_ms, "heartbeat-ms", "ping interval to shard nodes in ms")
+      .add(store.max_restarts, "max-restarts", "restarts of a failed shard within the window")
+      .add(restart_window_ms, "restart-window-ms", "the restart window in ms");
     opt_group{custom_options_, "node"}
       .add(host, "host", "address to bind (default 127.0.0.1)")
       .add(port, "port", "TCP port (0: pick a free one)");
@@ -72,6 +88,10 @@ const std::vector<strata::flag> node_flags = {
   {"--sync", "strata.sync"},           {"--max-value-size", "strata.max-value-size"},
   {"--log-level", "strata.log-level"}, {"--host", "node.host"},
   {"--port", "node.port"},             {"--config", "config-file"},
+  {"--shard-map", "strata.shard-map"}, {"--host-shards", "strata.host-shards"},
+  {"--heartbeat-ms", "strata.heartbeat-ms"},
+  {"--max-restarts", "strata.max-restarts"},
+  {"--restart-window-ms", "strata.restart-window-ms"},
 };
 
 int fail(const caf::error& err) {
@@ -104,13 +124,45 @@ int main(int argc, char** argv) {
                                    "sync must be durable or nosync, got '"
                                      + cfg.sync + "'"));
   cfg.store.sync = *mode;
+  auto shard_map = strata::parse_shard_map(cfg.shard_map);
+  if (!shard_map)
+    return fail(shard_map.error());
+  cfg.store.shard_nodes = std::move(*shard_map);
+  cfg.store.heartbeat = std::chrono::milliseconds{cfg.heartbeat_ms};
+  cfg.store.restart_window = std::chrono::milliseconds{cfg.restart_window_ms};
+  std::vector<uint32_t> hosted;
+  if (!cfg.host_shards.empty()) {
+    auto list = strata::parse_shard_list(cfg.host_shards, cfg.store.shards);
+    if (!list)
+      return fail(list.error());
+    if (!cfg.store.shard_nodes.empty())
+      return fail(strata::make_error(strata::errc::invalid_value,
+                                     "a shard node (--host-shards) takes no shard map"));
+    hosted = std::move(*list);
+  }
   caf::actor_system sys{cfg};
-  auto store = strata::spawn_store(sys, cfg.store);
-  if (!store)
-    return fail(store.error());
-  auto port = sys.middleman().publish(*store, cfg.port, cfg.host.c_str(), true);
+  // The published actor: the store, or a shard node's node actor.
+  caf::actor served;
+  if (hosted.empty()) {
+    auto store = strata::spawn_store(sys, cfg.store);
+    if (!store)
+      return fail(store.error());
+    served = caf::actor_cast<caf::actor>(*store);
+  } else {
+    auto node = strata::spawn_shard_host(sys, cfg.store, hosted,
+                                         cfg.host + ":" + std::to_string(cfg.port));
+    if (!node)
+      return fail(node.error());
+    served = caf::actor_cast<caf::actor>(*node);
+  }
+  auto port = hosted.empty()
+                ? sys.middleman().publish(
+                  caf::actor_cast<strata::transactional_storage_actor>(served), cfg.port,
+                  cfg.host.c_str(), true)
+                : sys.middleman().publish(caf::actor_cast<strata::node_actor>(served),
+                                          cfg.port, cfg.host.c_str(), true);
   if (!port) {
-    caf::anon_send_exit(*store, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(served, caf::exit_reason::user_shutdown);
     return fail(strata::make_error(strata::errc::connection_failed,
                                    "cannot listen on " + cfg.host + ":"
                                      + std::to_string(cfg.port) + ": "
@@ -130,9 +182,9 @@ int main(int argc, char** argv) {
     spdlog::shutdown();
     std::_Exit(3);
   }}.detach();
-  sys.middleman().unpublish(*store, *port);
-  caf::anon_send_exit(*store, caf::exit_reason::user_shutdown);
-  store = caf::expected<strata::transactional_storage_actor>{caf::error{}};
+  sys.middleman().unpublish(served, *port);
+  caf::anon_send_exit(served, caf::exit_reason::user_shutdown);
+  served = nullptr;
   // Every shard flushes its memtable and closes its environment; then the
   // data directory's lock is free.
   strata::await_closed(cfg.store.data_dir, std::chrono::seconds{15});

@@ -58,13 +58,23 @@ TEST_CASE("message types round-trip through CAF's binary serializer") {
   CHECK(br2.operations == 3);
   REQUIRE(br2.errors.size() == 1);
   CHECK(render(br2.errors[0]) == "STORAGE_FULL: full");
-  shard_info si{2, 10, 1 << 20, 4096, 5, 1, 3, "/x"};
+  shard_info si{2, 10, 1 << 20, 4096, 5, 1, 3, 4, "/x"};
   auto si2 = round_trip(sys, si);
   CHECK(si2.shard == 2);
   CHECK(si2.in_doubt == 3);
   CHECK(si2.entries == 10);
   CHECK(si2.map_size == 1 << 20);
+  CHECK(si2.restarts == 4);
   CHECK(si2.path == "/x");
+  node_info ni{"id#1", "127.0.0.1:7601", node_role::primary, node_status::degraded,
+               1234, {1, 3}, "slow"};
+  auto ni2 = round_trip(sys, ni);
+  CHECK(ni2.id == "id#1");
+  CHECK(ni2.address == "127.0.0.1:7601");
+  CHECK(ni2.status == node_status::degraded);
+  CHECK(ni2.last_seen_ms == 1234);
+  CHECK(ni2.shards == std::vector<uint32_t>{1, 3});
+  CHECK(ni2.error == "slow");
   std::vector<maybe_bytes> mb{to_bytes("a"), caf::none};
   auto mb2 = round_trip(sys, mb);
   REQUIRE(mb2.size() == 2);

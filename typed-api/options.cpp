@@ -50,6 +50,19 @@ caf::error store_options::validate() const {
     return bad("log_level must be one of trace, debug, info, warning, error, "
                "critical, off; got '"
                + log_level + "'");
+  if (shard_nodes.size() > shards)
+    return bad("the shard map has " + std::to_string(shard_nodes.size())
+               + " entries for " + std::to_string(shards) + " shards");
+  for (size_t i = 0; i < shard_nodes.size(); ++i)
+    if (!shard_nodes[i].empty() && !parse_address(shard_nodes[i]))
+      return bad("shard " + std::to_string(i) + ": '" + shard_nodes[i]
+                 + "' is not host:port");
+  if (heartbeat.count() <= 0)
+    return bad("heartbeat must be positive");
+  if (reconnect_min.count() <= 0 || reconnect_max < reconnect_min)
+    return bad("reconnect_min must be positive and at most reconnect_max");
+  if (restart_window.count() <= 0)
+    return bad("restart_window must be positive");
   return caf::none;
 }
 
@@ -58,6 +71,76 @@ uint64_t store_options::shard_map_size() const {
     return map_size;
   auto per_shard = std::min<uint64_t>(expected_size / shards, 1ull << 32);
   return std::max<uint64_t>(per_shard * 4096, 1ull << 30);
+}
+
+namespace {
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> result;
+  size_t from = 0;
+  for (;;) {
+    auto to = text.find(sep, from);
+    result.push_back(text.substr(from, to - from));
+    if (to == std::string::npos)
+      return result;
+    from = to + 1;
+  }
+}
+
+bool all_digits(const std::string& x) {
+  return !x.empty() && x.size() <= 9
+         && std::all_of(x.begin(), x.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+} // namespace
+
+std::optional<std::pair<std::string, uint16_t>>
+parse_address(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return std::nullopt;
+  auto port = address.substr(colon + 1);
+  if (!all_digits(port))
+    return std::nullopt;
+  auto n = std::stoul(port);
+  if (n < 1 || n > 65535)
+    return std::nullopt;
+  return std::make_pair(address.substr(0, colon), static_cast<uint16_t>(n));
+}
+
+caf::expected<std::vector<std::string>> parse_shard_map(const std::string& text) {
+  std::vector<std::string> result;
+  if (text.empty())
+    return result;
+  for (auto& entry : split(text, ',')) {
+    if (entry.empty() || entry == "local") {
+      result.emplace_back();
+    } else if (parse_address(entry)) {
+      result.push_back(entry);
+    } else {
+      return make_error(errc::invalid_value,
+                        "shard map entry " + std::to_string(result.size()) + ": '"
+                          + entry + "' is neither 'local' nor host:port");
+    }
+  }
+  return result;
+}
+
+caf::expected<std::vector<uint32_t>> parse_shard_list(const std::string& text,
+                                                      uint32_t shards) {
+  std::vector<uint32_t> result;
+  for (auto& x : split(text, ',')) {
+    if (!all_digits(x) || std::stoul(x) >= shards)
+      return make_error(errc::invalid_value,
+                        "'" + x + "' is not a shard index below "
+                          + std::to_string(shards));
+    auto i = static_cast<uint32_t>(std::stoul(x));
+    if (std::find(result.begin(), result.end(), i) != result.end())
+      return make_error(errc::invalid_value,
+                        "shard " + x + " is listed twice");
+    result.push_back(i);
+  }
+  return result;
 }
 
 } // namespace strata

@@ -3,6 +3,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/settings.hpp>
+#include <caf/timespan.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "actors/log.hpp"
@@ -22,6 +23,11 @@ void configure(caf::actor_system_config& cfg) {
   };
   set_default("work-stealing.moderate-poll-attempts", size_t{0});
   set_default("middleman.workers", size_t{0});
+  // Heartbeats on every node and client: a peer that hangs (rather than
+  // closing its sockets) is dropped after the connection timeout, and its
+  // monitors fire, instead of requests waiting for their own timeouts.
+  set_default("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds{500}});
+  set_default("middleman.connection-timeout", caf::timespan{std::chrono::seconds{5}});
 }
 
 spdlog::logger& log() {

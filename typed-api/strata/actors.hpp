@@ -73,7 +73,10 @@ using transaction_actor = caf::typed_actor<
 /// across shards.
 using transactional_storage_actor = storage_actor::extend<
   // Opens a transaction; INVALID_VALUE for unusable options.
-  caf::replies_to<atom::begin, txn_options>::with<transaction_actor>>;
+  caf::replies_to<atom::begin, txn_options>::with<transaction_actor>,
+  // The node registry (the spec's getNodes): this process and every shard
+  // node the store uses, with status and last heartbeat.
+  caf::replies_to<atom::nodes>::with<std::vector<node_info>>>;
 
 /// The two-phase-commit coordinator of a store.
 using coordinator_actor = caf::typed_actor<
@@ -108,5 +111,17 @@ using shard_actor = storage_actor::extend<
   // Resolves the transactions in doubt by asking the coordinator; answers
   // how many there were.
   caf::replies_to<atom::recover, coordinator_actor>::with<uint64_t>>;
+
+} // namespace strata
+
+namespace strata {
+
+/// A shard node: a `strata-node --host-shards` process serving some shards
+/// of a cluster's store. Stores connect to it and ask for their shards.
+using node_actor = caf::typed_actor<
+  // The shard of that index; INVALID_VALUE if this node does not host it.
+  caf::replies_to<atom::shard, uint32_t>::with<shard_actor>,
+  // Heartbeat: who the node is and which shards it hosts.
+  caf::replies_to<atom::ping>::with<node_info>>;
 
 } // namespace strata

@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 
 namespace strata {
@@ -65,11 +67,55 @@ struct store_options {
   /// Log level: trace, debug, info, warning, error, critical or off.
   std::string log_level = "info";
 
+  // -- cluster ------------------------------------------------------------------
+
+  /// The shard map: entry i names where shard i lives, either "" (this
+  /// process, in `data_dir`) or the "host:port" of the `strata-node
+  /// --host-shards` process serving it. Empty: every shard is local. The
+  /// coordinator and its decision log always stay in this process.
+  std::vector<std::string> shard_nodes;
+
+  /// How often the store pings each shard node. A ping unanswered within
+  /// `3 * heartbeat` marks the node degraded; a lost connection marks it
+  /// offline at once and fails its requests in flight (CONNECTION_LOST).
+  std::chrono::milliseconds heartbeat{1000};
+
+  /// First wait before reconnecting to an unreachable node; it doubles after
+  /// each failed attempt, up to `reconnect_max`.
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{5000};
+
+  /// Restart intensity of a local shard: a shard that fails more than
+  /// `max_restarts` times within `restart_window` stays offline (its
+  /// requests fail with CONNECTION_FAILED) instead of restarting again.
+  uint32_t max_restarts = 3;
+  std::chrono::milliseconds restart_window{std::chrono::seconds{10}};
+
   /// Returns an INVALID_VALUE error naming the first bad field, or none.
   caf::error validate() const;
 
   /// The map size that applies to each shard.
   uint64_t shard_map_size() const;
+
+  /// Whether shard `i` lives in this process.
+  bool is_local(uint32_t i) const {
+    return i >= shard_nodes.size() || shard_nodes[i].empty();
+  }
 };
+
+/// Splits "host:port" into its parts; nullopt unless the port is 1 to 65535
+/// and the host is not empty.
+std::optional<std::pair<std::string, uint16_t>>
+parse_address(const std::string& address);
+
+/// Parses a shard map written as comma-separated entries, one per shard:
+/// `local` (or nothing) for this process, else "host:port"; e.g.
+/// "local,127.0.0.1:7601,127.0.0.1:7602". INVALID_VALUE names a bad entry.
+caf::expected<std::vector<std::string>> parse_shard_map(const std::string& text);
+
+/// Parses a list of shard indexes such as "1,3"; INVALID_VALUE for anything
+/// that is not a comma-separated list of numbers below `shards`.
+caf::expected<std::vector<uint32_t>> parse_shard_list(const std::string& text,
+                                                      uint32_t shards);
 
 } // namespace strata

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -16,6 +17,14 @@ namespace strata {
 /// coordinator, whose decision log lives in `opts.data_dir`/coordinator.
 /// Transactions that a crash left prepared are resolved before it returns.
 ///
+/// With a shard map (`opts.shard_nodes`), shards marked with a node's
+/// "host:port" live on that shard node (`spawn_shard_host`, or `strata-node
+/// --host-shards`), which the store connects to in the background; the
+/// coordinator, its log and the local shards stay here. Application code does
+/// not change: requests for a remote shard go over the network, fail with
+/// CONNECTION_FAILED while its node cannot be reached and CONNECTION_LOST if
+/// it goes away during a request, and work again once it is back.
+///
 /// Fails with INVALID_VALUE for bad options, CONNECTION_FAILED if the data
 /// directory cannot be opened or is in use, CONSISTENCY_VIOLATION if it was
 /// created with another id or shard count.
@@ -27,6 +36,17 @@ namespace strata {
 /// `strata::configure`.
 caf::expected<transactional_storage_actor>
 spawn_store(caf::actor_system& sys, const store_options& opts);
+
+/// Opens the shards `hosted` of the store described by `opts` (id, shard
+/// count, map size, sync mode, value limit, restart limits) in
+/// `opts.data_dir` and returns the node actor that hands them out to stores:
+/// publish it with the middleman to make this process a shard node. Each
+/// shard runs under a supervisor. Fails like `spawn_store`, and with
+/// INVALID_VALUE for an empty list or a shard index out of range.
+caf::expected<node_actor> spawn_shard_host(caf::actor_system& sys,
+                                           const store_options& opts,
+                                           const std::vector<uint32_t>& hosted,
+                                           const std::string& address);
 
 /// Blocks until the store on `data_dir` has closed every LMDB environment
 /// and released the directory, e.g. after sending its storage actor an exit.

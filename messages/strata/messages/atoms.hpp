@@ -34,6 +34,12 @@ STRATA_ATOM(savepoint, "savepoint")
 STRATA_ATOM(rollback_to, "rollbackto")
 STRATA_ATOM(timeout, "timeout")
 STRATA_ATOM(sync, "sync")
+STRATA_ATOM(nodes, "nodes")
+STRATA_ATOM(shard, "shard")
+STRATA_ATOM(ping, "ping")
+STRATA_ATOM(tick, "tick")
+STRATA_ATOM(restart, "restart")
+STRATA_ATOM(retry, "retry")
 
 #undef STRATA_ATOM
 

@@ -89,6 +89,9 @@ struct shard_info {
   uint64_t flushes = 0;
   /// Prepared transactions waiting for their outcome.
   uint64_t in_doubt = 0;
+  /// How often the shard was restarted after a failure since the store
+  /// opened.
+  uint64_t restarts = 0;
   std::string path;
 };
 

@@ -7,6 +7,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/optional.hpp>
 
+#include "strata/messages/cluster.hpp"
 #include "strata/messages/kv.hpp"
 #include "strata/messages/txn.hpp"
 
@@ -57,7 +58,8 @@ typename Inspector::result_type inspect(Inspector& f, scan_page& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, shard_info& x) {
   return f(caf::meta::type_name("strata::shard_info"), x.shard, x.entries,
-           x.map_size, x.map_used, x.commits, x.flushes, x.in_doubt, x.path);
+           x.map_size, x.map_used, x.commits, x.flushes, x.in_doubt, x.restarts,
+           x.path);
 }
 
 template <class Inspector>

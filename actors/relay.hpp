@@ -1,0 +1,114 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/unit.hpp>
+
+namespace strata {
+
+/// Requests that an actor passes on to a target that can go away (a shard
+/// that may fail, a node that may be unreachable). Each is answered exactly
+/// once: by the target's reply, or with an error when the target is gone.
+/// CAF 0.17 would leave a request whose responder died unanswered, so the
+/// relaying actor keeps the promises itself.
+struct relay_table {
+  /// Whether requests go out now, wait (the target is being connected or
+  /// restarted), or fail at once.
+  enum class mode { ready, waiting, unavailable };
+
+  uint64_t next = 0;
+  std::unordered_map<uint64_t, caf::response_promise> pending;
+  /// Requests that arrived while waiting: send them, or fail them.
+  std::vector<std::pair<std::function<void()>, caf::response_promise>> waiting;
+
+  /// The promise of request `id`, unless it was answered already.
+  std::optional<caf::response_promise> take(uint64_t id) {
+    auto i = pending.find(id);
+    if (i == pending.end())
+      return std::nullopt;
+    auto rp = std::move(i->second);
+    pending.erase(i);
+    return rp;
+  }
+
+  /// Answers every request in flight with `err`.
+  void fail_pending(const caf::error& err) {
+    auto all = std::move(pending);
+    pending.clear();
+    for (auto& entry : all)
+      entry.second.deliver(err);
+  }
+
+  /// Sends the requests that waited.
+  void release() {
+    auto all = std::move(waiting);
+    waiting.clear();
+    for (auto& w : all)
+      w.first();
+  }
+
+  /// Answers the requests that waited with `err`.
+  void fail_waiting(const caf::error& err) {
+    auto all = std::move(waiting);
+    waiting.clear();
+    for (auto& w : all)
+      w.second.deliver(err);
+  }
+};
+
+/// Passes the request `xs...` on to `self->state.target` and answers it with
+/// the reply (types `Rs...`), after `adjust(rs...)` has seen it. The state
+/// provides `relay` (a relay_table), `target`, `mode()`, `request_timeout()`,
+/// `unavailable()` (the error while the target cannot be used) and
+/// `lost(err)` (the error for a request the target failed to answer).
+template <class... Rs, class Self, class Adjust, class... Ts>
+caf::response_promise relay_adjusted(Self* self, Adjust adjust, Ts... xs) {
+  auto rp = self->make_response_promise();
+  auto send = [self, rp, adjust, xs...]() mutable {
+    auto& st = self->state;
+    auto id = ++st.relay.next;
+    st.relay.pending.emplace(id, rp);
+    self->request(st.target, st.request_timeout(), std::move(xs)...)
+      .then(
+        [self, id, adjust](Rs&... rs) {
+          if (auto p = self->state.relay.take(id)) {
+            adjust(rs...);
+            if constexpr (sizeof...(Rs) == 0)
+              p->deliver(caf::unit);
+            else
+              p->deliver(std::move(rs)...);
+          }
+        },
+        [self, id](caf::error& err) {
+          if (auto p = self->state.relay.take(id))
+            p->deliver(self->state.lost(err));
+        });
+  };
+  switch (self->state.mode()) {
+    case relay_table::mode::ready:
+      send();
+      break;
+    case relay_table::mode::waiting:
+      self->state.relay.waiting.emplace_back(std::move(send), rp);
+      break;
+    case relay_table::mode::unavailable:
+      rp.deliver(self->state.unavailable());
+      break;
+  }
+  return rp;
+}
+
+/// `relay_adjusted` without an adjustment.
+template <class... Rs, class Self, class... Ts>
+caf::response_promise relay(Self* self, Ts... xs) {
+  return relay_adjusted<Rs...>(self, [](Rs&...) {}, std::move(xs)...);
+}
+
+} // namespace strata

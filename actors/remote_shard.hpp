@@ -1,0 +1,81 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <caf/duration.hpp>
+
+#include "actors/relay.hpp"
+#include "strata/actors.hpp"
+
+namespace strata {
+
+/// A shard on a shard node, as the store's other actors see it: a stable
+/// `shard_actor` handle that survives reconnects, plus a timer tick and the
+/// node's registry entry.
+using remote_shard_actor = shard_actor::extend<
+  caf::reacts_to<atom::tick>,
+  caf::reacts_to<atom::retry>,
+  caf::replies_to<atom::nodes>::with<node_info>>;
+
+/// Where the proxy finds its shard and how it treats the connection.
+struct remote_shard_config {
+  uint32_t shard = 0;
+  std::string host;
+  uint16_t port = 0;
+  /// Timeout of every request to the node (and of connecting).
+  std::chrono::milliseconds timeout{30000};
+  std::chrono::milliseconds heartbeat{1000};
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{5000};
+};
+
+struct remote_shard_state {
+  static inline const char* name = "strata.remote_shard";
+  enum class link { connecting, connected, offline };
+
+  remote_shard_config cfg;
+  std::string address;
+  link state = link::offline;
+  /// Counts connection attempts; answers of older attempts are ignored.
+  uint64_t attempt = 0;
+  node_actor node;
+  shard_actor target;
+  relay_table relay;
+  /// The registry entry: id, status, last seen, error.
+  node_info seen;
+  std::chrono::milliseconds backoff{0};
+  std::chrono::steady_clock::time_point retry_at;
+  std::chrono::steady_clock::time_point last_answer;
+  bool ping_in_flight = false;
+  /// Asked about in-doubt transactions after every (re)connect.
+  coordinator_actor coordinator;
+
+  relay_table::mode mode() const;
+  caf::duration request_timeout() const;
+  caf::error unavailable() const;
+  caf::error lost(const caf::error& err) const;
+};
+
+/// Connects to the node asynchronously and keeps the connection:
+///
+/// ```
+///  offline ──tick, backoff over──▶ connecting ──connect + shard(i)──▶ connected
+///     ▲                                 │ failed: backoff doubles          │
+///     └─────────────────────────────────┴──── down (node or shard) ◀──────┘
+/// ```
+///
+/// While connecting, requests wait for the attempt; while offline they fail
+/// at once with CONNECTION_FAILED. When the connection is lost, every
+/// request in flight fails at once with CONNECTION_LOST (no waiting for
+/// timeouts), and reconnecting starts after `reconnect_min`. Every request
+/// to the node has the finite `timeout`. Once connected, the shard is told
+/// to resolve its transactions in doubt with the store's coordinator (a node
+/// that restarted may hold some). Heartbeats ping the node every `heartbeat`;
+/// no answer within three of them marks it degraded.
+remote_shard_actor::behavior_type
+remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
+             remote_shard_config cfg);
+
+} // namespace strata

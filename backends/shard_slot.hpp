@@ -1,0 +1,34 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "backends/kv_store.hpp"
+
+namespace strata {
+
+/// The open store of a shard in this process, for actors that read it
+/// directly (the router, transactions). Its supervisor empties the slot while
+/// the shard restarts and fills it with the reopened store; readers that find
+/// it empty ask the shard's actor instead, which answers once it is back.
+class shard_slot {
+public:
+  explicit shard_slot(std::shared_ptr<kv_store> store) : store_(std::move(store)) {
+    // nop
+  }
+
+  /// The store, or null while the shard restarts or is offline. Readers keep
+  /// the pointer only for one read, so that a restart can close the store.
+  std::shared_ptr<kv_store> get() const {
+    return std::atomic_load(&store_);
+  }
+
+  void set(std::shared_ptr<kv_store> store) {
+    std::atomic_store(&store_, std::move(store));
+  }
+
+private:
+  std::shared_ptr<kv_store> store_;
+};
+
+} // namespace strata

@@ -1,0 +1,167 @@
+#include "supervisors/shard_supervisor.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/log.hpp"
+#include "actors/shard_relay.hpp"
+#include "strata/error.hpp"
+
+namespace strata {
+
+namespace {
+
+using sup_ptr = supervised_shard_actor::stateful_pointer<shard_supervisor_state>;
+using phase = shard_supervisor_state::phase;
+
+/// How often a restart checks whether the failed instance's store is closed,
+/// and how long it waits for that at most.
+constexpr auto poll_interval = std::chrono::milliseconds{5};
+constexpr auto close_timeout = std::chrono::seconds{10};
+
+uint32_t index_of(const shard_supervisor_state& st) {
+  return st.cfg.shard.store.shard;
+}
+
+void go_offline(sup_ptr self, std::string why) {
+  auto& st = self->state;
+  st.now = phase::offline;
+  st.last_failure = std::move(why);
+  st.cfg.slot->set(nullptr);
+  log().error("shard {} is offline: {}", index_of(st), st.last_failure);
+  st.relay.fail_waiting(st.unavailable());
+}
+
+void start(sup_ptr self, local_shard s) {
+  auto& st = self->state;
+  st.target = std::move(s.actor);
+  self->link_to(st.target);
+  st.cfg.slot->set(std::move(s.store));
+  st.now = phase::running;
+  st.relay.release();
+}
+
+/// Reopens the shard once the failed instance has closed its store.
+void reopen(sup_ptr self) {
+  auto& st = self->state;
+  if (st.now != phase::restarting)
+    return;
+  if (!st.closing.expired()) {
+    if (std::chrono::steady_clock::now() > st.reopen_deadline) {
+      go_offline(self, "the failed instance did not close its store within "
+                       + std::to_string(close_timeout.count()) + " s");
+      return;
+    }
+    self->delayed_send(self, poll_interval, atom::restart_v);
+    return;
+  }
+  auto s = spawn_shard(self->system(), st.cfg.shard);
+  if (!s) {
+    go_offline(self, "cannot reopen: " + render(s.error()));
+    return;
+  }
+  ++st.restarts;
+  log().info("shard {}: restarted ({} restarts so far)", index_of(st), st.restarts);
+  start(self, std::move(*s));
+  // Outcomes the coordinator could not deliver while the shard was down.
+  if (st.coordinator)
+    self->request(st.target, caf::infinite, atom::recover_v, st.coordinator)
+      .then([](uint64_t) {},
+            [self](caf::error& err) {
+              log().warn("shard {}: transactions stay in doubt: {}",
+                         index_of(self->state), render(err));
+            });
+}
+
+void on_failure(sup_ptr self, const caf::error& reason) {
+  auto& st = self->state;
+  auto why = render(reason);
+  log().error("shard {} failed: {}", index_of(st), why);
+  st.last_failure = why;
+  st.closing = st.cfg.slot->get();
+  st.cfg.slot->set(nullptr);
+  st.target = nullptr;
+  st.relay.fail_pending(st.lost(reason));
+  auto now = std::chrono::steady_clock::now();
+  st.failures.push_back(now);
+  while (!st.failures.empty() && now - st.failures.front() > st.cfg.window)
+    st.failures.pop_front();
+  if (st.failures.size() > st.cfg.max_restarts) {
+    go_offline(self, std::to_string(st.failures.size()) + " failures within "
+                       + std::to_string(st.cfg.window.count())
+                       + " ms (restart limit " + std::to_string(st.cfg.max_restarts)
+                       + "); last: " + why);
+    return;
+  }
+  st.now = phase::restarting;
+  st.reopen_deadline = now + close_timeout;
+  reopen(self);
+}
+
+} // namespace
+
+relay_table::mode shard_supervisor_state::mode() const {
+  switch (now) {
+    case phase::running: return relay_table::mode::ready;
+    case phase::restarting: return relay_table::mode::waiting;
+    default: return relay_table::mode::unavailable;
+  }
+}
+
+caf::duration shard_supervisor_state::request_timeout() const {
+  // Same process: a failing shard is noticed through the link, not a timer.
+  return caf::duration{caf::infinite};
+}
+
+caf::error shard_supervisor_state::unavailable() const {
+  return make_error(errc::connection_failed,
+                    "shard " + std::to_string(cfg.shard.store.shard)
+                      + " is offline: " + last_failure
+                      + "; reopen the store once the cause is fixed");
+}
+
+caf::error shard_supervisor_state::lost(const caf::error& err) const {
+  if (code_of(err) != errc::none)
+    return err;
+  return make_error(errc::connection_lost,
+                    "shard " + std::to_string(cfg.shard.store.shard)
+                      + " failed while handling the request (" + render(err)
+                      + "); it restarts, and the request may or may not have "
+                        "been applied");
+}
+
+supervised_shard_actor::behavior_type
+shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state> self,
+                 shard_supervisor_config cfg, local_shard first) {
+  self->state.cfg = std::move(cfg);
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    auto& st = self->state;
+    if (st.target && em.source == st.target.address()) {
+      on_failure(self, em.reason);
+      return;
+    }
+    // Stopped from outside: the linked shard stops with us.
+    self->quit(em.reason);
+  });
+  start(self, std::move(first));
+  auto own = std::make_tuple(
+    [self](atom::restart) { reopen(self); },
+    [self](atom::info) -> caf::result<shard_info> {
+      // The shard's figures plus the supervisor's restart count.
+      return relay_adjusted<shard_info>(
+        self, [self](shard_info& x) { x.restarts = self->state.restarts; },
+        atom::info_v);
+    },
+    [self](atom::recover, coordinator_actor& coord) -> caf::result<uint64_t> {
+      self->state.coordinator = coord;
+      return relay<uint64_t>(self, atom::recover_v, std::move(coord));
+    });
+  return std::apply(
+    [](auto&&... hs) {
+      return supervised_shard_actor::behavior_type{std::move(hs)...};
+    },
+    std::tuple_cat(shard_relay_handlers(self), std::move(own)));
+}
+
+} // namespace strata

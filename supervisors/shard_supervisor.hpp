@@ -1,0 +1,79 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include <caf/duration.hpp>
+
+#include "actors/relay.hpp"
+#include "actors/shard.hpp"
+#include "backends/shard_slot.hpp"
+#include "strata/actors.hpp"
+
+namespace strata {
+
+/// A supervised shard: the stable handle of a shard in this process, plus a
+/// restart timer tick.
+using supervised_shard_actor = shard_actor::extend<caf::reacts_to<atom::restart>>;
+
+/// How to supervise one shard.
+struct shard_supervisor_config {
+  /// How the shard is (re)opened.
+  shard_options shard;
+  /// At most this many restarts within `window`; one more failure leaves
+  /// the shard offline.
+  uint32_t max_restarts = 3;
+  std::chrono::milliseconds window{10000};
+  /// Where readers in this process find the open store.
+  std::shared_ptr<shard_slot> slot;
+};
+
+struct shard_supervisor_state {
+  static inline const char* name = "strata.shard_supervisor";
+  enum class phase { running, restarting, offline };
+
+  shard_supervisor_config cfg;
+  phase now = phase::running;
+  shard_actor target;
+  relay_table relay;
+  /// When the shard failed, within the restart window.
+  std::deque<std::chrono::steady_clock::time_point> failures;
+  uint64_t restarts = 0;
+  std::string last_failure;
+  /// The failed instance's store: reopening waits until it is closed.
+  std::weak_ptr<kv_store> closing;
+  std::chrono::steady_clock::time_point reopen_deadline;
+  /// Asked about in-doubt transactions after every restart.
+  coordinator_actor coordinator;
+
+  relay_table::mode mode() const;
+  caf::duration request_timeout() const;
+  caf::error unavailable() const;
+  caf::error lost(const caf::error& err) const;
+};
+
+/// Supervises one shard of this process and stands in for it:
+///
+/// ```
+///  clients ──▶ supervisor ──request──▶ shard (+ its writer) ──▶ supervisor ──▶ clients
+///                  │ shard failed (exception, unexpected exit)
+///                  ▼
+///   fail requests in flight (CONNECTION_LOST); hold new ones
+///   wait until the old store is closed, reopen the LMDB environment
+///   (replaying its WAL), spawn a new shard, send the held requests,
+///   resolve transactions in doubt with the coordinator
+///                  │ more than max_restarts failures within the window
+///                  ▼
+///   offline: every request fails at once with CONNECTION_FAILED
+/// ```
+///
+/// Clients keep their handle across restarts. The supervisor is linked to
+/// the shard, so stopping it stops the shard.
+supervised_shard_actor::behavior_type
+shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state> self,
+                 shard_supervisor_config cfg, local_shard first);
+
+} // namespace strata
