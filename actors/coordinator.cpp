@@ -88,11 +88,12 @@ void resolve_all(coord_ptr self, std::shared_ptr<commit_run> run, bool commit,
           if (--run->waiting == 0)
             then();
         },
-        [self, run, then, s](caf::error& err) {
-          // The shard keeps the transaction in doubt and asks on restart;
-          // the decision stays in the log until then.
-          log().warn("transaction {}: shard {} did not apply the outcome: {}",
-                     txn_name(run->txid), s, render(err));
+        [self, run, then, s, commit](caf::error& err) {
+          // The shard keeps the transaction in doubt and asks on restart
+          // (or reconnect); a commit decision stays in the log until then.
+          if (commit)
+            log().warn("transaction {}: shard {} did not apply the commit: {}",
+                       txn_name(run->txid), s, render(err));
           run->apply_failed = true;
           if (--run->waiting == 0)
             then();

@@ -67,7 +67,10 @@ struct relay_table {
 /// the reply (types `Rs...`), after `adjust(rs...)` has seen it. The state
 /// provides `relay` (a relay_table), `target`, `mode()`, `request_timeout()`,
 /// `unavailable()` (the error while the target cannot be used) and
-/// `lost(err)` (the error for a request the target failed to answer).
+/// `lost(err)` (the error for a request the target failed to answer). A
+/// function `relay_failed(self, err)`, found by argument-dependent lookup,
+/// sees every failed request first (a failing target may answer with an
+/// error before its exit arrives).
 template <class... Rs, class Self, class Adjust, class... Ts>
 caf::response_promise relay_adjusted(Self* self, Adjust adjust, Ts... xs) {
   auto rp = self->make_response_promise();
@@ -87,6 +90,7 @@ caf::response_promise relay_adjusted(Self* self, Adjust adjust, Ts... xs) {
           }
         },
         [self, id](caf::error& err) {
+          relay_failed(self, err);
           if (auto p = self->state.relay.take(id))
             p->deliver(self->state.lost(err));
         });

@@ -74,6 +74,12 @@ struct remote_shard_state {
 /// to resolve its transactions in doubt with the store's coordinator (a node
 /// that restarted may hold some). Heartbeats ping the node every `heartbeat`;
 /// no answer within three of them marks it degraded.
+/// Nothing to do: a lost connection shows as a down message.
+inline void relay_failed(remote_shard_actor::stateful_pointer<remote_shard_state>,
+                         const caf::error&) {
+  // nop
+}
+
 remote_shard_actor::behavior_type
 remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
              remote_shard_config cfg);

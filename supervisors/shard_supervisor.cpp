@@ -1,5 +1,7 @@
 #include "supervisors/shard_supervisor.hpp"
 
+#include <algorithm>
+
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -76,7 +78,10 @@ void reopen(sup_ptr self) {
 
 void on_failure(sup_ptr self, const caf::error& reason) {
   auto& st = self->state;
+  if (!st.target)
+    return;
   auto why = render(reason);
+  st.failed.push_back(st.target.address());
   log().error("shard {} failed: {}", index_of(st), why);
   st.last_failure = why;
   st.closing = st.cfg.slot->get();
@@ -100,6 +105,11 @@ void on_failure(sup_ptr self, const caf::error& reason) {
 }
 
 } // namespace
+
+void relay_failed(sup_ptr self, const caf::error& err) {
+  if (code_of(err) == errc::none)
+    on_failure(self, err);
+}
 
 relay_table::mode shard_supervisor_state::mode() const {
   switch (now) {
@@ -141,6 +151,8 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
       on_failure(self, em.reason);
       return;
     }
+    if (std::find(st.failed.begin(), st.failed.end(), em.source) != st.failed.end())
+      return; // an instance whose failure was handled already
     // Stopped from outside: the linked shard stops with us.
     self->quit(em.reason);
   });

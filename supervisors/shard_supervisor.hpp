@@ -5,6 +5,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/duration.hpp>
 
@@ -38,6 +39,8 @@ struct shard_supervisor_state {
   shard_supervisor_config cfg;
   phase now = phase::running;
   shard_actor target;
+  /// Instances that failed: their exit messages may still arrive.
+  std::vector<caf::actor_addr> failed;
   relay_table relay;
   /// When the shard failed, within the restart window.
   std::deque<std::chrono::steady_clock::time_point> failures;
@@ -72,6 +75,11 @@ struct shard_supervisor_state {
 ///
 /// Clients keep their handle across restarts. The supervisor is linked to
 /// the shard, so stopping it stops the shard.
+/// A request the shard answered with an error other than a strata one: the
+/// shard failed (its exit message may come later); restart it now.
+void relay_failed(supervised_shard_actor::stateful_pointer<shard_supervisor_state> self,
+                  const caf::error& err);
+
 supervised_shard_actor::behavior_type
 shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state> self,
                  shard_supervisor_config cfg, local_shard first);

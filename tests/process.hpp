@@ -124,6 +124,10 @@ public:
     return port_;
   }
 
+  pid_t pid() const {
+    return pid_;
+  }
+
   const std::string& first_line() const {
     return first_line_;
   }

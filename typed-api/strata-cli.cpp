@@ -47,6 +47,8 @@ const char* usage =
   "  clear              delete every key\n"
   "  keys [--prefix P] [--limit N]   list keys in order\n"
   "  scan [--prefix P] [--limit N]   list keys and values in order\n"
+  "  nodes              print the node registry: address, status, role,\n"
+  "                     shards, last heartbeat, node id, error\n"
   "options:\n"
   "  --timeout MS       request timeout (default 30000)\n"
   "  --json             machine-readable output\n";
@@ -124,7 +126,7 @@ cli_args parse(int argc, char** argv) {
     throw usage_error{"give either --port (a node) or --data (embedded)"};
   static const std::vector<std::pair<std::string, size_t>> arity = {
     {"set", 3}, {"get", 2}, {"del", 2},  {"has", 2},
-    {"size", 1}, {"clear", 1}, {"keys", 1}, {"scan", 1},
+    {"size", 1}, {"clear", 1}, {"keys", 1}, {"scan", 1}, {"nodes", 1},
   };
   for (auto& [name, n] : arity)
     if (a.command[0] == name) {
@@ -157,7 +159,7 @@ std::string quote(const std::string& x) {
 
 class session {
 public:
-  session(caf::actor_system& sys, storage_actor store, const cli_args& a)
+  session(caf::actor_system& sys, transactional_storage_actor store, const cli_args& a)
     : self_(sys, true), store_(std::move(store)), args_(a) {
     // nop
   }
@@ -188,6 +190,8 @@ public:
     } else if (name == "clear") {
       check(ask_void(atom::clear_v));
       print(args_.json ? "{\"ok\":true}" : "OK");
+    } else if (name == "nodes") {
+      nodes();
     } else {
       scan(name == "scan");
     }
@@ -195,6 +199,39 @@ public:
   }
 
 private:
+  void nodes() {
+    using namespace std::chrono;
+    auto all = ask<std::vector<node_info>>(atom::nodes_v);
+    auto now = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+    if (args_.json)
+      std::cout << "[";
+    bool first = true;
+    for (auto& n : *all) {
+      std::string shards;
+      for (auto i : n.shards)
+        shards += (shards.empty() ? "" : ",") + std::to_string(i);
+      if (args_.json) {
+        std::cout << (first ? "" : ",") << "{\"id\":" << quote(n.id)
+                  << ",\"address\":" << quote(n.address) << ",\"role\":\""
+                  << to_string(n.role) << "\",\"status\":\"" << to_string(n.status)
+                  << "\",\"last_seen_ms\":" << n.last_seen_ms << ",\"shards\":["
+                  << shards << "],\"error\":" << quote(n.error) << "}";
+      } else {
+        auto ago = n.last_seen_ms == 0
+                     ? std::string{"never"}
+                     : std::to_string((now - n.last_seen_ms) / 1000.0).substr(0, 4) + " s ago";
+        std::cout << n.address << '\t' << to_string(n.status) << '\t'
+                  << to_string(n.role) << "\tshards " << (shards.empty() ? "-" : shards)
+                  << "\tseen " << ago << '\t' << (n.id.empty() ? "-" : n.id)
+                  << (n.error.empty() ? "" : "\t" + n.error) << '\n';
+      }
+      first = false;
+    }
+    if (args_.json)
+      std::cout << "]\n";
+    std::cout.flush();
+  }
+
   void scan(bool with_values) {
     scan_request req;
     req.prefix = args_.prefix;
@@ -263,7 +300,7 @@ private:
   }
 
   caf::scoped_actor self_;
-  storage_actor store_;
+  transactional_storage_actor store_;
   const cli_args& args_;
 };
 
@@ -287,7 +324,7 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   configure(cfg);
   caf::actor_system sys{cfg};
-  storage_actor store;
+  transactional_storage_actor store;
   if (!args.data.empty()) {
     store_options opts;
     opts.data_dir = args.data;
@@ -298,7 +335,8 @@ int main(int argc, char** argv) {
       return error_exit(s.error());
     store = *s;
   } else {
-    auto s = sys.middleman().remote_actor<storage_actor>(args.host, *args.port);
+    auto s = sys.middleman().remote_actor<transactional_storage_actor>(args.host,
+                                                                       *args.port);
     if (!s)
       return error_exit(make_error(errc::connection_failed,
                                    "cannot reach a strata node at " + args.host

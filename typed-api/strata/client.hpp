@@ -375,6 +375,20 @@ public:
     });
   }
 
+  /// The node registry (the spec's getNodes): this process and every shard
+  /// node the store uses, with status and last heartbeat.
+  template <class Self>
+  pending<std::vector<node_info>> nodes(Self* self) const {
+    return super::template make<std::vector<node_info>>(
+      [=, h = txn_handle_, t = timeout_](auto ok, auto fail) {
+        if (!h)
+          return fail(detail::no_transactions());
+        self->request(h, detail::timeout_for(h, self->node(), t), atom::nodes_v)
+          .then([ok](std::vector<node_info>& x) { ok(std::move(x)); },
+                [fail](caf::error& e) { fail(std::move(e)); });
+      });
+  }
+
   /// The spec's transaction(executor, options): opens a transaction, runs
   /// `executor(tx, done)`, and commits once the executor calls `done` with
   /// a value. If the executor's result or the commit is VERSION_CONFLICT,
@@ -812,6 +826,20 @@ public:
           result = blocking_txn<T>{self, std::move(h), timeout_};
         },
         [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  /// The node registry (the spec's getNodes): this process and every shard
+  /// node the store uses, with status and last heartbeat.
+  caf::expected<std::vector<node_info>> nodes() {
+    if (!txn_handle_)
+      return detail::no_transactions();
+    caf::expected<std::vector<node_info>> result{caf::error{}};
+    self
+      ->request(txn_handle_, detail::timeout_for(txn_handle_, self->node(), timeout_),
+                atom::nodes_v)
+      .receive([&](std::vector<node_info>& x) { result = std::move(x); },
+               [&](caf::error& e) { result = std::move(e); });
     return result;
   }
 

@@ -1,0 +1,513 @@
+// Shards in other processes: real strata-node shard nodes on 127.0.0.1
+// (ephemeral ports) serving a store that runs in this test process, killed
+// and restarted while it works; and supervised local shards that fail.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "backends/fault.hpp"
+#include "backends/routing.hpp"
+#include "strata/client.hpp"
+#include "tests/bank.hpp"
+#include "tests/fixture.hpp"
+#include "tests/process.hpp"
+
+using namespace strata;
+using namespace std::chrono_literals;
+using strata::test::fixture;
+namespace bank = strata::test::bank;
+using strata::test::node_process;
+using strata::test::run;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+/// Shard nodes, one per shard of a `count`-shard store, each in its own
+/// directory. A killed node restarts on its old port.
+struct shard_nodes {
+  shard_nodes(const strata::test::temp_dir& base, uint32_t count)
+    : dir(base), ports(count, 0), procs(count) {
+    for (uint32_t i = 0; i < count; ++i)
+      start(i);
+  }
+
+  void start(uint32_t i) {
+    procs[i] = std::make_unique<node_process>(
+      std::vector<std::string>{"--data", dir / ("node" + std::to_string(i)), "--host",
+                               "127.0.0.1", "--port", std::to_string(ports[i]),
+                               "--shards", std::to_string(ports.size()),
+                               "--host-shards", std::to_string(i), "--log-level",
+                               "warning"},
+      dir / ("node" + std::to_string(i) + ".log"));
+    ports[i] = procs[i]->port();
+  }
+
+  void kill(uint32_t i) {
+    procs[i]->stop(SIGKILL);
+    procs[i].reset();
+  }
+
+  std::vector<std::string> shard_map() const {
+    std::vector<std::string> result;
+    for (auto p : ports)
+      result.push_back("127.0.0.1:" + std::to_string(p));
+    return result;
+  }
+
+  const strata::test::temp_dir& dir;
+  std::vector<uint16_t> ports;
+  std::vector<std::unique_ptr<node_process>> procs;
+};
+
+/// Options of a store whose shards all live on `nodes`.
+store_options cluster_options(fixture& f, const shard_nodes& nodes) {
+  auto o = f.options(static_cast<uint32_t>(nodes.ports.size()));
+  o.shard_nodes = nodes.shard_map();
+  o.request_timeout = 10s;
+  o.heartbeat = 200ms;
+  o.reconnect_min = 50ms;
+  o.reconnect_max = 400ms;
+  return o;
+}
+
+/// A key that lives on shard `s` of `n`.
+std::string key_on(uint32_t s, uint32_t n, int i) {
+  for (int salt = 0;; ++salt) {
+    auto k = "k" + std::to_string(i) + "/" + std::to_string(salt);
+    if (routing::shard_of(k, n) == s)
+      return k;
+  }
+}
+
+/// Polls `ok` until it holds or `limit` passes; returns how long it took.
+template <class F>
+std::optional<std::chrono::milliseconds> wait_for(F ok, std::chrono::milliseconds limit) {
+  auto start = clock_type::now();
+  while (clock_type::now() - start < limit) {
+    if (ok())
+      return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start);
+    std::this_thread::sleep_for(20ms);
+  }
+  return std::nullopt;
+}
+
+std::string node_status_of(blocking_store<std::string>& db, const std::string& address) {
+  auto ns = db.nodes();
+  if (!ns)
+    return "error: " + render(ns.error());
+  for (auto& n : *ns)
+    if (n.address == address)
+      return to_string(n.status);
+  return "missing";
+}
+
+} // namespace
+
+TEST_CASE("three shard nodes: a killed node fails fast, the others serve, a restart recovers") {
+  fixture f;
+  shard_nodes nodes{f.dir, 3};
+  f.open(cluster_options(f, nodes));
+  blocking_store<std::string> db{f.sys(), f.store, 20s};
+  // Data on every shard.
+  std::map<std::string, std::string> written;
+  for (uint32_t s = 0; s < 3; ++s)
+    for (int i = 0; i < 50; ++i) {
+      auto k = key_on(s, 3, i);
+      REQUIRE(!db.set(k, "v" + k));
+      written[k] = "v" + k;
+    }
+  CHECK(*db.size() == 150);
+  // The registry: this process (coordinator only) and three healthy nodes.
+  auto ns = db.nodes();
+  REQUIRE(ns);
+  REQUIRE(ns->size() == 4);
+  CHECK((*ns)[0].address == "local");
+  CHECK((*ns)[0].shards.empty());
+  for (uint32_t s = 0; s < 3; ++s) {
+    auto& n = (*ns)[s + 1];
+    CHECK(n.address == "127.0.0.1:" + std::to_string(nodes.ports[s]));
+    CHECK(n.status == node_status::healthy);
+    CHECK(n.shards == std::vector<uint32_t>{s});
+    CHECK(!n.id.empty());
+    CHECK(n.last_seen_ms > 0);
+  }
+  // kill -9 the node of shard 1.
+  nodes.kill(1);
+  auto killed_at = clock_type::now();
+  auto lost = db.get(key_on(1, 3, 0));
+  auto failed_after = clock_type::now() - killed_at;
+  REQUIRE(!lost);
+  auto code = code_of(lost.error());
+  CHECK((code == errc::connection_lost || code == errc::connection_failed));
+  CHECK(failed_after < 10s); // within the request timeout
+  UNSCOPED_INFO("failed after "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(failed_after).count()
+                << " ms: " << render(lost.error()));
+  // The other shards keep serving, reads and writes.
+  for (uint32_t s : {0u, 2u}) {
+    auto k = key_on(s, 3, 0);
+    auto v = db.get(k);
+    REQUIRE(v);
+    CHECK(**v == written[k]);
+    REQUIRE(!db.set(key_on(s, 3, 1000), "after"));
+    written[key_on(s, 3, 1000)] = "after";
+  }
+  auto addr1 = "127.0.0.1:" + std::to_string(nodes.ports[1]);
+  CHECK(node_status_of(db, addr1) == "offline");
+  // Writes to the dead shard fail at once as well; nothing half-applied.
+  auto w = db.set(key_on(1, 3, 1000), "lost");
+  REQUIRE(w);
+  CHECK((code_of(w) == errc::connection_failed || code_of(w) == errc::connection_lost));
+  // Restart it on the same port: the store reconnects by itself.
+  nodes.start(1);
+  auto restarted_at = clock_type::now();
+  auto back = wait_for([&] { return bool{db.get(key_on(1, 3, 0))}; }, 15s);
+  REQUIRE(back);
+  UNSCOPED_INFO("shard 1 served again " << back->count() << " ms after its node restarted");
+  CHECK(clock_type::now() - restarted_at < 15s);
+  CHECK(wait_for([&] { return node_status_of(db, addr1) == "healthy"; }, 5s));
+  // Every acknowledged write is there.
+  for (auto& [k, v] : written) {
+    auto got = db.get(k);
+    REQUIRE(got);
+    REQUIRE(*got);
+    CHECK(**got == v);
+  }
+  CHECK(!*db.has(key_on(1, 3, 1000)));
+  CHECK(*db.size() == written.size());
+}
+
+TEST_CASE("a hung node is dropped by heartbeats: its requests fail with CONNECTION_LOST") {
+  fixture f;
+  shard_nodes nodes{f.dir, 2};
+  auto o = cluster_options(f, nodes);
+  o.request_timeout = 30s;
+  f.open(o);
+  blocking_store<std::string> db{f.sys(), f.store, 60s};
+  auto k = key_on(0, 2, 0);
+  REQUIRE(!db.set(k, "x"));
+  ::kill(nodes.procs[0]->pid(), SIGSTOP);
+  auto start = clock_type::now();
+  auto r = db.get(k);
+  auto took = clock_type::now() - start;
+  ::kill(nodes.procs[0]->pid(), SIGCONT);
+  REQUIRE(!r);
+  CHECK(code_of(r.error()) == errc::connection_lost);
+  // The middleman's connection timeout (5 s), well before the request's 30 s.
+  CHECK(took < 15s);
+  UNSCOPED_INFO("failed after "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                << " ms: " << render(r.error()));
+  // Once the node runs again, the store reconnects.
+  CHECK(wait_for([&] { return bool{db.get(k)}; }, 15s));
+  CHECK(**db.get(k) == "x");
+}
+
+TEST_CASE("bank transfers across shard nodes survive nodes killed and restarted") {
+  fixture f;
+  shard_nodes nodes{f.dir, 3};
+  auto o = cluster_options(f, nodes);
+  o.sync = sync_mode::durable;
+  f.open(o);
+  {
+    blocking_store<int64_t> db{f.sys(), f.store};
+    REQUIRE(!bank::open_accounts(db));
+  }
+  constexpr int clients = 4;
+  std::atomic<bool> stop{false};
+  std::atomic<int> committed{0};
+  std::atomic<int> failed{0};
+  std::mutex mtx;
+  std::set<std::string> acked;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&, c] {
+      blocking_store<int64_t> db{f.sys(), f.store, 20s};
+      std::mt19937 rng(c);
+      txn_options to;
+      to.retries = 20;
+      for (int n = 0; !stop; ++n) {
+        int from = static_cast<int>(rng() % bank::accounts);
+        int to_acct = static_cast<int>((from + 1 + rng() % (bank::accounts - 1)) % bank::accounts);
+        auto amount = static_cast<int64_t>(1 + rng() % 300);
+        auto key = "t/" + std::to_string(c) + "/" + std::to_string(n);
+        caf::error why;
+        switch (bank::transfer(db, key, from, to_acct, amount, &why, to)) {
+          case bank::outcome::committed: {
+            ++committed;
+            std::lock_guard<std::mutex> guard{mtx};
+            acked.insert(key);
+            break;
+          }
+          case bank::outcome::insufficient:
+            break;
+          case bank::outcome::failed:
+            // A node was down: the transfer may or may not have committed;
+            // its marker says which.
+            ++failed;
+            std::this_thread::sleep_for(5ms);
+            break;
+        }
+      }
+    });
+  std::mt19937 rng(42);
+  std::vector<std::chrono::milliseconds> recoveries;
+  for (int round = 0; round < 4; ++round) {
+    std::this_thread::sleep_for(400ms);
+    auto victim = rng() % 3;
+    nodes.kill(victim);
+    std::this_thread::sleep_for(200ms);
+    nodes.start(victim);
+  }
+  std::this_thread::sleep_for(400ms);
+  stop = true;
+  for (auto& t : threads)
+    t.join();
+  CHECK(committed > 20);
+  UNSCOPED_INFO(committed << " committed, " << failed << " failed while nodes were down");
+  // Every node is back; in-doubt transactions resolve on reconnect.
+  blocking_store<int64_t> db{f.sys(), f.store, 20s};
+  REQUIRE(wait_for(
+    [&] {
+      auto ns = db.nodes();
+      if (!ns)
+        return false;
+      return std::all_of(ns->begin(), ns->end(),
+                         [](auto& n) { return n.status == node_status::healthy; });
+    },
+    20s));
+  bank::snapshot s;
+  REQUIRE(wait_for(
+    [&] {
+      // Reads of keys a resolving transaction still holds would wait; a
+      // failed scan is retried.
+      try {
+        s = bank::read_all(db);
+        return true;
+      } catch (...) {
+        return false;
+      }
+    },
+    20s));
+  CHECK(bank::check(s) == "");
+  for (auto& k : acked)
+    CHECK(s.markers.count(k) == 1);
+  // Nothing stays in doubt on any shard.
+  blocking_store<int64_t> again{f.sys(), f.store, 20s};
+  CHECK(wait_for(
+    [&] {
+      auto s2 = bank::read_all(again);
+      return bank::check(s2).empty() && s2.markers.size() == s.markers.size();
+    },
+    5s));
+}
+
+TEST_CASE("garbage bytes on a node's port do not crash it") {
+  fixture f;
+  shard_nodes nodes{f.dir, 1};
+  std::mt19937 rng(7);
+  for (int round = 0; round < 12; ++round) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(nodes.ports[0]);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    std::vector<uint8_t> junk(round % 2 == 0 ? 64 : 70000);
+    for (auto& b : junk)
+      b = static_cast<uint8_t>(rng());
+    if (round % 5 == 0) // an HTTP client, say
+      junk.assign({'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P', '/', '1', '.', '1',
+                   '\r', '\n', '\r', '\n'});
+    auto n = ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    (void) n;
+    ::close(fd);
+  }
+  std::this_thread::sleep_for(200ms);
+  // Still alive and serving a store.
+  CHECK(::kill(nodes.procs[0]->pid(), 0) == 0);
+  f.open(cluster_options(f, nodes));
+  blocking_store<std::string> db{f.sys(), f.store, 20s};
+  // A garbage header may claim a payload of up to 4 GiB, which CAF 0.17
+  // reserves until the connection closes: the node can be busy for a few
+  // seconds, and the store reconnects.
+  caf::error err;
+  auto took = wait_for([&] { return !(err = db.set("still", "here")); }, 60s);
+  INFO(render(err));
+  REQUIRE(took);
+  UNSCOPED_INFO("serving again after " << took->count() << " ms");
+  CHECK(**db.get("still") == "here");
+}
+
+TEST_CASE("misconfigured clusters give clear errors") {
+  fixture f;
+  SECTION("nothing listens at a shard's address: CONNECTION_FAILED") {
+    // Take a free port and close it again.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    auto port = ntohs(addr.sin_port);
+    ::close(fd);
+    auto o = f.options(2);
+    o.shard_nodes = {"", "127.0.0.1:" + std::to_string(port)};
+    f.open(o);
+    blocking_store<std::string> db{f.sys(), f.store, 20s};
+    auto r = db.get(key_on(1, 2, 0));
+    REQUIRE(!r);
+    CHECK(code_of(r.error()) == errc::connection_failed);
+    // The local shard works.
+    REQUIRE(!db.set(key_on(0, 2, 0), "ok"));
+    auto ns = db.nodes();
+    REQUIRE(ns);
+    REQUIRE(ns->size() == 2);
+    CHECK((*ns)[0].shards == std::vector<uint32_t>{0});
+    CHECK((*ns)[1].status == node_status::offline);
+    CHECK(!(*ns)[1].error.empty());
+  }
+  SECTION("a node that does not host the shard") {
+    shard_nodes nodes{f.dir, 2};
+    auto o = cluster_options(f, nodes);
+    std::swap(o.shard_nodes[0], o.shard_nodes[1]);
+    f.open(o);
+    blocking_store<std::string> db{f.sys(), f.store, 20s};
+    auto r = db.get("x");
+    REQUIRE(!r);
+    CHECK(code_of(r.error()) == errc::connection_failed);
+    CHECK_THAT(render(r.error()), Catch::Contains("does not host shard"));
+  }
+  SECTION("bad shard maps are INVALID_VALUE") {
+    CHECK(code_of(parse_shard_map("local,nohost").error()) == errc::invalid_value);
+    CHECK(code_of(parse_shard_map("127.0.0.1:99999").error()) == errc::invalid_value);
+    CHECK(*parse_shard_map("local,127.0.0.1:7601,")
+          == std::vector<std::string>{"", "127.0.0.1:7601", ""});
+    auto o = f.options(2);
+    o.shard_nodes = {"", "", ""};
+    CHECK(code_of(spawn_store(f.sys(), o).error()) == errc::invalid_value);
+    o.shard_nodes = {"", "host-without-port"};
+    CHECK(code_of(spawn_store(f.sys(), o).error()) == errc::invalid_value);
+    CHECK(code_of(parse_shard_list("0,5", 4).error()) == errc::invalid_value);
+    CHECK(code_of(parse_shard_list("1,1", 4).error()) == errc::invalid_value);
+    CHECK(code_of(parse_shard_list("", 4).error()) == errc::invalid_value);
+    CHECK(*parse_shard_list("3,0", 4) == std::vector<uint32_t>{3, 0});
+  }
+}
+
+TEST_CASE("strata-cli nodes prints the registry of a store node with shard nodes") {
+  fixture f;
+  shard_nodes nodes{f.dir, 2};
+  auto map = nodes.shard_map();
+  node_process store_node{{"--data", f.dir / "store", "--host", "127.0.0.1", "--port", "0",
+                           "--shards", "2", "--shard-map", "local," + map[1],
+                           "--log-level", "warning"},
+                          f.dir / "store.log"};
+  auto port = std::to_string(store_node.port());
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--port", port});
+    return run("strata-cli", args, f.dir.path());
+  };
+  REQUIRE(cli({"set", "a", "1"}).code == 0);
+  REQUIRE(cli({"set", "b", "2"}).code == 0);
+  auto r = cli({"nodes"});
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("local"));
+  CHECK_THAT(r.out, Catch::Contains(map[1]));
+  CHECK_THAT(r.out, Catch::Contains("healthy"));
+  r = cli({"--json", "nodes"});
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"address\":\"" + map[1] + "\""));
+  CHECK_THAT(r.out, Catch::Contains("\"status\":\"healthy\""));
+  nodes.kill(1);
+  CHECK(wait_for(
+    [&] {
+      auto x = cli({"--json", "nodes"});
+      return x.out.find("\"status\":\"offline\"") != std::string::npos;
+    },
+    10s));
+  // A shard node refuses a shard map, and a bad host-shards list.
+  auto bad = run("strata-node",
+                 {"--data", f.dir / "bad", "--port", "0", "--shards", "2",
+                  "--host-shards", "2"},
+                 f.dir.path());
+  CHECK(bad.code != 0);
+  CHECK_THAT(bad.err, Catch::Contains("INVALID_VALUE"));
+}
+
+#ifdef STRATA_FAULT_INJECTION
+
+TEST_CASE("a shard that throws is restarted, and the restart limit holds") {
+  fixture f;
+  auto o = f.options(2);
+  o.max_restarts = 2;
+  o.restart_window = 60s;
+  f.open(o);
+  std::map<std::string, std::string> written;
+  auto victim = key_on(1, 2, 0);
+  auto other = key_on(0, 2, 0);
+  {
+  blocking_store<std::string> db{f.sys(), f.store};
+  for (int i = 0; i < 40; ++i) {
+    auto k = "key" + std::to_string(i);
+    REQUIRE(!db.set(k, "v" + std::to_string(i)));
+    written[k] = "v" + std::to_string(i);
+  }
+  for (int failure = 1; failure <= 2; ++failure) {
+    fault::arm_throw("shard.set", 1);
+    auto err = db.set(victim, "boom");
+    REQUIRE(err);
+    CHECK(code_of(err) == errc::connection_lost);
+    CHECK_THAT(render(err), Catch::Contains("restarts"));
+    // Restarted: the same handle works, the data is intact.
+    REQUIRE(!db.set(victim, "after " + std::to_string(failure)));
+    written[victim] = "after " + std::to_string(failure);
+    for (auto& [k, v] : written)
+      CHECK(**db.get(k) == v);
+  }
+  // Transactions still work across both shards after restarts.
+  auto tx = db.begin();
+  REQUIRE(tx);
+  REQUIRE(!tx->set(victim, "tx"));
+  REQUIRE(!tx->set(other, "tx"));
+  REQUIRE(!tx->commit());
+  CHECK(**db.get(victim) == "tx");
+  // A third failure within the window: the shard stays offline.
+  fault::arm_throw("shard.set", 1);
+  CHECK(code_of(db.set(victim, "boom")) == errc::connection_lost);
+  auto r = db.get(victim);
+  REQUIRE(!r);
+  CHECK(code_of(r.error()) == errc::connection_failed);
+  CHECK_THAT(render(r.error()), Catch::Contains("offline"));
+  CHECK(code_of(db.set(victim, "x")) == errc::connection_failed);
+  // The other shard keeps serving.
+  REQUIRE(!db.set(other, "fine"));
+  CHECK(**db.get(other) == "fine");
+  auto ns = db.nodes();
+  REQUIRE(ns);
+  CHECK((*ns)[0].status == node_status::degraded);
+  fault::arm_throw("shard.set", 0);
+  } // (the client goes before the store closes)
+  // Reopening the store brings the shard back with its data.
+  f.close();
+  f.open(o);
+  blocking_store<std::string> db2{f.sys(), f.store};
+  CHECK(**db2.get(victim) == "tx");
+  for (auto& [k, v] : written)
+    if (k != victim)
+      CHECK(**db2.get(k) == v);
+}
+
+#endif
