@@ -47,14 +47,23 @@ void failed(proxy_ptr self, const std::string& why) {
   back_off(self);
 }
 
-/// The node and the shard answered: requests go out from now on.
+/// Requests go out from now on.
+void ready(proxy_ptr self) {
+  auto& st = self->state;
+  st.state = link::connected;
+  st.relay.release();
+}
+
+/// The node and the shard answered. A node that restarted may hold
+/// transactions in doubt: they are resolved with the coordinator before any
+/// request goes out, so that nobody reads a key that an acknowledged commit
+/// is still to write.
 void connected(proxy_ptr self, node_actor node, shard_actor target) {
   auto& st = self->state;
   st.node = std::move(node);
   st.target = std::move(target);
   self->monitor(st.node);
   self->monitor(st.target);
-  st.state = link::connected;
   st.backoff = std::chrono::milliseconds{0};
   st.last_answer = std::chrono::steady_clock::now();
   st.seen.id = to_string(st.node.node());
@@ -62,21 +71,26 @@ void connected(proxy_ptr self, node_actor node, shard_actor target) {
   st.seen.last_seen_ms = unix_ms();
   st.seen.error.clear();
   log().info("shard {}: connected to node {}", st.cfg.shard, st.address);
-  st.relay.release();
-  // A node that restarted may hold transactions in doubt.
-  if (st.coordinator)
-    self
-      ->request(st.target, st.request_timeout(), atom::recover_v, st.coordinator)
-      .then(
-        [self](uint64_t n) {
-          if (n > 0)
-            log().info("shard {}: resolved {} transactions in doubt",
-                       self->state.cfg.shard, n);
-        },
-        [self](caf::error& err) {
-          log().warn("shard {}: transactions stay in doubt: {}",
-                     self->state.cfg.shard, render(err));
-        });
+  if (!st.coordinator) {
+    ready(self);
+    return;
+  }
+  auto attempt = st.attempt;
+  self->request(st.target, st.request_timeout(), atom::recover_v, st.coordinator)
+    .then(
+      [self, attempt](uint64_t n) {
+        if (n > 0)
+          log().info("shard {}: resolved {} transactions in doubt",
+                     self->state.cfg.shard, n);
+        if (attempt == self->state.attempt && self->state.target)
+          ready(self);
+      },
+      [self, attempt](caf::error& err) {
+        log().warn("shard {}: transactions stay in doubt: {}", self->state.cfg.shard,
+                   render(err));
+        if (attempt == self->state.attempt && self->state.target)
+          ready(self);
+      });
 }
 
 void connect(proxy_ptr self) {

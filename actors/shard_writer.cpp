@@ -184,6 +184,8 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
       }
       if (prepares)
         STRATA_FAULT_POINT("shard.before_prepare");
+      if (outcomes_applied)
+        STRATA_FAULT_POINT("shard.before_outcome");
       // Blocks for the commit and its sync; this actor has its own thread.
       auto outcomes = st.store->write(requests);
       if (prepares)

@@ -35,11 +35,19 @@ void go_offline(sup_ptr self, std::string why) {
   st.relay.fail_waiting(st.unavailable());
 }
 
-void start(sup_ptr self, local_shard s) {
+/// Takes a freshly opened shard as the current instance (linked, so that it
+/// stops with the supervisor), without serving it yet.
+void adopt(sup_ptr self, const local_shard& s) {
   auto& st = self->state;
-  st.target = std::move(s.actor);
+  st.target = s.actor;
+  st.current = s.store;
   self->link_to(st.target);
-  st.cfg.slot->set(std::move(s.store));
+}
+
+/// Serves the current instance: direct reads and the held requests.
+void serve(sup_ptr self, std::shared_ptr<kv_store> store) {
+  auto& st = self->state;
+  st.cfg.slot->set(std::move(store));
   st.now = phase::running;
   st.relay.release();
 }
@@ -65,15 +73,28 @@ void reopen(sup_ptr self) {
   }
   ++st.restarts;
   log().info("shard {}: restarted ({} restarts so far)", index_of(st), st.restarts);
-  start(self, std::move(*s));
-  // Outcomes the coordinator could not deliver while the shard was down.
-  if (st.coordinator)
-    self->request(st.target, caf::infinite, atom::recover_v, st.coordinator)
-      .then([](uint64_t) {},
-            [self](caf::error& err) {
-              log().warn("shard {}: transactions stay in doubt: {}",
-                         index_of(self->state), render(err));
-            });
+  adopt(self, *s);
+  if (!st.coordinator) {
+    serve(self, s->store);
+    return;
+  }
+  // Outcomes the coordinator could not deliver while the shard was down are
+  // resolved before the held requests go out (and the slot opens for
+  // direct reads), so nobody reads what an acknowledged commit is to write.
+  auto target = st.target;
+  s = caf::error{}; // only the instance holds its store while recovering
+  self->request(target, caf::infinite, atom::recover_v, st.coordinator)
+    .then(
+      [self, target](uint64_t) {
+        if (self->state.target == target)
+          serve(self, self->state.current.lock());
+      },
+      [self, target](caf::error& err) {
+        log().warn("shard {}: transactions stay in doubt: {}", index_of(self->state),
+                   render(err));
+        if (self->state.target == target)
+          serve(self, self->state.current.lock());
+      });
 }
 
 void on_failure(sup_ptr self, const caf::error& reason) {
@@ -84,7 +105,7 @@ void on_failure(sup_ptr self, const caf::error& reason) {
   st.failed.push_back(st.target.address());
   log().error("shard {} failed: {}", index_of(st), why);
   st.last_failure = why;
-  st.closing = st.cfg.slot->get();
+  st.closing = st.current;
   st.cfg.slot->set(nullptr);
   st.target = nullptr;
   st.relay.fail_pending(st.lost(reason));
@@ -156,7 +177,8 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
     // Stopped from outside: the linked shard stops with us.
     self->quit(em.reason);
   });
-  start(self, std::move(first));
+  adopt(self, first);
+  serve(self, first.store);
   auto own = std::make_tuple(
     [self](atom::restart) { reopen(self); },
     [self](atom::info) -> caf::result<shard_info> {

@@ -46,7 +46,9 @@ struct shard_supervisor_state {
   std::deque<std::chrono::steady_clock::time_point> failures;
   uint64_t restarts = 0;
   std::string last_failure;
-  /// The failed instance's store: reopening waits until it is closed.
+  /// The current instance's store, and the failed instance's: reopening
+  /// waits until that is closed.
+  std::weak_ptr<kv_store> current;
   std::weak_ptr<kv_store> closing;
   std::chrono::steady_clock::time_point reopen_deadline;
   /// Asked about in-doubt transactions after every restart.

@@ -15,6 +15,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <caf/io/middleman.hpp>
+
 #include "backends/fault.hpp"
 #include "backends/routing.hpp"
 #include "strata/client.hpp"
@@ -41,7 +43,16 @@ struct shard_nodes {
       start(i);
   }
 
-  void start(uint32_t i) {
+  /// Starts node `i`; `crash_at` arms one of its crash points
+  /// (STRATA_CRASH_AT, test builds only).
+  void start(uint32_t i, const std::string& crash_at = {}) {
+    if (!crash_at.empty())
+      ::setenv("STRATA_CRASH_AT", crash_at.c_str(), 1);
+    struct unset {
+      ~unset() {
+        ::unsetenv("STRATA_CRASH_AT");
+      }
+    } guard;
     procs[i] = std::make_unique<node_process>(
       std::vector<std::string>{"--data", dir / ("node" + std::to_string(i)), "--host",
                                "127.0.0.1", "--port", std::to_string(ports[i]),
@@ -311,6 +322,94 @@ TEST_CASE("bank transfers across shard nodes survive nodes killed and restarted"
     },
     5s));
 }
+
+#ifdef STRATA_FAULT_INJECTION
+
+TEST_CASE("a shard node killed in the middle of a two-phase commit resolves it when it comes back") {
+  fixture f;
+  shard_nodes nodes{f.dir, 2};
+  auto o = cluster_options(f, nodes);
+  o.sync = sync_mode::durable;
+  auto k0 = key_on(0, 2, 0);
+  auto k1 = key_on(1, 2, 0);
+  auto in_doubt_on_node1 = [&]() -> uint64_t {
+    auto node = f.sys().middleman().remote_actor<node_actor>("127.0.0.1", nodes.ports[1]);
+    REQUIRE(node);
+    auto shard = f.ask<shard_actor>(*node, atom::shard_v, uint32_t{1});
+    REQUIRE(shard);
+    auto info = f.ask<shard_info>(*shard, atom::info_v);
+    REQUIRE(info);
+    return info->in_doubt;
+  };
+  SECTION("killed after the decision, before applying it: the commit is applied on return") {
+    f.open(o);
+    blocking_store<std::string> db{f.sys(), f.store, 20s};
+    REQUIRE(!db.set(k0, "old"));
+    REQUIRE(!db.set(k1, "old"));
+    nodes.kill(1);
+    nodes.start(1, "shard.before_outcome:1");
+    REQUIRE(wait_for([&] { return bool{db.get(k1)}; }, 15s));
+    auto tx = db.begin();
+    REQUIRE(tx);
+    REQUIRE(!tx->set(k0, "new"));
+    REQUIRE(!tx->set(k1, "new"));
+    // The decision is logged: the commit is acknowledged although node 1
+    // dies before it applies its part.
+    auto err = tx->commit();
+    INFO(render(err));
+    REQUIRE(!err);
+    nodes.procs[1]->stop(SIGKILL);
+    CHECK(**db.get(k0) == "new");
+    auto down = db.get(k1);
+    REQUIRE(!down);
+    nodes.start(1);
+    // The first read that succeeds already sees the commit: the node's
+    // transaction in doubt is resolved before requests reach it.
+    std::optional<std::string> first;
+    REQUIRE(wait_for(
+      [&] {
+        auto v = db.get(k1);
+        if (v && *v)
+          first = **v;
+        return bool{v};
+      },
+      15s));
+    CHECK(first == "new");
+    CHECK(in_doubt_on_node1() == 0);
+  }
+  SECTION("killed after preparing, before voting: the transaction aborts everywhere") {
+    f.open(o);
+    blocking_store<std::string> db{f.sys(), f.store, 20s};
+    REQUIRE(!db.set(k0, "old"));
+    REQUIRE(!db.set(k1, "old"));
+    nodes.kill(1);
+    nodes.start(1, "shard.after_prepare:1");
+    REQUIRE(wait_for([&] { return bool{db.get(k1)}; }, 15s));
+    auto tx = db.begin();
+    REQUIRE(tx);
+    REQUIRE(!tx->set(k0, "new"));
+    REQUIRE(!tx->set(k1, "new"));
+    auto err = tx->commit();
+    REQUIRE(err);
+    auto code = code_of(err);
+    CHECK((code == errc::transaction_aborted || code == errc::connection_lost));
+    nodes.procs[1]->stop(SIGKILL);
+    nodes.start(1);
+    REQUIRE(wait_for([&] { return bool{db.get(k1)}; }, 15s));
+    CHECK(**db.get(k0) == "old");
+    CHECK(**db.get(k1) == "old");
+    CHECK(in_doubt_on_node1() == 0);
+    // Nothing is left locked: the keys commit again.
+    auto tx2 = db.begin();
+    REQUIRE(tx2);
+    REQUIRE(!tx2->set(k0, "again"));
+    REQUIRE(!tx2->set(k1, "again"));
+    REQUIRE(!tx2->commit());
+    CHECK(**db.get(k1) == "again");
+  }
+}
+
+#endif
 
 TEST_CASE("garbage bytes on a node's port do not crash it") {
   fixture f;
