@@ -256,7 +256,8 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
     [](auto&&... hs) {
       return remote_shard_actor::behavior_type{std::move(hs)...};
     },
-    std::tuple_cat(shard_relay_handlers(self), std::move(own)));
+    std::tuple_cat(shard_read_relay_handlers(self), shard_relay_handlers(self),
+                   std::move(own)));
 }
 
 } // namespace strata

@@ -10,26 +10,18 @@
 
 namespace strata {
 
-/// The handlers of `shard_actor` that pass a request on unchanged (all but
-/// `info` and `recover`), for actors that stand in for a shard: the
-/// supervisor of a local shard and the proxy of a remote one. Combine them
-/// with the rest of a behavior through std::apply.
+/// The read handlers of `shard_actor` (get, has, size, scan, get_many) that
+/// pass a request on unchanged, for the proxy of a remote shard. Combine
+/// them with the rest of a behavior through std::apply.
 template <class Self>
-auto shard_relay_handlers(Self* self) {
+auto shard_read_relay_handlers(Self* self) {
   return std::make_tuple(
     [self](atom::get, std::string& key) -> caf::result<maybe_bytes> {
       return relay<maybe_bytes>(self, atom::get_v, std::move(key));
     },
-    [self](atom::set, std::string& key, bytes& value) -> caf::result<void> {
-      return relay<>(self, atom::set_v, std::move(key), std::move(value));
-    },
-    [self](atom::del, std::string& key) -> caf::result<bool> {
-      return relay<bool>(self, atom::del_v, std::move(key));
-    },
     [self](atom::has, std::string& key) -> caf::result<bool> {
       return relay<bool>(self, atom::has_v, std::move(key));
     },
-    [self](atom::clear) -> caf::result<void> { return relay<>(self, atom::clear_v); },
     [self](atom::size) -> caf::result<uint64_t> {
       return relay<uint64_t>(self, atom::size_v);
     },
@@ -39,7 +31,22 @@ auto shard_relay_handlers(Self* self) {
     [self](atom::get_many, std::vector<std::string>& keys)
       -> caf::result<std::vector<maybe_bytes>> {
       return relay<std::vector<maybe_bytes>>(self, atom::get_many_v, std::move(keys));
+    });
+}
+
+/// The other handlers of `shard_actor` that pass a request on unchanged (all
+/// but the reads above, `info` and `recover`), for actors that stand in for
+/// a shard: the supervisor of a local shard and the proxy of a remote one.
+template <class Self>
+auto shard_relay_handlers(Self* self) {
+  return std::make_tuple(
+    [self](atom::set, std::string& key, bytes& value) -> caf::result<void> {
+      return relay<>(self, atom::set_v, std::move(key), std::move(value));
     },
+    [self](atom::del, std::string& key) -> caf::result<bool> {
+      return relay<bool>(self, atom::del_v, std::move(key));
+    },
+    [self](atom::clear) -> caf::result<void> { return relay<>(self, atom::clear_v); },
     [self](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
       return relay<>(self, atom::set_many_v, std::move(entries));
     },

@@ -40,7 +40,13 @@
 
 #include <unistd.h>
 
+#include <unordered_map>
+
+#include <sys/wait.h>
+
 #include <caf/actor_registry.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
@@ -109,6 +115,10 @@ struct bench_options {
   size_t txn_clients = 32;
   /// Keys the transactions pick from (few conflicts at 10k).
   uint64_t txn_keys = 10000;
+  /// At most this many keys are loaded onto the remote suite's servers.
+  uint64_t remote_keys = 100000;
+  /// Set in the remote suite's child processes: "bare" or "node".
+  std::string serve;
 };
 
 void print_usage() {
@@ -128,7 +138,7 @@ void print_usage() {
        "  --writers N         writer actors, one set in flight each "
        "(default 64)\n"
        "  --timeout S         timeout of client requests (default: none)\n"
-       "  --suite S           kv, txn or all (default all)\n"
+       "  --suite S           kv, txn, remote or all (default all)\n"
        "  --txn-clients N     clients of the many-client transaction runs "
        "(default 32)\n"
        "  --txn-keys N        keys the transactions pick from (default 10000)\n"
@@ -651,8 +661,9 @@ caf::behavior client(client_actor<Work>* self, Work work,
 }
 
 /// Point gets of random existing keys.
-struct get_work {
-  storage_actor store;
+template <class Handle>
+struct get_work_on {
+  Handle store;
   uint64_t keys = 0;
   caf::duration timeout;
 
@@ -715,8 +726,9 @@ struct get_many_work {
 };
 
 /// Sets of random keys to their usual values.
-struct set_work {
-  storage_actor store;
+template <class Handle>
+struct set_work_on {
+  Handle store;
   uint64_t keys = 0;
   caf::duration timeout;
 
@@ -732,6 +744,9 @@ struct set_work {
     return true;
   }
 };
+
+using get_work = get_work_on<storage_actor>;
+using set_work = set_work_on<storage_actor>;
 
 /// Loads keys 0..keys-1 in order with set_many chunks; runs out at the end.
 struct load_work {
@@ -839,20 +854,26 @@ struct row {
   result strata;
   result raw;
   double target = 0; // minimum strata/raw ratio; 0: none
+  /// Compares p50 latencies (strata/baseline, target is a maximum) instead of
+  /// rates.
+  bool latency = false;
 };
 
 double ratio(const row& r) {
+  if (r.latency)
+    return r.raw.p50_ns > 0 ? static_cast<double>(r.strata.p50_ns) / r.raw.p50_ns : 0;
   return r.raw.rate > 0 ? r.strata.rate / r.raw.rate : 0;
 }
 
 void print_table(const std::vector<row>& rows) {
   std::printf("\n%-34s %-14s %-14s %-7s %-10s %-19s %s\n", "operation",
-              "strata", "raw LMDB", "ratio", "target", "strata p50/p99",
-              "raw p50/p99");
+              "strata", "baseline", "ratio", "target", "strata p50/p99",
+              "baseline p50/p99");
   for (auto& r : rows) {
     char target[32] = "-";
     if (r.target > 0)
-      std::snprintf(target, sizeof(target), ">= %gx", r.target);
+      std::snprintf(target, sizeof(target), "%s %gx", r.latency ? "<=" : ">=",
+                    r.target);
     char ratio_text[32];
     std::snprintf(ratio_text, sizeof(ratio_text), "%.2fx", ratio(r));
     auto lat = [](const result& x) {
@@ -862,7 +883,8 @@ void print_table(const std::vector<row>& rows) {
     };
     const char* verdict = "";
     if (r.target > 0)
-      verdict = ratio(r) >= r.target ? "  met" : "  MISSED";
+      verdict = (r.latency ? ratio(r) <= r.target : ratio(r) >= r.target) ? "  met"
+                                                                           : "  MISSED";
     std::printf("%-34s %-14s %-14s %-7s %-10s %-19s %s%s\n", r.name.c_str(),
                 format_rate(r.strata.rate).c_str(),
                 format_rate(r.raw.rate).c_str(), ratio_text, target,
@@ -1136,22 +1158,246 @@ void run_txn(caf::actor_system& sys, const bench_options& opts,
   }
 }
 /// Runs every measurement; returns the number of failed requests seen.
+
+// -- remote ------------------------------------------------------------------------
+
+/// The baseline of the remote suite: the cheapest typed actor that answers
+/// get and set, over an in-memory map, in another process.
+using bare_actor = caf::typed_actor<
+  caf::replies_to<atom::get, std::string>::with<maybe_bytes>,
+  caf::reacts_to<atom::set, std::string, bytes>>;
+
+struct bare_state {
+  static inline const char* name = "strata-bench.bare";
+  std::unordered_map<std::string, bytes> data;
+};
+
+bare_actor::behavior_type bare(bare_actor::stateful_pointer<bare_state> self,
+                               uint64_t keys) {
+  for (uint64_t i = 0; i < keys; ++i)
+    self->state.data.emplace(make_key(i), value_of(i));
+  return {
+    [self](atom::get, const std::string& key) -> caf::result<maybe_bytes> {
+      auto& data = self->state.data;
+      if (auto i = data.find(key); i != data.end())
+        return maybe_bytes{i->second};
+      return maybe_bytes{};
+    },
+    [self](atom::set, std::string& key, bytes& value) {
+      self->state.data[std::move(key)] = std::move(value);
+    },
+  };
+}
+
+/// A server process of the remote suite: this program started again with
+/// `--serve bare|node`. It prints its port and lives until its stdin closes.
+class child_process {
+public:
+  child_process(const std::string& what, const bench_options& opts,
+                const std::string& dir) {
+    int in[2];
+    int out[2];
+    if (::pipe(in) != 0 || ::pipe(out) != 0)
+      throw bench_error("pipe failed");
+    pid_ = ::fork();
+    if (pid_ < 0)
+      throw bench_error("fork failed");
+    if (pid_ == 0) {
+      ::dup2(in[0], 0);
+      ::dup2(out[1], 1);
+      ::close(in[1]);
+      ::close(out[0]);
+      auto keys = std::to_string(opts.keys);
+      std::vector<std::string> args{"/proc/self/exe", "--serve", what, "--keys", keys,
+                                    "--dir", dir};
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv("/proc/self/exe", argv.data());
+      ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    stdin_ = in[1];
+    std::string line;
+    char c;
+    while (::read(out[0], &c, 1) == 1 && c != '\n')
+      line += c;
+    ::close(out[0]);
+    const std::string prefix = "listening on 127.0.0.1:";
+    if (line.rfind(prefix, 0) != 0)
+      throw bench_error("the " + what + " server did not start: '" + line + "'");
+    port_ = static_cast<uint16_t>(std::stoi(line.substr(prefix.size())));
+  }
+
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  ~child_process() {
+    ::close(stdin_);
+    ::waitpid(pid_, nullptr, 0);
+  }
+
+  uint16_t port() const {
+    return port_;
+  }
+
+private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  uint16_t port_ = 0;
+};
+
+/// The child's side: serve the bare actor or a shard node until stdin closes.
+int serve(caf::actor_system& sys, const bench_options& opts) {
+  caf::actor served;
+  uint16_t port = 0;
+  if (opts.serve == "bare") {
+    auto h = sys.spawn(bare, opts.keys);
+    auto p = sys.middleman().publish(h, 0, "127.0.0.1", true);
+    if (!p)
+      return 1;
+    served = caf::actor_cast<caf::actor>(h);
+    port = *p;
+  } else {
+    strata::store_options so;
+    so.id = "strata-bench";
+    so.data_dir = opts.dir + "/node";
+    so.shards = 1;
+    so.expected_size = opts.keys;
+    so.sync = strata::sync_mode::nosync;
+    so.log_level = "warning";
+    auto h = strata::spawn_shard_host(sys, so, {0}, "127.0.0.1");
+    if (!h) {
+      std::cerr << "strata-bench: " << strata::render(h.error()) << "\n";
+      return 1;
+    }
+    auto p = sys.middleman().publish(*h, 0, "127.0.0.1", true);
+    if (!p)
+      return 1;
+    served = caf::actor_cast<caf::actor>(*h);
+    port = *p;
+  }
+  std::printf("listening on 127.0.0.1:%u\n", unsigned{port});
+  std::fflush(stdout);
+  char c;
+  while (::read(0, &c, 1) > 0) {
+    // The parent never writes; EOF ends the child.
+  }
+  caf::anon_send_exit(served, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+/// Gets and sets through a store whose shard lives on a shard node (another
+/// process, over loopback), beside the same requests to a bare typed actor in
+/// another process.
+void run_remote(caf::actor_system& sys, const bench_options& opts,
+                std::vector<row>& rows) {
+  auto baseline = sys.registry().running();
+  auto keys = std::min<uint64_t>(opts.keys, opts.remote_keys);
+  temp_dir dir{opts.dir};
+  auto child_opts = opts;
+  child_opts.keys = keys;
+  child_process bare_server{"bare", child_opts, dir.path()};
+  child_process node_server{"node", child_opts, dir.path()};
+  std::printf("remote: %llu keys on a shard node (127.0.0.1:%u) and on a bare "
+              "typed actor (127.0.0.1:%u), both in child processes\n",
+              static_cast<unsigned long long>(keys), unsigned{node_server.port()},
+              unsigned{bare_server.port()});
+  auto bare_handle = sys.middleman().remote_actor<bare_actor>("127.0.0.1",
+                                                              bare_server.port());
+  if (!bare_handle)
+    throw bench_error("cannot reach the bare server: " + sys.render(bare_handle.error()));
+  strata::store_options so;
+  so.id = "strata-bench";
+  so.data_dir = dir.path() + "/store";
+  so.shards = 1;
+  so.shard_nodes = {"127.0.0.1:" + std::to_string(node_server.port())};
+  so.sync = strata::sync_mode::nosync;
+  so.log_level = "warning";
+  auto h = strata::spawn_store(sys, so);
+  if (!h)
+    throw bench_error("cannot open the store: " + strata::render(h.error()));
+  strata::transactional_storage_actor store = *h;
+  struct stopper {
+    strata::transactional_storage_actor& h;
+    ~stopper() {
+      if (h)
+        caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    }
+  } stop_store{store};
+  auto loaded = run_clients(sys, opts, 1, 4, load_work{store, keys, 0, client_timeout(opts)},
+                            1e6);
+  if (loaded.errors > 0)
+    throw bench_error("loading the shard node failed: " + loaded.first_error);
+  print_result("load over the network", "strata", loaded);
+  auto round_seconds = opts.seconds / static_cast<double>(opts.rounds);
+  auto timeout = client_timeout(opts);
+  auto compare = [&](const char* name, size_t in_flight, auto bare_work, auto strata_work,
+                     bool latency, double target) {
+    std::vector<std::pair<result, result>> rounds;
+    for (size_t r = 0; r < opts.rounds; ++r) {
+      auto b = run_clients(sys, opts, 1, in_flight, bare_work, round_seconds);
+      print_result(name, "bare", b);
+      auto x = run_clients(sys, opts, 1, in_flight, strata_work, round_seconds);
+      print_result(name, "strata", x);
+      rounds.emplace_back(std::move(x), std::move(b));
+    }
+    row tmp;
+    tmp.latency = latency;
+    std::sort(rounds.begin(), rounds.end(), [&](auto& a, auto& b) {
+      row ra = tmp, rb = tmp;
+      ra.strata = a.first;
+      ra.raw = a.second;
+      rb.strata = b.first;
+      rb.raw = b.second;
+      return ratio(ra) < ratio(rb);
+    });
+    auto& median = rounds[rounds.size() / 2];
+    row out;
+    out.name = name;
+    out.strata = median.first;
+    out.raw = median.second;
+    out.target = target;
+    out.latency = latency;
+    rows.push_back(std::move(out));
+  };
+  using bare_get = get_work_on<bare_actor>;
+  using bare_set = set_work_on<bare_actor>;
+  storage_actor st = store;
+  compare("remote get, 1 in flight (p50)", 1, bare_get{*bare_handle, keys, timeout},
+          get_work{st, keys, timeout}, true, 1.3);
+  compare("remote get, 64 in flight", 64, bare_get{*bare_handle, keys, timeout},
+          get_work{st, keys, timeout}, false, 0.8);
+  compare("remote set, 1 in flight (p50)", 1, bare_set{*bare_handle, keys, timeout},
+          set_work{st, keys, timeout}, true, 0);
+  compare("remote set, 64 in flight", 64, bare_set{*bare_handle, keys, timeout},
+          set_work{st, keys, timeout}, false, 0);
+  close_store(sys, store, baseline + 0);
+  *bare_handle = nullptr;
+}
+
 uint64_t run(caf::actor_system& sys, const bench_options& opts) {
   std::vector<row> rows;
   std::printf("strata-bench: %llu keys (%zu-byte keys, %zu-byte values), %u "
               "shards, %zu CAF workers, %.1f s per run\n",
               static_cast<unsigned long long>(opts.keys), key_size, value_size,
               opts.shards, sys.scheduler().num_workers(), opts.seconds);
-  if (opts.suite != "txn")
+  if (opts.suite == "kv" || opts.suite == "all")
     run_kv(sys, opts, rows);
-  if (opts.suite != "kv")
+  if (opts.suite == "txn" || opts.suite == "all")
     run_txn(sys, opts, rows);
+  if (opts.suite == "remote" || opts.suite == "all")
+    run_remote(sys, opts, rows);
   // -- report ------------------------------------------------------------------------
   print_table(rows);
   std::printf("* get_many rates are keys/s; latencies are per request of %zu "
-              "keys.\n  raw LMDB: one thread; durable: default flags, one put "
-              "per commit; no-sync: MDB_NOSYNC.\n  strata latencies include "
-              "queueing behind the other requests in flight.\n",
+              "keys.\n  baseline: raw LMDB (one thread; durable: default flags, one put "
+              "per commit; no-sync: MDB_NOSYNC), or for remote rows a bare typed\n"
+              "  actor over an in-memory map in another process (remote sets are\n"
+              "  no-sync on both sides). strata latencies include queueing behind\n"
+              "  the other requests in flight.\n",
               opts.many_keys);
   uint64_t errors = 0;
   for (auto& r : rows) {
@@ -1206,7 +1452,7 @@ bool parse_args(int argc, char** argv, bench_options& opts,
                                  "--writers",    "--timeout",
                                  "--rounds",     "--dir",
                                  "--suite",      "--txn-clients",
-                                 "--txn-keys"};
+                                 "--txn-keys",   "--serve"};
     if (std::find_if(std::begin(ours), std::end(ours),
                      [&](const char* x) { return flag == x; })
         == std::end(ours)) {
@@ -1224,9 +1470,13 @@ bool parse_args(int argc, char** argv, bench_options& opts,
       opts.dir = value;
       continue;
     }
+    if (flag == "--serve") {
+      opts.serve = value;
+      continue;
+    }
     if (flag == "--suite") {
-      if (value != "kv" && value != "txn" && value != "all") {
-        std::cerr << "strata-bench: --suite is kv, txn or all, not '" << value
+      if (value != "kv" && value != "txn" && value != "remote" && value != "all") {
+        std::cerr << "strata-bench: --suite is kv, txn, remote or all, not '" << value
                   << "'\n";
         return false;
       }
@@ -1304,6 +1554,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   caf::actor_system sys{cfg};
+  if (!opts.serve.empty())
+    return serve(sys, opts);
   try {
     auto errors = run(sys, opts);
     std::printf("total runtime %.1f s\n",

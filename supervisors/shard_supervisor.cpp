@@ -7,6 +7,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/log.hpp"
+#include "actors/checks.hpp"
 #include "actors/shard_relay.hpp"
 #include "strata/error.hpp"
 
@@ -179,7 +180,49 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
   });
   adopt(self, first);
   serve(self, first.store);
+  // Reads of a running shard are answered here, from its store, saving the
+  // hop to the shard (remote clients of a shard node see one hop less).
+  auto store = [self] { return self->state.cfg.slot->get(); };
   auto own = std::make_tuple(
+    [self, store](atom::get, std::string& key) -> caf::result<maybe_bytes> {
+      if (auto err = check_key(key))
+        return err;
+      if (auto s = store())
+        return guarded([&] { return to_wire(s->get(key)); });
+      return relay<maybe_bytes>(self, atom::get_v, std::move(key));
+    },
+    [self, store](atom::has, std::string& key) -> caf::result<bool> {
+      if (auto err = check_key(key))
+        return err;
+      if (auto s = store())
+        return guarded([&] { return s->has(key); });
+      return relay<bool>(self, atom::has_v, std::move(key));
+    },
+    [self, store](atom::size) -> caf::result<uint64_t> {
+      if (auto s = store())
+        return guarded([&] { return s->size(); });
+      return relay<uint64_t>(self, atom::size_v);
+    },
+    [self, store](atom::scan, scan_request& req) -> caf::result<scan_page> {
+      if (auto s = store())
+        return guarded([&] { return s->scan(req); });
+      return relay<scan_page>(self, atom::scan_v, std::move(req));
+    },
+    [self, store](atom::get_many, std::vector<std::string>& keys)
+      -> caf::result<std::vector<maybe_bytes>> {
+      if (auto err = check_keys(keys))
+        return err;
+      if (auto s = store())
+        return guarded([&] {
+          auto values = s->get_many(keys);
+          std::vector<maybe_bytes> result;
+          result.reserve(values.size());
+          for (auto& v : values)
+            result.push_back(to_wire(std::move(v)));
+          return result;
+        });
+      return relay<std::vector<maybe_bytes>>(self, atom::get_many_v, std::move(keys));
+    },
     [self](atom::restart) { reopen(self); },
     [self](atom::info) -> caf::result<shard_info> {
       // The shard's figures plus the supervisor's restart count.
