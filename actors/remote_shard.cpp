@@ -4,6 +4,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -97,7 +98,9 @@ void connect(proxy_ptr self) {
   auto& st = self->state;
   st.state = link::connecting;
   auto attempt = ++st.attempt;
-  auto mm = self->system().middleman().actor_handle();
+  auto& sys = self->system();
+  auto mm = st.cfg.tls ? sys.openssl_manager().actor_handle()
+                       : sys.middleman().actor_handle();
   auto t = st.request_timeout();
   // Never the blocking remote_actor: the middleman actor connects for us.
   self->request(mm, t, caf::connect_atom::value, st.cfg.host, st.cfg.port)

@@ -29,6 +29,8 @@ struct remote_shard_config {
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds reconnect_min{100};
   std::chrono::milliseconds reconnect_max{5000};
+  /// Connect through CAF's OpenSSL module.
+  bool tls = false;
 };
 
 struct remote_shard_state {

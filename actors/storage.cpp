@@ -523,6 +523,10 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
     return err;
   if (auto err = set_log_level(opts.log_level))
     return err;
+  if (opts.tls && !sys.has_openssl_manager())
+    return make_error(errc::invalid_value,
+                      "tls needs CAF's OpenSSL module: call strata::configure_tls(cfg) "
+                      "before the actor system starts");
   auto lock = guarded([&] { return std::make_shared<dir_lock>(opts.data_dir); });
   if (!lock)
     return std::move(lock.error());
@@ -552,6 +556,7 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
       pc.heartbeat = opts.heartbeat;
       pc.reconnect_min = opts.reconnect_min;
       pc.reconnect_max = opts.reconnect_max;
+      pc.tls = opts.tls;
       auto proxy = sys.spawn(remote_shard, std::move(pc));
       rc.shards.emplace_back(proxy);
       rc.local.emplace_back();

@@ -10,6 +10,7 @@ find_package(ZLIB REQUIRED)
 find_path(STRATA_CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
 find_library(STRATA_CAF_CORE_LIBRARY caf_core REQUIRED)
 find_library(STRATA_CAF_IO_LIBRARY caf_io REQUIRED)
+find_library(STRATA_CAF_OPENSSL_LIBRARY caf_openssl REQUIRED)
 find_path(STRATA_LMDB_INCLUDE_DIR lmdb.h REQUIRED)
 find_library(STRATA_LMDB_LIBRARY lmdb REQUIRED)
 
@@ -21,6 +22,9 @@ if(NOT TARGET strata::caf_core)
   add_library(strata::caf_io INTERFACE IMPORTED)
   set_target_properties(strata::caf_io PROPERTIES
     INTERFACE_LINK_LIBRARIES "${STRATA_CAF_IO_LIBRARY};strata::caf_core")
+  add_library(strata::caf_openssl INTERFACE IMPORTED)
+  set_target_properties(strata::caf_openssl PROPERTIES
+    INTERFACE_LINK_LIBRARIES "${STRATA_CAF_OPENSSL_LIBRARY};strata::caf_io")
   add_library(strata::lmdb INTERFACE IMPORTED)
   set_target_properties(strata::lmdb PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${STRATA_LMDB_INCLUDE_DIR}"

@@ -506,6 +506,85 @@ TEST_CASE("misconfigured clusters give clear errors") {
   }
 }
 
+namespace {
+
+/// A client process's configuration with TLS and the given credentials.
+struct tls_config : caf::actor_system_config {
+  tls_config(const std::string& name) {
+    strata::configure(*this);
+    strata::configure_tls(*this);
+    std::string certs = STRATA_SOURCE_DIR "/tests/tls/";
+    openssl_certificate = certs + name + ".pem";
+    openssl_key = certs + name + ".key";
+    openssl_cafile = certs + "ca.pem";
+  }
+};
+
+/// Opens a one-shard store on the TLS node at `port` in a system configured
+/// with `name`'s certificate, and reports what a write answers.
+caf::error write_over_tls(const std::string& name, const std::string& dir, uint16_t port) {
+  tls_config cfg{name};
+  caf::actor_system sys{cfg};
+  store_options o;
+  o.data_dir = dir;
+  o.shards = 1;
+  o.shard_nodes = {"127.0.0.1:" + std::to_string(port)};
+  o.tls = true;
+  o.request_timeout = 10s;
+  o.log_level = "error";
+  auto store = spawn_store(sys, o);
+  if (!store)
+    return store.error();
+  caf::error result;
+  {
+    blocking_store<std::string> db{sys, *store, 20s};
+    result = db.set("secret", "value");
+    if (!result) {
+      auto v = db.get("secret");
+      if (!v || !*v || **v != "value")
+        result = make_error(errc::consistency_violation, "read back failed");
+    }
+  }
+  caf::anon_send_exit(*store, caf::exit_reason::user_shutdown);
+  *store = nullptr;
+  await_closed(dir, 15s);
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("TLS: a shard node talks only to clients with a certificate of its CA") {
+  fixture f;
+  std::string certs = STRATA_SOURCE_DIR "/tests/tls/";
+  node_process node{{"--data", f.dir / "node", "--host", "127.0.0.1", "--port", "0",
+                     "--shards", "1", "--host-shards", "0", "--tls", "--tls-cert",
+                     certs + "node.pem", "--tls-key", certs + "node.key", "--tls-ca",
+                     certs + "ca.pem", "--log-level", "warning"},
+                    f.dir / "node.log"};
+  // A client with a certificate signed by the CA reads and writes.
+  CHECK(!write_over_tls("client", f.dir / "good", node.port()));
+  // One with a certificate the CA did not sign is refused.
+  auto rogue = write_over_tls("rogue", f.dir / "rogue", node.port());
+  INFO(render(rogue));
+  CHECK(code_of(rogue) == errc::connection_failed);
+  // A client without TLS is refused as well.
+  auto o = f.options(1);
+  o.shard_nodes = {"127.0.0.1:" + std::to_string(node.port())};
+  o.request_timeout = 10s;
+  o.log_level = "error";
+  f.open(o);
+  {
+    blocking_store<std::string> db{f.sys(), f.store, 20s};
+    CHECK(code_of(db.set("x", "y")) == errc::connection_failed);
+  }
+  // Asking for TLS without CAF's OpenSSL module is a clear error.
+  o.tls = true;
+  o.data_dir = f.dir / "no-module";
+  CHECK(code_of(spawn_store(f.sys(), o).error()) == errc::invalid_value);
+  // The node still serves its good client.
+  CHECK(!write_over_tls("client", f.dir / "good", node.port()));
+}
+
 TEST_CASE("strata-cli nodes prints the registry of a store node with shard nodes") {
   fixture f;
   shard_nodes nodes{f.dir, 2};

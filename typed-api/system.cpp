@@ -2,6 +2,7 @@
 
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 #include <caf/settings.hpp>
 #include <caf/timespan.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -28,6 +29,10 @@ void configure(caf::actor_system_config& cfg) {
   // monitors fire, instead of requests waiting for their own timeouts.
   set_default("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds{500}});
   set_default("middleman.connection-timeout", caf::timespan{std::chrono::seconds{5}});
+}
+
+void configure_tls(caf::actor_system_config& cfg) {
+  cfg.load<caf::openssl::manager>();
 }
 
 spdlog::logger& log() {

@@ -75,6 +75,11 @@ struct store_options {
   /// coordinator and its decision log always stay in this process.
   std::vector<std::string> shard_nodes;
 
+  /// Reach shard nodes over TLS (CAF's OpenSSL module; the actor system must
+  /// have been configured with `configure_tls`). The nodes must serve TLS
+  /// too (`strata-node --tls`).
+  bool tls = false;
+
   /// How often the store pings each shard node. A ping unanswered within
   /// `3 * heartbeat` marks the node degraded; a lost connection marks it
   /// offline at once and fails its requests in flight (CONNECTION_LOST).

@@ -22,6 +22,17 @@ namespace strata {
 ///   deployment needs them (a peer without heartbeats would be dropped).
 void configure(caf::actor_system_config& cfg);
 
+/// Loads CAF's OpenSSL module (`libcaf_openssl`), so that stores with
+/// `store_options::tls` reach their shard nodes over TLS and `strata-node
+/// --tls` serves over TLS. Call it after `configure` and before constructing
+/// the actor system. Certificates come from CAF's options (config file, or
+/// `--openssl.certificate=F --openssl.key=F --openssl.cafile=F` on the
+/// command line, or `cfg.openssl_certificate = ...` in code). Once any of them
+/// is set, both sides of every TLS connection must present a certificate
+/// signed by a CA in `openssl.cafile` (or `openssl.capath`), and connections
+/// without one are refused.
+void configure_tls(caf::actor_system_config& cfg);
+
 /// Sets the level of strata's log (spdlog logger "strata", on stderr).
 /// Accepts trace, debug, info, warning, error, critical and off; anything
 /// else is an INVALID_VALUE error and leaves the level unchanged.
