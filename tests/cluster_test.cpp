@@ -207,7 +207,17 @@ TEST_CASE("a hung node is dropped by heartbeats: its requests fail with CONNECTI
   blocking_store<std::string> db{f.sys(), f.store, 60s};
   auto k = key_on(0, 2, 0);
   REQUIRE(!db.set(k, "x"));
-  ::kill(nodes.procs[0]->pid(), SIGSTOP);
+  auto pid = nodes.procs[0]->pid();
+  ::kill(pid, SIGSTOP);
+  // The signal takes effect asynchronously: wait until the process is stopped.
+  REQUIRE(wait_for(
+    [&] {
+      auto stat = strata::test::slurp("/proc/" + std::to_string(pid) + "/stat");
+      auto close = stat.rfind(')');
+      return close != std::string::npos && close + 2 < stat.size()
+             && stat[close + 2] == 'T';
+    },
+    5s));
   auto start = clock_type::now();
   auto r = db.get(k);
   auto took = clock_type::now() - start;
