@@ -63,22 +63,22 @@ struct relay_table {
   }
 };
 
-/// Passes the request `xs...` on to `self->state.target` and answers it with
+/// Passes the request `xs...` on to `pick(self->state)` and answers it with
 /// the reply (types `Rs...`), after `adjust(rs...)` has seen it. The state
-/// provides `relay` (a relay_table), `target`, `mode()`, `request_timeout()`,
+/// provides `relay` (a relay_table), `mode()`, `request_timeout()`,
 /// `unavailable()` (the error while the target cannot be used) and
 /// `lost(err)` (the error for a request the target failed to answer). A
 /// function `relay_failed(self, err)`, found by argument-dependent lookup,
 /// sees every failed request first (a failing target may answer with an
 /// error before its exit arrives).
-template <class... Rs, class Self, class Adjust, class... Ts>
-caf::response_promise relay_adjusted(Self* self, Adjust adjust, Ts... xs) {
+template <class... Rs, class Self, class Pick, class Adjust, class... Ts>
+caf::response_promise relay_with(Self* self, Pick pick, Adjust adjust, Ts... xs) {
   auto rp = self->make_response_promise();
-  auto send = [self, rp, adjust, xs...]() mutable {
+  auto send = [self, rp, pick, adjust, xs...]() mutable {
     auto& st = self->state;
     auto id = ++st.relay.next;
     st.relay.pending.emplace(id, rp);
-    self->request(st.target, st.request_timeout(), std::move(xs)...)
+    self->request(pick(st), st.request_timeout(), std::move(xs)...)
       .then(
         [self, id, adjust](Rs&... rs) {
           if (auto p = self->state.relay.take(id)) {
@@ -109,10 +109,23 @@ caf::response_promise relay_adjusted(Self* self, Adjust adjust, Ts... xs) {
   return rp;
 }
 
-/// `relay_adjusted` without an adjustment.
+/// Relays to `self->state.target`, adjusting the reply.
+template <class... Rs, class Self, class Adjust, class... Ts>
+caf::response_promise relay_adjusted(Self* self, Adjust adjust, Ts... xs) {
+  return relay_with<Rs...>(
+    self, [](auto& st) { return st.target; }, adjust, std::move(xs)...);
+}
+
+/// Relays to `self->state.target`.
 template <class... Rs, class Self, class... Ts>
 caf::response_promise relay(Self* self, Ts... xs) {
   return relay_adjusted<Rs...>(self, [](Rs&...) {}, std::move(xs)...);
+}
+
+/// Relays to the handle `pick(self->state)`.
+template <class... Rs, class Self, class Pick, class... Ts>
+caf::response_promise relay_to(Self* self, Pick pick, Ts... xs) {
+  return relay_with<Rs...>(self, pick, [](Rs&...) {}, std::move(xs)...);
 }
 
 } // namespace strata

@@ -259,8 +259,10 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
     [](auto&&... hs) {
       return remote_shard_actor::behavior_type{std::move(hs)...};
     },
-    std::tuple_cat(shard_read_relay_handlers(self), shard_relay_handlers(self),
-                   std::move(own)));
+    std::tuple_cat(shard_read_relay_handlers(self),
+                   shard_write_relay_handlers(
+                     self, [](auto& st) { return st.target; }, st.cfg.max_value_size),
+                   shard_txn_read_relay_handlers(self), std::move(own)));
 }
 
 } // namespace strata

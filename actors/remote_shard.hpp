@@ -31,6 +31,8 @@ struct remote_shard_config {
   std::chrono::milliseconds reconnect_max{5000};
   /// Connect through CAF's OpenSSL module.
   bool tls = false;
+  /// Checked here before a write goes over the network.
+  uint64_t max_value_size = 16ull << 20;
 };
 
 struct remote_shard_state {

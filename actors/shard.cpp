@@ -6,7 +6,6 @@
 
 #include "actors/checks.hpp"
 #include "actors/timeouts.hpp"
-#include "backends/fault.hpp"
 
 namespace strata {
 
@@ -131,8 +130,6 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
     },
     // -- writes: checked here, committed by the writer ----------------------------
     [=](atom::set, std::string& key, bytes& value) -> caf::result<void> {
-      // Test builds only: lets a test make the shard fail like a bug would.
-      STRATA_THROW_POINT("shard.set");
       if (auto err = check_key(key))
         return err;
       if (auto err = check_value(value, max))

@@ -5,6 +5,7 @@
 #include <tuple>
 #include <vector>
 
+#include "actors/checks.hpp"
 #include "actors/relay.hpp"
 #include "strata/actors.hpp"
 
@@ -34,44 +35,69 @@ auto shard_read_relay_handlers(Self* self) {
     });
 }
 
-/// The other handlers of `shard_actor` that pass a request on unchanged (all
-/// but the reads above, `info` and `recover`), for actors that stand in for
-/// a shard: the supervisor of a local shard and the proxy of a remote one.
-template <class Self>
-auto shard_relay_handlers(Self* self) {
+/// The write handlers of `shard_actor` (plain writes and the shard's side of
+/// commits), which check their input and pass the request on to
+/// `dest(self->state)`: a remote shard, or the writer of a local one.
+template <class Self, class Dest>
+auto shard_write_relay_handlers(Self* self, Dest dest, uint64_t max_value_size) {
+  auto max = max_value_size;
   return std::make_tuple(
-    [self](atom::set, std::string& key, bytes& value) -> caf::result<void> {
-      return relay<>(self, atom::set_v, std::move(key), std::move(value));
+    [self, dest, max](atom::set, std::string& key, bytes& value) -> caf::result<void> {
+      if (auto err = check_key(key))
+        return err;
+      if (auto err = check_value(value, max))
+        return err;
+      return relay_to<>(self, dest, atom::set_v, std::move(key), std::move(value));
     },
-    [self](atom::del, std::string& key) -> caf::result<bool> {
-      return relay<bool>(self, atom::del_v, std::move(key));
+    [self, dest](atom::del, std::string& key) -> caf::result<bool> {
+      if (auto err = check_key(key))
+        return err;
+      return relay_to<bool>(self, dest, atom::del_v, std::move(key));
     },
-    [self](atom::clear) -> caf::result<void> { return relay<>(self, atom::clear_v); },
-    [self](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
-      return relay<>(self, atom::set_many_v, std::move(entries));
+    [self, dest](atom::clear) -> caf::result<void> {
+      return relay_to<>(self, dest, atom::clear_v);
     },
-    [self](atom::del_many, std::vector<std::string>& keys) -> caf::result<uint64_t> {
-      return relay<uint64_t>(self, atom::del_many_v, std::move(keys));
+    [self, dest, max](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
+      if (auto err = check_entries(entries, max))
+        return err;
+      return relay_to<>(self, dest, atom::set_many_v, std::move(entries));
     },
-    [self](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
-      return relay<batch_result>(self, atom::batch_v, std::move(ops));
+    [self, dest](atom::del_many, std::vector<std::string>& keys) -> caf::result<uint64_t> {
+      if (auto err = check_keys(keys))
+        return err;
+      return relay_to<uint64_t>(self, dest, atom::del_many_v, std::move(keys));
     },
+    [self, dest, max](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
+      if (auto errors = check_ops(ops, max); !errors.empty())
+        return batch_result{false, 0, std::move(errors)};
+      return relay_to<batch_result>(self, dest, atom::batch_v, std::move(ops));
+    },
+    [self, dest, max](atom::commit, txn_part& part) -> caf::result<uint64_t> {
+      if (auto err = check_part(part, max))
+        return err;
+      return relay_to<uint64_t>(self, dest, atom::commit_v, std::move(part));
+    },
+    [self, dest, max](atom::prepare, uint64_t txid, txn_part& part) -> caf::result<void> {
+      if (auto err = check_part(part, max))
+        return err;
+      return relay_to<>(self, dest, atom::prepare_v, txid, std::move(part));
+    },
+    [self, dest](atom::resolve, uint64_t txid, bool commit) -> caf::result<uint64_t> {
+      return relay_to<uint64_t>(self, dest, atom::resolve_v, txid, commit);
+    },
+    [self, dest](atom::sync) -> caf::result<void> { return relay_to<>(self, dest, atom::sync_v); });
+}
+
+/// The transactional reads of `shard_actor`, passed on to the target.
+template <class Self>
+auto shard_txn_read_relay_handlers(Self* self) {
+  return std::make_tuple(
     [self](atom::read, std::string& key) -> caf::result<maybe_bytes, uint64_t> {
       return relay<maybe_bytes, uint64_t>(self, atom::read_v, std::move(key));
     },
     [self](atom::read, scan_request& req) -> caf::result<scan_page, uint64_t> {
       return relay<scan_page, uint64_t>(self, atom::read_v, std::move(req));
-    },
-    [self](atom::commit, txn_part& part) -> caf::result<uint64_t> {
-      return relay<uint64_t>(self, atom::commit_v, std::move(part));
-    },
-    [self](atom::prepare, uint64_t txid, txn_part& part) -> caf::result<void> {
-      return relay<>(self, atom::prepare_v, txid, std::move(part));
-    },
-    [self](atom::resolve, uint64_t txid, bool commit) -> caf::result<uint64_t> {
-      return relay<uint64_t>(self, atom::resolve_v, txid, commit);
-    },
-    [self](atom::sync) -> caf::result<void> { return relay<>(self, atom::sync_v); });
+    });
 }
 
 } // namespace strata

@@ -107,6 +107,8 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
   self->state.store = std::move(store);
   return {
     [=](atom::set, std::string& key, bytes& value) -> caf::result<void> {
+      // Test builds only: lets a test make the shard fail like a bug would.
+      STRATA_THROW_POINT("shard.set");
       return enqueue(self, reply::unit,
                      {operation::set(std::move(key), std::move(value))});
     },

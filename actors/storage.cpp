@@ -557,6 +557,7 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
       pc.reconnect_min = opts.reconnect_min;
       pc.reconnect_max = opts.reconnect_max;
       pc.tls = opts.tls;
+      pc.max_value_size = opts.max_value_size;
       auto proxy = sys.spawn(remote_shard, std::move(pc));
       rc.shards.emplace_back(proxy);
       rc.local.emplace_back();

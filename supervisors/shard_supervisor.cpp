@@ -41,6 +41,7 @@ void go_offline(sup_ptr self, std::string why) {
 void adopt(sup_ptr self, const local_shard& s) {
   auto& st = self->state;
   st.target = s.actor;
+  st.writer = s.writer;
   st.current = s.store;
   self->link_to(st.target);
 }
@@ -109,6 +110,7 @@ void on_failure(sup_ptr self, const caf::error& reason) {
   st.closing = st.current;
   st.cfg.slot->set(nullptr);
   st.target = nullptr;
+  st.writer = nullptr;
   st.relay.fail_pending(st.lost(reason));
   auto now = std::chrono::steady_clock::now();
   st.failures.push_back(now);
@@ -223,6 +225,34 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
         });
       return relay<std::vector<maybe_bytes>>(self, atom::get_many_v, std::move(keys));
     },
+    // Transactional reads as well, unless a committing transaction holds the
+    // key: then they wait at the writer for its outcome.
+    [self, store](atom::read, std::string& key) -> caf::result<maybe_bytes, uint64_t> {
+      if (auto err = check_key(key))
+        return err;
+      if (auto s = store()) {
+        auto r = guarded([&] { return s->read(key); });
+        if (!r)
+          return std::move(r.error());
+        if (!r->blocked)
+          return {to_wire(std::move(r->value)), r->seq};
+        return relay_to<maybe_bytes, uint64_t>(
+          self, [](auto& st) { return st.writer; }, atom::read_v, std::move(key));
+      }
+      return relay<maybe_bytes, uint64_t>(self, atom::read_v, std::move(key));
+    },
+    [self, store](atom::read, scan_request& req) -> caf::result<scan_page, uint64_t> {
+      if (auto s = store()) {
+        auto r = guarded([&] { return s->read_range(req); });
+        if (!r)
+          return std::move(r.error());
+        if (!r->blocked)
+          return {std::move(r->page), r->seq};
+        return relay_to<scan_page, uint64_t>(
+          self, [](auto& st) { return st.writer; }, atom::read_v, std::move(req));
+      }
+      return relay<scan_page, uint64_t>(self, atom::read_v, std::move(req));
+    },
     [self](atom::restart) { reopen(self); },
     [self](atom::info) -> caf::result<shard_info> {
       // The shard's figures plus the supervisor's restart count.
@@ -238,7 +268,10 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
     [](auto&&... hs) {
       return supervised_shard_actor::behavior_type{std::move(hs)...};
     },
-    std::tuple_cat(shard_relay_handlers(self), std::move(own)));
+    std::tuple_cat(shard_write_relay_handlers(
+                     self, [](auto& st) { return st.writer; },
+                     self->state.cfg.shard.max_value_size),
+                   std::move(own)));
 }
 
 } // namespace strata

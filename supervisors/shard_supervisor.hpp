@@ -39,6 +39,8 @@ struct shard_supervisor_state {
   shard_supervisor_config cfg;
   phase now = phase::running;
   shard_actor target;
+  /// The current instance's writer: writes go to it directly.
+  shard_writer_actor writer;
   /// Instances that failed: their exit messages may still arrive.
   std::vector<caf::actor_addr> failed;
   relay_table relay;
