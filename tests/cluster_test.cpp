@@ -196,6 +196,14 @@ TEST_CASE("three shard nodes: a killed node fails fast, the others serve, a rest
   }
   CHECK(!*db.has(key_on(1, 3, 1000)));
   CHECK(*db.size() == written.size());
+  // A shard node shuts down cleanly on SIGTERM while the store is connected,
+  // and its data is there when it comes back.
+  CHECK(nodes.procs[2]->stop(SIGTERM) == 0);
+  nodes.procs[2].reset();
+  nodes.start(2);
+  auto k2 = key_on(2, 3, 0);
+  REQUIRE(wait_for([&] { return bool{db.get(k2)}; }, 15s));
+  CHECK(**db.get(k2) == written[k2]);
 }
 
 TEST_CASE("a hung node is dropped by heartbeats: its requests fail with CONNECTION_LOST") {
