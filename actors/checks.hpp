@@ -93,6 +93,15 @@ inline maybe_bytes to_wire(std::optional<bytes> x) {
   return x ? maybe_bytes{std::move(*x)} : maybe_bytes{};
 }
 
+/// Several of them, in order.
+inline std::vector<maybe_bytes> to_wire(std::vector<std::optional<bytes>> xs) {
+  std::vector<maybe_bytes> result;
+  result.reserve(xs.size());
+  for (auto& x : xs)
+    result.push_back(to_wire(std::move(x)));
+  return result;
+}
+
 /// Runs `f`, turning a backend's storage_error into a strata CAF error.
 template <class F>
 auto guarded(F f) -> caf::expected<decltype(f())> {

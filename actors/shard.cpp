@@ -44,14 +44,7 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
       -> caf::result<std::vector<maybe_bytes>> {
       if (auto err = check_keys(keys))
         return err;
-      return guarded([&] {
-        auto values = store->get_many(keys);
-        std::vector<maybe_bytes> result;
-        result.reserve(values.size());
-        for (auto& v : values)
-          result.push_back(to_wire(std::move(v)));
-        return result;
-      });
+      return guarded([&] { return to_wire(store->get_many(keys)); });
     },
     [=](atom::info) -> caf::result<shard_info> {
       return guarded([&] { return store->info(); });

@@ -215,14 +215,7 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
       if (auto err = check_keys(keys))
         return err;
       if (auto s = store())
-        return guarded([&] {
-          auto values = s->get_many(keys);
-          std::vector<maybe_bytes> result;
-          result.reserve(values.size());
-          for (auto& v : values)
-            result.push_back(to_wire(std::move(v)));
-          return result;
-        });
+        return guarded([&] { return to_wire(s->get_many(keys)); });
       return relay<std::vector<maybe_bytes>>(self, atom::get_many_v, std::move(keys));
     },
     // Transactional reads as well, unless a committing transaction holds the

@@ -359,21 +359,26 @@ TEST_CASE("a shard node killed in the middle of a two-phase commit resolves it w
     REQUIRE(info);
     return info->in_doubt;
   };
-  SECTION("killed after the decision, before applying it: the commit is applied on return") {
-    f.open(o);
-    blocking_store<std::string> db{f.sys(), f.store, 20s};
+  // Both keys hold "old"; node 1 runs with crash point `crash_at` armed; a
+  // transaction writes "new" to both and commits.
+  auto commit_with_crash = [&](blocking_store<std::string>& db, const char* crash_at) {
     REQUIRE(!db.set(k0, "old"));
     REQUIRE(!db.set(k1, "old"));
     nodes.kill(1);
-    nodes.start(1, "shard.before_outcome:1");
+    nodes.start(1, crash_at);
     REQUIRE(wait_for([&] { return bool{db.get(k1)}; }, 15s));
     auto tx = db.begin();
     REQUIRE(tx);
     REQUIRE(!tx->set(k0, "new"));
     REQUIRE(!tx->set(k1, "new"));
+    return tx->commit();
+  };
+  SECTION("killed after the decision, before applying it: the commit is applied on return") {
+    f.open(o);
+    blocking_store<std::string> db{f.sys(), f.store, 20s};
+    auto err = commit_with_crash(db, "shard.before_outcome:1");
     // The decision is logged: the commit is acknowledged although node 1
     // dies before it applies its part.
-    auto err = tx->commit();
     INFO(render(err));
     REQUIRE(!err);
     nodes.procs[1]->stop(SIGKILL);
@@ -398,16 +403,7 @@ TEST_CASE("a shard node killed in the middle of a two-phase commit resolves it w
   SECTION("killed after preparing, before voting: the transaction aborts everywhere") {
     f.open(o);
     blocking_store<std::string> db{f.sys(), f.store, 20s};
-    REQUIRE(!db.set(k0, "old"));
-    REQUIRE(!db.set(k1, "old"));
-    nodes.kill(1);
-    nodes.start(1, "shard.after_prepare:1");
-    REQUIRE(wait_for([&] { return bool{db.get(k1)}; }, 15s));
-    auto tx = db.begin();
-    REQUIRE(tx);
-    REQUIRE(!tx->set(k0, "new"));
-    REQUIRE(!tx->set(k1, "new"));
-    auto err = tx->commit();
+    auto err = commit_with_crash(db, "shard.after_prepare:1");
     REQUIRE(err);
     auto code = code_of(err);
     CHECK((code == errc::transaction_aborted || code == errc::connection_lost));
@@ -655,46 +651,46 @@ TEST_CASE("a shard that throws is restarted, and the restart limit holds") {
   auto victim = key_on(1, 2, 0);
   auto other = key_on(0, 2, 0);
   {
-  blocking_store<std::string> db{f.sys(), f.store};
-  for (int i = 0; i < 40; ++i) {
-    auto k = "key" + std::to_string(i);
-    REQUIRE(!db.set(k, "v" + std::to_string(i)));
-    written[k] = "v" + std::to_string(i);
-  }
-  for (int failure = 1; failure <= 2; ++failure) {
+    blocking_store<std::string> db{f.sys(), f.store};
+    for (int i = 0; i < 40; ++i) {
+      auto k = "key" + std::to_string(i);
+      REQUIRE(!db.set(k, "v" + std::to_string(i)));
+      written[k] = "v" + std::to_string(i);
+    }
+    for (int failure = 1; failure <= 2; ++failure) {
+      fault::arm_throw("shard.set", 1);
+      auto err = db.set(victim, "boom");
+      REQUIRE(err);
+      CHECK(code_of(err) == errc::connection_lost);
+      CHECK_THAT(render(err), Catch::Contains("restarts"));
+      // Restarted: the same handle works, the data is intact.
+      REQUIRE(!db.set(victim, "after " + std::to_string(failure)));
+      written[victim] = "after " + std::to_string(failure);
+      for (auto& [k, v] : written)
+        CHECK(**db.get(k) == v);
+    }
+    // Transactions still work across both shards after restarts.
+    auto tx = db.begin();
+    REQUIRE(tx);
+    REQUIRE(!tx->set(victim, "tx"));
+    REQUIRE(!tx->set(other, "tx"));
+    REQUIRE(!tx->commit());
+    CHECK(**db.get(victim) == "tx");
+    // A third failure within the window: the shard stays offline.
     fault::arm_throw("shard.set", 1);
-    auto err = db.set(victim, "boom");
-    REQUIRE(err);
-    CHECK(code_of(err) == errc::connection_lost);
-    CHECK_THAT(render(err), Catch::Contains("restarts"));
-    // Restarted: the same handle works, the data is intact.
-    REQUIRE(!db.set(victim, "after " + std::to_string(failure)));
-    written[victim] = "after " + std::to_string(failure);
-    for (auto& [k, v] : written)
-      CHECK(**db.get(k) == v);
-  }
-  // Transactions still work across both shards after restarts.
-  auto tx = db.begin();
-  REQUIRE(tx);
-  REQUIRE(!tx->set(victim, "tx"));
-  REQUIRE(!tx->set(other, "tx"));
-  REQUIRE(!tx->commit());
-  CHECK(**db.get(victim) == "tx");
-  // A third failure within the window: the shard stays offline.
-  fault::arm_throw("shard.set", 1);
-  CHECK(code_of(db.set(victim, "boom")) == errc::connection_lost);
-  auto r = db.get(victim);
-  REQUIRE(!r);
-  CHECK(code_of(r.error()) == errc::connection_failed);
-  CHECK_THAT(render(r.error()), Catch::Contains("offline"));
-  CHECK(code_of(db.set(victim, "x")) == errc::connection_failed);
-  // The other shard keeps serving.
-  REQUIRE(!db.set(other, "fine"));
-  CHECK(**db.get(other) == "fine");
-  auto ns = db.nodes();
-  REQUIRE(ns);
-  CHECK((*ns)[0].status == node_status::degraded);
-  fault::arm_throw("shard.set", 0);
+    CHECK(code_of(db.set(victim, "boom")) == errc::connection_lost);
+    auto r = db.get(victim);
+    REQUIRE(!r);
+    CHECK(code_of(r.error()) == errc::connection_failed);
+    CHECK_THAT(render(r.error()), Catch::Contains("offline"));
+    CHECK(code_of(db.set(victim, "x")) == errc::connection_failed);
+    // The other shard keeps serving.
+    REQUIRE(!db.set(other, "fine"));
+    CHECK(**db.get(other) == "fine");
+    auto ns = db.nodes();
+    REQUIRE(ns);
+    CHECK((*ns)[0].status == node_status::degraded);
+    fault::arm_throw("shard.set", 0);
   } // (the client goes before the store closes)
   // Reopening the store brings the shard back with its data.
   f.close();

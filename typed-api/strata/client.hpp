@@ -176,8 +176,8 @@ inline uint32_t backoff_ms(uint32_t attempt, uint64_t salt) {
 
 inline caf::error no_transactions() {
   return make_error(errc::invalid_value,
-                    "this store handle has no transactions: create the client "
-                    "from a transactional_storage_actor");
+                    "this client was made from a storage_actor: transactions and "
+                    "the node registry need a transactional_storage_actor");
 }
 
 inline scan_request make_scan(const scan_options& opts, bool values) {
