@@ -22,6 +22,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -51,6 +52,8 @@ const char* usage =
   "                     shards, last heartbeat, node id, error\n"
   "options:\n"
   "  --timeout MS       request timeout (default 30000)\n"
+  "  --tls              reach the node over TLS, with --tls-cert PEM,\n"
+  "                     --tls-key PEM and --tls-ca PEM (the node's CA)\n"
   "  --json             machine-readable output\n";
 
 struct cli_args {
@@ -62,6 +65,10 @@ struct cli_args {
   std::chrono::milliseconds timeout{30000};
   std::string prefix;
   uint64_t limit = 0; // 0: everything
+  bool tls = false;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
   std::vector<std::string> command;
 };
 
@@ -104,6 +111,14 @@ cli_args parse(int argc, char** argv) {
       a.shards = static_cast<uint32_t>(to_number(arg, value()));
     else if (arg == "--json")
       a.json = true;
+    else if (arg == "--tls")
+      a.tls = true;
+    else if (arg == "--tls-cert")
+      a.tls_cert = value();
+    else if (arg == "--tls-key")
+      a.tls_key = value();
+    else if (arg == "--tls-ca")
+      a.tls_ca = value();
     else if (arg == "--timeout") {
       a.timeout = std::chrono::milliseconds{to_number(arg, value())};
       if (a.timeout.count() == 0)
@@ -323,6 +338,12 @@ int main(int argc, char** argv) {
   }
   caf::actor_system_config cfg;
   configure(cfg);
+  if (args.tls) {
+    configure_tls(cfg);
+    cfg.openssl_certificate = args.tls_cert;
+    cfg.openssl_key = args.tls_key;
+    cfg.openssl_cafile = args.tls_ca;
+  }
   caf::actor_system sys{cfg};
   transactional_storage_actor store;
   if (!args.data.empty()) {
@@ -335,8 +356,10 @@ int main(int argc, char** argv) {
       return error_exit(s.error());
     store = *s;
   } else {
-    auto s = sys.middleman().remote_actor<transactional_storage_actor>(args.host,
-                                                                       *args.port);
+    auto s = args.tls ? caf::openssl::remote_actor<transactional_storage_actor>(
+                          sys, args.host, *args.port)
+                      : sys.middleman().remote_actor<transactional_storage_actor>(
+                          args.host, *args.port);
     if (!s)
       return error_exit(make_error(errc::connection_failed,
                                    "cannot reach a strata node at " + args.host
