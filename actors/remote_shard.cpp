@@ -26,6 +26,8 @@ int64_t unix_ms() {
 
 void connect(proxy_ptr self);
 
+constexpr auto connect_timeout = std::chrono::milliseconds{5000};
+
 /// Waits before the next attempt: `reconnect_min`, doubling per failure.
 void back_off(proxy_ptr self) {
   auto& st = self->state;
@@ -101,7 +103,9 @@ void connect(proxy_ptr self) {
   auto& sys = self->system();
   auto mm = st.cfg.tls ? sys.openssl_manager().actor_handle()
                        : sys.middleman().actor_handle();
-  auto t = st.request_timeout();
+  // A connection attempt that stalls (a peer that accepts but never
+  // answers) is given up after a few seconds and retried with backoff.
+  auto t = caf::duration{std::min(st.cfg.timeout, connect_timeout)};
   // Never the blocking remote_actor: the middleman actor connects for us.
   self->request(mm, t, caf::connect_atom::value, st.cfg.host, st.cfg.port)
     .then(

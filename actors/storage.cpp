@@ -584,11 +584,16 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
   rc.max_value_size = opts.max_value_size;
   rc.timeout = opts.request_timeout;
   // Transactions a crash left prepared are resolved before anyone reads.
-  // Remote shards also do this whenever they (re)connect.
+  // Remote shards do this whenever they (re)connect, before they take
+  // requests: they only learn the coordinator here, so opening a store never
+  // waits for its shard nodes.
+  for (auto& proxy : rc.remote)
+    caf::anon_send(proxy, atom::recover_v, rc.coordinator);
   {
     caf::scoped_actor self{sys, true};
     for (size_t i = 0; i < rc.shards.size(); ++i)
-      self->request(rc.shards[i], opts.request_timeout, atom::recover_v, rc.coordinator)
+      if (opts.is_local(static_cast<uint32_t>(i)))
+        self->request(rc.shards[i], opts.request_timeout, atom::recover_v, rc.coordinator)
         .receive(
           [&](uint64_t n) {
             if (n > 0)

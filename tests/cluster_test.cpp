@@ -612,7 +612,8 @@ TEST_CASE("TLS: a shard node talks only to clients with a certificate of its CA"
                            "--tls-ca", certs + "ca.pem", "--log-level", "warning"},
                           f.dir / "store.log"};
   auto cli = [&](std::vector<std::string> args, const std::string& who) {
-    std::vector<std::string> all{"--port", std::to_string(store_node.port()), "--tls",
+    std::vector<std::string> all{"--port", std::to_string(store_node.port()), "--timeout",
+                                 "5000", "--tls",
                                  "--tls-cert", certs + who + ".pem", "--tls-key",
                                  certs + who + ".key", "--tls-ca", certs + "ca.pem"};
     all.insert(all.end(), args.begin(), args.end());

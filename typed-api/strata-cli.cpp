@@ -320,6 +320,11 @@ private:
 };
 
 int error_exit(const caf::error& err) {
+  // CAF's own errors (a timeout, a dropped connection) mean the node did not
+  // answer.
+  if (code_of(err) == errc::none)
+    return error_exit(make_error(errc::connection_lost,
+                                 "no answer from the node: " + render(err)));
   std::cerr << "error: " << render(err) << std::endl;
   return 1;
 }

@@ -19,7 +19,8 @@ namespace strata {
 ///
 /// With a shard map (`opts.shard_nodes`), shards marked with a node's
 /// "host:port" live on that shard node (`spawn_shard_host`, or `strata-node
-/// --host-shards`), which the store connects to in the background; the
+/// --host-shards`), which the store connects to in the background (each
+/// resolves its transactions in doubt when it connects, before it serves); the
 /// coordinator, its log and the local shards stay here. Application code does
 /// not change: requests for a remote shard go over the network, fail with
 /// CONNECTION_FAILED while its node cannot be reached and CONNECTION_LOST if
