@@ -69,7 +69,7 @@ struct relay_table {
 /// `unavailable()` (the error while the target cannot be used) and
 /// `lost(err)` (the error for a request the target failed to answer). A
 /// function `relay_failed(self, err)`, found by argument-dependent lookup,
-/// sees every failed request first (a failing target may answer with an
+/// sees every failed request that was still pending (a failing target may answer with an
 /// error before its exit arrives).
 template <class... Rs, class Self, class Pick, class Adjust, class... Ts>
 caf::response_promise relay_with(Self* self, Pick pick, Adjust adjust, Ts... xs) {
@@ -90,9 +90,12 @@ caf::response_promise relay_with(Self* self, Pick pick, Adjust adjust, Ts... xs)
           }
         },
         [self, id](caf::error& err) {
+          // A late answer of a request already failed tells nothing new.
+          auto p = self->state.relay.take(id);
+          if (!p)
+            return;
           relay_failed(self, err);
-          if (auto p = self->state.relay.take(id))
-            p->deliver(self->state.lost(err));
+          p->deliver(self->state.lost(err));
         });
   };
   switch (self->state.mode()) {

@@ -25,6 +25,7 @@ int64_t unix_ms() {
 }
 
 void connect(proxy_ptr self);
+void recover_then_serve(proxy_ptr self);
 
 constexpr auto connect_timeout = std::chrono::milliseconds{5000};
 
@@ -74,10 +75,13 @@ void connected(proxy_ptr self, node_actor node, shard_actor target) {
   st.seen.last_seen_ms = unix_ms();
   st.seen.error.clear();
   log().info("shard {}: connected to node {}", st.cfg.shard, st.address);
-  if (!st.coordinator) {
-    ready(self);
-    return;
-  }
+  // Until the store names its coordinator, requests keep waiting.
+  if (st.coordinator)
+    recover_then_serve(self);
+}
+
+void recover_then_serve(proxy_ptr self) {
+  auto& st = self->state;
   auto attempt = st.attempt;
   self->request(st.target, st.request_timeout(), atom::recover_v, st.coordinator)
     .then(
@@ -150,10 +154,11 @@ void lost(proxy_ptr self, const caf::error& reason) {
   st.state = link::offline;
   st.seen.status = node_status::offline;
   st.seen.error = why;
-  st.relay.fail_pending(make_error(
-    errc::connection_lost, "shard " + std::to_string(st.cfg.shard) + " on node "
-                             + st.address + ": " + why
-                             + "; the request may or may not have been applied"));
+  auto err = make_error(errc::connection_lost,
+                        "shard " + std::to_string(st.cfg.shard) + " on node " + st.address
+                          + ": " + why + "; the request may or may not have been applied");
+  st.relay.fail_pending(err);
+  st.relay.fail_waiting(err);
   st.backoff = std::chrono::milliseconds{0};
   back_off(self);
 }
@@ -233,6 +238,13 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
   st.seen.status = node_status::offline;
   st.seen.error = "not connected yet";
   st.seen.shards = {st.cfg.shard};
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    // The store stops: nobody waits for an answer that would never come.
+    auto gone = make_error(errc::connection_lost, "the store is shutting down");
+    self->state.relay.fail_pending(gone);
+    self->state.relay.fail_waiting(gone);
+    self->quit(em.reason);
+  });
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
     if ((s.node && dm.source == s.node.address())
@@ -256,7 +268,13 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
     [self](atom::nodes) -> caf::result<node_info> { return self->state.seen; },
     [self](atom::info) -> caf::result<shard_info> { return relay<shard_info>(self, atom::info_v); },
     [self](atom::recover, coordinator_actor& coord) -> caf::result<uint64_t> {
-      self->state.coordinator = coord;
+      auto& s = self->state;
+      bool held = !s.coordinator && s.target && s.state == link::connecting;
+      s.coordinator = coord;
+      if (held) { // connected before the store named its coordinator
+        recover_then_serve(self);
+        return uint64_t{0};
+      }
       return relay<uint64_t>(self, atom::recover_v, std::move(coord));
     });
   return std::apply(
@@ -265,7 +283,7 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
     },
     std::tuple_cat(shard_read_relay_handlers(self),
                    shard_write_relay_handlers(
-                     self, [](auto& st) { return st.target; }, st.cfg.max_value_size),
+                     self, [](auto& state) { return state.target; }, st.cfg.max_value_size),
                    shard_txn_read_relay_handlers(self), std::move(own)));
 }
 

@@ -106,7 +106,11 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
       };
       auto fail = [failed, done](caf::error& err) mutable {
         if (!*failed)
-          *failed = std::move(err);
+          *failed = code_of(err) != errc::none
+                      ? std::move(err)
+                      : make_error(errc::connection_lost,
+                                   "the coordinator did not answer about transactions "
+                                   "in doubt: " + render(err));
         done();
       };
       for (auto txid : *txids)

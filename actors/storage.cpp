@@ -450,8 +450,8 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
           }
         }
         if (--*left == 0) {
-          for (auto& n : *result)
-            std::sort(n.shards.begin(), n.shards.end());
+          for (auto& entry : *result)
+            std::sort(entry.shards.begin(), entry.shards.end());
           // This process first, then the nodes by their first shard.
           std::sort(result->begin() + 1, result->end(), [](auto& a, auto& b) {
             return a.shards < b.shards;

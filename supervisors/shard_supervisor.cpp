@@ -105,6 +105,9 @@ void on_failure(sup_ptr self, const caf::error& reason) {
     return;
   auto why = render(reason);
   st.failed.push_back(st.target.address());
+  // An instance that answered with an error may still run: stop it, so that
+  // it lets go of the store (its exit is then ignored).
+  self->send_exit(st.target, caf::exit_reason::kill);
   log().error("shard {} failed: {}", index_of(st), why);
   st.last_failure = why;
   st.closing = st.current;
@@ -177,7 +180,12 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
     }
     if (std::find(st.failed.begin(), st.failed.end(), em.source) != st.failed.end())
       return; // an instance whose failure was handled already
-    // Stopped from outside: the linked shard stops with us.
+    // Stopped from outside: the linked shard stops with us, and nobody waits
+    // for an answer that would never come.
+    auto gone = make_error(errc::connection_lost,
+                           "shard " + std::to_string(index_of(st)) + " is shutting down");
+    st.relay.fail_pending(gone);
+    st.relay.fail_waiting(gone);
     self->quit(em.reason);
   });
   adopt(self, first);
