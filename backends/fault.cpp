@@ -15,18 +15,23 @@ namespace strata::fault {
 
 namespace {
 
+/// Reads "<name>:<n>" (n defaults to 1) from environment variable `var`.
+void read_spec(const char* var, std::string& name, long& n) {
+  if (auto spec = std::getenv(var)) {
+    std::string s{spec};
+    auto colon = s.find(':');
+    name = s.substr(0, colon);
+    n = colon == std::string::npos ? 1 : std::atol(s.c_str() + colon + 1);
+  }
+}
+
 struct armed {
   std::string name;
   long after = 0;
   std::atomic<long> hits{0};
 
   armed() {
-    if (auto spec = std::getenv("STRATA_CRASH_AT")) {
-      std::string s{spec};
-      auto colon = s.find(':');
-      name = s.substr(0, colon);
-      after = colon == std::string::npos ? 1 : std::atol(s.c_str() + colon + 1);
-    }
+    read_spec("STRATA_CRASH_AT", name, after);
   }
 };
 
@@ -48,12 +53,7 @@ struct throw_arms {
   long left = 0;
 
   throw_arms() {
-    if (auto spec = std::getenv("STRATA_THROW_AT")) {
-      std::string s{spec};
-      auto colon = s.find(':');
-      name = s.substr(0, colon);
-      left = colon == std::string::npos ? 1 : std::atol(s.c_str() + colon + 1);
-    }
+    read_spec("STRATA_THROW_AT", name, left);
   }
 };
 

@@ -833,6 +833,17 @@ void close_store(caf::actor_system& sys, Handle& store, size_t baseline) {
   sys.registry().await_running_count_equal(baseline);
 }
 
+/// Stops the store held in `h` when a run ends early (an exception): the
+/// actor system's destructor would otherwise wait for it forever.
+template <class Handle>
+struct store_stopper {
+  Handle& h;
+  ~store_stopper() {
+    if (h)
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+};
+
 uint64_t store_size(caf::actor_system& sys, const storage_actor& store,
                     std::chrono::milliseconds timeout) {
   caf::scoped_actor self{sys, true};
@@ -918,13 +929,7 @@ void run_kv(caf::actor_system& sys, const bench_options& opts,
   auto data_dir = strata_dir.path() + "/store";
   storage_actor store;
   // On an exception, stop the store so that the actor system can shut down.
-  struct stopper {
-    storage_actor& h;
-    ~stopper() {
-      if (h)
-        caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-    }
-  } stop_store{store};
+  store_stopper<storage_actor> stop_store{store};
   store = open_store(sys, opts, data_dir, sync_mode::nosync);
   load_work loader{store, opts.keys, 0, client_timeout(opts)};
   auto strata_loaded = run_clients(sys, opts, 1, 4, loader, 1e6);
@@ -1122,13 +1127,7 @@ void run_txn(caf::actor_system& sys, const bench_options& opts,
   for (uint32_t shards : {1u, 2u}) {
     auto dir = strata_dir.path() + "/store" + std::to_string(shards);
     strata::transactional_storage_actor store;
-    struct stopper {
-      strata::transactional_storage_actor& h;
-      ~stopper() {
-        if (h)
-          caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-      }
-    } stop_store{store};
+    store_stopper<strata::transactional_storage_actor> stop_store{store};
     store = open_store(sys, opts, dir, sync_mode::durable, shards);
     auto loaded = run_clients(sys, opts, 1, 1,
                               load_work{store, keys, 0, client_timeout(opts)}, 1e6);
@@ -1320,13 +1319,7 @@ void run_remote(caf::actor_system& sys, const bench_options& opts,
   if (!h)
     throw bench_error("cannot open the store: " + strata::render(h.error()));
   strata::transactional_storage_actor store = *h;
-  struct stopper {
-    strata::transactional_storage_actor& h;
-    ~stopper() {
-      if (h)
-        caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-    }
-  } stop_store{store};
+  store_stopper<strata::transactional_storage_actor> stop_store{store};
   auto loaded = run_clients(sys, opts, 1, 4, load_work{store, keys, 0, client_timeout(opts)},
                             1e6);
   if (loaded.errors > 0)
