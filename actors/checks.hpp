@@ -88,6 +88,16 @@ inline caf::error check_part(const txn_part& part, uint64_t max_size) {
   return caf::none;
 }
 
+/// The first problem of a batch of prepares: the batch is refused whole
+/// (the coordinator checks parts before it prepares them).
+inline caf::error check_prepares(const std::vector<txn_prepare>& batch,
+                                 uint64_t max_size) {
+  for (auto& p : batch)
+    if (auto err = check_part(p.part, max_size))
+      return err;
+  return caf::none;
+}
+
 /// A backend's optional value as it travels.
 inline maybe_bytes to_wire(std::optional<bytes> x) {
   return x ? maybe_bytes{std::move(*x)} : maybe_bytes{};

@@ -10,7 +10,7 @@
 //   all voted yes? ── no ──▶ resolve(txid, abort) to all ──▶ VERSION_CONFLICT …
 //        │ yes
 //        ▼
-//   log "commit txid → shards" in the decision log (group commit, synced)
+//   log "commit txid → shards" in the decision log (synced)
 //        │   ◀── the commit point: from here on the transaction commits
 //        ▼
 //   phase 2: resolve(txid, commit) to every shard (apply, unlock, log; the
@@ -18,6 +18,13 @@
 //        ▼
 //   answer the client; every 64 commits: sync barrier on the shards, then
 //   those decisions leave the log
+//
+// Rounds: the coordinator does not send one message per transaction and
+// step. Prepares, decisions and outcomes queue up while it works through its
+// mailbox; a flush it sends itself then sends each shard one batch of
+// prepares and one of outcomes, and the log one batch of decisions. Under
+// load a round carries many transactions, so the messages, syncs and thread
+// wake-ups per commit shrink with it (group commit across the protocol).
 //
 // Presumed abort: only commit decisions are logged. A shard that restarts
 // with a prepared transaction asks `status(txid)`; no decision in the log
@@ -44,21 +51,24 @@
 
 namespace strata {
 
-namespace {
-
-using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
-
 /// One two-phase commit in progress.
 struct commit_run {
   uint64_t txid = 0;
   std::vector<uint32_t> shards;
   caf::response_promise rp;
+  /// Votes or outcome answers still to come.
   size_t waiting = 0;
   caf::error first_error;
   bool writes = false;
   uint64_t deleted = 0;
   bool apply_failed = false;
+  /// Runs once every shard answered the outcome.
+  std::function<void()> resolved;
 };
+
+namespace {
+
+using coord_ptr = coordinator_impl::stateful_pointer<coordinator_state>;
 
 /// A participant's error as the client should see it: CAF errors (a shard
 /// that did not answer, or is gone) become TRANSACTION_ABORTED.
@@ -70,34 +80,25 @@ caf::error as_strata(const caf::error& err, uint64_t txid) {
                       + " aborted: a shard did not vote: " + render(err));
 }
 
-/// Sends the outcome to every shard of `run`; `then` runs once all answered.
-void resolve_all(coord_ptr self, std::shared_ptr<commit_run> run, bool commit,
+void schedule_flush(coord_ptr self) {
+  if (!self->state.flush_scheduled) {
+    self->state.flush_scheduled = true;
+    self->send(self, atom::flush_v);
+  }
+}
+
+/// Queues the outcome for every shard of `run`; `then` runs once all
+/// answered.
+void resolve_all(coord_ptr self, commit_run_ptr run, bool commit,
                  std::function<void()> then) {
   run->waiting = run->shards.size();
-  for (auto s : run->shards)
-    self
-      ->request(self->state.shards[s],
-                timeout_to(self, self->state.shards[s], self->state.timeout),
-                atom::resolve_v,
-                run->txid, commit)
-      .then(
-        [run, then, commit](uint64_t deleted) {
-          if (commit)
-            STRATA_FAULT_POINT("coordinator.during_apply");
-          run->deleted += deleted;
-          if (--run->waiting == 0)
-            then();
-        },
-        [self, run, then, s, commit](caf::error& err) {
-          // The shard keeps the transaction in doubt and asks on restart
-          // (or reconnect); a commit decision stays in the log until then.
-          if (commit)
-            log().warn("transaction {}: shard {} did not apply the commit: {}",
-                       txn_name(run->txid), s, render(err));
-          run->apply_failed = true;
-          if (--run->waiting == 0)
-            then();
-        });
+  run->resolved = std::move(then);
+  for (auto s : run->shards) {
+    auto& r = self->state.round[s];
+    r.outcomes.push_back(txn_outcome{run->txid, commit});
+    r.resolving.push_back(run);
+  }
+  schedule_flush(self);
 }
 
 /// Once a batch of commits is applied everywhere: a barrier makes every
@@ -133,7 +134,7 @@ void forget_applied(coord_ptr self) {
 }
 
 /// Phase two of a logged commit.
-void apply(coord_ptr self, std::shared_ptr<commit_run> run) {
+void apply(coord_ptr self, commit_run_ptr run) {
   resolve_all(self, run, true, [self, run] {
     if (run->rp.pending())
       run->rp.deliver(run->deleted);
@@ -144,14 +145,24 @@ void apply(coord_ptr self, std::shared_ptr<commit_run> run) {
   });
 }
 
-void abort(coord_ptr self, std::shared_ptr<commit_run> run, caf::error why) {
+void abort(coord_ptr self, commit_run_ptr run, caf::error why) {
   resolve_all(self, run, false, [run, why]() mutable {
     run->rp.deliver(std::move(why));
   });
 }
 
+/// Answers the shards that asked about `txid` while its decision was logged.
+void finish_question(coord_ptr self, uint64_t txid, bool committed) {
+  auto& o = self->state.open;
+  if (auto j = o.find(txid); j != o.end()) {
+    for (auto& rp : j->second.asking)
+      rp.deliver(committed);
+    o.erase(j);
+  }
+}
+
 /// All votes are in.
-void decide(coord_ptr self, std::shared_ptr<commit_run> run) {
+void decide(coord_ptr self, commit_run_ptr run) {
   auto& open = self->state.open;
   auto i = open.find(run->txid);
   bool asked = i != open.end() && i->second.aborted;
@@ -178,36 +189,137 @@ void decide(coord_ptr self, std::shared_ptr<commit_run> run) {
     return;
   }
   i->second.logging = true;
-  auto finish_question = [self, txid = run->txid](bool committed) {
-    auto& o = self->state.open;
-    if (auto j = o.find(txid); j != o.end()) {
-      for (auto& rp : j->second.asking)
-        rp.deliver(committed);
-      o.erase(j);
+  self->state.deciding.push_back(std::move(run));
+  schedule_flush(self);
+}
+
+/// Sends shard `s` the prepares of this round; each vote goes to its run.
+void send_prepares(coord_ptr self, uint32_t s, shard_round& r) {
+  auto runs = std::make_shared<std::vector<commit_run_ptr>>(std::move(r.preparing));
+  r.preparing.clear();
+  auto count = r.prepares.size();
+  auto vote = [self, runs](size_t i, caf::error err) {
+    auto& run = (*runs)[i];
+    if (err && !run->first_error)
+      run->first_error = std::move(err);
+    if (--run->waiting == 0)
+      decide(self, run);
+  };
+  auto& dest = self->state.shards[s];
+  self
+    ->request(dest, timeout_to(self, dest, self->state.timeout), atom::prepare_v,
+              std::move(r.prepares))
+    .then(
+      [vote, count, s](std::vector<caf::error>& votes) {
+        caf::error garbled;
+        if (votes.size() != count)
+          garbled = make_error(errc::transaction_aborted,
+                               "shard " + std::to_string(s) + " answered "
+                                 + std::to_string(votes.size()) + " votes for "
+                                 + std::to_string(count) + " prepares");
+        for (size_t i = 0; i < count; ++i)
+          vote(i, garbled ? garbled : std::move(votes[i]));
+      },
+      [vote, count](caf::error& err) {
+        for (size_t i = 0; i < count; ++i)
+          vote(i, err);
+      });
+  r.prepares.clear();
+}
+
+/// Sends shard `s` the outcomes of this round.
+void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
+  auto runs = std::make_shared<std::vector<commit_run_ptr>>(std::move(r.resolving));
+  r.resolving.clear();
+  auto commits = std::make_shared<std::vector<bool>>();
+  for (auto& o : r.outcomes)
+    commits->push_back(o.commit);
+  auto answered = [runs](size_t i, uint64_t deleted, bool failed) {
+    auto& run = (*runs)[i];
+    run->deleted += deleted;
+    run->apply_failed = run->apply_failed || failed;
+    if (--run->waiting == 0) {
+      auto then = std::move(run->resolved);
+      run->resolved = nullptr;
+      then();
     }
   };
+  auto& dest = self->state.shards[s];
   self
-    ->request(self->state.log_writer, caf::infinite, atom::set_v,
-              decision_log::key(run->txid), decision_log::encode(run->shards))
+    ->request(dest, timeout_to(self, dest, self->state.timeout), atom::resolve_v,
+              std::move(r.outcomes))
     .then(
-      [self, run, finish_question] {
-        STRATA_FAULT_POINT("coordinator.after_decision");
-        finish_question(true);
-        apply(self, run);
+      [answered, commits](std::vector<uint64_t>& deleted) {
+        for (size_t i = 0; i < commits->size(); ++i) {
+          if ((*commits)[i])
+            STRATA_FAULT_POINT("coordinator.during_apply");
+          answered(i, i < deleted.size() ? deleted[i] : 0, i >= deleted.size());
+        }
       },
-      [self, run, finish_question](caf::error& err) {
-        finish_question(false);
-        abort(self, run,
-              make_error(errc::transaction_aborted,
-                         "transaction " + txn_name(run->txid)
-                           + ": the commit decision could not be logged: "
-                           + render(err)));
+      [answered, commits, runs, s](caf::error& err) {
+        // The shard keeps these transactions in doubt and asks on restart
+        // (or reconnect); a commit decision stays in the log until then.
+        for (size_t i = 0; i < commits->size(); ++i) {
+          if ((*commits)[i])
+            log().warn("transaction {}: shard {} did not apply the commit: {}",
+                       txn_name((*runs)[i]->txid), s, render(err));
+          answered(i, 0, true);
+        }
       });
+  r.outcomes.clear();
+}
+
+/// Logs this round's commit decisions with one write (one sync), then
+/// applies them.
+void log_decisions(coord_ptr self) {
+  auto runs = std::make_shared<std::vector<commit_run_ptr>>(
+    std::move(self->state.deciding));
+  self->state.deciding.clear();
+  std::vector<entry> entries;
+  entries.reserve(runs->size());
+  for (auto& run : *runs)
+    entries.push_back(
+      entry{decision_log::key(run->txid), decision_log::encode(run->shards)});
+  self->request(self->state.log_writer, caf::infinite, atom::set_many_v,
+                std::move(entries))
+    .then(
+      [self, runs] {
+        STRATA_FAULT_POINT("coordinator.after_decision");
+        for (auto& run : *runs) {
+          finish_question(self, run->txid, true);
+          apply(self, run);
+        }
+      },
+      [self, runs](caf::error& err) {
+        for (auto& run : *runs) {
+          finish_question(self, run->txid, false);
+          abort(self, run,
+                make_error(errc::transaction_aborted,
+                           "transaction " + txn_name(run->txid)
+                             + ": the commit decision could not be logged: "
+                             + render(err)));
+        }
+      });
+}
+
+/// Sends everything queued since the last round.
+void flush(coord_ptr self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  for (uint32_t s = 0; s < st.round.size(); ++s) {
+    auto& r = st.round[s];
+    if (!r.prepares.empty())
+      send_prepares(self, s, r);
+    if (!r.outcomes.empty())
+      send_outcomes(self, s, r);
+  }
+  if (!st.deciding.empty())
+    log_decisions(self);
 }
 
 } // namespace
 
-coordinator_actor::behavior_type
+coordinator_impl::behavior_type
 coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
             std::vector<participant_actor> shards, uint64_t max_value_size,
             std::chrono::milliseconds timeout) {
@@ -216,6 +328,7 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
   st.log_writer = spawn_shard_writer(self->system(), log_store);
   self->link_to(st.log_writer);
   st.shards = std::move(shards);
+  st.round.resize(st.shards.size());
   st.timeout = timeout;
   st.max_value_size = max_value_size;
   // Re-drive the decisions of commits a crash interrupted.
@@ -266,26 +379,14 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
       }
       self->state.open.emplace(txid, coordinator_state::undecided{});
       for (auto& p : parts) {
-        auto s = p.shard;
-        self
-          ->request(self->state.shards[s],
-                    timeout_to(self, self->state.shards[s], self->state.timeout),
-                    atom::prepare_v,
-                    txid, std::move(p.part))
-          .then(
-            [self, run] {
-              if (--run->waiting == 0)
-                decide(self, run);
-            },
-            [self, run, s](caf::error& err) {
-              if (!run->first_error)
-                run->first_error = std::move(err);
-              if (--run->waiting == 0)
-                decide(self, run);
-            });
+        auto& r = self->state.round[p.shard];
+        r.prepares.push_back(txn_prepare{txid, std::move(p.part)});
+        r.preparing.push_back(run);
       }
+      schedule_flush(self);
       return run->rp;
     },
+    [=](atom::flush) { flush(self); },
     [=](atom::status, uint64_t txid) -> caf::result<bool> {
       auto& open = self->state.open;
       if (auto i = open.find(txid); i != open.end()) {

@@ -20,9 +20,26 @@ class kv_store;
 /// writer directly saves a hop per message.
 using participant_actor = caf::typed_actor<
   caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
-  caf::reacts_to<atom::prepare, uint64_t, txn_part>,
-  caf::replies_to<atom::resolve, uint64_t, bool>::with<uint64_t>,
+  caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
+  caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
   caf::reacts_to<atom::sync>>;
+
+/// The coordinator as spawned: its interface plus the flush it sends itself.
+using coordinator_impl = coordinator_actor::extend<caf::reacts_to<atom::flush>>;
+
+/// One two-phase commit in progress (defined with the coordinator).
+struct commit_run;
+using commit_run_ptr = std::shared_ptr<commit_run>;
+
+/// What the coordinator sends one shard in the next round: the prepares and
+/// the outcomes of every transaction that reached that step since the last
+/// round, in one message each.
+struct shard_round {
+  std::vector<txn_prepare> prepares;
+  std::vector<commit_run_ptr> preparing;
+  std::vector<txn_outcome> outcomes;
+  std::vector<commit_run_ptr> resolving;
+};
 
 struct coordinator_state {
   static inline const char* name = "strata.coordinator";
@@ -45,6 +62,10 @@ struct coordinator_state {
   /// the shards have synced their outcome records (a barrier).
   std::vector<uint64_t> applied;
   bool barrier_running = false;
+  /// The next round: per shard, and the commit decisions to log.
+  std::vector<shard_round> round;
+  std::vector<commit_run_ptr> deciding;
+  bool flush_scheduled = false;
 };
 
 /// Decisions leave the log in batches of this many, after a barrier.

@@ -73,13 +73,15 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         return err;
       return self->delegate(writer(), atom::commit_v, std::move(part));
     },
-    [=](atom::prepare, uint64_t txid, txn_part& part) -> caf::result<void> {
-      if (auto err = check_part(part, max))
+    [=](atom::prepare, std::vector<txn_prepare>& batch)
+      -> caf::result<std::vector<caf::error>> {
+      if (auto err = check_prepares(batch, max))
         return err;
-      return self->delegate(writer(), atom::prepare_v, txid, std::move(part));
+      return self->delegate(writer(), atom::prepare_v, std::move(batch));
     },
-    [=](atom::resolve, uint64_t txid, bool commit) -> caf::result<uint64_t> {
-      return self->delegate(writer(), atom::resolve_v, txid, commit);
+    [=](atom::resolve, std::vector<txn_outcome>& batch)
+      -> caf::result<std::vector<uint64_t>> {
+      return self->delegate(writer(), atom::resolve_v, std::move(batch));
     },
     [=](atom::sync) -> caf::result<void> {
       return self->delegate(writer(), atom::sync_v);
@@ -92,37 +94,40 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         return std::move(txids.error());
       if (txids->empty())
         return uint64_t{0};
+      // Ask about all of them, then apply the answers in one batch.
       auto rp = self->make_response_promise();
+      auto outcomes = std::make_shared<std::vector<txn_outcome>>();
       auto left = std::make_shared<size_t>(txids->size());
       auto failed = std::make_shared<caf::error>();
-      auto total = txids->size();
-      auto done = [rp, left, failed, total]() mutable {
+      auto done = [self, writer, rp, outcomes, left, failed]() mutable {
         if (--*left > 0)
           return;
-        if (*failed)
+        if (*failed) {
           rp.deliver(*failed);
-        else
-          rp.deliver(uint64_t{total});
-      };
-      auto fail = [failed, done](caf::error& err) mutable {
-        if (!*failed)
-          *failed = code_of(err) != errc::none
-                      ? std::move(err)
-                      : make_error(errc::connection_lost,
-                                   "the coordinator did not answer about transactions "
-                                   "in doubt: " + render(err));
-        done();
+          return;
+        }
+        auto total = uint64_t{outcomes->size()};
+        self->request(writer(), caf::infinite, atom::resolve_v, std::move(*outcomes))
+          .then([rp, total](std::vector<uint64_t>&) mutable { rp.deliver(total); },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       };
       for (auto txid : *txids)
         self->request(coord, timeout_to(self, coord, self->state.timeout),
                       atom::status_v, txid)
           .then(
             [=](bool committed) mutable {
-              self->request(writer(), caf::infinite, atom::resolve_v, txid,
-                            committed)
-                .then([done](uint64_t) mutable { done(); }, fail);
+              outcomes->push_back(txn_outcome{txid, committed});
+              done();
             },
-            fail);
+            [=](caf::error& err) mutable {
+              if (!*failed)
+                *failed = code_of(err) != errc::none
+                            ? std::move(err)
+                            : make_error(errc::connection_lost,
+                                         "the coordinator did not answer about "
+                                         "transactions in doubt: " + render(err));
+              done();
+            });
       return rp;
     },
     // -- writes: checked here, committed by the writer ----------------------------

@@ -77,13 +77,17 @@ auto shard_write_relay_handlers(Self* self, Dest dest, uint64_t max_value_size) 
         return err;
       return relay_to<uint64_t>(self, dest, atom::commit_v, std::move(part));
     },
-    [self, dest, max](atom::prepare, uint64_t txid, txn_part& part) -> caf::result<void> {
-      if (auto err = check_part(part, max))
+    [self, dest, max](atom::prepare, std::vector<txn_prepare>& batch)
+      -> caf::result<std::vector<caf::error>> {
+      if (auto err = check_prepares(batch, max))
         return err;
-      return relay_to<>(self, dest, atom::prepare_v, txid, std::move(part));
+      return relay_to<std::vector<caf::error>>(self, dest, atom::prepare_v,
+                                               std::move(batch));
     },
-    [self, dest](atom::resolve, uint64_t txid, bool commit) -> caf::result<uint64_t> {
-      return relay_to<uint64_t>(self, dest, atom::resolve_v, txid, commit);
+    [self, dest](atom::resolve, std::vector<txn_outcome>& batch)
+      -> caf::result<std::vector<uint64_t>> {
+      return relay_to<std::vector<uint64_t>>(self, dest, atom::resolve_v,
+                                             std::move(batch));
     },
     [self, dest](atom::sync) -> caf::result<void> { return relay_to<>(self, dest, atom::sync_v); });
 }

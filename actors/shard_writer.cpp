@@ -1,5 +1,7 @@
 #include "actors/shard_writer.hpp"
 
+#include <algorithm>
+
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -38,8 +40,57 @@ caf::response_promise enqueue(writer_ptr self, pending_write::reply shape,
   return enqueue(self, std::move(w));
 }
 
+/// Queues one prepare or outcome per item of a batch, answered together.
+template <class Item, class Fill>
+caf::response_promise enqueue_batch(writer_ptr self, type kind,
+                                    std::vector<Item>& items, Fill fill) {
+  auto b = std::make_shared<batch_answer>();
+  b->promise = self->make_response_promise();
+  b->left = items.size();
+  if (kind == type::prepare)
+    b->votes.resize(items.size());
+  else
+    b->counts.resize(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    pending_write w;
+    w.shape = pending_write::reply::item;
+    w.kind = kind;
+    w.batch = b;
+    w.index = i;
+    fill(w, items[i]);
+    self->state.pending.push_back(std::move(w));
+  }
+  schedule_flush(self);
+  return b->promise;
+}
+
+void answer_item(pending_write& w, const write_outcome& out) {
+  auto& b = *w.batch;
+  if (w.kind == type::prepare) {
+    if (out.code != errc::none)
+      b.votes[w.index] = make_error(out.code, out.message);
+  } else if (out.code != errc::none) {
+    if (!b.failed)
+      b.failed = make_error(out.code, out.message);
+  } else {
+    b.counts[w.index] = out.deleted;
+  }
+  if (--b.left > 0)
+    return;
+  if (b.failed)
+    b.promise.deliver(std::move(b.failed));
+  else if (w.kind == type::prepare)
+    b.promise.deliver(std::move(b.votes));
+  else
+    b.promise.deliver(std::move(b.counts));
+}
+
 void answer(pending_write& w, const write_outcome& out) {
   using reply = pending_write::reply;
+  if (w.shape == reply::item) {
+    answer_item(w, out);
+    return;
+  }
   if (w.shape == reply::batch) {
     batch_result result;
     result.success = out.code == errc::none;
@@ -65,6 +116,7 @@ void answer(pending_write& w, const write_outcome& out) {
       w.promise.deliver(out.deleted);
       break;
     case reply::batch:
+    case reply::item:
       break; // handled above
   }
 }
@@ -96,6 +148,25 @@ caf::response_promise park(writer_ptr self, parked_read r) {
   if (!try_read(self, r))
     self->state.parked.push_back(std::move(r));
   return rp;
+}
+
+/// Commits writes [first, last) as one group (blocking for its sync; this
+/// actor has its own thread) and answers them; writes that must wait for a
+/// lock to go are kept for later.
+template <class Iterator>
+void commit(writer_ptr self, Iterator first, Iterator last) {
+  auto& st = self->state;
+  std::vector<write_request> requests;
+  requests.reserve(static_cast<size_t>(last - first));
+  for (auto i = first; i != last; ++i)
+    requests.push_back(write_request{i->kind, &i->ops, &i->part, i->txid, i->commit});
+  auto outcomes = st.store->write(requests);
+  for (size_t k = 0; first != last; ++first, ++k) {
+    if (outcomes[k].blocked)
+      st.blocked.push_back(std::move(*first));
+    else
+      answer(*first, outcomes[k]);
+  }
 }
 
 } // namespace
@@ -142,21 +213,25 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
       w.part = std::move(part);
       return enqueue(self, std::move(w));
     },
-    [=](atom::prepare, uint64_t txid, txn_part& part) -> caf::result<void> {
-      pending_write w;
-      w.shape = reply::unit;
-      w.kind = type::prepare;
-      w.txid = txid;
-      w.part = std::move(part);
-      return enqueue(self, std::move(w));
+    [=](atom::prepare, std::vector<txn_prepare>& batch)
+      -> caf::result<std::vector<caf::error>> {
+      if (batch.empty())
+        return std::vector<caf::error>{};
+      return enqueue_batch(self, type::prepare, batch,
+                           [](pending_write& w, txn_prepare& p) {
+                             w.txid = p.txid;
+                             w.part = std::move(p.part);
+                           });
     },
-    [=](atom::resolve, uint64_t txid, bool commit) -> caf::result<uint64_t> {
-      pending_write w;
-      w.shape = reply::count;
-      w.kind = type::resolve;
-      w.txid = txid;
-      w.commit = commit;
-      return enqueue(self, std::move(w));
+    [=](atom::resolve, std::vector<txn_outcome>& batch)
+      -> caf::result<std::vector<uint64_t>> {
+      if (batch.empty())
+        return std::vector<uint64_t>{};
+      return enqueue_batch(self, type::resolve, batch,
+                           [](pending_write& w, txn_outcome& o) {
+                             w.txid = o.txid;
+                             w.commit = o.commit;
+                           });
     },
     [=](atom::sync) -> caf::result<void> {
       pending_write w;
@@ -175,48 +250,38 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
       st.flush_scheduled = false;
       auto group = std::move(st.pending);
       st.pending.clear();
-      std::vector<write_request> requests;
-      requests.reserve(group.size());
-      bool outcomes_applied = false;
-      bool prepares = false;
-      for (auto& w : group) {
-        requests.push_back(write_request{w.kind, &w.ops, &w.part, w.txid, w.commit});
-        outcomes_applied = outcomes_applied || w.kind == type::resolve;
-        prepares = prepares || w.kind == type::prepare;
+      // Outcomes go first, in a write of their own: they need no sync (the
+      // coordinator's log holds the decisions), so neither their answers
+      // nor the locks they release wait for the sync of the rest.
+      auto mid = std::stable_partition(group.begin(), group.end(), [](auto& w) {
+        return w.kind == type::resolve;
+      });
+      std::vector<pending_write> rest;
+      if (mid != group.begin()) {
+        STRATA_FAULT_POINT("shard.before_outcome");
+        commit(self, group.begin(), mid);
+        STRATA_FAULT_POINT("shard.after_outcome");
+        // Released locks: waiting reads run now, and waiting writes go
+        // before the newer ones of this group, in arrival order.
+        auto parked = std::move(st.parked);
+        st.parked.clear();
+        for (auto& r : parked)
+          if (!try_read(self, r))
+            st.parked.push_back(std::move(r));
+        rest = std::move(st.blocked);
+        st.blocked.clear();
       }
+      for (auto i = mid; i != group.end(); ++i)
+        rest.push_back(std::move(*i));
+      if (rest.empty())
+        return;
+      bool prepares = std::any_of(rest.begin(), rest.end(),
+                                  [](auto& w) { return w.kind == type::prepare; });
       if (prepares)
         STRATA_FAULT_POINT("shard.before_prepare");
-      if (outcomes_applied)
-        STRATA_FAULT_POINT("shard.before_outcome");
-      // Blocks for the commit and its sync; this actor has its own thread.
-      auto outcomes = st.store->write(requests);
+      commit(self, rest.begin(), rest.end());
       if (prepares)
         STRATA_FAULT_POINT("shard.after_prepare");
-      if (outcomes_applied)
-        STRATA_FAULT_POINT("shard.after_outcome");
-      for (size_t i = 0; i < group.size(); ++i) {
-        if (outcomes[i].blocked)
-          st.blocked.push_back(std::move(group[i]));
-        else
-          answer(group[i], outcomes[i]);
-      }
-      if (!outcomes_applied)
-        return;
-      // Outcomes release locks: waiting reads run now, waiting writes go
-      // first into the next group.
-      auto parked = std::move(st.parked);
-      st.parked.clear();
-      for (auto& r : parked)
-        if (!try_read(self, r))
-          st.parked.push_back(std::move(r));
-      if (!st.blocked.empty()) {
-        auto retry = std::move(st.blocked);
-        st.blocked.clear();
-        for (auto& w : st.pending)
-          retry.push_back(std::move(w));
-        st.pending = std::move(retry);
-        schedule_flush(self);
-      }
     },
   };
 }

@@ -25,8 +25,8 @@ using shard_writer_actor = caf::typed_actor<
   caf::replies_to<atom::del_many, std::vector<std::string>>::with<uint64_t>,
   caf::replies_to<atom::batch, std::vector<operation>>::with<batch_result>,
   caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
-  caf::reacts_to<atom::prepare, uint64_t, txn_part>,
-  caf::replies_to<atom::resolve, uint64_t, bool>::with<uint64_t>,
+  caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
+  caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
   caf::reacts_to<atom::sync>,
   // Transactional reads that found their key locked wait here for the
   // outcome that releases it.
@@ -35,16 +35,32 @@ using shard_writer_actor = caf::typed_actor<
   // Commits everything queued so far (sent to itself).
   caf::reacts_to<atom::flush>>;
 
+/// The one answer to a batch of prepares or of outcomes. Its items are
+/// queued together, so they commit in the same group.
+struct batch_answer {
+  caf::response_promise promise;
+  /// Prepares: one vote per transaction (no error is a yes).
+  std::vector<caf::error> votes;
+  /// Outcomes: deletes that found their key, per transaction.
+  std::vector<uint64_t> counts;
+  /// An outcome that could not be logged fails the whole batch.
+  caf::error failed;
+  size_t left = 0;
+};
+
 /// A write waiting for the next group commit.
 struct pending_write {
-  /// Which request it came from; decides the shape of the answer.
-  enum class reply { unit, existed, count, batch } shape;
+  /// Which request it came from; decides the shape of the answer (`item`:
+  /// one entry of a batch_answer).
+  enum class reply { unit, existed, count, batch, item } shape;
   write_request::type kind = write_request::type::plain;
   std::vector<operation> ops;
   txn_part part;
   uint64_t txid = 0;
   bool commit = false;
   caf::response_promise promise;
+  std::shared_ptr<batch_answer> batch;
+  size_t index = 0;
 };
 
 /// A transactional read waiting for a lock to go.

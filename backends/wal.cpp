@@ -1,5 +1,6 @@
 #include "backends/wal.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -194,7 +195,32 @@ wal::wal(std::string path, bool sync) : path_(std::move(path)), sync_(sync) {
     fd_ = -1;
     fail("cannot stat " + path_, err, errc::connection_failed);
   }
-  size_ = static_cast<uint64_t>(st.st_size);
+  // Where the records end is known after `replay`.
+  size_ = end_ = static_cast<uint64_t>(st.st_size);
+}
+
+void wal::reserve(uint64_t needed) {
+  if (needed <= end_)
+    return;
+  static const std::string zeros(64 * 1024, '\0');
+  auto target = (needed + chunk - 1) / chunk * chunk;
+  auto pos = end_;
+  while (pos < target) {
+    auto n = ::pwrite(fd_, zeros.data(),
+                      static_cast<size_t>(std::min<uint64_t>(zeros.size(), target - pos)),
+                      static_cast<off_t>(pos));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      auto err = n < 0 ? errno : EIO;
+      // Give back what was added; the records are untouched.
+      if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0)
+        errno = 0;
+      fail("cannot append to write-ahead log " + path_, err);
+    }
+    pos += static_cast<uint64_t>(n);
+  }
+  end_ = target;
 }
 
 wal::~wal() {
@@ -241,9 +267,13 @@ void wal::append(const std::vector<std::string>& records, bool durable) {
     iov.push_back(iovec{const_cast<char*>(r.data()), r.size()});
     total += r.size();
   }
+  reserve(size_ + total);
   auto undo = [this](int err, const std::string& what) {
-    // Nothing of this append may count: cut the file back.
-    if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0)
+    // Nothing of this append may count: cut the file back (the zeros after
+    // the records come back with the next append).
+    if (::ftruncate(fd_, static_cast<off_t>(size_)) == 0)
+      end_ = size_;
+    else
       errno = 0;
     fail(what, err);
   };
@@ -293,7 +323,7 @@ void wal::sync() {
 }
 
 void wal::replay(const std::function<void(wal_record&)>& f) {
-  std::string data(size_, '\0');
+  std::string data(end_, '\0');
   size_t got = 0;
   while (got < data.size()) {
     auto n = ::pread(fd_, data.data() + got, data.size() - got,
@@ -305,12 +335,15 @@ void wal::replay(const std::function<void(wal_record&)>& f) {
     got += static_cast<size_t>(n);
   }
   size_t pos = 0;
+  uint64_t last_seq = 0;
   while (data.size() - pos >= 8) {
     reader head{data.data() + pos, data.data() + data.size()};
     uint64_t len = 0;
     uint64_t sum = 0;
     head.get(len, 4);
     head.get(sum, 4);
+    if (len == 0)
+      break; // the zeros after the last record
     if (data.size() - pos - 8 < len)
       break; // torn: cut short by a crash
     std::string_view payload{data.data() + pos + 8, static_cast<size_t>(len)};
@@ -324,19 +357,25 @@ void wal::replay(const std::function<void(wal_record&)>& f) {
                           path_ + ": record at offset " + std::to_string(pos)
                             + " is intact but unreadable (written by another "
                               "format version?); the log is left as it is"};
+    if (pos > 0 && rec.seq <= last_seq)
+      break; // left behind by a reset: older than the log's records
+    last_seq = rec.seq;
     f(rec);
     pos += 8 + len;
   }
-  if (pos < size_) {
+  // Whatever follows was never acknowledged (or is older): cut it off, so
+  // that no new record can line up with it.
+  if (pos < end_) {
     if (::ftruncate(fd_, static_cast<off_t>(pos)) != 0)
       fail("cannot truncate write-ahead log " + path_, errno);
-    size_ = pos;
+    end_ = pos;
   }
+  size_ = pos;
 }
 
 void wal::reset() {
-  if (::ftruncate(fd_, 0) != 0)
-    fail("cannot truncate write-ahead log " + path_, errno);
+  // The file keeps its size: new records overwrite the old ones, which the
+  // next replay tells apart by their sequence numbers.
   size_ = 0;
   unsynced_ = false;
 }

@@ -35,6 +35,14 @@ namespace strata {
 /// A record cut short by a crash, or failing its CRC, ends the log: it and
 /// anything after it were never acknowledged.
 ///
+/// The file grows ahead of the records in zero-filled chunks, so that the
+/// sync of an append writes data only: a sync after the file grew must also
+/// commit the new size through the file system's journal, which costs about
+/// as much again, and more while other logs sync. Hence a zero length also
+/// ends the log. After `reset` new records overwrite old ones from the start;
+/// the old ones left behind carry lower sequence numbers, so a record whose
+/// number is not above its predecessor's ends the log too.
+///
 /// Not thread-safe: used by the shard's writer only. Errors throw
 /// `storage_error`.
 /// One record of the log.
@@ -97,16 +105,25 @@ public:
     return sync_failed_;
   }
 
-  /// Current size of the log in bytes.
+  /// Current size of the log in bytes (its records; the file is larger).
   uint64_t size() const noexcept {
     return size_;
   }
 
+  /// The file grows by this many zero bytes at a time.
+  static constexpr uint64_t chunk = uint64_t{1} << 20;
+
 private:
+  /// Grows the file with zeros to hold at least `needed` bytes.
+  void reserve(uint64_t needed);
+
   std::string path_;
   bool sync_;
   int fd_ = -1;
+  /// End of the records.
   uint64_t size_ = 0;
+  /// Size of the file: records, then zeros or records from before a reset.
+  uint64_t end_ = 0;
   bool sync_failed_ = false;
   bool unsynced_ = false;
 };

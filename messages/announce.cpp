@@ -26,6 +26,8 @@ void announce_messages(caf::actor_system_config& cfg) {
   cfg.add_message_type<range_mark>("strata::range_mark");
   cfg.add_message_type<txn_part>("strata::txn_part");
   cfg.add_message_type<shard_part>("strata::shard_part");
+  cfg.add_message_type<txn_prepare>("strata::txn_prepare");
+  cfg.add_message_type<txn_outcome>("strata::txn_outcome");
   cfg.add_message_type<node_role>("strata::node_role");
   cfg.add_message_type<node_status>("strata::node_status");
   cfg.add_message_type<node_info>("strata::node_info");
@@ -34,7 +36,9 @@ void announce_messages(caf::actor_system_config& cfg) {
   cfg.add_message_type<transaction_actor>("strata::transaction_actor");
   cfg.add_message_type<coordinator_actor>("strata::coordinator_actor");
   cfg.add_message_type<shard_actor>("strata::shard_actor");
+  // Votes and outcome counts of batched prepares and resolves.
   cfg.add_message_type<std::vector<caf::error>>("std::vector<caf::error>");
+  cfg.add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
 }
 
 } // namespace strata

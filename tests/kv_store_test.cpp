@@ -39,6 +39,23 @@ write_outcome write_one(kv_store& s, std::vector<operation> ops) {
   return s.write(g).at(0);
 }
 
+/// Where the records of a write-ahead log file end (the zeros it grew by
+/// follow): walks the frames up to the first zero length.
+uint64_t log_end(const std::filesystem::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::string data{std::istreambuf_iterator<char>{in}, {}};
+  uint64_t pos = 0;
+  while (pos + 8 <= data.size()) {
+    uint64_t len = 0;
+    for (int i = 0; i < 4; ++i)
+      len |= uint64_t{static_cast<unsigned char>(data[pos + i])} << (8 * i);
+    if (len == 0)
+      break;
+    pos += 8 + len;
+  }
+  return pos;
+}
+
 std::vector<entry> scan_all(const kv_store& s, scan_request req) {
   std::vector<entry> result;
   for (;;) {
@@ -230,8 +247,9 @@ TEST_CASE("a torn write-ahead log tail is cut off on open") {
     std::filesystem::copy(dir / "s", dir / "crash");
   }
   auto crashed = dir / "crash/wal.log";
-  auto full = std::filesystem::file_size(crashed);
+  auto full = log_end(crashed);
   REQUIRE(full > 0);
+  REQUIRE(std::filesystem::file_size(crashed) == wal::chunk);
   SECTION("cut in the middle of the last record") {
     std::filesystem::resize_file(crashed, full - 3);
     o.dir = dir / "crash";
@@ -244,8 +262,9 @@ TEST_CASE("a torn write-ahead log tail is cut off on open") {
   }
   SECTION("garbage after the last record") {
     {
-      std::ofstream out{crashed, std::ios::app | std::ios::binary};
-      out << "\x10\x00\x00\x00garbage-garbage";
+      std::fstream f{crashed, std::ios::in | std::ios::out | std::ios::binary};
+      f.seekp(static_cast<std::streamoff>(full));
+      f << "\x10\x00\x00\x00garbage-garbage";
     }
     o.dir = dir / "crash";
     kv_store s{o};
@@ -417,15 +436,17 @@ TEST_CASE("a write-ahead log that cannot be written fails the group, nothing els
     kv_store s{o};
     REQUIRE(write_one(s, {operation::set("before", b("safe"))}).code == errc::none);
     auto log_size = std::filesystem::file_size(dir / "s/wal.log");
-    // The kernel refuses to grow files beyond RLIMIT_FSIZE: the next append
-    // fails half-way, as it would on a failing disk.
+    REQUIRE(log_size == wal::chunk);
+    // The kernel refuses to grow files beyond RLIMIT_FSIZE: the next append,
+    // too big for the zeros the log holds in reserve, fails as it would on a
+    // full or failing disk.
     std::signal(SIGXFSZ, SIG_IGN);
     rlimit old;
     REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
     rlimit tight = old;
     tight.rlim_cur = log_size + 100;
     REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
-    auto failed = write_one(s, {operation::set("big", bytes(1000, 'x')),
+    auto failed = write_one(s, {operation::set("big", bytes(wal::chunk, 'x')),
                                 operation::del("before")});
     REQUIRE(::setrlimit(RLIMIT_FSIZE, &old) == 0);
     CHECK(failed.code == errc::transaction_aborted);
@@ -444,6 +465,83 @@ TEST_CASE("a write-ahead log that cannot be written fails the group, nothing els
   CHECK(s.size() == 2);
   CHECK(!s.has("big"));
   CHECK(s.has("after"));
+}
+
+TEST_CASE("a write-ahead log grows in zero-filled chunks and reuses them after a reset") {
+  test::temp_dir dir;
+  std::string path = dir / "wal.log";
+  // Records of equal size line up with the old ones a reset leaves behind.
+  auto record = [](uint64_t seq) {
+    return wal::encode(seq, {operation::set("key", bytes(100, 'v'))});
+  };
+  auto replayed = [&] {
+    std::vector<uint64_t> seqs;
+    wal w{path, false};
+    w.replay([&](wal_record& r) { seqs.push_back(r.seq); });
+    return seqs;
+  };
+  {
+    wal w{path, false};
+    w.replay([](wal_record&) {});
+    for (uint64_t seq = 1; seq <= 10; ++seq)
+      w.append({record(seq)});
+    CHECK(std::filesystem::file_size(path) == wal::chunk);
+    CHECK(w.size() == 10 * record(1).size());
+  }
+  CHECK(replayed() == std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  {
+    wal w{path, false};
+    w.replay([](wal_record&) {});
+    w.reset();
+    CHECK(w.size() == 0);
+    w.append({record(11), record(12)});
+  }
+  // Records 3 to 10 are still in the file, intact, right after 12: the
+  // replay stops at them, and cuts them off.
+  CHECK(replayed() == std::vector<uint64_t>{11, 12});
+  CHECK(std::filesystem::file_size(path) == 2 * record(1).size());
+  CHECK(replayed() == std::vector<uint64_t>{11, 12});
+  {
+    // After the cut the log grows again, by a chunk.
+    wal w{path, false};
+    w.replay([](wal_record&) {});
+    w.append({record(13)});
+    CHECK(std::filesystem::file_size(path) == wal::chunk);
+  }
+  CHECK(replayed() == std::vector<uint64_t>{11, 12, 13});
+}
+
+TEST_CASE("a shard replays only what followed its last flush, across many reused logs") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  o.flush_entries = 7; // the log is reset every few writes
+  std::map<std::string, std::string> model;
+  std::mt19937 gen{7};
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> crashes;
+  {
+    kv_store s{o};
+    for (int i = 0; i < 300; ++i) {
+      auto key = "k" + std::to_string(gen() % 20);
+      auto value = std::string(gen() % 3 == 0 ? 5 : 40, static_cast<char>('a' + i % 26));
+      REQUIRE(write_one(s, {operation::set(key, b(value))}).code == errc::none);
+      model[key] = value;
+      if (i % 37 == 0) {
+        auto copy = dir / ("crash" + std::to_string(i));
+        std::filesystem::copy(dir / "s", copy);
+        crashes.emplace_back(copy, model);
+      }
+    }
+    REQUIRE(s.info().flushes > 20);
+  }
+  crashes.emplace_back(dir / "s", model);
+  for (auto& [path, expected] : crashes) {
+    auto co = o;
+    co.dir = path;
+    kv_store s{co};
+    REQUIRE(s.size() == expected.size());
+    for (auto& [k, v] : expected)
+      REQUIRE(s.get(k) == std::optional<bytes>{b(v)});
+  }
 }
 
 TEST_CASE("a shard whose log cannot be opened is refused with CONNECTION_FAILED") {

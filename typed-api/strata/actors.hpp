@@ -100,12 +100,15 @@ using shard_actor = storage_actor::extend<
   // One-phase commit of a transaction's part: validate, apply. Answers how
   // many deletes found their key.
   caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
-  // Phase one: validate and durably prepare; success is a yes vote.
-  caf::reacts_to<atom::prepare, uint64_t, txn_part>,
-  // Phase two: commit (true) or abort a prepared transaction. Applied and
-  // logged, but synced only with a later group or barrier: the
-  // coordinator's log holds the decision until then.
-  caf::replies_to<atom::resolve, uint64_t, bool>::with<uint64_t>,
+  // Phase one for a batch of transactions: validate each part, then log the
+  // valid ones durably (one group commit) and lock them. One vote per
+  // transaction, in order: no error is a yes.
+  caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
+  // Phase two for a batch: commit or drop each prepared transaction. Applied
+  // and logged, but synced only with a later group or barrier: the
+  // coordinator's log holds the decisions until then. Answers, per
+  // transaction, how many deletes found their key.
+  caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
   // Barrier: makes everything the shard logged so far durable.
   caf::reacts_to<atom::sync>,
   // Resolves the transactions in doubt by asking the coordinator; answers

@@ -96,6 +96,19 @@ struct shard_part {
   txn_part part;
 };
 
+/// Phase one of a two-phase commit for one transaction on one shard. The
+/// coordinator sends each shard the prepares of a round in one message.
+struct txn_prepare {
+  uint64_t txid = 0;
+  txn_part part;
+};
+
+/// Phase two for one transaction on one shard: commit or abort.
+struct txn_outcome {
+  uint64_t txid = 0;
+  bool commit = false;
+};
+
 /// Transaction ids are 64 bits: the coordinator's incarnation (bumped on
 /// every open) in the high 24 bits and a counter in the low 40.
 constexpr int txn_counter_bits = 40;

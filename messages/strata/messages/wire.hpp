@@ -94,6 +94,16 @@ typename Inspector::result_type inspect(Inspector& f, shard_part& x) {
   return f(caf::meta::type_name("strata::shard_part"), x.shard, x.part);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, txn_prepare& x) {
+  return f(caf::meta::type_name("strata::txn_prepare"), x.txid, x.part);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, txn_outcome& x) {
+  return f(caf::meta::type_name("strata::txn_outcome"), x.txid, x.commit);
+}
+
 /// Prints an op_kind in CAF's diagnostics.
 inline std::string to_string(op_kind x) {
   switch (x) {
