@@ -62,8 +62,10 @@ struct commit_run {
   bool writes = false;
   uint64_t deleted = 0;
   bool apply_failed = false;
-  /// Runs once every shard answered the outcome.
-  std::function<void()> resolved;
+  /// Runs once every shard answered the outcome. It gets the run as an
+  /// argument rather than holding it, so that a run whose answers never come
+  /// (the coordinator stops) does not keep itself alive.
+  std::function<void(commit_run&)> resolved;
 };
 
 namespace {
@@ -90,7 +92,7 @@ void schedule_flush(coord_ptr self) {
 /// Queues the outcome for every shard of `run`; `then` runs once all
 /// answered.
 void resolve_all(coord_ptr self, commit_run_ptr run, bool commit,
-                 std::function<void()> then) {
+                 std::function<void(commit_run&)> then) {
   run->waiting = run->shards.size();
   run->resolved = std::move(then);
   for (auto s : run->shards) {
@@ -135,19 +137,19 @@ void forget_applied(coord_ptr self) {
 
 /// Phase two of a logged commit.
 void apply(coord_ptr self, commit_run_ptr run) {
-  resolve_all(self, run, true, [self, run] {
-    if (run->rp.pending())
-      run->rp.deliver(run->deleted);
-    if (!run->apply_failed) {
-      self->state.applied.push_back(run->txid);
+  resolve_all(self, run, true, [self](commit_run& done) {
+    if (done.rp.pending())
+      done.rp.deliver(done.deleted);
+    if (!done.apply_failed) {
+      self->state.applied.push_back(done.txid);
       forget_applied(self);
     }
   });
 }
 
 void abort(coord_ptr self, commit_run_ptr run, caf::error why) {
-  resolve_all(self, run, false, [run, why]() mutable {
-    run->rp.deliver(std::move(why));
+  resolve_all(self, run, false, [why](commit_run& done) mutable {
+    done.rp.deliver(std::move(why));
   });
 }
 
@@ -178,7 +180,7 @@ void decide(coord_ptr self, commit_run_ptr run) {
   if (!run->writes) {
     // Read-only: every shard validated while holding its locks; release.
     open.erase(run->txid);
-    resolve_all(self, run, false, [run] { run->rp.deliver(uint64_t{0}); });
+    resolve_all(self, run, false, [](commit_run& done) { done.rp.deliver(uint64_t{0}); });
     return;
   }
   if (i == open.end()) {
@@ -241,7 +243,7 @@ void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
     if (--run->waiting == 0) {
       auto then = std::move(run->resolved);
       run->resolved = nullptr;
-      then();
+      then(*run);
     }
   };
   auto& dest = self->state.shards[s];

@@ -94,7 +94,8 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         return std::move(txids.error());
       if (txids->empty())
         return uint64_t{0};
-      // Ask about all of them, then apply the answers in one batch.
+      // Ask about all of them, then apply the answers in one batch (also
+      // when some questions failed: those stay in doubt for the next try).
       auto rp = self->make_response_promise();
       auto outcomes = std::make_shared<std::vector<txn_outcome>>();
       auto left = std::make_shared<size_t>(txids->size());
@@ -102,14 +103,16 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
       auto done = [self, writer, rp, outcomes, left, failed]() mutable {
         if (--*left > 0)
           return;
-        if (*failed) {
-          rp.deliver(*failed);
-          return;
-        }
         auto total = uint64_t{outcomes->size()};
         self->request(writer(), caf::infinite, atom::resolve_v, std::move(*outcomes))
-          .then([rp, total](std::vector<uint64_t>&) mutable { rp.deliver(total); },
-                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          .then(
+            [rp, total, failed](std::vector<uint64_t>&) mutable {
+              if (*failed)
+                rp.deliver(*failed);
+              else
+                rp.deliver(total);
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       };
       for (auto txid : *txids)
         self->request(coord, timeout_to(self, coord, self->state.timeout),

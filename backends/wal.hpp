@@ -92,11 +92,14 @@ public:
   /// Syncs records appended without `durable`, if any.
   void sync();
 
-  /// Reads every intact record in order and cuts off a torn tail. Calls `f`
-  /// per record.
+  /// Reads every intact record in order and cuts off what follows the last
+  /// one (a torn tail, zeros, records from before a reset). Calls `f` per
+  /// record. Call it once, right after opening, before any append.
   void replay(const std::function<void(wal_record&)>& f);
 
-  /// Empties the log (after its records reached LMDB durably).
+  /// Empties the log (after its records reached LMDB durably): the next
+  /// records overwrite the old ones, whose lower sequence numbers end a
+  /// later replay. Sequence numbers must therefore only grow.
   void reset();
 
   /// True once a sync failed: the log's state on disk is unknown until the
