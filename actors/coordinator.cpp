@@ -251,7 +251,12 @@ void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
     ->request(dest, timeout_to(self, dest, self->state.timeout), atom::resolve_v,
               std::move(r.outcomes))
     .then(
-      [answered, commits](std::vector<uint64_t>& deleted) {
+      [answered, commits, s](std::vector<uint64_t>& deleted) {
+        // A short answer counts as failed for the ones it leaves out: they
+        // stay in doubt at the shard, which asks about them on its restart.
+        if (deleted.size() != commits->size())
+          log().warn("shard {} answered {} outcomes of {}", s, deleted.size(),
+                     commits->size());
         for (size_t i = 0; i < commits->size(); ++i) {
           if ((*commits)[i])
             STRATA_FAULT_POINT("coordinator.during_apply");

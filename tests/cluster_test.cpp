@@ -122,6 +122,17 @@ std::string node_status_of(blocking_store<std::string>& db, const std::string& a
   return "missing";
 }
 
+/// Writes `value` to keys `a` and `b` (on different shards) in one
+/// transaction; answers the commit's error, if any.
+caf::error set_both(blocking_store<std::string>& db, const std::string& a,
+                    const std::string& b, const std::string& value) {
+  auto tx = db.begin();
+  REQUIRE(tx);
+  REQUIRE(!tx->set(a, value));
+  REQUIRE(!tx->set(b, value));
+  return tx->commit();
+}
+
 } // namespace
 
 TEST_CASE("three shard nodes: a killed node fails fast, the others serve, a restart recovers") {
@@ -367,11 +378,7 @@ TEST_CASE("a shard node killed in the middle of a two-phase commit resolves it w
     nodes.kill(1);
     nodes.start(1, crash_at);
     REQUIRE(wait_for([&] { return bool{db.get(k1)}; }, 15s));
-    auto tx = db.begin();
-    REQUIRE(tx);
-    REQUIRE(!tx->set(k0, "new"));
-    REQUIRE(!tx->set(k1, "new"));
-    return tx->commit();
+    return set_both(db, k0, k1, "new");
   };
   SECTION("killed after the decision, before applying it: the commit is applied on return") {
     f.open(o);
@@ -414,11 +421,7 @@ TEST_CASE("a shard node killed in the middle of a two-phase commit resolves it w
     CHECK(**db.get(k1) == "old");
     CHECK(in_doubt_on_node1() == 0);
     // Nothing is left locked: the keys commit again.
-    auto tx2 = db.begin();
-    REQUIRE(tx2);
-    REQUIRE(!tx2->set(k0, "again"));
-    REQUIRE(!tx2->set(k1, "again"));
-    REQUIRE(!tx2->commit());
+    REQUIRE(!set_both(db, k0, k1, "again"));
     CHECK(**db.get(k1) == "again");
   }
 }
@@ -718,11 +721,7 @@ TEST_CASE("a shard that throws is restarted, and the restart limit holds") {
         CHECK(**db.get(k) == v);
     }
     // Transactions still work across both shards after restarts.
-    auto tx = db.begin();
-    REQUIRE(tx);
-    REQUIRE(!tx->set(victim, "tx"));
-    REQUIRE(!tx->set(other, "tx"));
-    REQUIRE(!tx->commit());
+    REQUIRE(!set_both(db, victim, other, "tx"));
     CHECK(**db.get(victim) == "tx");
     // A third failure within the window: the shard stays offline.
     fault::arm_throw("shard.set", 1);

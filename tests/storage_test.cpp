@@ -352,6 +352,58 @@ TEST_CASE("a full map gives STORAGE_FULL; data stays and deletes work") {
                         bytes(900, 'v')));
 }
 
+TEST_CASE("a shard prepares and resolves transactions in batches: one vote each") {
+  fixture f;
+  shard_options so;
+  so.store.dir = f.dir / "shard";
+  so.store.no_sync = true;
+  auto s = spawn_shard(f.sys(), so);
+  REQUIRE(s);
+  auto sh = s->actor;
+  REQUIRE(!f.ask_void(sh, atom::set_v, std::string{"x"}, to_bytes("0")));
+  REQUIRE(!f.ask_void(sh, atom::set_v, std::string{"gone"}, to_bytes("g")));
+  auto part = [](std::vector<operation> writes) {
+    txn_part p;
+    p.writes = std::move(writes);
+    return p;
+  };
+  auto in_doubt = [&] { return f.ask<shard_info>(sh, atom::info_v)->in_doubt; };
+  // Two transactions in one batch write the same key: the first one locks
+  // it, the second votes no.
+  std::vector<txn_prepare> batch{
+    {1, part({operation::set("x", to_bytes("1")), operation::del("gone")})},
+    {2, part({operation::set("x", to_bytes("2"))})}};
+  auto votes = f.ask<std::vector<caf::error>>(sh, atom::prepare_v, batch);
+  REQUIRE(votes);
+  REQUIRE(votes->size() == 2);
+  CHECK(!(*votes)[0]);
+  CHECK(code_of((*votes)[1]) == errc::version_conflict);
+  CHECK(in_doubt() == 1);
+  // A batch with bad input is refused whole, and nothing of it is prepared.
+  std::vector<txn_prepare> bad{{3, part({operation::set("y", to_bytes("3"))})},
+                               {4, part({operation::set("", to_bytes("4"))})}};
+  auto refused = f.ask<std::vector<caf::error>>(sh, atom::prepare_v, bad);
+  REQUIRE(!refused);
+  CHECK(code_of(refused.error()) == errc::invalid_key);
+  CHECK(in_doubt() == 1);
+  // Outcomes in one batch: one count of deletes per transaction (the
+  // aborted one was never prepared here, which is fine).
+  std::vector<txn_outcome> outcomes{{1, true}, {2, false}};
+  auto counts = f.ask<std::vector<uint64_t>>(sh, atom::resolve_v, outcomes);
+  REQUIRE(counts);
+  CHECK(*counts == std::vector<uint64_t>{1, 0});
+  CHECK(in_doubt() == 0);
+  CHECK(*f.ask<maybe_bytes>(sh, atom::get_v, std::string{"x"}) == to_bytes("1"));
+  CHECK(!*f.ask<bool>(sh, atom::has_v, std::string{"gone"}));
+  CHECK(!*f.ask<bool>(sh, atom::has_v, std::string{"y"}));
+  // Empty batches are answered at once.
+  CHECK(f.ask<std::vector<caf::error>>(sh, atom::prepare_v, std::vector<txn_prepare>{})
+          ->empty());
+  CHECK(f.ask<std::vector<uint64_t>>(sh, atom::resolve_v, std::vector<txn_outcome>{})
+          ->empty());
+  caf::anon_send_exit(sh, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE("a shard commits concurrent writes in groups") {
   fixture f;
   shard_options so;
