@@ -623,13 +623,16 @@ TEST_CASE("TLS: a shard node talks only to clients with a certificate of its CA"
     return run("strata-cli", all, f.dir.path());
   };
   // CAF 0.17's OpenSSL module sometimes drops a TLS connection when another
-  // one ends (README, Clusters): a good client retries a dropped request.
+  // one ends (README, Clusters): a good client retries a dropped request,
+  // giving the store node time to reconnect to its shard node (100 ms, then
+  // doubling).
   auto good = [&](std::vector<std::string> args) {
     strata::test::run_result r;
     for (int attempt = 0; attempt < 5; ++attempt) {
       r = cli(args, "client");
       if (r.code == 0 || r.err.find("CONNECTION_") == std::string::npos)
         break;
+      std::this_thread::sleep_for(std::chrono::milliseconds{250 * (attempt + 1)});
     }
     return r;
   };
