@@ -253,8 +253,18 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
       // Outcomes go first, in a write of their own: they need no sync (the
       // coordinator's log holds the decisions), so neither their answers
       // nor the locks they release wait for the sync of the rest.
-      auto mid = std::stable_partition(group.begin(), group.end(), [](auto& w) {
-        return w.kind == type::resolve;
+      // An outcome whose prepare is in this same group stays behind it: the
+      // coordinator gave up waiting for that vote and aborts, and an abort
+      // that ran first would find nothing to drop, leaving the prepare's
+      // locks with no outcome to come.
+      std::vector<uint64_t> preparing;
+      for (auto& w : group)
+        if (w.kind == type::prepare)
+          preparing.push_back(w.txid);
+      std::sort(preparing.begin(), preparing.end());
+      auto mid = std::stable_partition(group.begin(), group.end(), [&](auto& w) {
+        return w.kind == type::resolve
+               && !std::binary_search(preparing.begin(), preparing.end(), w.txid);
       });
       std::vector<pending_write> rest;
       if (mid != group.begin()) {

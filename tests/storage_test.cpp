@@ -404,6 +404,36 @@ TEST_CASE("a shard prepares and resolves transactions in batches: one vote each"
   caf::anon_send_exit(sh, caf::exit_reason::user_shutdown);
 }
 
+// A coordinator that gave up waiting for a vote (a remote shard's relay timed
+// out) sends the abort right behind the prepare; at a busy writer both land in
+// one group. The abort must not run first: it would find nothing to drop, and
+// the prepare would then lock its keys with no outcome to come.
+TEST_CASE("an abort in the same group as its prepare still releases the prepare") {
+  fixture f;
+  shard_options so;
+  so.store.dir = f.dir / "shard";
+  so.store.no_sync = false;
+  auto s = spawn_shard(f.sys(), so);
+  REQUIRE(s);
+  auto w = s->writer;
+  // A large write keeps the writer busy while the two messages queue up.
+  std::vector<entry> bulk;
+  for (int i = 0; i < 4000; ++i)
+    bulk.push_back(entry{"bulk" + std::to_string(i), bytes(1024, 'x')});
+  caf::anon_send(w, atom::set_many_v, std::move(bulk));
+  txn_part p;
+  p.writes.push_back(operation::set("k", to_bytes("v")));
+  caf::anon_send(w, atom::prepare_v, std::vector<txn_prepare>{{42, p}});
+  caf::anon_send(w, atom::resolve_v, std::vector<txn_outcome>{{42, false}});
+  REQUIRE(!f.ask_void(w, atom::sync_v)); // all of the above is done
+  CHECK(s->store->in_doubt().empty());
+  CHECK(!s->store->read("k").blocked);
+  // k is free: a plain write goes through, and nothing of 42 was applied.
+  REQUIRE(!f.ask_void(s->actor, atom::set_v, std::string{"k"}, to_bytes("w")));
+  CHECK(*f.ask<maybe_bytes>(s->actor, atom::get_v, std::string{"k"}) == to_bytes("w"));
+  caf::anon_send_exit(s->actor, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE("a shard commits concurrent writes in groups") {
   fixture f;
   shard_options so;
