@@ -161,6 +161,8 @@ void kv_store::check_meta(lmdb::txn& t) {
   }
   if (t.get(meta_, "applied", found))
     applied_seq_ = parse_seq(found, opts_.dir);
+  if (t.get(meta_, "seq_floor", found))
+    seq_floor_ = parse_seq(found, opts_.dir);
 }
 
 void kv_store::load_prepared(lmdb::txn& t) {
@@ -215,8 +217,23 @@ void kv_store::replay() {
     applied_seq_ = rec.seq;
     next_seq_ = rec.seq + 1;
   });
-  // Transactions validate against versions from now on.
+  // Sequence numbers handed out before a crash may not all be on disk
+  // (outcomes are applied, and seen by reads, before their sync). New ones
+  // start far above any of them, durably before the first is handed out, so
+  // that a read from before the crash cannot validate against another write
+  // that reused its number. Transactions validate from here on.
+  applied_seq_ = std::max(applied_seq_, seq_floor_) + seq_gap;
+  next_seq_ = applied_seq_ + 1;
+  seq_floor_ = applied_seq_;
   cc_.reset(applied_seq_);
+  if (!with_headroom([&] {
+        auto t = lmdb::txn::write(env_);
+        t.put(meta_, "seq_floor", std::to_string(seq_floor_));
+        t.commit();
+      }))
+    throw storage_error{errc::storage_full,
+                        opts_.dir + ": no room to record the sequence number; "
+                                    "raise map_size"};
   if (!mem_.empty() || cleared_ || prepared_dirty_)
     flush();
   else if (log_->size() > 0)
@@ -437,8 +454,14 @@ shard_info kv_store::info() const {
   shard_info result;
   result.shard = opts_.shard;
   result.entries = size();
-  auto ei = env_.info();
-  auto st = env_.stat();
+  MDB_envinfo ei;
+  MDB_stat st;
+  {
+    // A resize remaps the environment under the exclusive lock.
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    ei = env_.info();
+    st = env_.stat();
+  }
   result.map_size = ei.me_mapsize;
   result.map_used = (ei.me_last_pgno + 1) * uint64_t{st.ms_psize};
   result.commits = commits_;
@@ -732,6 +755,8 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
 bool kv_store::flush() {
   if (mem_.empty() && !cleared_ && !prepared_dirty_)
     return true;
+  // Outcomes are logged without a sync; LMDB must not get ahead of the log.
+  log_->sync();
   // Deletes first, in a transaction of their own: on a full map they free the
   // space the values need. Then the values, with the sequence number.
   if (!commit_batch(true)) {

@@ -273,6 +273,10 @@ private:
 
   uint64_t next_seq_ = 1;
   uint64_t applied_seq_ = 0; // last sequence number in the memtable
+  /// Numbers up to this one were handed out in an earlier run (meta
+  /// "seq_floor"); each open starts `seq_gap` above it and its log.
+  uint64_t seq_floor_ = 0;
+  static constexpr uint64_t seq_gap = uint64_t{1} << 32;
   bool full_ = false;
   /// Why the shard refuses writes until reopened (a failed WAL sync, or a
   /// logged write that could not be applied); empty while healthy.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include <fcntl.h>
@@ -281,7 +282,9 @@ void wal::append(const std::vector<std::string>& records, bool durable) {
   size_t first = 0;
   while (done < total) {
     // pwritev may write less than asked (large groups): continue after it.
-    auto n = ::pwritev(fd_, iov.data() + first, static_cast<int>(iov.size() - first),
+    // At most IOV_MAX buffers per call (a group may hold more records).
+    auto count = std::min<size_t>(iov.size() - first, IOV_MAX);
+    auto n = ::pwritev(fd_, iov.data() + first, static_cast<int>(count),
                        static_cast<off_t>(size_ + done));
     if (n < 0) {
       if (errno == EINTR)
