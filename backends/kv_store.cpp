@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <random>
 #include <system_error>
 
 namespace strata {
@@ -47,6 +48,15 @@ std::string_view as_view(const bytes& x) {
 bytes to_bytes(std::string_view x) {
   auto first = reinterpret_cast<const uint8_t*>(x.data());
   return bytes(first, first + x.size());
+}
+
+/// A random, non-zero epoch for the write-ahead log.
+uint64_t fresh_epoch() {
+  std::random_device rd;
+  uint64_t x = 0;
+  while (x == 0)
+    x = (uint64_t{rd()} << 32) ^ rd();
+  return x;
 }
 
 bool has_prefix(std::string_view key, std::string_view prefix) {
@@ -122,6 +132,7 @@ kv_store::kv_store(kv_store_options opts)
   lmdb_entries_ = t.entries(data_);
   t.commit();
   log_ = std::make_unique<wal>(opts_.dir + "/wal.log", !opts_.no_sync);
+  log_->set_epoch(wal_epoch_);
   replay();
 }
 
@@ -163,6 +174,8 @@ void kv_store::check_meta(lmdb::txn& t) {
     applied_seq_ = parse_seq(found, opts_.dir);
   if (t.get(meta_, "seq_floor", found))
     seq_floor_ = parse_seq(found, opts_.dir);
+  if (t.get(meta_, "wal_epoch", found))
+    wal_epoch_ = parse_seq(found, opts_.dir);
 }
 
 void kv_store::load_prepared(lmdb::txn& t) {
@@ -226,18 +239,23 @@ void kv_store::replay() {
   next_seq_ = applied_seq_ + 1;
   seq_floor_ = applied_seq_;
   cc_.reset(applied_seq_);
+  // The log is emptied now: into LMDB by a flush (which starts a new epoch),
+  // or, if LMDB holds all of it already, right here. Only a full map keeps it.
+  bool emptied = true;
+  if (!mem_.empty() || cleared_ || prepared_dirty_)
+    emptied = flush();
+  auto epoch = emptied ? fresh_epoch() : log_->epoch();
   if (!with_headroom([&] {
         auto t = lmdb::txn::write(env_);
         t.put(meta_, "seq_floor", std::to_string(seq_floor_));
+        t.put(meta_, "wal_epoch", std::to_string(epoch));
         t.commit();
       }))
     throw storage_error{errc::storage_full,
                         opts_.dir + ": no room to record the sequence number; "
                                     "raise map_size"};
-  if (!mem_.empty() || cleared_ || prepared_dirty_)
-    flush();
-  else if (log_->size() > 0)
-    log_->reset();
+  if (emptied)
+    log_->reset(epoch);
 }
 
 lmdb::txn kv_store::acquire_reader(uint64_t gen) const {
@@ -677,7 +695,7 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
       out[i] = write_outcome{code, msg, 0, false};
   };
   try {
-    log_->append(records, durable || barrier);
+    log_->append(std::move(records), durable || barrier);
   } catch (const storage_error& e) {
     if (log_->sync_failed())
       broken_ = std::string{e.what()} + "; reopen the shard to recover from its log";
@@ -757,6 +775,8 @@ bool kv_store::flush() {
     return true;
   // Outcomes are logged without a sync; LMDB must not get ahead of the log.
   log_->sync();
+  // The log's next epoch, recorded with the sequence number it starts after.
+  wal_epoch_ = fresh_epoch();
   // Deletes first, in a transaction of their own: on a full map they free the
   // space the values need. Then the values, with the sequence number.
   if (!commit_batch(true)) {
@@ -774,7 +794,7 @@ bool kv_store::flush() {
   }
   full_ = false;
   ++flushes_;
-  log_->reset();
+  log_->reset(wal_epoch_);
   return true;
 }
 
@@ -801,6 +821,7 @@ bool kv_store::commit_batch(bool tombstones) {
         t.put(prepared_db_, key, wal::encode_part(p.part));
       }
       t.put(meta_, "applied", std::to_string(applied_seq_));
+      t.put(meta_, "wal_epoch", std::to_string(wal_epoch_));
     }
     auto entries = t.entries(data_);
     t.commit();

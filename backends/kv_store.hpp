@@ -277,6 +277,9 @@ private:
   /// "seq_floor"); each open starts `seq_gap` above it and its log.
   uint64_t seq_floor_ = 0;
   static constexpr uint64_t seq_gap = uint64_t{1} << 32;
+  /// The epoch of the log's records (meta "wal_epoch"; a flush that empties
+  /// the log records the next one with its data).
+  uint64_t wal_epoch_ = 0;
   bool full_ = false;
   /// Why the shard refuses writes until reopened (a failed WAL sync, or a
   /// logged write that could not be applied); empty while healthy.

@@ -33,9 +33,9 @@ void put64(std::string& out, uint64_t x) {
     out.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
 }
 
-uint32_t crc(const char* data, size_t size) {
+uint32_t crc(const char* data, size_t size, uint32_t seed = 0) {
   return static_cast<uint32_t>(
-    crc32(0, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
+    crc32(seed, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
 }
 
 /// Reads fixed-width integers with bounds checks.
@@ -261,10 +261,25 @@ bool wal::decode_part(std::string_view data, txn_part& part) {
   return get_part(r, part) && r.pos == r.end;
 }
 
-void wal::append(const std::vector<std::string>& records, bool durable) {
+uint32_t wal::checksum(std::string_view payload) const {
+  uint32_t seed = 0;
+  if (epoch_ != 0) {
+    std::string e;
+    put64(e, epoch_);
+    seed = crc(e.data(), e.size());
+  }
+  return crc(payload.data(), payload.size(), seed);
+}
+
+void wal::append(std::vector<std::string> records, bool durable) {
   std::vector<iovec> iov;
   size_t total = 0;
   for (auto& r : records) {
+    if (epoch_ != 0 && r.size() >= 8) { // the CRC of this log's epoch
+      auto sum = checksum(std::string_view{r}.substr(8));
+      for (int i = 0; i < 4; ++i)
+        r[4 + i] = static_cast<char>((sum >> (8 * i)) & 0xff);
+    }
     iov.push_back(iovec{const_cast<char*>(r.data()), r.size()});
     total += r.size();
   }
@@ -350,8 +365,8 @@ void wal::replay(const std::function<void(wal_record&)>& f) {
     if (data.size() - pos - 8 < len)
       break; // torn: cut short by a crash
     std::string_view payload{data.data() + pos + 8, static_cast<size_t>(len)};
-    if (crc(payload.data(), payload.size()) != sum)
-      break; // torn: partly written
+    if (checksum(payload) != sum)
+      break; // torn, or from before a reset (another epoch)
     wal_record rec;
     // An intact record (its CRC matches) that does not decode is not a torn
     // tail: cutting the log here would drop acknowledged writes.
@@ -376,11 +391,12 @@ void wal::replay(const std::function<void(wal_record&)>& f) {
   size_ = pos;
 }
 
-void wal::reset() {
+void wal::reset(uint64_t epoch) {
   // The file keeps its size: new records overwrite the old ones, which the
-  // next replay tells apart by their sequence numbers.
+  // next replay tells apart by their epoch (and sequence numbers).
   size_ = 0;
   unsynced_ = false;
+  epoch_ = epoch;
 }
 
 } // namespace strata

@@ -39,9 +39,14 @@ namespace strata {
 /// sync of an append writes data only: a sync after the file grew must also
 /// commit the new size through the file system's journal, which costs about
 /// as much again, and more while other logs sync. Hence a zero length also
-/// ends the log. After `reset` new records overwrite old ones from the start;
-/// the old ones left behind carry lower sequence numbers, so a record whose
-/// number is not above its predecessor's ends the log too.
+/// ends the log. After `reset` new records overwrite old ones from the start.
+/// The old ones left behind must never pass for new ones, not even when bytes
+/// inside an old value (which a client chose) happen to form a record where a
+/// new record ends: so each reset starts a new random epoch, recorded with the
+/// data the log was emptied into, and a record's CRC covers its epoch (epoch
+/// 0: the CRC of the payload alone). A record of another epoch fails its CRC
+/// and ends the log; so does one whose sequence number is not above its
+/// predecessor's.
 ///
 /// Not thread-safe: used by the shard's writer only. Errors throw
 /// `storage_error`.
@@ -87,7 +92,7 @@ public:
   /// any earlier unsynced ones) to disk unless `durable` is false or the log
   /// was opened without sync. On failure nothing of the append counts: the
   /// file is cut back to its previous length.
-  void append(const std::vector<std::string>& records, bool durable = true);
+  void append(std::vector<std::string> records, bool durable = true);
 
   /// Syncs records appended without `durable`, if any.
   void sync();
@@ -97,10 +102,21 @@ public:
   /// record. Call it once, right after opening, before any append.
   void replay(const std::function<void(wal_record&)>& f);
 
-  /// Empties the log (after its records reached LMDB durably): the next
-  /// records overwrite the old ones, whose lower sequence numbers end a
-  /// later replay. Sequence numbers must therefore only grow.
-  void reset();
+  /// Empties the log (after its records reached LMDB durably, together with
+  /// the new `epoch`): the next records overwrite the old ones, whose epoch
+  /// and lower sequence numbers end a later replay. Sequence numbers must
+  /// therefore only grow.
+  void reset(uint64_t epoch = 0);
+
+  /// The epoch whose records this log holds (see the format above); set
+  /// before `replay` to the one recorded with the data.
+  void set_epoch(uint64_t epoch) noexcept {
+    epoch_ = epoch;
+  }
+
+  uint64_t epoch() const noexcept {
+    return epoch_;
+  }
 
   /// True once a sync failed: the log's state on disk is unknown until the
   /// shard is reopened (and the log replayed).
@@ -129,6 +145,10 @@ private:
   uint64_t end_ = 0;
   bool sync_failed_ = false;
   bool unsynced_ = false;
+  uint64_t epoch_ = 0;
+
+  /// The CRC of a payload in this log's epoch.
+  uint32_t checksum(std::string_view payload) const;
 };
 
 } // namespace strata

@@ -13,6 +13,8 @@
 #include <sys/resource.h>
 #include <string>
 
+#include <zlib.h>
+
 #include "backends/data_dir.hpp"
 #include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
@@ -630,4 +632,95 @@ TEST_CASE("sequence numbers seen before a machine crash are not handed out again
       std::filesystem::copy(dir / "disk", dir / "disk2");
     po.dir = restart == 0 ? dir / "disk2" : po.dir;
   }
+}
+
+namespace {
+
+/// The bytes of a write record's head up to its value: frame (8), sequence
+/// number (8), type (1), operation count (4), kind (1), key length (4), key,
+/// value length (4).
+size_t head_of_set(const std::string& key) {
+  return 8 + 8 + 1 + 4 + 1 + 4 + key.size() + 4;
+}
+
+} // namespace
+
+TEST_CASE("a record hidden in an old value never replays after the log is reused") {
+  // A client stores a value that holds a complete, valid log record (clear
+  // the shard, set "evil") with a huge sequence number. After a flush the log
+  // is reused from the start; a new record that ends exactly where the hidden
+  // one starts would let a replay read it as the next record.
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  o.flush_entries = 1 << 20;
+  auto hidden = wal::encode(uint64_t{1} << 62,
+                            {operation::clear(), operation::set("evil", b("x"))});
+  std::string pad(10, 'p');
+  bytes value(pad.begin(), pad.end());
+  value.insert(value.end(), hidden.begin(), hidden.end());
+  value.insert(value.end(), 10, 'q');
+  std::string victim = "victim";
+  auto hidden_at = head_of_set(victim) + pad.size();
+  {
+    kv_store s{o};
+    for (int i = 0; i < 5; ++i)
+      REQUIRE(write_one(s, {operation::set("keep" + std::to_string(i), b("v"))}).code
+              == errc::none);
+    REQUIRE(s.flush());
+    REQUIRE(write_one(s, {operation::set(victim, value)}).code == errc::none);
+    REQUIRE(s.flush()); // in LMDB; the log starts again at offset 0
+    std::string k = "k";
+    REQUIRE(hidden_at > head_of_set(k));
+    REQUIRE(write_one(s, {operation::set(k, bytes(hidden_at - head_of_set(k), 'z'))}).code
+            == errc::none);
+    CHECK(s.size() == 7);
+    std::filesystem::copy(dir / "s", dir / "crashed"); // the log not flushed
+  } // a clean close flushes and empties the log
+  for (auto d : {dir / "s", dir / "crashed"}) {
+    auto c = o;
+    c.dir = d;
+    kv_store s{c};
+    CHECK(!s.has("evil"));
+    CHECK(s.size() == 7);
+    CHECK(s.has("keep0"));
+    CHECK(s.get(victim) == std::optional<bytes>{value});
+  }
+}
+
+TEST_CASE("an intact record of another format left in a reused log does not block the open") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  o.flush_entries = 1 << 20;
+  // A frame whose CRC (of the payload alone, as before any epoch) matches but
+  // whose type is unknown: replayed, it would refuse the open.
+  std::string payload(9, '\0');
+  payload[0] = 1;
+  payload[8] = 9;
+  std::string fake;
+  auto put32 = [&](uint32_t x) {
+    for (int i = 0; i < 4; ++i)
+      fake.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
+  };
+  put32(static_cast<uint32_t>(payload.size()));
+  put32(static_cast<uint32_t>(
+    crc32(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
+  fake += payload;
+  bytes value(fake.begin(), fake.end());
+  std::string victim = "victim";
+  {
+    kv_store s{o};
+    REQUIRE(write_one(s, {operation::set(victim, value)}).code == errc::none);
+    REQUIRE(s.flush());
+    std::string k = "k";
+    REQUIRE(write_one(s, {operation::set(k, bytes(head_of_set(victim) - head_of_set(k), 'z'))})
+              .code
+            == errc::none);
+    std::filesystem::copy(dir / "s", dir / "crashed");
+  }
+  auto c = o;
+  c.dir = dir / "crashed";
+  std::optional<kv_store> s;
+  REQUIRE_NOTHROW(s.emplace(c));
+  CHECK(s->size() == 2);
+  CHECK(s->get(victim) == std::optional<bytes>{value});
 }
