@@ -366,17 +366,26 @@ TEST_CASE("kv_store: an intact but unreadable log record refuses to open, log ke
   test::temp_dir dir;
   auto o = opts_in(dir / "s");
   { kv_store s{o}; }
-  // A well-framed record (correct CRC) of an unknown type: not a torn tail.
-  auto record = wal::encode(7, {operation::set("k", b("v"))});
-  record[8 + 8] = 9; // the type byte after length, CRC and sequence number
-  uint32_t sum = static_cast<uint32_t>(
-    crc32(0, reinterpret_cast<const Bytef*>(record.data() + 8),
-          static_cast<uInt>(record.size() - 8)));
-  for (int i = 0; i < 4; ++i)
-    record[4 + i] = static_cast<char>((sum >> (8 * i)) & 0xff);
+  // A well-framed record (correct CRC in the log's epoch) of an unknown type:
+  // not a torn tail.
+  uint64_t epoch = 0;
   {
-    std::ofstream out{o.dir + "/wal.log", std::ios::binary | std::ios::app};
-    out << record;
+    lmdb::env_options eo;
+    eo.map_size = o.map_size;
+    lmdb::env env{o.dir, eo};
+    auto t = lmdb::txn::write(env);
+    auto meta = t.open_db("meta", false);
+    std::string_view found;
+    REQUIRE(t.get(meta, "wal_epoch", found));
+    epoch = std::stoull(std::string{found});
+  }
+  {
+    wal w{o.dir + "/wal.log", true};
+    w.set_epoch(epoch);
+    w.replay([](wal_record&) {});
+    auto record = wal::encode(7, {operation::set("k", b("v"))});
+    record[8 + 8] = 9; // the type byte after length, CRC and sequence number
+    w.append({record}); // (append writes the CRC)
   }
   auto size = std::filesystem::file_size(o.dir + "/wal.log");
   try {
