@@ -17,7 +17,9 @@
 //        │   sync comes with a later group: the decision covers the gap)
 //        ▼
 //   answer the client; every 64 commits: sync barrier on the shards, then
-//   those decisions leave the log
+//   those decisions leave the log. Outcomes a shard did not confirm (an
+//   error, a short answer) are sent again, with backoff, until it does: its
+//   prepared locks wait for them.
 //
 // Rounds: the coordinator does not send one message per transaction and
 // step. Prepares, decisions and outcomes queue up while it works through its
@@ -229,13 +231,61 @@ void send_prepares(coord_ptr self, uint32_t s, shard_round& r) {
   r.prepares.clear();
 }
 
+/// Sends unconfirmed outcomes again after a while.
+void schedule_retry(coord_ptr self) {
+  auto& st = self->state;
+  if (st.retry_scheduled)
+    return;
+  st.retry_scheduled = true;
+  if (st.retry_delay.count() == 0)
+    st.retry_delay = outcome_retry;
+  self->delayed_send(self, st.retry_delay, atom::retry_v);
+}
+
+/// Keeps `outcomes` of shard `s` for the next retry.
+void unconfirmed(coord_ptr self, uint32_t s, std::vector<txn_outcome> outcomes) {
+  if (outcomes.empty())
+    return;
+  auto& u = self->state.unconfirmed[s];
+  u.insert(u.end(), outcomes.begin(), outcomes.end());
+  schedule_retry(self);
+}
+
+/// Sends every shard the outcomes it has not confirmed yet.
+void retry_outcomes(coord_ptr self) {
+  auto& st = self->state;
+  st.retry_scheduled = false;
+  for (uint32_t s = 0; s < st.unconfirmed.size(); ++s) {
+    if (st.unconfirmed[s].empty())
+      continue;
+    auto batch = std::move(st.unconfirmed[s]);
+    st.unconfirmed[s].clear();
+    auto& dest = st.shards[s];
+    auto sent = std::make_shared<std::vector<txn_outcome>>(batch);
+    self->request(dest, timeout_to(self, dest, st.timeout), atom::resolve_v,
+                  std::move(batch))
+      .then(
+        [self, s, sent](std::vector<uint64_t>& deleted) {
+          self->state.retry_delay = std::chrono::milliseconds{0};
+          if (deleted.size() < sent->size())
+            unconfirmed(self, s, {sent->begin() + static_cast<long>(deleted.size()),
+                                  sent->end()});
+        },
+        [self, s, sent](caf::error& err) {
+          auto& delay = self->state.retry_delay;
+          delay = std::min(delay * 2, outcome_retry_max);
+          log().warn("shard {}: {} outcomes still unconfirmed ({}); next try in {} ms",
+                     s, sent->size(), render(err), delay.count());
+          unconfirmed(self, s, std::move(*sent));
+        });
+  }
+}
+
 /// Sends shard `s` the outcomes of this round.
 void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
   auto runs = std::make_shared<std::vector<commit_run_ptr>>(std::move(r.resolving));
   r.resolving.clear();
-  auto commits = std::make_shared<std::vector<bool>>();
-  for (auto& o : r.outcomes)
-    commits->push_back(o.commit);
+  auto sent = std::make_shared<std::vector<txn_outcome>>(r.outcomes);
   auto answered = [runs](size_t i, uint64_t deleted, bool failed) {
     auto& run = (*runs)[i];
     run->deleted += deleted;
@@ -251,27 +301,33 @@ void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
     ->request(dest, timeout_to(self, dest, self->state.timeout), atom::resolve_v,
               std::move(r.outcomes))
     .then(
-      [answered, commits, s](std::vector<uint64_t>& deleted) {
+      [self, answered, sent, s](std::vector<uint64_t>& deleted) {
         // A short answer counts as failed for the ones it leaves out: they
-        // stay in doubt at the shard, which asks about them on its restart.
-        if (deleted.size() != commits->size())
+        // are sent again until the shard confirms them (a commit decision
+        // stays in the log meanwhile).
+        if (deleted.size() < sent->size()) {
           log().warn("shard {} answered {} outcomes of {}", s, deleted.size(),
-                     commits->size());
-        for (size_t i = 0; i < commits->size(); ++i) {
-          if ((*commits)[i])
+                     sent->size());
+          unconfirmed(self, s, {sent->begin() + static_cast<long>(deleted.size()),
+                                sent->end()});
+        }
+        for (size_t i = 0; i < sent->size(); ++i) {
+          if ((*sent)[i].commit)
             STRATA_FAULT_POINT("coordinator.during_apply");
           answered(i, i < deleted.size() ? deleted[i] : 0, i >= deleted.size());
         }
       },
-      [answered, commits, runs, s](caf::error& err) {
-        // The shard keeps these transactions in doubt and asks on restart
-        // (or reconnect); a commit decision stays in the log until then.
-        for (size_t i = 0; i < commits->size(); ++i) {
-          if ((*commits)[i])
+      [self, answered, sent, s](caf::error& err) {
+        // The shard keeps these transactions prepared, and their locks, until
+        // an outcome arrives: they are sent again (and a restarting shard
+        // asks about them). A commit decision stays in the log meanwhile.
+        for (size_t i = 0; i < sent->size(); ++i) {
+          if ((*sent)[i].commit)
             log().warn("transaction {}: shard {} did not apply the commit: {}",
-                       txn_name((*runs)[i]->txid), s, render(err));
+                       txn_name((*sent)[i].txid), s, render(err));
           answered(i, 0, true);
         }
+        unconfirmed(self, s, *sent);
       });
   r.outcomes.clear();
 }
@@ -336,6 +392,7 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
   self->link_to(st.log_writer);
   st.shards = std::move(shards);
   st.round.resize(st.shards.size());
+  st.unconfirmed.resize(st.shards.size());
   st.timeout = timeout;
   st.max_value_size = max_value_size;
   // Re-drive the decisions of commits a crash interrupted.
@@ -394,6 +451,7 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
       return run->rp;
     },
     [=](atom::flush) { flush(self); },
+    [=](atom::retry) { retry_outcomes(self); },
     [=](atom::status, uint64_t txid) -> caf::result<bool> {
       auto& open = self->state.open;
       if (auto i = open.find(txid); i != open.end()) {

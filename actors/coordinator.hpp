@@ -25,7 +25,8 @@ using participant_actor = caf::typed_actor<
   caf::reacts_to<atom::sync>>;
 
 /// The coordinator as spawned: its interface plus the flush it sends itself.
-using coordinator_impl = coordinator_actor::extend<caf::reacts_to<atom::flush>>;
+using coordinator_impl = coordinator_actor::extend<caf::reacts_to<atom::flush>,
+                                                   caf::reacts_to<atom::retry>>;
 
 /// One two-phase commit in progress (defined with the coordinator).
 struct commit_run;
@@ -66,7 +67,18 @@ struct coordinator_state {
   std::vector<shard_round> round;
   std::vector<commit_run_ptr> deciding;
   bool flush_scheduled = false;
+  /// Per shard: outcomes it did not confirm (an error, or a short answer).
+  /// Its prepared locks stay until one arrives, so they are sent again, every
+  /// `outcome_retry`, until the shard confirms them (outcomes are idempotent).
+  std::vector<std::vector<txn_outcome>> unconfirmed;
+  bool retry_scheduled = false;
+  /// Doubles while retries fail, up to `outcome_retry_max`.
+  std::chrono::milliseconds retry_delay{0};
 };
+
+/// How long the coordinator waits before sending unconfirmed outcomes again.
+constexpr std::chrono::milliseconds outcome_retry{200};
+constexpr std::chrono::milliseconds outcome_retry_max{10000};
 
 /// Decisions leave the log in batches of this many, after a barrier.
 constexpr size_t decision_batch = 64;

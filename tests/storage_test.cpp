@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <map>
+#include <thread>
 #include <random>
 
 #include <caf/event_based_actor.hpp>
@@ -499,4 +501,96 @@ TEST_CASE("scans of large values page by bytes and still merge in order") {
     REQUIRE(all[i].key == es[i].key);
     REQUIRE(all[i].value == es[i].value);
   }
+}
+
+// A participant whose link drops the first outcome batches it is sent (as a
+// connection to a shard node would), in front of a real shard.
+TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
+  fixture f;
+  std::vector<local_shard> shards;
+  for (uint32_t i = 0; i < 2; ++i) {
+    shard_options so;
+    so.store.dir = f.dir / ("shard" + std::to_string(i));
+    so.store.shard = i;
+    so.store.shard_count = 2;
+    so.store.no_sync = true;
+    auto s = spawn_shard(f.sys(), so);
+    REQUIRE(s);
+    shards.push_back(*s);
+  }
+  auto drops = std::make_shared<std::atomic<int>>(3);
+  auto flaky = f.sys().spawn(
+    [drops](participant_actor::pointer self,
+            shard_actor real) -> participant_actor::behavior_type {
+      return {
+        [=](atom::commit, txn_part& p) -> caf::result<uint64_t> {
+          return self->delegate(real, atom::commit_v, std::move(p));
+        },
+        [=](atom::prepare, std::vector<txn_prepare>& b)
+          -> caf::result<std::vector<caf::error>> {
+          return self->delegate(real, atom::prepare_v, std::move(b));
+        },
+        [=](atom::resolve, std::vector<txn_outcome>& b)
+          -> caf::result<std::vector<uint64_t>> {
+          if (drops->load() > 0) {
+            --*drops;
+            return make_error(errc::connection_lost, "link dropped (test)");
+          }
+          return self->delegate(real, atom::resolve_v, std::move(b));
+        },
+        [=](atom::sync) -> caf::result<void> {
+          return self->delegate(real, atom::sync_v);
+        },
+      };
+    },
+    shards[1].actor);
+  kv_store_options lo;
+  lo.dir = f.dir / "coordinator";
+  lo.no_sync = true;
+  auto log = open_kv_store(lo, nullptr);
+  REQUIRE(log);
+  auto coord = spawn_coordinator(f.sys(), *log,
+                                 {participant_actor{shards[0].actor}, flaky},
+                                 uint64_t{1} << 20, std::chrono::milliseconds{10000});
+  auto part = [](const char* key, const char* value) {
+    txn_part p;
+    p.writes.push_back(operation::set(key, to_bytes(value)));
+    return p;
+  };
+  // The client learns of the commit although shard 1 did not confirm it.
+  std::vector<shard_part> parts{{0, part("a", "1")}, {1, part("b", "1")}};
+  REQUIRE(f.ask<uint64_t>(coord, atom::commit_v, uint64_t{7}, parts));
+  CHECK(shards[0].store->get("a") == std::optional<bytes>{to_bytes("1")});
+  // Shard 1 gets the outcome on a retry (the third drop has backoff), and
+  // its lock on b goes.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (shards[1].store->in_doubt().size() > 0
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  CHECK(drops->load() == 0);
+  CHECK(shards[1].store->in_doubt().empty());
+  CHECK(!shards[1].store->read("b").blocked);
+  CHECK(shards[1].store->get("b") == std::optional<bytes>{to_bytes("1")});
+  // An aborted one as well: its prepare's locks are released.
+  *drops = 1;
+  std::vector<shard_part> clash{{0, part("a", "2")}, {1, part("c", "2")}};
+  // Shard 0 votes no: "a" is locked by a prepare of another transaction.
+  std::vector<txn_prepare> hold{{99, part("a", "x")}};
+  REQUIRE((*f.ask<std::vector<caf::error>>(shards[0].actor, atom::prepare_v, hold))[0]
+          == caf::error{});
+  CHECK(code_of(f.ask<uint64_t>(coord, atom::commit_v, uint64_t{8}, clash).error())
+        == errc::version_conflict);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (!shards[1].store->in_doubt().empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  CHECK(shards[1].store->in_doubt().empty());
+  CHECK(!shards[1].store->read("c").blocked);
+  CHECK(!shards[1].store->get("c"));
+  CHECK(drops->load() == 0);
+  REQUIRE(f.ask<std::vector<uint64_t>>(shards[0].actor, atom::resolve_v,
+                                       std::vector<txn_outcome>{{99, false}}));
+  caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(flaky, caf::exit_reason::user_shutdown);
+  for (auto& s : shards)
+    caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
 }
