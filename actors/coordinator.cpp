@@ -354,6 +354,18 @@ void log_decisions(coord_ptr self) {
         }
       },
       [self, runs](caf::error& err) {
+        if (code_of(err) == errc::consistency_violation) {
+          // Logged, but the log's store could not apply them: they are
+          // durable (a reopen replays them), so they commit; `status`
+          // answers for them from memory.
+          log().error("decision log: {}", render(err));
+          for (auto& run : *runs) {
+            self->state.unapplied.insert(run->txid);
+            finish_question(self, run->txid, true);
+            apply(self, run);
+          }
+          return;
+        }
         for (auto& run : *runs) {
           finish_question(self, run->txid, false);
           abort(self, run,
@@ -463,6 +475,8 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
         i->second.aborted = true;
         return false;
       }
+      if (self->state.unapplied.count(txid) > 0)
+        return true;
       return guarded([&] {
         return self->state.log->get(decision_log::key(txid)).has_value();
       });

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -71,6 +72,9 @@ struct coordinator_state {
   /// Its prepared locks stay until one arrives, so they are sent again, every
   /// `outcome_retry`, until the shard confirms them (outcomes are idempotent).
   std::vector<std::vector<txn_outcome>> unconfirmed;
+  /// Commit decisions that are durable in the log but missing from its store
+  /// (it could not apply them; a reopen replays them).
+  std::set<uint64_t> unapplied;
   bool retry_scheduled = false;
   /// Doubles while retries fail, up to `outcome_retry_max`.
   std::chrono::milliseconds retry_delay{0};

@@ -73,6 +73,15 @@ void throw_point(const char* name) {
   throw std::runtime_error{std::string{"fault injected at "} + name};
 }
 
+bool fires(const char* name) {
+  auto& a = arms();
+  std::lock_guard<std::mutex> guard{a.mtx};
+  if (a.left <= 0 || a.name != name)
+    return false;
+  --a.left;
+  return true;
+}
+
 void arm_throw(const char* name, long n) {
   auto& a = arms();
   std::lock_guard<std::mutex> guard{a.mtx};

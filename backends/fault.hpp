@@ -23,17 +23,23 @@ void point(const char* name);
 /// Throws std::runtime_error if `name` is armed and has passes left.
 void throw_point(const char* name);
 
-/// Makes the next `n` passes of throw point `name` throw (0 disarms).
+/// True if `name` is armed and has passes left (a fail point: the code
+/// passing it fails the way it would on an I/O error).
+bool fires(const char* name);
+/// Makes the next `n` passes of throw or fail point `name` throw or fail (0
+/// disarms).
 void arm_throw(const char* name, long n);
 
 } // namespace strata::fault
 
 #define STRATA_FAULT_POINT(name) ::strata::fault::point(name)
 #define STRATA_THROW_POINT(name) ::strata::fault::throw_point(name)
+#define STRATA_FAIL_POINT(name) ::strata::fault::fires(name)
 
 #else
 
 #define STRATA_FAULT_POINT(name) ((void) 0)
 #define STRATA_THROW_POINT(name) ((void) 0)
+#define STRATA_FAIL_POINT(name) false
 
 #endif

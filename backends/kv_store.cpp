@@ -6,6 +6,8 @@
 #include <random>
 #include <system_error>
 
+#include "backends/fault.hpp"
+
 namespace strata {
 
 std::string key_problem(std::string_view key) {
@@ -491,6 +493,8 @@ shard_info kv_store::info() const {
 
 void kv_store::apply(const std::vector<operation>& ops, write_outcome& out,
                      uint64_t seq) {
+  if (STRATA_FAIL_POINT("store.apply")) // test builds: as an LMDB read error
+    throw storage_error{errc::transaction_aborted, "fault injected at store.apply"};
   // Runs on the writer thread, the only one that changes the memtable or
   // LMDB, so reading them here needs no lock; changes take it exclusively.
   auto gen = lmdb_gen_.load();
@@ -707,6 +711,9 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
       prepared_.erase(txid);
     }
     guard.unlock();
+    // Their numbers are not handed out again: should cutting the log back
+    // have failed too, the records are still there.
+    next_seq_ = seq;
     fail_accepted(e.code(), e.what());
     for (size_t i = 0; i < group.size(); ++i)
       if (group[i].kind == type::barrier) // nothing earlier is known durable
@@ -752,7 +759,9 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
     // Logged but not applied: only a replay can make memory and disk agree
     // again, so the shard refuses writes until it is reopened.
     broken_ = std::string{e.what()} + "; reopen the shard to recover from its log";
-    fail_accepted(errc::transaction_aborted, broken_);
+    // CONSISTENCY_VIOLATION, not TRANSACTION_ABORTED: the group is durable
+    // and a reopen applies it.
+    fail_accepted(errc::consistency_violation, "logged but not applied: " + broken_);
     return out;
   }
   ++commits_;
@@ -771,6 +780,10 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
 }
 
 bool kv_store::flush() {
+  // A broken shard's memtable may lack records its log holds: flushing it
+  // would empty the log and lose them. Only a reopen (a replay) repairs it.
+  if (!broken_.empty())
+    throw storage_error{errc::consistency_violation, broken_};
   if (mem_.empty() && !cleared_ && !prepared_dirty_)
     return true;
   // Outcomes are logged without a sync; LMDB must not get ahead of the log.

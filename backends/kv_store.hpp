@@ -194,7 +194,9 @@ public:
   /// STORAGE_FULL and the others proceed. If the WAL cannot be written, the
   /// group fails (TRANSACTION_ABORTED, or STORAGE_FULL for a full disk) and
   /// the log is cut back; after a failed sync the shard refuses writes until
-  /// it is reopened.
+  /// it is reopened. A group that is logged but cannot be applied (an LMDB
+  /// read error) fails with CONSISTENCY_VIOLATION: it is durable, a reopen
+  /// applies it, and until then the shard refuses writes.
   std::vector<write_outcome> write(const write_group& group);
 
   /// Like `write(group)` for requests of every kind: plain writes,
@@ -204,7 +206,8 @@ public:
   std::vector<write_outcome> write(const std::vector<write_request>& group);
 
   /// Writes the memtable to LMDB in durable transactions and empties the WAL.
-  /// Returns false (and marks the shard full) if the map is full.
+  /// Returns false (and marks the shard full) if the map is full. Throws
+  /// CONSISTENCY_VIOLATION once the shard refuses writes (the log is kept).
   bool flush();
 
   const kv_store_options& options() const noexcept {

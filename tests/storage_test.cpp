@@ -14,6 +14,7 @@
 #include "actors/shard.hpp"
 #include "actors/coordinator.hpp"
 #include "actors/storage.hpp"
+#include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
 #include "tests/fixture.hpp"
 #include "tests/routed.hpp"
@@ -594,3 +595,81 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
   for (auto& s : shards)
     caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
 }
+
+#ifdef STRATA_FAULT_INJECTION
+// The decision log's store appends a decision durably but cannot apply it (an
+// LMDB read error): the decision stands. Before, the coordinator aborted the
+// transaction, and a reopen replayed and re-drove the commit it had aborted.
+TEST_CASE("a commit decision that is logged but not applied still commits") {
+  fixture f;
+  std::vector<local_shard> shards;
+  for (uint32_t i = 0; i < 2; ++i) {
+    shard_options so;
+    so.store.dir = f.dir / ("shard" + std::to_string(i));
+    so.store.shard = i;
+    so.store.shard_count = 2;
+    so.store.no_sync = true;
+    auto s = spawn_shard(f.sys(), so);
+    REQUIRE(s);
+    shards.push_back(*s);
+  }
+  kv_store_options lo;
+  lo.dir = f.dir / "coordinator";
+  lo.no_sync = true;
+  auto log = open_kv_store(lo, nullptr);
+  REQUIRE(log);
+  auto coord = spawn_coordinator(f.sys(), *log,
+                                 {participant_actor{shards[0].actor},
+                                  participant_actor{shards[1].actor}},
+                                 uint64_t{1} << 20, std::chrono::milliseconds{10000});
+  auto part = [](const char* key) {
+    txn_part p;
+    p.writes.push_back(operation::set(key, to_bytes("1")));
+    return p;
+  };
+  // The shards apply nothing before the decision: the first apply after
+  // arming is the decision log's.
+  fault::arm_throw("store.apply", 1);
+  std::vector<shard_part> parts{{0, part("a")}, {1, part("b")}};
+  auto r = f.ask<uint64_t>(coord, atom::commit_v, uint64_t{5}, parts);
+  fault::arm_throw("store.apply", 0);
+  REQUIRE(r);
+  CHECK(shards[0].store->get("a") == std::optional<bytes>{to_bytes("1")});
+  CHECK(shards[1].store->get("b") == std::optional<bytes>{to_bytes("1")});
+  // A shard asking about it later hears "commit".
+  CHECK(*f.ask<bool>(coord, atom::status_v, uint64_t{5}));
+  caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
+  for (auto& s : shards)
+    caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
+}
+#endif
+
+#ifdef STRATA_FAULT_INJECTION
+TEST_CASE("a write logged but not applied is CONSISTENCY_VIOLATION and a reopen applies it") {
+  fixture f;
+  kv_store_options o;
+  o.dir = f.dir / "s";
+  {
+    kv_store s{o};
+    std::vector<operation> keep{operation::set("keep", to_bytes("1"))};
+    REQUIRE(s.write(write_group{&keep}).at(0).code == errc::none);
+    std::vector<operation> w{operation::set("k", to_bytes("v"))};
+    fault::arm_throw("store.apply", 1);
+    auto out = s.write(write_group{&w}).at(0);
+    fault::arm_throw("store.apply", 0);
+    CHECK(out.code == errc::consistency_violation);
+    CHECK_THAT(out.message, Catch::Contains("reopen"));
+    // Refuses writes, keeps serving reads, and its close keeps the log.
+    std::vector<operation> later{operation::set("later", to_bytes("x"))};
+    CHECK(s.write(write_group{&later}).at(0).code != errc::none);
+    CHECK(s.get("keep") == std::optional<bytes>{to_bytes("1")});
+    CHECK_THROWS_AS(s.flush(), storage_error);
+  }
+  kv_store s{o};
+  CHECK(s.get("k") == std::optional<bytes>{to_bytes("v")});
+  CHECK(s.get("keep") == std::optional<bytes>{to_bytes("1")});
+  CHECK(!s.get("later"));
+  std::vector<operation> again{operation::set("again", to_bytes("y"))};
+  CHECK(s.write(write_group{&again}).at(0).code == errc::none);
+}
+#endif
