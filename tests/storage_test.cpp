@@ -504,21 +504,42 @@ TEST_CASE("scans of large values page by bytes and still merge in order") {
   }
 }
 
-// A participant whose link drops the first outcome batches it is sent (as a
-// connection to a shard node would), in front of a real shard.
-TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
-  fixture f;
+namespace {
+
+/// `n` shards of one store (no sync), each with its store for direct checks.
+std::vector<local_shard> spawn_shards(fixture& f, uint32_t n) {
   std::vector<local_shard> shards;
-  for (uint32_t i = 0; i < 2; ++i) {
+  for (uint32_t i = 0; i < n; ++i) {
     shard_options so;
     so.store.dir = f.dir / ("shard" + std::to_string(i));
     so.store.shard = i;
-    so.store.shard_count = 2;
+    so.store.shard_count = n;
     so.store.no_sync = true;
     auto s = spawn_shard(f.sys(), so);
     REQUIRE(s);
     shards.push_back(*s);
   }
+  return shards;
+}
+
+/// A coordinator over `participants`, with its decision log in the fixture.
+coordinator_actor coordinate(fixture& f, std::vector<participant_actor> participants) {
+  kv_store_options lo;
+  lo.dir = f.dir / "coordinator";
+  lo.no_sync = true;
+  auto log = open_kv_store(lo, nullptr);
+  REQUIRE(log);
+  return spawn_coordinator(f.sys(), *log, std::move(participants), uint64_t{1} << 20,
+                           std::chrono::milliseconds{10000});
+}
+
+} // namespace
+
+// A participant whose link drops the first outcome batches it is sent (as a
+// connection to a shard node would), in front of a real shard.
+TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
+  fixture f;
+  auto shards = spawn_shards(f, 2);
   auto drops = std::make_shared<std::atomic<int>>(3);
   auto flaky = f.sys().spawn(
     [drops](participant_actor::pointer self,
@@ -545,14 +566,7 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
       };
     },
     shards[1].actor);
-  kv_store_options lo;
-  lo.dir = f.dir / "coordinator";
-  lo.no_sync = true;
-  auto log = open_kv_store(lo, nullptr);
-  REQUIRE(log);
-  auto coord = spawn_coordinator(f.sys(), *log,
-                                 {participant_actor{shards[0].actor}, flaky},
-                                 uint64_t{1} << 20, std::chrono::milliseconds{10000});
+  auto coord = coordinate(f, {participant_actor{shards[0].actor}, flaky});
   auto part = [](const char* key, const char* value) {
     txn_part p;
     p.writes.push_back(operation::set(key, to_bytes(value)));
@@ -602,26 +616,9 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
 // transaction, and a reopen replayed and re-drove the commit it had aborted.
 TEST_CASE("a commit decision that is logged but not applied still commits") {
   fixture f;
-  std::vector<local_shard> shards;
-  for (uint32_t i = 0; i < 2; ++i) {
-    shard_options so;
-    so.store.dir = f.dir / ("shard" + std::to_string(i));
-    so.store.shard = i;
-    so.store.shard_count = 2;
-    so.store.no_sync = true;
-    auto s = spawn_shard(f.sys(), so);
-    REQUIRE(s);
-    shards.push_back(*s);
-  }
-  kv_store_options lo;
-  lo.dir = f.dir / "coordinator";
-  lo.no_sync = true;
-  auto log = open_kv_store(lo, nullptr);
-  REQUIRE(log);
-  auto coord = spawn_coordinator(f.sys(), *log,
-                                 {participant_actor{shards[0].actor},
-                                  participant_actor{shards[1].actor}},
-                                 uint64_t{1} << 20, std::chrono::milliseconds{10000});
+  auto shards = spawn_shards(f, 2);
+  auto coord = coordinate(f, {participant_actor{shards[0].actor},
+                              participant_actor{shards[1].actor}});
   auto part = [](const char* key) {
     txn_part p;
     p.writes.push_back(operation::set(key, to_bytes("1")));
