@@ -37,6 +37,7 @@
 
 #include "actors/coordinator.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -273,7 +274,7 @@ void retry_outcomes(coord_ptr self) {
         },
         [self, s, sent](caf::error& err) {
           auto& delay = self->state.retry_delay;
-          delay = std::min(delay * 2, outcome_retry_max);
+          delay = std::clamp(delay * 2, outcome_retry, outcome_retry_max);
           log().warn("shard {}: {} outcomes still unconfirmed ({}); next try in {} ms",
                      s, sent->size(), render(err), delay.count());
           unconfirmed(self, s, std::move(*sent));

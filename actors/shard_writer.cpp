@@ -1,6 +1,7 @@
 #include "actors/shard_writer.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
@@ -150,6 +151,21 @@ caf::response_promise park(writer_ptr self, parked_read r) {
   return rp;
 }
 
+/// After outcomes released locks: answers the parked reads whose keys are
+/// free now and returns the blocked writes, in arrival order, to be queued
+/// again (those still locked come back blocked).
+std::vector<pending_write> release_waiting(writer_ptr self) {
+  auto& st = self->state;
+  auto parked = std::move(st.parked);
+  st.parked.clear();
+  for (auto& r : parked)
+    if (!try_read(self, r))
+      st.parked.push_back(std::move(r));
+  auto blocked = std::move(st.blocked);
+  st.blocked.clear();
+  return blocked;
+}
+
 /// Commits writes [first, last) as one group (blocking for its sync; this
 /// actor has its own thread) and answers them; writes that must wait for a
 /// lock to go are kept for later.
@@ -271,15 +287,9 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
         STRATA_FAULT_POINT("shard.before_outcome");
         commit(self, group.begin(), mid);
         STRATA_FAULT_POINT("shard.after_outcome");
-        // Released locks: waiting reads run now, and waiting writes go
-        // before the newer ones of this group, in arrival order.
-        auto parked = std::move(st.parked);
-        st.parked.clear();
-        for (auto& r : parked)
-          if (!try_read(self, r))
-            st.parked.push_back(std::move(r));
-        rest = std::move(st.blocked);
-        st.blocked.clear();
+        // Waiting writes go before the newer ones of this group, in
+        // arrival order.
+        rest = release_waiting(self);
       }
       for (auto i = mid; i != group.end(); ++i)
         rest.push_back(std::move(*i));
@@ -287,11 +297,23 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
         return;
       bool prepares = std::any_of(rest.begin(), rest.end(),
                                   [](auto& w) { return w.kind == type::prepare; });
+      bool outcomes = std::any_of(rest.begin(), rest.end(),
+                                  [](auto& w) { return w.kind == type::resolve; });
       if (prepares)
         STRATA_FAULT_POINT("shard.before_prepare");
       commit(self, rest.begin(), rest.end());
       if (prepares)
         STRATA_FAULT_POINT("shard.after_prepare");
+      if (outcomes) {
+        // Outcomes that stayed behind their prepares released locks as well:
+        // what waits for them runs in the next group.
+        auto waiting = release_waiting(self);
+        if (!waiting.empty()) {
+          st.pending.insert(st.pending.begin(), std::make_move_iterator(waiting.begin()),
+                            std::make_move_iterator(waiting.end()));
+          schedule_flush(self);
+        }
+      }
     },
   };
 }

@@ -166,12 +166,13 @@ bool decode(std::string_view payload, wal_record& rec) {
   return ok && r.pos == r.end;
 }
 
-/// Frames a payload: length, CRC, payload.
+/// Frames a payload: length, CRC (filled in by `append`, which knows the
+/// log's epoch), payload.
 std::string frame(const std::string& payload) {
   std::string record;
   record.reserve(payload.size() + 8);
   put32(record, static_cast<uint32_t>(payload.size()));
-  put32(record, crc(payload.data(), payload.size()));
+  put32(record, 0);
   record += payload;
   return record;
 }
@@ -261,21 +262,25 @@ bool wal::decode_part(std::string_view data, txn_part& part) {
   return get_part(r, part) && r.pos == r.end;
 }
 
-uint32_t wal::checksum(std::string_view payload) const {
-  uint32_t seed = 0;
-  if (epoch_ != 0) {
+void wal::set_epoch(uint64_t epoch) {
+  epoch_ = epoch;
+  seed_ = 0;
+  if (epoch != 0) {
     std::string e;
-    put64(e, epoch_);
-    seed = crc(e.data(), e.size());
+    put64(e, epoch);
+    seed_ = crc(e.data(), e.size());
   }
-  return crc(payload.data(), payload.size(), seed);
+}
+
+uint32_t wal::checksum(std::string_view payload) const {
+  return crc(payload.data(), payload.size(), seed_);
 }
 
 void wal::append(std::vector<std::string> records, bool durable) {
   std::vector<iovec> iov;
   size_t total = 0;
   for (auto& r : records) {
-    if (epoch_ != 0 && r.size() >= 8) { // the CRC of this log's epoch
+    if (r.size() >= 8) { // the CRC in this log's epoch
       auto sum = checksum(std::string_view{r}.substr(8));
       for (int i = 0; i < 4; ++i)
         r[4 + i] = static_cast<char>((sum >> (8 * i)) & 0xff);
@@ -396,7 +401,7 @@ void wal::reset(uint64_t epoch) {
   // next replay tells apart by their epoch (and sequence numbers).
   size_ = 0;
   unsynced_ = false;
-  epoch_ = epoch;
+  set_epoch(epoch);
 }
 
 } // namespace strata

@@ -19,7 +19,9 @@ namespace strata {
 /// LMDB environment catches up in large batches (see kv_store::flush).
 ///
 /// File format (little endian), repeated until the end of the file:
-///   u32 payload length | u32 CRC-32 of the payload | payload
+///   u32 payload length | u32 CRC | payload
+/// CRC: CRC-32 over the log's epoch (u64) and then the payload; in epoch 0
+/// (logs written before epochs) over the payload alone.
 /// payload:
 ///   u64 sequence number | u8 type | body
 ///   type 0, write:    operations
@@ -73,7 +75,7 @@ public:
   wal& operator=(const wal&) = delete;
   ~wal();
 
-  /// Encodes a write record.
+  /// Encodes a write record (its CRC is written by `append`).
   static std::string encode(uint64_t seq, const std::vector<operation>& ops);
 
   /// Encodes a prepare record.
@@ -110,9 +112,7 @@ public:
 
   /// The epoch whose records this log holds (see the format above); set
   /// before `replay` to the one recorded with the data.
-  void set_epoch(uint64_t epoch) noexcept {
-    epoch_ = epoch;
-  }
+  void set_epoch(uint64_t epoch);
 
   uint64_t epoch() const noexcept {
     return epoch_;
@@ -146,6 +146,8 @@ private:
   bool sync_failed_ = false;
   bool unsynced_ = false;
   uint64_t epoch_ = 0;
+  /// CRC-32 of the epoch: where a record's CRC starts (0 for epoch 0).
+  uint32_t seed_ = 0;
 
   /// The CRC of a payload in this log's epoch.
   uint32_t checksum(std::string_view payload) const;

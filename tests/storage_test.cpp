@@ -427,8 +427,15 @@ TEST_CASE("an abort in the same group as its prepare still releases the prepare"
   txn_part p;
   p.writes.push_back(operation::set("k", to_bytes("v")));
   caf::anon_send(w, atom::prepare_v, std::vector<txn_prepare>{{42, p}});
+  // A plain write of k between them waits for the abort, then goes through.
+  auto between = f.self->request(w, std::chrono::seconds{10}, atom::set_v,
+                                 std::string{"k"}, to_bytes("between"));
   caf::anon_send(w, atom::resolve_v, std::vector<txn_outcome>{{42, false}});
   REQUIRE(!f.ask_void(w, atom::sync_v)); // all of the above is done
+  caf::error waited;
+  between.receive([] {}, [&](caf::error& err) { waited = std::move(err); });
+  CHECK(!waited);
+  CHECK(s->store->get("k") == std::optional<bytes>{to_bytes("between")});
   CHECK(s->store->in_doubt().empty());
   CHECK(!s->store->read("k").blocked);
   // k is free: a plain write goes through, and nothing of 42 was applied.
