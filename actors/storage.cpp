@@ -5,7 +5,10 @@
 #include <memory>
 #include <optional>
 
+#include <caf/actor_pool.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/detail/sync_request_bouncer.hpp>
+#include <caf/scoped_execution_unit.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -105,7 +108,7 @@ void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
                        std::chrono::steady_clock::time_point give_up,
                        uint32_t backoff_ms = 1) {
   auto& st = self->state;
-  auto txid = (st.incarnation << txn_counter_bits) | ++st.next_txn;
+  auto txid = (st.incarnation << txn_counter_bits) | ++*st.next_txn;
   self->request(st.coordinator, timeout_to(self, st.coordinator, st.timeout),
                 atom::commit_v, txid, parts)
     .then(ok, [=](caf::error& err) {
@@ -126,6 +129,46 @@ void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
             fail(copy);
           });
     });
+}
+
+/// Whether `msg` only reads, so that any router may answer it.
+bool reads_only(caf::mailbox_element& what) {
+  auto& msg = what.content();
+  if (msg.size() == 0 || !msg.match_element<caf::atom_value>(0))
+    return false;
+  auto a = msg.get_as<caf::atom_value>(0);
+  return a == atom::get_v.value || a == atom::get_many_v.value
+         || a == atom::has_v.value || a == atom::scan_v.value
+         || a == atom::size_v.value;
+}
+
+/// How the store's routers share its requests. Reads take turns, so that
+/// several cores answer them. Everything else goes to the router picked by
+/// its sender: one sender's writes stay in the order it sent them, as CAF
+/// promises between two actors.
+caf::actor_pool::policy route_policy() {
+  struct impl {
+    impl() = default;
+    impl(const impl&) : next(0) {
+      // nop
+    }
+    void operator()(caf::actor_system&, caf::actor_pool::uplock& guard,
+                    const caf::actor_pool::actor_vec& routers,
+                    caf::mailbox_element_ptr& ptr, caf::execution_unit* host) {
+      if (routers.empty()) { // the store is closing
+        guard.unlock();
+        caf::detail::sync_request_bouncer bounce{caf::exit_reason::out_of_workers};
+        bounce(*ptr);
+        return;
+      }
+      auto i = reads_only(*ptr) ? next++ : (ptr->sender ? ptr->sender->id() : 0);
+      caf::actor picked = routers[i % routers.size()];
+      guard.unlock();
+      picked->enqueue(std::move(ptr), host);
+    }
+    std::atomic<size_t> next{0};
+  };
+  return impl{};
 }
 
 } // namespace
@@ -149,6 +192,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   self->state.shards = std::move(shards);
   self->state.coordinator = std::move(cfg.coordinator);
   self->state.incarnation = cfg.incarnation;
+  self->state.next_txn = cfg.next_txn;
   self->state.max_value_size = max_value_size;
   self->state.timeout = cfg.timeout;
   auto n = static_cast<uint32_t>(self->state.shards.size());
@@ -477,7 +521,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       ctx.max_value_size = st.max_value_size;
       ctx.timeout = st.timeout;
       ctx.store = self->address();
-      auto txid = (st.incarnation << txn_counter_bits) | ++st.next_txn;
+      auto txid = (st.incarnation << txn_counter_bits) | ++*st.next_txn;
       return self->system().spawn(transaction, txid, opts, std::move(ctx));
     },
   };
@@ -606,7 +650,14 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
   log().info("store '{}' open: {} shards ({} remote) in {}, {} MiB map per shard, {} writes",
              opts.id, opts.shards, rc.remote.size(), opts.data_dir,
              opts.shard_map_size() >> 20, to_string(opts.sync));
-  return sys.spawn(storage, std::move(rc));
+  if (opts.routers == 1)
+    return sys.spawn(storage, std::move(rc));
+  auto factory = [&sys, &rc]() -> caf::actor {
+    return caf::actor_cast<caf::actor>(sys.spawn(storage, rc));
+  };
+  caf::scoped_execution_unit context{&sys};
+  auto pool = caf::actor_pool::make(&context, opts.routers, factory, route_policy());
+  return caf::actor_cast<transactional_storage_actor>(pool);
 }
 
 caf::expected<node_actor> spawn_shard_host(caf::actor_system& sys,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <vector>
@@ -26,6 +27,9 @@ struct router_config {
   coordinator_actor coordinator;
   /// The coordinator's incarnation: the high bits of transaction ids.
   uint64_t incarnation = 0;
+  /// The low bits, counted by all routers of the store together.
+  std::shared_ptr<std::atomic<uint64_t>> next_txn
+    = std::make_shared<std::atomic<uint64_t>>(0);
   uint64_t max_value_size = 0;
   std::chrono::milliseconds timeout{0};
 };
@@ -37,7 +41,7 @@ struct storage_state {
   /// Paces retries of atomic writes that met a committing transaction.
   caf::actor timer;
   uint64_t incarnation = 0;
-  uint64_t next_txn = 0;
+  std::shared_ptr<std::atomic<uint64_t>> next_txn;
   /// The stores of shards in this process (null for remote ones): reads go
   /// straight to them, saving a message hop.
   std::vector<std::shared_ptr<shard_slot>> local;
@@ -65,6 +69,12 @@ struct storage_state {
 /// store by shared ownership for the length of a read. While a shard
 /// restarts its slot is empty and reads go to its supervisor, which holds
 /// them until the shard is back.
+///
+/// The store's handle is a CAF actor pool of `store_options::routers` such
+/// actors sharing one configuration (and one transaction counter). The pool
+/// hands a message on while it is being sent, with no mailbox of its own:
+/// reads take turns, so several cores answer them; every other request goes
+/// to the router its sender maps to, so one sender's writes keep their order.
 ///
 /// Scans merge the shards' pages in key order. set_many, del_many, batch and
 /// clear are atomic: within one shard in one commit, across shards through

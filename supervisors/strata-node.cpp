@@ -68,6 +68,7 @@ struct node_config : caf::actor_system_config {
       .add(store.data_dir, "data-dir", "directory of the store's shards")
       .add(store.id, "id", "store id, recorded in the data directory")
       .add(store.shards, "shards", "number of shards (fixed at creation)")
+      .add(store.routers, "routers", "router actors sharing the store's requests")
       .add(store.map_size, "map-size", "LMDB map size per shard in bytes (0: auto)")
       .add(store.expected_size, "expected-size", "expected number of entries")
       .add(sync, "sync", "durable (default) or nosync")
@@ -87,6 +88,7 @@ struct node_config : caf::actor_system_config {
 const std::vector<strata::flag> node_flags = {
   {"--data", "strata.data-dir"},       {"--id", "strata.id"},
   {"--shards", "strata.shards"},       {"--map-size", "strata.map-size"},
+  {"--routers", "strata.routers"},
   {"--expected-size", "strata.expected-size"},
   {"--sync", "strata.sync"},           {"--max-value-size", "strata.max-value-size"},
   {"--log-level", "strata.log-level"}, {"--host", "node.host"},

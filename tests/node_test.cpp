@@ -259,4 +259,8 @@ TEST_CASE("a second node on the same directory is refused") {
           f.dir.path());
   CHECK(r.code == 1);
   CHECK(r.err == "error: INVALID_VALUE: shards must be 1 to 256, got 0\n");
+  r = run("strata-node", node_args(f.dir / "other", {"--routers", "0"}),
+          f.dir.path());
+  CHECK(r.code == 1);
+  CHECK(r.err == "error: INVALID_VALUE: routers must be 1 to 64, got 0\n");
 }

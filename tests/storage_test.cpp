@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <thread>
 #include <random>
 
@@ -269,6 +270,8 @@ TEST_CASE("options are validated field by field") {
   };
   CHECK(bad([](auto& x) { x.shards = 0; }));
   CHECK(bad([](auto& x) { x.shards = 257; }));
+  CHECK(bad([](auto& x) { x.routers = 0; }));
+  CHECK(bad([](auto& x) { x.routers = 65; }));
   CHECK(bad([](auto& x) { x.id = ""; }));
   CHECK(bad([](auto& x) { x.data_dir = ""; }));
   CHECK(bad([](auto& x) { x.map_size = 1000; }));
@@ -442,6 +445,65 @@ TEST_CASE("an abort in the same group as its prepare still releases the prepare"
   REQUIRE(!f.ask_void(s->actor, atom::set_v, std::string{"k"}, to_bytes("w")));
   CHECK(*f.ask<maybe_bytes>(s->actor, atom::get_v, std::string{"k"}) == to_bytes("w"));
   caf::anon_send_exit(s->actor, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("routers keep each sender's writes in order and number transactions once") {
+  fixture f;
+  auto o = f.options(2);
+  o.routers = 4;
+  auto s = f.open(o);
+  // Each client pipelines many writes to its own key without waiting: the
+  // last one sent must be the one that stays, whichever router took them.
+  static constexpr int clients = 8;
+  static constexpr int writes = 300;
+  auto done = caf::actor{f.self};
+  for (int c = 0; c < clients; ++c)
+    f.sys().spawn([s, c, done](caf::event_based_actor* self) {
+      auto key = "c" + std::to_string(c);
+      auto left = std::make_shared<int>(writes);
+      auto failed = std::make_shared<bool>(false);
+      auto answered = [self, left, failed, done] {
+        if (--*left == 0)
+          self->send(done, atom::flush_v, !*failed);
+      };
+      for (int i = 0; i < writes; ++i) {
+        auto value = to_bytes(std::to_string(i));
+        auto on_error = [answered, failed](caf::error&) {
+          *failed = true;
+          answered();
+        };
+        if (i % 7 == 3)
+          self->request(s, std::chrono::seconds(30), atom::del_v, key)
+            .then([answered](bool) { answered(); }, on_error);
+        else
+          self->request(s, std::chrono::seconds(30), atom::set_v, key, value)
+            .then(answered, on_error);
+      }
+    });
+  for (int c = 0; c < clients; ++c)
+    f.self->receive([](atom::flush, bool ok) { CHECK(ok); });
+  for (int c = 0; c < clients; ++c) {
+    auto v = f.ask<maybe_bytes>(s, atom::get_v, "c" + std::to_string(c));
+    REQUIRE(v);
+    REQUIRE(*v);
+    CHECK(std::string(v->value().begin(), v->value().end())
+          == std::to_string(writes - 1));
+  }
+  // Transactions begun through different routers get distinct ids.
+  std::set<std::string> ids;
+  for (int c = 0; c < 4; ++c) {
+    caf::scoped_actor client{f.sys()};
+    for (int i = 0; i < 25; ++i)
+      client->request(s, std::chrono::seconds(30), atom::begin_v, txn_options{})
+        .receive(
+          [&](transaction_actor& tx) {
+            client->request(tx, std::chrono::seconds(30), atom::info_v)
+              .receive([&](txn_info& info) { ids.insert(info.id); },
+                       [](caf::error& e) { FAIL(render(e)); });
+          },
+          [](caf::error& e) { FAIL(render(e)); });
+  }
+  CHECK(ids.size() == 100);
 }
 
 TEST_CASE("a shard commits concurrent writes in groups") {

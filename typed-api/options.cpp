@@ -36,6 +36,8 @@ caf::error store_options::validate() const {
     return bad("data_dir must not be empty");
   if (shards < 1 || shards > 256)
     return bad("shards must be 1 to 256, got " + std::to_string(shards));
+  if (routers < 1 || routers > 64)
+    return bad("routers must be 1 to 64, got " + std::to_string(routers));
   if (map_size != 0 && map_size < (1ull << 20))
     return bad("map_size must be 0 (automatic) or at least 1 MiB, got "
                + std::to_string(map_size));

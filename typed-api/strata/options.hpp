@@ -64,6 +64,12 @@ struct store_options {
   /// Every request between actors of a store has a finite timeout.
   std::chrono::milliseconds request_timeout{std::chrono::seconds{30}};
 
+  /// Router actors behind the store's handle, 1 to 64. Reads take turns
+  /// among them, so several cores answer reads; each sender's other requests
+  /// keep to one router, in order. More routers than cores only add thread
+  /// wake-ups (measured: 2 on a 2-core machine beat 1 and 4).
+  uint32_t routers = 2;
+
   /// Log level: trace, debug, info, warning, error, critical or off.
   std::string log_level = "info";
 
