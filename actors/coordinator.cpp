@@ -383,11 +383,13 @@ void flush(coord_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
   for (uint32_t s = 0; s < st.round.size(); ++s) {
+    // Outcomes first: they free locks, and the shard's writer runs them
+    // before the prepares of its group anyway.
     auto& r = st.round[s];
-    if (!r.prepares.empty())
-      send_prepares(self, s, r);
     if (!r.outcomes.empty())
       send_outcomes(self, s, r);
+    if (!r.prepares.empty())
+      send_prepares(self, s, r);
   }
   if (!st.deciding.empty())
     log_decisions(self);

@@ -264,8 +264,11 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
     [=](atom::flush) {
       auto& st = self->state;
       st.flush_scheduled = false;
-      auto group = std::move(st.pending);
-      st.pending.clear();
+      // The group runs in a buffer kept between groups (and `pending` takes
+      // over its old one), so queuing allocates nothing in the steady state.
+      auto& group = st.group;
+      group.clear(); // in case the last group ended in an exception
+      group.swap(st.pending);
       // Outcomes go first, in a write of their own: they need no sync (the
       // coordinator's log holds the decisions), so neither their answers
       // nor the locks they release wait for the sync of the rest.
@@ -278,42 +281,53 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
         if (w.kind == type::prepare)
           preparing.push_back(w.txid);
       std::sort(preparing.begin(), preparing.end());
-      auto mid = std::stable_partition(group.begin(), group.end(), [&](auto& w) {
+      auto goes_first = [&](const pending_write& w) {
         return w.kind == type::resolve
                && !std::binary_search(preparing.begin(), preparing.end(), w.txid);
-      });
-      std::vector<pending_write> rest;
+      };
+      // The coordinator sends outcomes before prepares: usually in order.
+      auto mid = std::is_partitioned(group.begin(), group.end(), goes_first)
+                   ? std::partition_point(group.begin(), group.end(), goes_first)
+                   : std::stable_partition(group.begin(), group.end(), goes_first);
+      std::vector<pending_write> waiting;
       if (mid != group.begin()) {
         STRATA_FAULT_POINT("shard.before_outcome");
         commit(self, group.begin(), mid);
         STRATA_FAULT_POINT("shard.after_outcome");
         // Waiting writes go before the newer ones of this group, in
         // arrival order.
-        rest = release_waiting(self);
+        waiting = release_waiting(self);
       }
-      for (auto i = mid; i != group.end(); ++i)
-        rest.push_back(std::move(*i));
-      if (rest.empty())
-        return;
-      bool prepares = std::any_of(rest.begin(), rest.end(),
-                                  [](auto& w) { return w.kind == type::prepare; });
-      bool outcomes = std::any_of(rest.begin(), rest.end(),
-                                  [](auto& w) { return w.kind == type::resolve; });
-      if (prepares)
-        STRATA_FAULT_POINT("shard.before_prepare");
-      commit(self, rest.begin(), rest.end());
-      if (prepares)
-        STRATA_FAULT_POINT("shard.after_prepare");
-      if (outcomes) {
-        // Outcomes that stayed behind their prepares released locks as well:
-        // what waits for them runs in the next group.
-        auto waiting = release_waiting(self);
-        if (!waiting.empty()) {
-          st.pending.insert(st.pending.begin(), std::make_move_iterator(waiting.begin()),
-                            std::make_move_iterator(waiting.end()));
-          schedule_flush(self);
+      auto first = mid;
+      auto last = group.end();
+      if (!waiting.empty()) {
+        waiting.insert(waiting.end(), std::make_move_iterator(mid),
+                       std::make_move_iterator(group.end()));
+        first = waiting.begin();
+        last = waiting.end();
+      }
+      if (first != last) {
+        bool prepares = std::any_of(first, last,
+                                    [](auto& w) { return w.kind == type::prepare; });
+        bool outcomes = std::any_of(first, last,
+                                    [](auto& w) { return w.kind == type::resolve; });
+        if (prepares)
+          STRATA_FAULT_POINT("shard.before_prepare");
+        commit(self, first, last);
+        if (prepares)
+          STRATA_FAULT_POINT("shard.after_prepare");
+        if (outcomes) {
+          // Outcomes that stayed behind their prepares released locks as
+          // well: what waits for them runs in the next group.
+          auto freed = release_waiting(self);
+          if (!freed.empty()) {
+            st.pending.insert(st.pending.begin(), std::make_move_iterator(freed.begin()),
+                              std::make_move_iterator(freed.end()));
+            schedule_flush(self);
+          }
         }
       }
+      group.clear();
     },
   };
 }

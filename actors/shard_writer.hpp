@@ -74,6 +74,8 @@ struct shard_writer_state {
   static inline const char* name = "strata.shard_writer";
   std::shared_ptr<kv_store> store;
   std::vector<pending_write> pending;
+  /// The group being committed (a buffer reused from group to group).
+  std::vector<pending_write> group;
   /// Plain writes to keys that prepared transactions are about to write.
   std::vector<pending_write> blocked;
   std::vector<parked_read> parked;
