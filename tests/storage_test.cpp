@@ -506,6 +506,29 @@ TEST_CASE("routers keep each sender's writes in order and number transactions on
   CHECK(ids.size() == 100);
 }
 
+TEST_CASE("a store closes once its last handle is dropped") {
+  fixture f;
+  auto before = f.sys().registry().running();
+  auto o = f.options(2);
+  o.routers = GENERATE(1u, 2u);
+  INFO(o.routers << " routers");
+  {
+    auto h = spawn_store(f.sys(), o);
+    REQUIRE(h);
+    REQUIRE(!f.ask_void(*h, atom::set_v, std::string{"k"}, to_bytes("v")));
+    // A transaction begun through a router does not keep the store alive.
+    auto tx = f.ask<transaction_actor>(*h, atom::begin_v, txn_options{});
+    REQUIRE(tx);
+  }
+  // Routers, shards, writers and coordinator all stop, and free the directory.
+  f.sys().registry().await_running_count_equal(before);
+  auto again = f.open(o);
+  auto v = f.ask<maybe_bytes>(again, atom::get_v, std::string{"k"});
+  REQUIRE(v);
+  REQUIRE(*v);
+  CHECK(v->value() == to_bytes("v"));
+}
+
 TEST_CASE("a shard commits concurrent writes in groups") {
   fixture f;
   shard_options so;
