@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -47,13 +48,29 @@ void point(const char* name) {
 
 namespace {
 
+/// Armed throw and fail points: passes left per name. Several may be armed
+/// at once (an I/O error and a failing cleanup after it).
 struct throw_arms {
   std::mutex mtx;
-  std::string name;
-  long left = 0;
+  std::map<std::string, long> left;
 
   throw_arms() {
-    read_spec("STRATA_THROW_AT", name, left);
+    std::string name;
+    long n = 0;
+    read_spec("STRATA_THROW_AT", name, n);
+    if (!name.empty() && n > 0)
+      left[name] = n;
+  }
+
+  /// Counts a pass of `name`; true if it is armed.
+  bool take(const char* name) {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto i = left.find(name);
+    if (i == left.end())
+      return false;
+    if (--i->second == 0)
+      left.erase(i);
+    return true;
   }
 };
 
@@ -65,28 +82,21 @@ throw_arms& arms() {
 } // namespace
 
 void throw_point(const char* name) {
-  auto& a = arms();
-  std::lock_guard<std::mutex> guard{a.mtx};
-  if (a.left <= 0 || a.name != name)
-    return;
-  --a.left;
-  throw std::runtime_error{std::string{"fault injected at "} + name};
+  if (arms().take(name))
+    throw std::runtime_error{std::string{"fault injected at "} + name};
 }
 
 bool fires(const char* name) {
-  auto& a = arms();
-  std::lock_guard<std::mutex> guard{a.mtx};
-  if (a.left <= 0 || a.name != name)
-    return false;
-  --a.left;
-  return true;
+  return arms().take(name);
 }
 
 void arm_throw(const char* name, long n) {
   auto& a = arms();
   std::lock_guard<std::mutex> guard{a.mtx};
-  a.name = name;
-  a.left = n;
+  if (n > 0)
+    a.left[name] = n;
+  else
+    a.left.erase(name);
 }
 
 } // namespace strata::fault

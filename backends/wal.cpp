@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "backends/fault.hpp"
 #include "strata/errc.hpp"
 
 namespace strata {
@@ -291,8 +292,11 @@ void wal::append(std::vector<std::string> records, bool durable) {
   reserve(size_ + total);
   auto undo = [this](int err, const std::string& what) {
     // Nothing of this append may count: cut the file back (the zeros after
-    // the records come back with the next append).
-    if (::ftruncate(fd_, static_cast<off_t>(size_)) == 0)
+    // the records come back with the next append). Should that fail too, the
+    // records stay: the next append overwrites them from the start, and any
+    // left after it numbered below it, so replay stops there.
+    if (!STRATA_FAIL_POINT("wal.truncate")
+        && ::ftruncate(fd_, static_cast<off_t>(size_)) == 0)
       end_ = size_;
     else
       errno = 0;
@@ -304,6 +308,13 @@ void wal::append(std::vector<std::string> records, bool durable) {
     // pwritev may write less than asked (large groups): continue after it.
     // At most IOV_MAX buffers per call (a group may hold more records).
     auto count = std::min<size_t>(iov.size() - first, IOV_MAX);
+    if (STRATA_FAIL_POINT("wal.short_append")) {
+      // Test builds: the first record reaches the file, then the disk fails.
+      if (::pwrite(fd_, iov[first].iov_base, iov[first].iov_len,
+                   static_cast<off_t>(size_ + done)) < 0)
+        errno = 0;
+      undo(ENOSPC, "cannot append to write-ahead log " + path_);
+    }
     auto n = ::pwritev(fd_, iov.data() + first, static_cast<int>(count),
                        static_cast<off_t>(size_ + done));
     if (n < 0) {

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "backends/data_dir.hpp"
+#include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
 #include "tests/temp_dir.hpp"
@@ -468,6 +469,45 @@ TEST_CASE("a write-ahead log that cannot be written fails the group, nothing els
   CHECK(!s.has("big"));
   CHECK(s.has("after"));
 }
+
+#ifdef STRATA_FAULT_INJECTION
+// A group fails after its first record reached the log, and cutting the log
+// back fails too: those records stay in the file. The next write overwrites
+// the first; the second, left intact right behind it, must not replay. Its
+// sequence number, below the next write's, is what stops it.
+TEST_CASE("records of a failed group that stay in the log never replay") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  o.flush_entries = 1 << 20; // keep everything in the log
+  {
+    kv_store s{o};
+    REQUIRE(write_one(s, {operation::set("before", b("safe"))}).code == errc::none);
+    fault::arm_throw("wal.short_append", 1);
+    fault::arm_throw("wal.truncate", 1);
+    // Two requests, two records of the same size as the write that follows.
+    std::vector<operation> first{operation::set("x1", b("lost"))};
+    std::vector<operation> second{operation::set("x2", b("lost"))};
+    auto failed = s.write(write_group{&first, &second});
+    fault::arm_throw("wal.short_append", 0);
+    fault::arm_throw("wal.truncate", 0);
+    REQUIRE(failed.size() == 2);
+    // The injected failure is a full disk.
+    CHECK(failed[0].code == errc::storage_full);
+    CHECK(failed[1].code == errc::storage_full);
+    CHECK(!s.has("x1"));
+    CHECK(!s.has("x2"));
+    REQUIRE(write_one(s, {operation::set("af", b("kept"))}).code == errc::none);
+    std::filesystem::copy(dir / "s", dir / "crash");
+  }
+  o.dir = dir / "crash";
+  kv_store s{o};
+  CHECK(s.get("before") == std::optional<bytes>{b("safe")});
+  CHECK(s.get("af") == std::optional<bytes>{b("kept")});
+  CHECK(!s.has("x1"));
+  CHECK(!s.has("x2"));
+  CHECK(s.size() == 2);
+}
+#endif
 
 TEST_CASE("a write-ahead log grows in zero-filled chunks and reuses them after a reset") {
   test::temp_dir dir;
