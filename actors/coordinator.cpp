@@ -243,12 +243,14 @@ void schedule_retry(coord_ptr self) {
   self->delayed_send(self, st.retry_delay, atom::retry_v);
 }
 
-/// Keeps `outcomes` of shard `s` for the next retry.
-void unconfirmed(coord_ptr self, uint32_t s, std::vector<txn_outcome> outcomes) {
-  if (outcomes.empty())
+/// Keeps the outcomes of shard `s` from `outcomes[from]` on for the next
+/// retry (a short answer confirms the ones before).
+void unconfirmed(coord_ptr self, uint32_t s, const std::vector<txn_outcome>& outcomes,
+                 size_t from = 0) {
+  if (from >= outcomes.size())
     return;
   auto& u = self->state.unconfirmed[s];
-  u.insert(u.end(), outcomes.begin(), outcomes.end());
+  u.insert(u.end(), outcomes.begin() + static_cast<long>(from), outcomes.end());
   schedule_retry(self);
 }
 
@@ -268,16 +270,14 @@ void retry_outcomes(coord_ptr self) {
       .then(
         [self, s, sent](std::vector<uint64_t>& deleted) {
           self->state.retry_delay = std::chrono::milliseconds{0};
-          if (deleted.size() < sent->size())
-            unconfirmed(self, s, {sent->begin() + static_cast<long>(deleted.size()),
-                                  sent->end()});
+          unconfirmed(self, s, *sent, deleted.size());
         },
         [self, s, sent](caf::error& err) {
           auto& delay = self->state.retry_delay;
           delay = std::clamp(delay * 2, outcome_retry, outcome_retry_max);
           log().warn("shard {}: {} outcomes still unconfirmed ({}); next try in {} ms",
                      s, sent->size(), render(err), delay.count());
-          unconfirmed(self, s, std::move(*sent));
+          unconfirmed(self, s, *sent);
         });
   }
 }
@@ -306,12 +306,10 @@ void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
         // A short answer counts as failed for the ones it leaves out: they
         // are sent again until the shard confirms them (a commit decision
         // stays in the log meanwhile).
-        if (deleted.size() < sent->size()) {
+        if (deleted.size() < sent->size())
           log().warn("shard {} answered {} outcomes of {}", s, deleted.size(),
                      sent->size());
-          unconfirmed(self, s, {sent->begin() + static_cast<long>(deleted.size()),
-                                sent->end()});
-        }
+        unconfirmed(self, s, *sent, deleted.size());
         for (size_t i = 0; i < sent->size(); ++i) {
           if ((*sent)[i].commit)
             STRATA_FAULT_POINT("coordinator.during_apply");

@@ -267,7 +267,6 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
       // The group runs in a buffer kept between groups (and `pending` takes
       // over its old one), so queuing allocates nothing in the steady state.
       auto& group = st.group;
-      group.clear(); // in case the last group ended in an exception
       group.swap(st.pending);
       // Outcomes go first, in a write of their own: they need no sync (the
       // coordinator's log holds the decisions), so neither their answers

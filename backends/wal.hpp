@@ -107,8 +107,9 @@ public:
   /// Empties the log (after its records reached LMDB durably, together with
   /// the new `epoch`): the next records overwrite the old ones, whose epoch
   /// and lower sequence numbers end a later replay. Sequence numbers must
-  /// therefore only grow.
-  void reset(uint64_t epoch = 0);
+  /// therefore only grow. Epoch 0 is the format before epochs: only tests
+  /// that read such logs pass it.
+  void reset(uint64_t epoch);
 
   /// The epoch whose records this log holds (see the format above); set
   /// before `replay` to the one recorded with the data.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,33 +18,59 @@
 
 namespace strata::test {
 
+/// `n` shards of one store in the fixture's directory (`<name>0`, `<name>1`,
+/// ...), without sync unless `tune` says otherwise, each with its store for
+/// direct checks.
+inline std::vector<local_shard>
+spawn_shards(fixture& f, uint32_t n, const std::string& name = "shard",
+             void (*tune)(kv_store_options&) = nullptr) {
+  std::vector<local_shard> shards;
+  for (uint32_t i = 0; i < n; ++i) {
+    shard_options so;
+    so.store.dir = f.dir / (name + std::to_string(i));
+    so.store.shard = i;
+    so.store.shard_count = n;
+    so.store.no_sync = true;
+    if (tune)
+      tune(so.store);
+    auto s = spawn_shard(f.sys(), so);
+    REQUIRE(s);
+    shards.push_back(*s);
+  }
+  return shards;
+}
+
+/// A coordinator over `participants`, with its decision log (also returned
+/// through `log`, if given) in the fixture's directory `<name>`.
+inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> participants,
+                                    const std::string& name = "coordinator",
+                                    std::shared_ptr<kv_store>* log = nullptr) {
+  kv_store_options lo;
+  lo.dir = f.dir / name;
+  lo.no_sync = true;
+  auto store = open_kv_store(lo, nullptr);
+  REQUIRE(store);
+  if (log)
+    *log = *store;
+  return spawn_coordinator(f.sys(), *store, std::move(participants), uint64_t{1} << 20,
+                           std::chrono::milliseconds{10000});
+}
+
 /// A storage actor that reaches its shards only through messages, as it does
 /// when shards live on other nodes: no direct reads of local environments.
 inline transactional_storage_actor open_routed(fixture& f, uint32_t n) {
   std::vector<shard_actor> shards;
-  for (uint32_t i = 0; i < n; ++i) {
-    shard_options so;
-    so.store.dir = f.dir / ("routed-" + std::to_string(i));
-    so.store.shard = i;
-    so.store.shard_count = n;
-    so.store.no_sync = true;
-    so.store.flush_entries = 50;
-    auto s = spawn_shard(f.sys(), so);
-    REQUIRE(s);
-    shards.push_back(s->actor);
-  }
-  kv_store_options lo;
-  lo.dir = f.dir / "routed-coordinator";
-  lo.no_sync = true;
-  auto log = open_kv_store(lo, nullptr);
-  REQUIRE(log);
-  router_config rc;
+  for (auto& s : spawn_shards(f, n, "routed-",
+                              [](kv_store_options& o) { o.flush_entries = 50; }))
+    shards.push_back(s.actor);
+  std::shared_ptr<kv_store> log;
   // Through the shard actors, as for shards on other nodes.
   std::vector<participant_actor> participants(shards.begin(), shards.end());
-  rc.coordinator = spawn_coordinator(f.sys(), *log, participants, uint64_t{1} << 20,
-                                     std::chrono::milliseconds{10000});
+  auto coordinator = coordinate(f, participants, "routed-coordinator", &log);
+  router_config rc;
+  rc.coordinator = coordinator;
   rc.shards = std::move(shards);
-  rc.incarnation = decision_log::next_incarnation(**log);
+  rc.incarnation = decision_log::next_incarnation(*log);
   rc.max_value_size = uint64_t{1} << 20;
   rc.timeout = std::chrono::milliseconds{10000};
   f.store = f.sys().spawn(storage, std::move(rc));

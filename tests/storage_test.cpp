@@ -21,10 +21,17 @@
 #include "tests/routed.hpp"
 
 using namespace strata;
+using strata::test::coordinate;
 using strata::test::fixture;
+using strata::test::spawn_shards;
 using strata::test::to_bytes;
 
 namespace {
+
+/// Shard options for spawn_shards: every commit synced.
+void durable(kv_store_options& o) {
+  o.no_sync = false;
+}
 
 std::vector<entry> scan_all(fixture& f, const storage_actor& s, scan_request req) {
   std::vector<entry> result;
@@ -360,12 +367,7 @@ TEST_CASE("a full map gives STORAGE_FULL; data stays and deletes work") {
 
 TEST_CASE("a shard prepares and resolves transactions in batches: one vote each") {
   fixture f;
-  shard_options so;
-  so.store.dir = f.dir / "shard";
-  so.store.no_sync = true;
-  auto s = spawn_shard(f.sys(), so);
-  REQUIRE(s);
-  auto sh = s->actor;
+  auto sh = spawn_shards(f, 1)[0].actor;
   REQUIRE(!f.ask_void(sh, atom::set_v, std::string{"x"}, to_bytes("0")));
   REQUIRE(!f.ask_void(sh, atom::set_v, std::string{"gone"}, to_bytes("g")));
   auto part = [](std::vector<operation> writes) {
@@ -416,12 +418,8 @@ TEST_CASE("a shard prepares and resolves transactions in batches: one vote each"
 // the prepare would then lock its keys with no outcome to come.
 TEST_CASE("an abort in the same group as its prepare still releases the prepare") {
   fixture f;
-  shard_options so;
-  so.store.dir = f.dir / "shard";
-  so.store.no_sync = false;
-  auto s = spawn_shard(f.sys(), so);
-  REQUIRE(s);
-  auto w = s->writer;
+  auto s = spawn_shards(f, 1, "shard", durable)[0];
+  auto w = s.writer;
   // A large write keeps the writer busy while the two messages queue up.
   std::vector<entry> bulk;
   for (int i = 0; i < 4000; ++i)
@@ -438,13 +436,13 @@ TEST_CASE("an abort in the same group as its prepare still releases the prepare"
   caf::error waited;
   between.receive([] {}, [&](caf::error& err) { waited = std::move(err); });
   CHECK(!waited);
-  CHECK(s->store->get("k") == std::optional<bytes>{to_bytes("between")});
-  CHECK(s->store->in_doubt().empty());
-  CHECK(!s->store->read("k").blocked);
+  CHECK(s.store->get("k") == std::optional<bytes>{to_bytes("between")});
+  CHECK(s.store->in_doubt().empty());
+  CHECK(!s.store->read("k").blocked);
   // k is free: a plain write goes through, and nothing of 42 was applied.
-  REQUIRE(!f.ask_void(s->actor, atom::set_v, std::string{"k"}, to_bytes("w")));
-  CHECK(*f.ask<maybe_bytes>(s->actor, atom::get_v, std::string{"k"}) == to_bytes("w"));
-  caf::anon_send_exit(s->actor, caf::exit_reason::user_shutdown);
+  REQUIRE(!f.ask_void(s.actor, atom::set_v, std::string{"k"}, to_bytes("w")));
+  CHECK(*f.ask<maybe_bytes>(s.actor, atom::get_v, std::string{"k"}) == to_bytes("w"));
+  caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("routers keep each sender's writes in order and number transactions once") {
@@ -531,12 +529,8 @@ TEST_CASE("a store closes once its last handle is dropped") {
 
 TEST_CASE("a shard commits concurrent writes in groups") {
   fixture f;
-  shard_options so;
-  so.store.dir = f.dir / "shard";
-  so.store.no_sync = false; // durable: every commit waits for the disk
-  auto s = spawn_shard(f.sys(), so);
-  REQUIRE(s);
-  auto sh = s->actor;
+  // Durable: every commit waits for the disk.
+  auto sh = spawn_shards(f, 1, "shard", durable)[0].actor;
   constexpr int clients = 32;
   constexpr int writes = 40;
   auto done = caf::actor{f.self};
@@ -595,37 +589,6 @@ TEST_CASE("scans of large values page by bytes and still merge in order") {
     REQUIRE(all[i].value == es[i].value);
   }
 }
-
-namespace {
-
-/// `n` shards of one store (no sync), each with its store for direct checks.
-std::vector<local_shard> spawn_shards(fixture& f, uint32_t n) {
-  std::vector<local_shard> shards;
-  for (uint32_t i = 0; i < n; ++i) {
-    shard_options so;
-    so.store.dir = f.dir / ("shard" + std::to_string(i));
-    so.store.shard = i;
-    so.store.shard_count = n;
-    so.store.no_sync = true;
-    auto s = spawn_shard(f.sys(), so);
-    REQUIRE(s);
-    shards.push_back(*s);
-  }
-  return shards;
-}
-
-/// A coordinator over `participants`, with its decision log in the fixture.
-coordinator_actor coordinate(fixture& f, std::vector<participant_actor> participants) {
-  kv_store_options lo;
-  lo.dir = f.dir / "coordinator";
-  lo.no_sync = true;
-  auto log = open_kv_store(lo, nullptr);
-  REQUIRE(log);
-  return spawn_coordinator(f.sys(), *log, std::move(participants), uint64_t{1} << 20,
-                           std::chrono::milliseconds{10000});
-}
-
-} // namespace
 
 // A participant whose link drops the first outcome batches it is sent (as a
 // connection to a shard node would), in front of a real shard.
