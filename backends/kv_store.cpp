@@ -248,6 +248,8 @@ void kv_store::replay() {
     emptied = flush();
   auto epoch = emptied ? fresh_epoch() : log_->epoch();
   if (!with_headroom([&] {
+        if (STRATA_FAIL_POINT("store.record_floor")) // test builds: a full map
+          throw storage_error{errc::storage_full, "injected: map full"};
         auto t = lmdb::txn::write(env_);
         t.put(meta_, "seq_floor", std::to_string(seq_floor_));
         t.put(meta_, "wal_epoch", std::to_string(epoch));

@@ -507,6 +507,43 @@ TEST_CASE("records of a failed group that stay in the log never replay") {
   CHECK(!s.has("x2"));
   CHECK(s.size() == 2);
 }
+
+
+// Opening records a new sequence floor in LMDB. With no room for it even
+// after growing the map for one transaction, opening fails with STORAGE_FULL
+// and a way out; nothing stored is lost, also from the log's part that the
+// failed open had flushed to LMDB already.
+TEST_CASE("a map with no room for the sequence floor fails to open and loses nothing") {
+  test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  o.flush_entries = 1 << 20; // keep the writes in the log until the next open
+  {
+    kv_store s{o};
+    REQUIRE(write_one(s, {operation::set("a", b("1")), operation::set("b", b("2"))}).code
+            == errc::none);
+    REQUIRE(write_one(s, {operation::del("a"), operation::set("c", b("3"))}).code
+            == errc::none);
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    // Both tries fail: the plain one and the one with headroom.
+    fault::arm_throw("store.record_floor", 2);
+    try {
+      kv_store s{o};
+      FAIL("opened without room for the sequence floor");
+    } catch (const storage_error& e) {
+      CHECK(e.code() == errc::storage_full);
+      CHECK(std::string{e.what()}.find("raise map_size") != std::string::npos);
+    }
+    fault::arm_throw("store.record_floor", 0);
+  }
+  kv_store s{o};
+  CHECK(!s.has("a"));
+  CHECK(s.get("b") == std::optional<bytes>{b("2")});
+  CHECK(s.get("c") == std::optional<bytes>{b("3")});
+  CHECK(s.size() == 2);
+  REQUIRE(write_one(s, {operation::set("d", b("4"))}).code == errc::none);
+  CHECK(s.size() == 3);
+}
 #endif
 
 TEST_CASE("a write-ahead log grows in zero-filled chunks and reuses them after a reset") {
