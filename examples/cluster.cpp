@@ -86,7 +86,9 @@ int main(int argc, char** argv) {
       rc = 1;
     }
     int64_t total = 0;
-    for (auto& [key, acct] : db.entries({"acct/"})) {
+    strata::scan_options accounts;
+    accounts.prefix = "acct/";
+    for (auto& [key, acct] : db.entries(accounts)) {
       std::cout << key << ": " << acct.owner << " " << acct.balance << "\n";
       total += acct.balance;
     }

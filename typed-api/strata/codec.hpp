@@ -161,8 +161,12 @@ inline void require_encoding(const value_header& hdr, value_encoding expected) {
 
 /// Returns a stored value holding `payload` unchanged (raw encoding).
 inline std::vector<uint8_t> encode_raw(std::string_view payload) {
-  auto result = detail::make_value_header(value_encoding::raw);
-  result.insert(result.end(), payload.begin(), payload.end());
+  // Sized once: header and payload copied in, no growth.
+  auto header = detail::make_value_header(value_encoding::raw);
+  std::vector<uint8_t> result(header.size() + payload.size());
+  std::copy(header.begin(), header.end(), result.begin());
+  std::copy(payload.begin(), payload.end(),
+            result.begin() + static_cast<std::ptrdiff_t>(header.size()));
   return result;
 }
 
