@@ -131,6 +131,43 @@ void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
     });
 }
 
+/// Runs `write` now or, while its sender waits for a multi-key write, after
+/// what the sender sent before. A multi-key write (`multi`) holds the
+/// sender's later writes until it calls `release`.
+void in_order(storage_ptr self, const caf::actor_addr& sender, bool multi,
+              std::function<void()> write) {
+  auto& gates = self->state.gates;
+  if (!sender) { // anonymous: no order to keep
+    write();
+    return;
+  }
+  if (auto i = gates.find(sender); i != gates.end()) {
+    i->second.held.emplace_back(multi, std::move(write));
+    return;
+  }
+  if (multi)
+    gates[sender].busy = true;
+  write();
+}
+
+/// A multi-key write of `sender` was answered: runs what waited for it, in
+/// order, up to and including the next multi-key write.
+void release(storage_ptr self, const caf::actor_addr& sender) {
+  auto& gates = self->state.gates;
+  auto i = gates.find(sender);
+  if (i == gates.end())
+    return;
+  i->second.busy = false;
+  while (!i->second.busy && !i->second.held.empty()) {
+    auto next = std::move(i->second.held.front());
+    i->second.held.pop_front();
+    i->second.busy = next.first;
+    next.second(); // sends, answers later: never back in here at once
+  }
+  if (!i->second.busy)
+    gates.erase(i);
+}
+
 /// Whether `msg` only reads, so that any router may answer it.
 bool reads_only(caf::mailbox_element& what) {
   auto& msg = what.content();
@@ -254,6 +291,8 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
                       [](caf::response_promise& rp, caf::error& err) {
                         rp.deliver(std::move(err));
                       }) {
+    // Taken before the promise, which takes the sender over.
+    auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
     auto rp = self->make_response_promise();
     std::vector<shard_part> parts;
     for (uint32_t i = 0; i < ops.size(); ++i)
@@ -267,10 +306,32 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       ok(rp, 0);
       return rp;
     }
-    auto give_up = std::chrono::steady_clock::now() + self->state.timeout;
-    auto on_ok = [rp, ok](uint64_t deleted) mutable { ok(rp, deleted); };
-    auto on_fail = [rp, failed](caf::error& err) mutable { failed(rp, err); };
-    commit_atomically(self, std::move(parts), on_ok, on_fail, give_up);
+    in_order(self, sender, true, [=]() mutable {
+      // The time limit starts with the write, not while it waits.
+      auto give_up = std::chrono::steady_clock::now() + self->state.timeout;
+      auto on_ok = [self, rp, ok, sender](uint64_t deleted) mutable {
+        ok(rp, deleted);
+        release(self, sender);
+      };
+      auto on_fail = [self, rp, failed, sender](caf::error& err) mutable {
+        failed(rp, err);
+        release(self, sender);
+      };
+      commit_atomically(self, std::move(parts), on_ok, on_fail, give_up);
+    });
+    return rp;
+  };
+  // A single-key write goes straight to its shard, unless its sender waits
+  // for a multi-key write: then it waits too, in order.
+  auto waits = [self] {
+    auto& gates = self->state.gates;
+    return !gates.empty()
+           && gates.count(caf::actor_cast<caf::actor_addr>(self->current_sender())) > 0;
+  };
+  auto hold = [self](std::function<void(caf::response_promise&)> send) {
+    auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+    auto rp = self->make_response_promise();
+    in_order(self, sender, false, [rp, send]() mutable { send(rp); });
     return rp;
   };
   return {
@@ -289,12 +350,20 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       if (auto err = check_value(value, max))
         return err;
       auto dest = shard_for(key);
+      if (waits())
+        return hold([dest, key, value](caf::response_promise& rp) {
+          rp.delegate(dest, atom::set_v, key, value);
+        });
       return self->delegate(dest, atom::set_v, std::move(key), std::move(value));
     },
     [=](atom::del, std::string& key) -> caf::result<bool> {
       if (auto err = check_key(key))
         return err;
       auto dest = shard_for(key);
+      if (waits())
+        return hold([dest, key](caf::response_promise& rp) {
+          rp.delegate(dest, atom::del_v, key);
+        });
       return self->delegate(dest, atom::del_v, std::move(key));
     },
     [=](atom::has, std::string& key) -> caf::result<bool> {

@@ -3,6 +3,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <unordered_map>
 #include <vector>
 
 #include <memory>
@@ -34,6 +37,16 @@ struct router_config {
   std::chrono::milliseconds timeout{0};
 };
 
+/// The writes of one sender that wait for its multi-key write in flight.
+/// Multi-key writes go through the coordinator (and may retry); without the
+/// gate, the sender's later writes could overtake them.
+struct sender_gate {
+  /// Whether a multi-key write of this sender is in flight.
+  bool busy = false;
+  /// Later writes, in the order they came; `true`: a multi-key write.
+  std::deque<std::pair<bool, std::function<void()>>> held;
+};
+
 struct storage_state {
   static inline const char* name = "strata.storage";
   std::vector<shard_actor> shards;
@@ -50,6 +63,9 @@ struct storage_state {
   std::vector<std::vector<uint32_t>> positions;
   uint64_t max_value_size = 0;
   std::chrono::milliseconds timeout{0};
+  /// Senders with a multi-key write in flight (one sender's writes all come
+  /// to the same router).
+  std::unordered_map<caf::actor_addr, sender_gate> gates;
 };
 
 /// The storage actor routes each key to its shard by `routing::shard_of` and
@@ -78,7 +94,9 @@ struct storage_state {
 ///
 /// Scans merge the shards' pages in key order. set_many, del_many, batch and
 /// clear are atomic: within one shard in one commit, across shards through
-/// the coordinator's two-phase commit. `begin` spawns a transaction actor.
+/// the coordinator's two-phase commit. While one of them is in flight, its
+/// sender's later writes wait here (`sender_gate`), so that none overtakes
+/// it. `begin` spawns a transaction actor.
 transactional_storage_actor::behavior_type
 storage(transactional_storage_actor::stateful_pointer<storage_state> self,
         router_config cfg);
