@@ -131,40 +131,49 @@ void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
     });
 }
 
-/// Runs `write` now or, while its sender waits for a multi-key write, after
-/// what the sender sent before. A multi-key write (`multi`) holds the
-/// sender's later writes until it calls `release`.
+/// Who sent the message being handled (null once a promise was made for it).
+caf::actor_addr sender_of(storage_ptr self) {
+  return caf::actor_cast<caf::actor_addr>(self->current_sender());
+}
+
+/// Sends a write on now or, while its sender waits for a multi-key write,
+/// after what the sender sent before. A multi-key write (`multi`) holds the
+/// sender's later writes until `release`. `sender` and `rp` are taken before
+/// the call: making a promise takes the sender over.
 void in_order(storage_ptr self, const caf::actor_addr& sender, bool multi,
-              std::function<void()> write) {
+              caf::response_promise rp,
+              std::function<void(caf::response_promise&)> send) {
   auto& gates = self->state.gates;
   if (!sender) { // anonymous: no order to keep
-    write();
+    send(rp);
     return;
   }
   if (auto i = gates.find(sender); i != gates.end()) {
-    i->second.held.emplace_back(multi, std::move(write));
+    i->second.held.push_back({multi, std::move(rp), std::move(send)});
     return;
   }
   if (multi)
-    gates[sender].busy = true;
-  write();
+    gates[sender].busy = rp;
+  send(rp);
 }
 
-/// A multi-key write of `sender` was answered: runs what waited for it, in
-/// order, up to and including the next multi-key write.
+/// A multi-key write of `sender` was answered: sends on what waited for it,
+/// in order, up to and including the next multi-key write.
 void release(storage_ptr self, const caf::actor_addr& sender) {
   auto& gates = self->state.gates;
   auto i = gates.find(sender);
   if (i == gates.end())
     return;
-  i->second.busy = false;
-  while (!i->second.busy && !i->second.held.empty()) {
-    auto next = std::move(i->second.held.front());
-    i->second.held.pop_front();
-    i->second.busy = next.first;
-    next.second(); // sends, answers later: never back in here at once
+  auto& g = i->second;
+  g.busy = caf::response_promise{};
+  while (!g.busy.pending() && !g.held.empty()) {
+    auto next = std::move(g.held.front());
+    g.held.pop_front();
+    if (next.multi)
+      g.busy = next.rp;
+    next.send(next.rp); // answers later: never back in here at once
   }
-  if (!i->second.busy)
+  if (!g.busy.pending())
     gates.erase(i);
 }
 
@@ -209,6 +218,17 @@ caf::actor_pool::policy route_policy() {
 }
 
 } // namespace
+
+sender_gate::~sender_gate() {
+  if (busy.pending())
+    busy.deliver(make_error(errc::connection_lost,
+                            "the store stopped while this write was in flight; it may "
+                            "or may not have been applied"));
+  for (auto& h : held)
+    h.rp.deliver(make_error(errc::connection_failed,
+                            "the store stopped before this write was sent on; it was "
+                            "not applied"));
+}
 
 transactional_storage_actor::behavior_type
 storage(transactional_storage_actor::stateful_pointer<storage_state> self,
@@ -291,8 +311,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
                       [](caf::response_promise& rp, caf::error& err) {
                         rp.deliver(std::move(err));
                       }) {
-    // Taken before the promise, which takes the sender over.
-    auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+    auto sender = sender_of(self); // before the promise takes it over
     auto rp = self->make_response_promise();
     std::vector<shard_part> parts;
     for (uint32_t i = 0; i < ops.size(); ++i)
@@ -306,15 +325,15 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       ok(rp, 0);
       return rp;
     }
-    in_order(self, sender, true, [=]() mutable {
+    in_order(self, sender, true, rp, [=](caf::response_promise& promise) mutable {
       // The time limit starts with the write, not while it waits.
       auto give_up = std::chrono::steady_clock::now() + self->state.timeout;
-      auto on_ok = [self, rp, ok, sender](uint64_t deleted) mutable {
-        ok(rp, deleted);
+      auto on_ok = [self, promise, ok, sender](uint64_t deleted) mutable {
+        ok(promise, deleted);
         release(self, sender);
       };
-      auto on_fail = [self, rp, failed, sender](caf::error& err) mutable {
-        failed(rp, err);
+      auto on_fail = [self, promise, failed, sender](caf::error& err) mutable {
+        failed(promise, err);
         release(self, sender);
       };
       commit_atomically(self, std::move(parts), on_ok, on_fail, give_up);
@@ -322,16 +341,15 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     return rp;
   };
   // A single-key write goes straight to its shard, unless its sender waits
-  // for a multi-key write: then it waits too, in order.
-  auto waits = [self] {
+  // for a multi-key write: then it waits too, in order (nullopt: it need not).
+  auto held = [self](std::function<void(caf::response_promise&)> send)
+    -> std::optional<caf::response_promise> {
     auto& gates = self->state.gates;
-    return !gates.empty()
-           && gates.count(caf::actor_cast<caf::actor_addr>(self->current_sender())) > 0;
-  };
-  auto hold = [self](std::function<void(caf::response_promise&)> send) {
-    auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+    auto sender = sender_of(self);
+    if (gates.empty() || gates.count(sender) == 0)
+      return std::nullopt;
     auto rp = self->make_response_promise();
-    in_order(self, sender, false, [rp, send]() mutable { send(rp); });
+    in_order(self, sender, false, rp, std::move(send));
     return rp;
   };
   return {
@@ -350,20 +368,20 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       if (auto err = check_value(value, max))
         return err;
       auto dest = shard_for(key);
-      if (waits())
-        return hold([dest, key, value](caf::response_promise& rp) {
-          rp.delegate(dest, atom::set_v, key, value);
-        });
+      if (auto waiting = held([dest, key, value](caf::response_promise& rp) {
+            rp.delegate(dest, atom::set_v, key, value);
+          }))
+        return *waiting;
       return self->delegate(dest, atom::set_v, std::move(key), std::move(value));
     },
     [=](atom::del, std::string& key) -> caf::result<bool> {
       if (auto err = check_key(key))
         return err;
       auto dest = shard_for(key);
-      if (waits())
-        return hold([dest, key](caf::response_promise& rp) {
-          rp.delegate(dest, atom::del_v, key);
-        });
+      if (auto waiting = held([dest, key](caf::response_promise& rp) {
+            rp.delegate(dest, atom::del_v, key);
+          }))
+        return *waiting;
       return self->delegate(dest, atom::del_v, std::move(key));
     },
     [=](atom::has, std::string& key) -> caf::result<bool> {

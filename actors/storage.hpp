@@ -11,6 +11,7 @@
 #include <memory>
 
 #include <caf/actor.hpp>
+#include <caf/response_promise.hpp>
 
 #include "actors/remote_shard.hpp"
 #include "strata/actors.hpp"
@@ -37,14 +38,26 @@ struct router_config {
   std::chrono::milliseconds timeout{0};
 };
 
-/// The writes of one sender that wait for its multi-key write in flight.
+/// One sender's multi-key write in flight and the writes it sent after it.
 /// Multi-key writes go through the coordinator (and may retry); without the
-/// gate, the sender's later writes could overtake them.
+/// gate, the sender's later writes could overtake them. A router that stops
+/// answers them all (the destructor): CAF 0.17 would leave them unanswered.
 struct sender_gate {
-  /// Whether a multi-key write of this sender is in flight.
-  bool busy = false;
-  /// Later writes, in the order they came; `true`: a multi-key write.
-  std::deque<std::pair<bool, std::function<void()>>> held;
+  struct held_write {
+    bool multi = false;
+    caf::response_promise rp;
+    /// Sends the write on; its answer goes to `rp`.
+    std::function<void(caf::response_promise&)> send;
+  };
+  /// The multi-key write in flight (none: not pending).
+  caf::response_promise busy;
+  /// Later writes, in the order they came.
+  std::deque<held_write> held;
+
+  sender_gate() = default;
+  sender_gate(const sender_gate&) = delete;
+  sender_gate& operator=(const sender_gate&) = delete;
+  ~sender_gate();
 };
 
 struct storage_state {

@@ -30,6 +30,23 @@ bool fires(const char* name);
 /// disarms).
 void arm_throw(const char* name, long n);
 
+/// Arms `name` for `n` passes while it lives, then disarms it, also when a
+/// test fails half-way.
+class scoped_arm {
+public:
+  scoped_arm(const char* name, long n) : name_(name) {
+    arm_throw(name, n);
+  }
+  ~scoped_arm() {
+    arm_throw(name_, 0);
+  }
+  scoped_arm(const scoped_arm&) = delete;
+  scoped_arm& operator=(const scoped_arm&) = delete;
+
+private:
+  const char* name_;
+};
+
 } // namespace strata::fault
 
 #define STRATA_FAULT_POINT(name) ::strata::fault::point(name)

@@ -37,6 +37,14 @@ kv_store_options opts_in(const std::string& dir, uint64_t map_size = 64 << 20) {
   return o;
 }
 
+/// Options under which every write stays in the log until the next open
+/// (no flush to LMDB before).
+kv_store_options log_only_in(const std::string& dir) {
+  auto o = opts_in(dir);
+  o.flush_entries = 1 << 20;
+  return o;
+}
+
 write_outcome write_one(kv_store& s, std::vector<operation> ops) {
   write_group g{&ops};
   return s.write(g).at(0);
@@ -237,8 +245,7 @@ TEST_CASE("random operations agree with a reference model") {
 
 TEST_CASE("a torn write-ahead log tail is cut off on open") {
   test::temp_dir dir;
-  auto o = opts_in(dir / "s");
-  o.flush_entries = 1 << 20; // keep everything in the log
+  auto o = log_only_in(dir / "s");
   auto wal_path = dir / "s/wal.log";
   {
     kv_store s{o};
@@ -433,8 +440,7 @@ TEST_CASE("readers racing the writer and its flushes never go back in time") {
 
 TEST_CASE("a write-ahead log that cannot be written fails the group, nothing else") {
   test::temp_dir dir;
-  auto o = opts_in(dir / "s");
-  o.flush_entries = 1 << 20; // keep everything in the log
+  auto o = log_only_in(dir / "s");
   {
     kv_store s{o};
     REQUIRE(write_one(s, {operation::set("before", b("safe"))}).code == errc::none);
@@ -477,19 +483,18 @@ TEST_CASE("a write-ahead log that cannot be written fails the group, nothing els
 // sequence number, below the next write's, is what stops it.
 TEST_CASE("records of a failed group that stay in the log never replay") {
   test::temp_dir dir;
-  auto o = opts_in(dir / "s");
-  o.flush_entries = 1 << 20; // keep everything in the log
+  auto o = log_only_in(dir / "s");
   {
     kv_store s{o};
     REQUIRE(write_one(s, {operation::set("before", b("safe"))}).code == errc::none);
-    fault::arm_throw("wal.short_append", 1);
-    fault::arm_throw("wal.truncate", 1);
     // Two requests, two records of the same size as the write that follows.
     std::vector<operation> first{operation::set("x1", b("lost"))};
     std::vector<operation> second{operation::set("x2", b("lost"))};
-    auto failed = s.write(write_group{&first, &second});
-    fault::arm_throw("wal.short_append", 0);
-    fault::arm_throw("wal.truncate", 0);
+    auto failed = [&] {
+      fault::scoped_arm short_append{"wal.short_append", 1};
+      fault::scoped_arm cut_back{"wal.truncate", 1};
+      return s.write(write_group{&first, &second});
+    }();
     REQUIRE(failed.size() == 2);
     // The injected failure is a full disk.
     CHECK(failed[0].code == errc::storage_full);
@@ -515,8 +520,7 @@ TEST_CASE("records of a failed group that stay in the log never replay") {
 // failed open had flushed to LMDB already.
 TEST_CASE("a map with no room for the sequence floor fails to open and loses nothing") {
   test::temp_dir dir;
-  auto o = opts_in(dir / "s");
-  o.flush_entries = 1 << 20; // keep the writes in the log until the next open
+  auto o = log_only_in(dir / "s");
   {
     kv_store s{o};
     REQUIRE(write_one(s, {operation::set("a", b("1")), operation::set("b", b("2"))}).code
@@ -526,7 +530,7 @@ TEST_CASE("a map with no room for the sequence floor fails to open and loses not
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
     // Both tries fail: the plain one and the one with headroom.
-    fault::arm_throw("store.record_floor", 2);
+    fault::scoped_arm no_room{"store.record_floor", 2};
     try {
       kv_store s{o};
       FAIL("opened without room for the sequence floor");
@@ -534,7 +538,6 @@ TEST_CASE("a map with no room for the sequence floor fails to open and loses not
       CHECK(e.code() == errc::storage_full);
       CHECK(std::string{e.what()}.find("raise map_size") != std::string::npos);
     }
-    fault::arm_throw("store.record_floor", 0);
   }
   kv_store s{o};
   CHECK(!s.has("a"));
@@ -737,8 +740,7 @@ TEST_CASE("a record hidden in an old value never replays after the log is reused
   // is reused from the start; a new record that ends exactly where the hidden
   // one starts would let a replay read it as the next record.
   test::temp_dir dir;
-  auto o = opts_in(dir / "s");
-  o.flush_entries = 1 << 20;
+  auto o = log_only_in(dir / "s");
   auto hidden = with_plain_crc(
     wal::encode(uint64_t{1} << 62, {operation::clear(), operation::set("evil", b("x"))}));
   std::string pad(10, 'p');
@@ -775,8 +777,7 @@ TEST_CASE("a record hidden in an old value never replays after the log is reused
 
 TEST_CASE("an intact record of another format left in a reused log does not block the open") {
   test::temp_dir dir;
-  auto o = opts_in(dir / "s");
-  o.flush_entries = 1 << 20;
+  auto o = log_only_in(dir / "s");
   // A frame whose CRC (of the payload alone, as before any epoch) matches but
   // whose type is unknown: replayed, it would refuse the open.
   std::string payload(9, '\0');

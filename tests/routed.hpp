@@ -58,11 +58,16 @@ inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> p
 
 /// A storage actor that reaches its shards only through messages, as it does
 /// when shards live on other nodes: no direct reads of local environments.
-inline transactional_storage_actor open_routed(fixture& f, uint32_t n) {
+/// `local`, if given, receives the shards for direct access.
+inline transactional_storage_actor open_routed(fixture& f, uint32_t n,
+                                               std::vector<local_shard>* local = nullptr) {
   std::vector<shard_actor> shards;
-  for (auto& s : spawn_shards(f, n, "routed-",
-                              [](kv_store_options& o) { o.flush_entries = 50; }))
+  auto spawned = spawn_shards(f, n, "routed-",
+                              [](kv_store_options& o) { o.flush_entries = 50; });
+  for (auto& s : spawned)
     shards.push_back(s.actor);
+  if (local)
+    *local = spawned;
   std::shared_ptr<kv_store> log;
   // Through the shard actors, as for shards on other nodes.
   std::vector<participant_actor> participants(shards.begin(), shards.end());

@@ -605,6 +605,43 @@ TEST_CASE("a sender's single-key and multi-key writes apply in the order sent") 
   CHECK(stored == all);
 }
 
+// CAF 0.17 drops the promises of an actor that stops. A router that stops
+// while a sender's multi-key write is in flight, with the sender's next write
+// waiting behind it, answers both: the first may have been applied, the
+// second was never sent on.
+TEST_CASE("a router that stops answers the writes it holds") {
+  fixture f;
+  std::vector<local_shard> shards;
+  auto router = open_routed(f, 1, &shards);
+  // A prepared transaction locks k: the multi-key write of k retries until
+  // the lock goes, so it is still in flight when the router stops.
+  txn_part p;
+  p.writes.push_back(operation::set("k", to_bytes("locked")));
+  auto votes = f.ask<std::vector<caf::error>>(shards[0].actor, atom::prepare_v,
+                                              std::vector<txn_prepare>{{42, p}});
+  REQUIRE(votes);
+  REQUIRE(!(*votes)[0]);
+  auto many = f.self->request(router, std::chrono::seconds{5}, atom::set_many_v,
+                              std::vector<entry>{{"k", to_bytes("many")}});
+  auto one = f.self->request(router, std::chrono::seconds{5}, atom::set_v,
+                             std::string{"k2"}, to_bytes("one"));
+  // The router takes a sender's messages in order: once this read is
+  // answered, the set_many is in flight and the set waits behind it.
+  REQUIRE(f.ask<maybe_bytes>(router, atom::get_v, std::string{"k2"}));
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+  caf::error in_flight;
+  many.receive([] {}, [&](caf::error& err) { in_flight = std::move(err); });
+  caf::error held;
+  one.receive([] {}, [&](caf::error& err) { held = std::move(err); });
+  CHECK(code_of(in_flight) == errc::connection_lost);
+  CHECK(render(in_flight).find("may or may not have been applied") != std::string::npos);
+  CHECK(code_of(held) == errc::connection_failed);
+  CHECK(render(held).find("not applied") != std::string::npos);
+  // Neither reached the data.
+  CHECK(!shards[0].store->has("k"));
+  CHECK(!shards[0].store->has("k2"));
+}
+
 TEST_CASE("a store closes once its last handle is dropped") {
   fixture f;
   auto before = f.sys().registry().running();
