@@ -207,10 +207,15 @@ caf::actor_pool::policy route_policy() {
         bounce(*ptr);
         return;
       }
-      auto i = reads_only(*ptr) ? next++ : (ptr->sender ? ptr->sender->id() : 0);
+      auto reads = reads_only(*ptr);
+      auto i = reads ? next++ : (ptr->sender ? ptr->sender->id() : 0);
       caf::actor picked = routers[i % routers.size()];
       guard.unlock();
-      picked->enqueue(std::move(ptr), host);
+      // A router that a read wakes goes to the scheduler's shared queue
+      // rather than the sender's thread: CAF 0.17 would run it on the
+      // sender's thread, where it waits for the sender, while idle workers
+      // sleep and steal only every 10 ms (measured: get_many +20%).
+      picked->enqueue(std::move(ptr), reads ? nullptr : host);
     }
     std::atomic<size_t> next{0};
   };
