@@ -26,24 +26,31 @@ void read_spec(const char* var, std::string& name, long& n) {
   }
 }
 
+/// A crash point armed by environment variable `var`: the process sends
+/// itself `signal` on the n-th pass.
 struct armed {
   std::string name;
   long after = 0;
   std::atomic<long> hits{0};
+  int signal;
 
-  armed() {
-    read_spec("STRATA_CRASH_AT", name, after);
+  armed(const char* var, int sig) : signal(sig) {
+    read_spec(var, name, after);
+  }
+
+  void pass(const char* point) {
+    if (!name.empty() && name == point && ++hits == after)
+      ::kill(::getpid(), signal);
   }
 };
 
 } // namespace
 
 void point(const char* name) {
-  static armed a;
-  if (a.name.empty() || a.name != name)
-    return;
-  if (++a.hits == a.after)
-    ::kill(::getpid(), SIGKILL);
+  static armed crash{"STRATA_CRASH_AT", SIGKILL};
+  static armed hang{"STRATA_STOP_AT", SIGSTOP};
+  crash.pass(name);
+  hang.pass(name);
 }
 
 namespace {

@@ -7,6 +7,8 @@
 // At run time, STRATA_CRASH_AT=<name>:<n> makes the process kill itself with
 // SIGKILL the n-th time it passes point <name>, so that a test can stop a
 // store exactly between two steps of the commit protocol.
+// STRATA_STOP_AT=<name>:<n> makes it stop itself with SIGSTOP instead: a
+// process that hangs there until the test sends SIGCONT.
 //
 // Throw points make the actor passing them fail with an exception, as a bug
 // would: a test arms one with `fault::arm_throw(name, n)` (or
@@ -16,8 +18,8 @@
 
 namespace strata::fault {
 
-/// Kills the process if STRATA_CRASH_AT names this point and its count is
-/// reached.
+/// Kills (STRATA_CRASH_AT) or stops (STRATA_STOP_AT) the process if the
+/// variable names this point and its count is reached.
 void point(const char* name);
 
 /// Throws std::runtime_error if `name` is armed and has passes left.

@@ -43,14 +43,18 @@ struct shard_nodes {
       start(i);
   }
 
-  /// Starts node `i`; `crash_at` arms one of its crash points
-  /// (STRATA_CRASH_AT, test builds only).
-  void start(uint32_t i, const std::string& crash_at = {}) {
+  /// Starts node `i`; `crash_at` arms one of its crash points, `stop_at` one
+  /// where it stops itself (STRATA_CRASH_AT, STRATA_STOP_AT; test builds only).
+  void start(uint32_t i, const std::string& crash_at = {},
+             const std::string& stop_at = {}) {
     if (!crash_at.empty())
       ::setenv("STRATA_CRASH_AT", crash_at.c_str(), 1);
+    if (!stop_at.empty())
+      ::setenv("STRATA_STOP_AT", stop_at.c_str(), 1);
     struct unset {
       ~unset() {
         ::unsetenv("STRATA_CRASH_AT");
+        ::unsetenv("STRATA_STOP_AT");
       }
     } guard;
     procs[i] = std::make_unique<node_process>(
@@ -110,6 +114,13 @@ std::optional<std::chrono::milliseconds> wait_for(F ok, std::chrono::millisecond
     std::this_thread::sleep_for(20ms);
   }
   return std::nullopt;
+}
+
+/// Whether process `pid` is stopped (by SIGSTOP).
+bool is_stopped(pid_t pid) {
+  auto stat = strata::test::slurp("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T';
 }
 
 std::string node_status_of(blocking_store<std::string>& db, const std::string& address) {
@@ -229,14 +240,7 @@ TEST_CASE("a hung node is dropped by heartbeats: its requests fail with CONNECTI
   auto pid = nodes.procs[0]->pid();
   ::kill(pid, SIGSTOP);
   // The signal takes effect asynchronously: wait until the process is stopped.
-  REQUIRE(wait_for(
-    [&] {
-      auto stat = strata::test::slurp("/proc/" + std::to_string(pid) + "/stat");
-      auto close = stat.rfind(')');
-      return close != std::string::npos && close + 2 < stat.size()
-             && stat[close + 2] == 'T';
-    },
-    5s));
+  REQUIRE(wait_for([&] { return is_stopped(pid); }, 5s));
   auto start = clock_type::now();
   auto r = db.get(k);
   auto took = clock_type::now() - start;
@@ -427,6 +431,85 @@ TEST_CASE("a shard node killed in the middle of a two-phase commit resolves it w
 }
 
 #endif
+
+TEST_CASE("a shard node that hangs in the middle of a two-phase commit resolves it once it "
+          "runs again, without a restart") {
+  // The node stops itself at a step of the protocol; the store's heartbeats
+  // drop the connection (5 s) while it hangs. When it resumes, the same
+  // process must end the transaction: nothing may stay prepared or locked.
+  fixture f;
+  shard_nodes nodes{f.dir, 2};
+  auto o = cluster_options(f, nodes);
+  o.sync = sync_mode::durable;
+  auto k0 = key_on(0, 2, 0);
+  auto k1 = key_on(1, 2, 0);
+  f.open(o);
+  blocking_store<std::string> db{f.sys(), f.store, 30s};
+  auto in_doubt_on_node1 = [&]() -> uint64_t {
+    auto node = f.sys().middleman().remote_actor<node_actor>("127.0.0.1", nodes.ports[1]);
+    REQUIRE(node);
+    auto shard = f.ask<shard_actor>(*node, atom::shard_v, uint32_t{1});
+    REQUIRE(shard);
+    auto info = f.ask<shard_info>(*shard, atom::info_v);
+    REQUIRE(info);
+    return info->in_doubt;
+  };
+  // Both keys hold "old"; node 1 runs again with `stop_at` armed; a
+  // transaction writes "new" to both and commits while node 1 hangs.
+  auto commit_with_hang = [&](const char* stop_at) {
+    REQUIRE(!db.set(k0, "old"));
+    REQUIRE(!db.set(k1, "old"));
+    nodes.kill(1);
+    nodes.start(1, {}, stop_at);
+    REQUIRE(wait_for([&] { return bool{db.get(k1)}; }, 15s));
+    auto err = set_both(db, k0, k1, "new");
+    REQUIRE(wait_for([&] { return is_stopped(nodes.procs[1]->pid()); }, 5s));
+    return err;
+  };
+  // Resumes node 1; answers the first value of k1 the store can read.
+  auto resume = [&] {
+    ::kill(nodes.procs[1]->pid(), SIGCONT);
+    std::optional<std::string> first;
+    REQUIRE(wait_for(
+      [&] {
+        auto v = db.get(k1);
+        if (v && *v)
+          first = **v;
+        return bool{v};
+      },
+      20s));
+    return first;
+  };
+  SECTION("stopped after preparing, before voting: the transaction aborts everywhere") {
+    auto err = commit_with_hang("shard.after_prepare:1");
+    REQUIRE(err);
+    auto code = code_of(err);
+    INFO(render(err));
+    CHECK((code == errc::transaction_aborted || code == errc::connection_lost));
+    CHECK(**db.get(k0) == "old");
+    auto pid = nodes.procs[1]->pid();
+    CHECK(resume() == "old");
+    CHECK(::kill(pid, 0) == 0); // the same process, not a restart
+    CHECK(in_doubt_on_node1() == 0);
+    // Nothing is left locked: the keys commit again.
+    REQUIRE(!set_both(db, k0, k1, "again"));
+    CHECK(**db.get(k0) == "again");
+    CHECK(**db.get(k1) == "again");
+  }
+  SECTION("stopped after the decision, before applying it: the commit is applied once it "
+          "resumes") {
+    auto err = commit_with_hang("shard.before_outcome:1");
+    // The decision is logged: the commit is acknowledged.
+    INFO(render(err));
+    REQUIRE(!err);
+    CHECK(**db.get(k0) == "new");
+    // The first read of k1 that succeeds already sees the commit.
+    CHECK(resume() == "new");
+    CHECK(in_doubt_on_node1() == 0);
+    REQUIRE(!set_both(db, k0, k1, "again"));
+    CHECK(**db.get(k1) == "again");
+  }
+}
 
 TEST_CASE("garbage bytes on a node's port do not crash it") {
   fixture f;
