@@ -415,6 +415,12 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
     log().error("cannot read the decision log: {}", render(logged.error()));
   else
     for (auto& d : *logged) {
+      // A shard index beyond the store's shards is a garbled entry too.
+      auto n = st.shards.size();
+      if (std::any_of(d.shards.begin(), d.shards.end(), [n](uint32_t s) { return s >= n; })) {
+        ++garbled;
+        continue;
+      }
       auto run = std::make_shared<commit_run>();
       run->txid = d.txid;
       run->shards = std::move(d.shards);

@@ -21,6 +21,25 @@ namespace {
 
 using txn_ptr = transaction_actor::stateful_pointer<transaction_state>;
 
+/// Takes over the answer to the current request; `settle` gives it.
+uint64_t owe(txn_ptr self) {
+  auto& st = self->state;
+  auto id = st.next_owed++;
+  st.owed.emplace(id, self->make_response_promise());
+  return id;
+}
+
+template <class T>
+void settle(txn_ptr self, uint64_t id, T&& answer) {
+  auto& owed = self->state.owed;
+  auto i = owed.find(id);
+  if (i == owed.end())
+    return;
+  auto rp = std::move(i->second);
+  owed.erase(i);
+  rp.deliver(std::forward<T>(answer));
+}
+
 void finish(txn_ptr self, txn_state state, std::string why = {}) {
   auto& st = self->state;
   st.committing = false;
@@ -173,11 +192,11 @@ caf::result<R> look_up(txn_ptr self, const std::string& key, F f) {
       return std::move(v->error());
     return f(std::move(**v));
   }
-  auto rp = self->make_response_promise();
+  auto id = owe(self);
   read_key(
-    self, key, [rp, f](maybe_bytes v) mutable { rp.deliver(f(std::move(v))); },
-    [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
-  return rp;
+    self, key, [self, id, f](maybe_bytes v) { settle(self, id, f(std::move(v))); },
+    [self, id](caf::error err) { settle(self, id, std::move(err)); });
+  return caf::delegated<R>{};
 }
 
 bool exists(const maybe_bytes& v) {
@@ -219,19 +238,19 @@ std::vector<shard_part> commit_parts(txn_ptr self) {
 namespace {
 
 /// Sends the commit: to the one shard involved, or to the coordinator.
-void commit(txn_ptr self, caf::response_promise rp) {
+void commit(txn_ptr self, uint64_t id) {
   auto& st = self->state;
   auto parts = commit_parts(self);
   if (parts.empty()) {
     finish(self, txn_state::committed);
-    rp.deliver(caf::unit);
+    settle(self, id, caf::unit);
     return;
   }
-  auto ok = [self, rp](uint64_t) mutable {
+  auto ok = [self, id](uint64_t) {
     finish(self, txn_state::committed);
-    rp.deliver(caf::unit);
+    settle(self, id, caf::unit);
   };
-  auto fail = [self, rp](caf::error& err) mutable {
+  auto fail = [self, id](caf::error& err) {
     // A shard or coordinator that did not answer gives a CAF error: say what
     // it means for the transaction.
     if (code_of(err) == errc::none)
@@ -239,7 +258,7 @@ void commit(txn_ptr self, caf::response_promise rp) {
                        "transaction " + txn_name(self->state.txid)
                          + " could not commit: " + render(err));
     finish(self, txn_state::aborted, "commit failed: " + render(err));
-    rp.deliver(std::move(err));
+    settle(self, id, std::move(err));
   };
   if (parts.size() == 1) {
     auto& dest = st.ctx.shards[parts[0].shard];
@@ -254,6 +273,14 @@ void commit(txn_ptr self, caf::response_promise rp) {
 }
 
 } // namespace
+
+transaction_state::~transaction_state() {
+  for (auto& [id, rp] : owed)
+    rp.deliver(make_error(errc::connection_lost,
+                          "transaction " + txn_name(txid)
+                            + " ended with its store while this request was in "
+                              "flight; a commit may or may not have been applied"));
+}
 
 transaction_actor::behavior_type
 transaction(transaction_actor::stateful_pointer<transaction_state> self,
@@ -316,7 +343,7 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
       if (auto err = not_active(self))
         return err;
       auto n = self->state.ctx.shards.size();
-      auto rp = self->make_response_promise();
+      auto id = owe(self);
       struct gather {
         std::vector<scan_page> pages;
         std::vector<uint64_t> seqs;
@@ -325,9 +352,9 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
       };
       auto g = std::make_shared<gather>(
         gather{std::vector<scan_page>(n), std::vector<uint64_t>(n), n, {}});
-      auto done = [self, g, rp, req]() mutable {
+      auto done = [self, g, id, req]() mutable {
         if (g->failed) {
-          rp.deliver(g->failed);
+          settle(self, id, g->failed);
           return;
         }
         auto& st = self->state;
@@ -368,7 +395,7 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
           }
           result.entries.push_back(entry{k, std::move(v)});
         }
-        rp.deliver(std::move(result));
+        settle(self, id, std::move(result));
       };
       auto finished = [self, done]() mutable {
         done();
@@ -392,21 +419,21 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
               if (--g->waiting == 0)
                 finished();
             });
-      return rp;
+      return caf::delegated<scan_page>{};
     },
     [=](atom::commit) -> caf::result<void> {
       if (auto err = not_active(self))
         return err;
       auto& st = self->state;
       st.committing = true;
-      auto rp = self->make_response_promise();
+      auto id = owe(self);
       // Reads still in flight (pipelined before the commit) must be booked
       // first, or SERIALIZABLE would not validate them.
       if (st.reads_in_flight > 0)
-        st.on_reads_done = [self, rp]() mutable { commit(self, rp); };
+        st.on_reads_done = [self, id] { commit(self, id); };
       else
-        commit(self, rp);
-      return rp;
+        commit(self, id);
+      return caf::delegated<void>{};
     },
     [=](atom::rollback) -> caf::result<void> {
       auto& st = self->state;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <caf/actor_addr.hpp>
+#include <caf/response_promise.hpp>
 
 #include "strata/actors.hpp"
 
@@ -55,6 +56,16 @@ struct transaction_state {
   /// Per shard: ranges scanned (SERIALIZABLE).
   std::vector<std::vector<range_mark>> ranges;
   std::vector<std::pair<std::string, buffer>> savepoints;
+  /// Answers still owed (a commit; reads and scans waiting for a shard), by
+  /// number. A transaction ends with its store, and CAF 0.17 would drop
+  /// these unanswered: the destructor answers them.
+  std::map<uint64_t, caf::response_promise> owed;
+  uint64_t next_owed = 0;
+
+  transaction_state() = default;
+  transaction_state(const transaction_state&) = delete;
+  transaction_state& operator=(const transaction_state&) = delete;
+  ~transaction_state();
 };
 
 /// One open transaction: optimistic concurrency control. Writes are buffered

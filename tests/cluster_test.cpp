@@ -511,6 +511,52 @@ TEST_CASE("a shard node that hangs in the middle of a two-phase commit resolves 
   }
 }
 
+TEST_CASE("a store that stops answers the commits and reads its transactions wait for") {
+  // Shard 1's node hangs, so a commit waits for its vote and a read for its
+  // value; then the store stops. CAF 0.17 drops the promises of an actor
+  // that ends: both must be answered anyway, at once.
+  fixture f;
+  shard_nodes nodes{f.dir, 2};
+  auto o = cluster_options(f, nodes);
+  o.request_timeout = 30s;
+  f.open(o);
+  blocking_store<std::string> db{f.sys(), f.store, 30s};
+  auto k0 = key_on(0, 2, 0);
+  auto k1 = key_on(1, 2, 0);
+  REQUIRE(!db.set(k0, "old"));
+  REQUIRE(!db.set(k1, "old"));
+  auto writer = db.begin();
+  REQUIRE(writer);
+  REQUIRE(!writer->set(k0, "new"));
+  REQUIRE(!writer->set(k1, "new"));
+  auto reader = db.begin();
+  REQUIRE(reader);
+  auto pid = nodes.procs[1]->pid();
+  ::kill(pid, SIGSTOP);
+  REQUIRE(wait_for([&] { return is_stopped(pid); }, 5s));
+  f.self->send(writer->handle(), atom::commit_v);
+  f.self->send(reader->handle(), atom::get_v, k1);
+  std::this_thread::sleep_for(200ms); // both wait for node 1 now
+  auto start = clock_type::now();
+  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
+  std::vector<caf::error> answers;
+  for (int i = 0; i < 2; ++i)
+    f.self->receive([&] { answers.emplace_back(); },
+                    [&](maybe_bytes&) { answers.emplace_back(); },
+                    [&](caf::error& err) { answers.push_back(std::move(err)); },
+                    caf::after(std::chrono::seconds(4)) >> [] {});
+  auto took = clock_type::now() - start;
+  ::kill(pid, SIGCONT);
+  f.store = nullptr;
+  REQUIRE(answers.size() == 2);
+  for (auto& err : answers) {
+    INFO(render(err));
+    CHECK(code_of(err) == errc::connection_lost);
+  }
+  // Not the heartbeats' 5 s, nor the request timeout: the store's end.
+  CHECK(took < 3s);
+}
+
 TEST_CASE("garbage bytes on a node's port do not crash it") {
   fixture f;
   shard_nodes nodes{f.dir, 1};

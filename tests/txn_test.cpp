@@ -733,6 +733,37 @@ TEST_CASE("decisions leave the coordinator's log after a barrier; leftovers are 
   CHECK(get(db, k[1]) == 299);
 }
 
+TEST_CASE("a logged decision naming a shard the store does not have is ignored as garbled") {
+  fixture f;
+  auto o = f.options(shards);
+  o.sync = sync_mode::durable;
+  f.open(o);
+  auto k = spread("bad", 2);
+  {
+    blocking_store<int64_t> db{f.sys(), f.store};
+    REQUIRE(!db.set_many({{k[0], 1}, {k[1], 1}}));
+  }
+  f.close();
+  {
+    kv_store_options lo;
+    lo.dir = f.dir / "data/coordinator";
+    lo.store_id = "strata/coordinator";
+    lo.map_size = uint64_t{256} << 20;
+    kv_store log{lo};
+    auto ops = std::vector<operation>{
+      operation::set(decision_log::key(0xfeed), decision_log::encode({0, shards + 5}))};
+    REQUIRE(log.write({write_request::plain_ops(ops)}).at(0).code == errc::none);
+  }
+  // The coordinator starts (it would index past its shards if it re-drove
+  // the entry), and the store keeps its data and commits across shards.
+  f.open(o);
+  blocking_store<int64_t> db{f.sys(), f.store};
+  CHECK(get(db, k[0]) == 1);
+  REQUIRE(!db.set_many({{k[0], 2}, {k[1], 2}}));
+  CHECK(get(db, k[0]) == 2);
+  CHECK(get(db, k[1]) == 2);
+}
+
 TEST_CASE("a store's shutdown ends its open transactions") {
   fixture f;
   f.open(f.options(shards));
