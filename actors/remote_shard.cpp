@@ -83,7 +83,7 @@ void connected(proxy_ptr self, node_actor node, shard_actor target) {
 void recover_then_serve(proxy_ptr self) {
   auto& st = self->state;
   auto attempt = st.attempt;
-  self->request(st.target, st.request_timeout(), atom::recover_v, st.coordinator)
+  self->request(st.target, caf::duration{st.cfg.timeout}, atom::recover_v, st.coordinator)
     .then(
       [self, attempt](uint64_t n) {
         if (n > 0)
@@ -209,10 +209,6 @@ relay_table::mode remote_shard_state::mode() const {
   }
 }
 
-caf::duration remote_shard_state::request_timeout() const {
-  return caf::duration{cfg.timeout};
-}
-
 caf::error remote_shard_state::unavailable() const {
   return make_error(errc::connection_failed,
                     "shard " + std::to_string(cfg.shard) + ": node " + address
@@ -233,6 +229,7 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
              remote_shard_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.relay.limit = st.cfg.timeout;
   st.address = st.cfg.host + ":" + std::to_string(st.cfg.port);
   st.seen.address = st.address;
   st.seen.status = node_status::offline;
@@ -255,6 +252,14 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
   self->delayed_send(self, st.cfg.heartbeat, atom::tick_v);
   auto own = std::make_tuple(
     [self](atom::tick) {
+      auto& s = self->state;
+      s.relay.expire(std::chrono::steady_clock::now(), [&s] {
+        return make_error(errc::connection_lost,
+                          "shard " + std::to_string(s.cfg.shard) + " on node " + s.address
+                            + ": no answer within "
+                            + std::to_string(s.cfg.timeout.count())
+                            + " ms; the request may or may not have been applied");
+      });
       heartbeat(self);
       self->delayed_send(self, self->state.cfg.heartbeat, atom::tick_v);
     },

@@ -24,7 +24,8 @@ struct remote_shard_config {
   uint32_t shard = 0;
   std::string host;
   uint16_t port = 0;
-  /// Timeout of every request to the node (and of connecting).
+  /// Timeout of every request to the node (and of connecting); a request
+  /// fails at the first heartbeat tick after it.
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds reconnect_min{100};
@@ -57,7 +58,6 @@ struct remote_shard_state {
   coordinator_actor coordinator;
 
   relay_table::mode mode() const;
-  caf::duration request_timeout() const;
   caf::error unavailable() const;
   caf::error lost(const caf::error& err) const;
 };
@@ -74,7 +74,7 @@ struct remote_shard_state {
 /// at once with CONNECTION_FAILED. When the connection is lost, every
 /// request in flight fails at once with CONNECTION_LOST (no waiting for
 /// timeouts), and reconnecting starts after `reconnect_min`. Every request
-/// to the node has the finite `timeout`. Once connected, the shard is told
+/// to the node has the finite `timeout`, checked on each heartbeat tick. Once connected, the shard is told
 /// to resolve its transactions in doubt with the store's coordinator (a node
 /// that restarted may hold some). Heartbeats ping the node every `heartbeat`;
 /// no answer within three of them marks it degraded.

@@ -146,11 +146,6 @@ relay_table::mode shard_supervisor_state::mode() const {
   }
 }
 
-caf::duration shard_supervisor_state::request_timeout() const {
-  // Same process: a failing shard is noticed through the link, not a timer.
-  return caf::duration{caf::infinite};
-}
-
 caf::error shard_supervisor_state::unavailable() const {
   return make_error(errc::connection_failed,
                     "shard " + std::to_string(cfg.shard.store.shard)

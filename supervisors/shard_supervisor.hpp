@@ -57,7 +57,6 @@ struct shard_supervisor_state {
   coordinator_actor coordinator;
 
   relay_table::mode mode() const;
-  caf::duration request_timeout() const;
   caf::error unavailable() const;
   caf::error lost(const caf::error& err) const;
 };

@@ -30,6 +30,7 @@ using strata::test::fixture;
 namespace bank = strata::test::bank;
 using strata::test::node_process;
 using strata::test::run;
+using strata::test::to_bytes;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
@@ -509,6 +510,49 @@ TEST_CASE("a shard node that hangs in the middle of a two-phase commit resolves 
     REQUIRE(!set_both(db, k0, k1, "again"));
     CHECK(**db.get(k1) == "again");
   }
+}
+
+TEST_CASE("a request that a live node does not answer in time fails after request_timeout") {
+  // A transaction prepared straight on node 1's shard (unknown to the store)
+  // locks k1, so a plain set of k1 waits there, while the node answers its
+  // heartbeats: only the request's own time limit can end it.
+  fixture f;
+  shard_nodes nodes{f.dir, 2};
+  auto o = cluster_options(f, nodes);
+  o.request_timeout = 1s;
+  f.open(o);
+  blocking_store<std::string> db{f.sys(), f.store, 30s};
+  auto k1 = key_on(1, 2, 0);
+  REQUIRE(!db.set(k1, "old"));
+  auto node = f.sys().middleman().remote_actor<node_actor>("127.0.0.1", nodes.ports[1]);
+  REQUIRE(node);
+  auto shard = f.ask<shard_actor>(*node, atom::shard_v, uint32_t{1});
+  REQUIRE(shard);
+  txn_part p;
+  p.writes.push_back(operation::set(k1, to_bytes("locked")));
+  auto votes = f.ask<std::vector<caf::error>>(*shard, atom::prepare_v,
+                                              std::vector<txn_prepare>{{77, p}});
+  REQUIRE(votes);
+  REQUIRE(!(*votes)[0]);
+  auto start = clock_type::now();
+  auto err = db.set(k1, "new");
+  auto took = clock_type::now() - start;
+  REQUIRE(err);
+  INFO(render(err));
+  CHECK(code_of(err) == errc::connection_lost);
+  CHECK(render(err).find("no answer within 1000 ms") != std::string::npos);
+  // The limit, plus at most one heartbeat tick (200 ms here).
+  CHECK(took >= 1s);
+  CHECK(took < 3s);
+  // The node stays connected: other requests are served meanwhile.
+  CHECK(**db.get(k1) == "old");
+  // Once the lock goes, the waiting set applies (it may or may not have
+  // been applied, as the error said) and new writes go through.
+  auto done = f.ask<std::vector<uint64_t>>(*shard, atom::resolve_v,
+                                           std::vector<txn_outcome>{{77, false}});
+  REQUIRE(done);
+  REQUIRE(!db.set(k1, "after"));
+  CHECK(**db.get(k1) == "after");
 }
 
 TEST_CASE("a store that stops answers the commits and reads its transactions wait for") {
