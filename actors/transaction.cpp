@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include <caf/actor_system.hpp>
+#include <caf/default_attachable.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -275,6 +276,11 @@ void commit(txn_ptr self, uint64_t id) {
 } // namespace
 
 transaction_state::~transaction_state() {
+  // CAF 0.17 keeps a monitor on the observed actor until that one ends: a
+  // store would collect one for every transaction it ever began.
+  if (auto store = caf::actor_cast<caf::strong_actor_ptr>(ctx.store))
+    store->get()->detach(
+      caf::default_attachable::observe_token{self_addr, caf::default_attachable::monitor});
   for (auto& [id, rp] : owed)
     rp.deliver(make_error(errc::connection_lost,
                           "transaction " + txn_name(txid)
@@ -293,6 +299,7 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
   init.reads.resize(ctx.shards.size());
   init.ranges.resize(ctx.shards.size());
   init.ctx = std::move(ctx);
+  init.self_addr = self->address();
   self->monitor(init.ctx.store);
   self->set_down_handler([self](caf::down_msg& msg) {
     if (msg.source == self->state.ctx.store)

@@ -61,6 +61,8 @@ struct transaction_state {
   /// these unanswered: the destructor answers them.
   std::map<uint64_t, caf::response_promise> owed;
   uint64_t next_owed = 0;
+  /// This transaction, whose monitor on its store the destructor removes.
+  caf::actor_addr self_addr;
 
   transaction_state() = default;
   transaction_state(const transaction_state&) = delete;

@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include <caf/default_attachable.hpp>
 #include <caf/event_based_actor.hpp>
 
 #include "backends/decision_log.hpp"
@@ -762,6 +763,34 @@ TEST_CASE("a logged decision naming a shard the store does not have is ignored a
   REQUIRE(!db.set_many({{k[0], 2}, {k[1], 2}}));
   CHECK(get(db, k[0]) == 2);
   CHECK(get(db, k[1]) == 2);
+}
+
+TEST_CASE("a transaction that ends leaves no monitor behind on its store") {
+  // CAF 0.17 keeps a monitor on the observed actor until that one ends: a
+  // store would otherwise collect one per transaction it ever began.
+  fixture f;
+  auto o = f.options(shards);
+  o.routers = 1; // the handle is the router the transaction watches
+  f.open(o);
+  blocking_store<int64_t> db{f.sys(), f.store};
+  caf::actor_addr gone;
+  {
+    auto tx = db.begin();
+    REQUIRE(tx);
+    REQUIRE(!tx->set("k", 1));
+    REQUIRE(!tx->commit());
+    gone = tx->handle().address();
+    f.self->monitor(tx->handle());
+  }
+  // The last handle is gone: the transaction ends.
+  bool down = false;
+  f.self->receive([&](caf::down_msg& msg) { down = msg.source == gone; },
+                  caf::after(std::chrono::seconds(10)) >> [] {});
+  REQUIRE(down);
+  auto store = caf::actor_cast<caf::strong_actor_ptr>(f.store);
+  REQUIRE(store);
+  caf::default_attachable::observe_token left{gone, caf::default_attachable::monitor};
+  CHECK(store->get()->detach(left) == 0);
 }
 
 TEST_CASE("a store's shutdown ends its open transactions") {
