@@ -117,6 +117,22 @@ std::optional<std::chrono::milliseconds> wait_for(F ok, std::chrono::millisecond
   return std::nullopt;
 }
 
+/// Shard `i` as served by the node at 127.0.0.1:`port`, asked directly.
+shard_actor shard_on_node(fixture& f, uint16_t port, uint32_t i) {
+  auto node = f.sys().middleman().remote_actor<node_actor>("127.0.0.1", port);
+  REQUIRE(node);
+  auto shard = f.ask<shard_actor>(*node, atom::shard_v, i);
+  REQUIRE(shard);
+  return *shard;
+}
+
+/// How many transactions shard `i` on the node at `port` holds in doubt.
+uint64_t in_doubt(fixture& f, uint16_t port, uint32_t i) {
+  auto info = f.ask<shard_info>(shard_on_node(f, port, i), atom::info_v);
+  REQUIRE(info);
+  return info->in_doubt;
+}
+
 /// Whether process `pid` is stopped (by SIGSTOP).
 bool is_stopped(pid_t pid) {
   auto stat = strata::test::slurp("/proc/" + std::to_string(pid) + "/stat");
@@ -366,15 +382,7 @@ TEST_CASE("a shard node killed in the middle of a two-phase commit resolves it w
   o.sync = sync_mode::durable;
   auto k0 = key_on(0, 2, 0);
   auto k1 = key_on(1, 2, 0);
-  auto in_doubt_on_node1 = [&]() -> uint64_t {
-    auto node = f.sys().middleman().remote_actor<node_actor>("127.0.0.1", nodes.ports[1]);
-    REQUIRE(node);
-    auto shard = f.ask<shard_actor>(*node, atom::shard_v, uint32_t{1});
-    REQUIRE(shard);
-    auto info = f.ask<shard_info>(*shard, atom::info_v);
-    REQUIRE(info);
-    return info->in_doubt;
-  };
+  auto in_doubt_on_node1 = [&] { return in_doubt(f, nodes.ports[1], 1); };
   // Both keys hold "old"; node 1 runs with crash point `crash_at` armed; a
   // transaction writes "new" to both and commits.
   auto commit_with_crash = [&](blocking_store<std::string>& db, const char* crash_at) {
@@ -446,15 +454,7 @@ TEST_CASE("a shard node that hangs in the middle of a two-phase commit resolves 
   auto k1 = key_on(1, 2, 0);
   f.open(o);
   blocking_store<std::string> db{f.sys(), f.store, 30s};
-  auto in_doubt_on_node1 = [&]() -> uint64_t {
-    auto node = f.sys().middleman().remote_actor<node_actor>("127.0.0.1", nodes.ports[1]);
-    REQUIRE(node);
-    auto shard = f.ask<shard_actor>(*node, atom::shard_v, uint32_t{1});
-    REQUIRE(shard);
-    auto info = f.ask<shard_info>(*shard, atom::info_v);
-    REQUIRE(info);
-    return info->in_doubt;
-  };
+  auto in_doubt_on_node1 = [&] { return in_doubt(f, nodes.ports[1], 1); };
   // Both keys hold "old"; node 1 runs again with `stop_at` armed; a
   // transaction writes "new" to both and commits while node 1 hangs.
   auto commit_with_hang = [&](const char* stop_at) {
@@ -524,13 +524,10 @@ TEST_CASE("a request that a live node does not answer in time fails after reques
   blocking_store<std::string> db{f.sys(), f.store, 30s};
   auto k1 = key_on(1, 2, 0);
   REQUIRE(!db.set(k1, "old"));
-  auto node = f.sys().middleman().remote_actor<node_actor>("127.0.0.1", nodes.ports[1]);
-  REQUIRE(node);
-  auto shard = f.ask<shard_actor>(*node, atom::shard_v, uint32_t{1});
-  REQUIRE(shard);
+  auto shard = shard_on_node(f, nodes.ports[1], 1);
   txn_part p;
   p.writes.push_back(operation::set(k1, to_bytes("locked")));
-  auto votes = f.ask<std::vector<caf::error>>(*shard, atom::prepare_v,
+  auto votes = f.ask<std::vector<caf::error>>(shard, atom::prepare_v,
                                               std::vector<txn_prepare>{{77, p}});
   REQUIRE(votes);
   REQUIRE(!(*votes)[0]);
@@ -548,7 +545,7 @@ TEST_CASE("a request that a live node does not answer in time fails after reques
   CHECK(**db.get(k1) == "old");
   // Once the lock goes, the waiting set applies (it may or may not have
   // been applied, as the error said) and new writes go through.
-  auto done = f.ask<std::vector<uint64_t>>(*shard, atom::resolve_v,
+  auto done = f.ask<std::vector<uint64_t>>(shard, atom::resolve_v,
                                            std::vector<txn_outcome>{{77, false}});
   REQUIRE(done);
   REQUIRE(!db.set(k1, "after"));
