@@ -352,13 +352,13 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     return rp;
   };
   // A single-key write goes straight to its shard, unless its sender waits
-  // for a multi-key write: then it waits too, in order (nullopt: it need not).
-  auto held = [self](std::function<void(caf::response_promise&)> send)
-    -> std::optional<caf::response_promise> {
+  // for a multi-key write: then it waits too (`hold`), in order.
+  auto must_wait = [self] {
     auto& gates = self->state.gates;
-    auto sender = sender_of(self);
-    if (gates.empty() || gates.count(sender) == 0)
-      return std::nullopt;
+    return !gates.empty() && gates.count(sender_of(self)) > 0;
+  };
+  auto hold = [self](std::function<void(caf::response_promise&)> send) {
+    auto sender = sender_of(self); // before the promise takes it over
     auto rp = self->make_response_promise();
     in_order(self, sender, false, rp, std::move(send));
     return rp;
@@ -379,20 +379,21 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       if (auto err = check_value(value, max))
         return err;
       auto dest = shard_for(key);
-      if (auto waiting = held([dest, key, value](caf::response_promise& rp) {
-            rp.delegate(dest, atom::set_v, key, value);
-          }))
-        return *waiting;
+      if (must_wait())
+        return hold([dest, key = std::move(key),
+                     value = std::move(value)](caf::response_promise& rp) mutable {
+          rp.delegate(dest, atom::set_v, std::move(key), std::move(value));
+        });
       return self->delegate(dest, atom::set_v, std::move(key), std::move(value));
     },
     [=](atom::del, std::string& key) -> caf::result<bool> {
       if (auto err = check_key(key))
         return err;
       auto dest = shard_for(key);
-      if (auto waiting = held([dest, key](caf::response_promise& rp) {
-            rp.delegate(dest, atom::del_v, key);
-          }))
-        return *waiting;
+      if (must_wait())
+        return hold([dest, key = std::move(key)](caf::response_promise& rp) mutable {
+          rp.delegate(dest, atom::del_v, std::move(key));
+        });
       return self->delegate(dest, atom::del_v, std::move(key));
     },
     [=](atom::has, std::string& key) -> caf::result<bool> {

@@ -39,8 +39,11 @@ struct armed {
   }
 
   void pass(const char* point) {
+    // raise, not kill(getpid()): a signal sent to the process may be taken
+    // by another thread, and this one would run on (and, say, send its
+    // votes) until the stop or kill reaches it.
     if (!name.empty() && name == point && ++hits == after)
-      ::kill(::getpid(), signal);
+      ::raise(signal);
   }
 };
 
