@@ -21,7 +21,7 @@ namespace strata {
 /// relaying actor keeps the promises itself.
 ///
 /// Requests go out without a CAF timeout: CAF 0.17 never cancels one, and each
-/// wakes its clock thread (measured: a quarter of a remote get's throughput).
+/// wakes its clock thread (measured: ~10% of a remote get's throughput).
 /// A target in this process needs none (its failure shows through a link); for
 /// a remote one, the relaying actor calls `expire` on a timer.
 struct relay_table {

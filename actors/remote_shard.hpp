@@ -74,9 +74,9 @@ struct remote_shard_state {
 /// at once with CONNECTION_FAILED. When the connection is lost, every
 /// request in flight fails at once with CONNECTION_LOST (no waiting for
 /// timeouts), and reconnecting starts after `reconnect_min`. Every request
-/// to the node has the finite `timeout`, checked on each heartbeat tick. Once connected, the shard is told
-/// to resolve its transactions in doubt with the store's coordinator (a node
-/// that restarted may hold some). Heartbeats ping the node every `heartbeat`;
+/// to the node has the finite `timeout`, checked on each heartbeat tick.
+/// Once connected, the shard is told to resolve its transactions in doubt
+/// with the store's coordinator (a node that restarted may hold some). Heartbeats ping the node every `heartbeat`;
 /// no answer within three of them marks it degraded.
 /// Nothing to do: a lost connection shows as a down message.
 inline void relay_failed(remote_shard_actor::stateful_pointer<remote_shard_state>,
