@@ -54,10 +54,12 @@ struct relay_table {
     return rp;
   }
 
-  /// Books request `id`, answered through `rp`.
-  void add(uint64_t id, caf::response_promise rp) {
+  /// Books a request answered through `rp`; `take` its number to answer it.
+  uint64_t add(caf::response_promise rp) {
+    auto id = ++next;
     auto deadline = limit.count() > 0 ? clock::now() + limit : clock::time_point::max();
     pending.emplace(id, pending_request{std::move(rp), deadline});
+    return id;
   }
 
   /// Answers every request in flight for `limit` or longer with
@@ -115,8 +117,7 @@ caf::response_promise relay_with(Self* self, Pick pick, Adjust adjust, Ts... xs)
   auto rp = self->make_response_promise();
   auto send = [self, rp, pick, adjust, xs...]() mutable {
     auto& st = self->state;
-    auto id = ++st.relay.next;
-    st.relay.add(id, rp);
+    auto id = st.relay.add(rp);
     self->request(pick(st), caf::infinite, std::move(xs)...)
       .then(
         [self, id, adjust](Rs&... rs) {

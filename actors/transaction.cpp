@@ -24,21 +24,13 @@ using txn_ptr = transaction_actor::stateful_pointer<transaction_state>;
 
 /// Takes over the answer to the current request; `settle` gives it.
 uint64_t owe(txn_ptr self) {
-  auto& st = self->state;
-  auto id = st.next_owed++;
-  st.owed.emplace(id, self->make_response_promise());
-  return id;
+  return self->state.owed.add(self->make_response_promise());
 }
 
 template <class T>
 void settle(txn_ptr self, uint64_t id, T&& answer) {
-  auto& owed = self->state.owed;
-  auto i = owed.find(id);
-  if (i == owed.end())
-    return;
-  auto rp = std::move(i->second);
-  owed.erase(i);
-  rp.deliver(std::forward<T>(answer));
+  if (auto rp = self->state.owed.take(id))
+    rp->deliver(std::forward<T>(answer));
 }
 
 void finish(txn_ptr self, txn_state state, std::string why = {}) {
@@ -281,11 +273,10 @@ transaction_state::~transaction_state() {
   if (auto store = caf::actor_cast<caf::strong_actor_ptr>(ctx.store))
     store->get()->detach(
       caf::default_attachable::observe_token{self_addr, caf::default_attachable::monitor});
-  for (auto& [id, rp] : owed)
-    rp.deliver(make_error(errc::connection_lost,
-                          "transaction " + txn_name(txid)
-                            + " ended with its store while this request was in "
-                              "flight; a commit may or may not have been applied"));
+  owed.fail_pending(make_error(errc::connection_lost,
+                               "transaction " + txn_name(txid)
+                                 + " ended with its store while this request was in "
+                                   "flight; a commit may or may not have been applied"));
 }
 
 transaction_actor::behavior_type

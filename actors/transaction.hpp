@@ -10,8 +10,8 @@
 #include <vector>
 
 #include <caf/actor_addr.hpp>
-#include <caf/response_promise.hpp>
 
+#include "actors/relay.hpp"
 #include "strata/actors.hpp"
 
 namespace strata {
@@ -56,11 +56,10 @@ struct transaction_state {
   /// Per shard: ranges scanned (SERIALIZABLE).
   std::vector<std::vector<range_mark>> ranges;
   std::vector<std::pair<std::string, buffer>> savepoints;
-  /// Answers still owed (a commit; reads and scans waiting for a shard), by
-  /// number. A transaction ends with its store, and CAF 0.17 would drop
-  /// these unanswered: the destructor answers them.
-  std::map<uint64_t, caf::response_promise> owed;
-  uint64_t next_owed = 0;
+  /// Answers still owed (a commit; reads and scans waiting for a shard). A
+  /// transaction ends with its store, and CAF 0.17 would drop these
+  /// unanswered: the destructor answers them.
+  relay_table owed;
   /// This transaction, whose monitor on its store the destructor removes.
   caf::actor_addr self_addr;
 
