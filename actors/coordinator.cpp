@@ -16,8 +16,9 @@
 //   phase 2: resolve(txid, commit) to every shard (apply, unlock, log; the
 //        │   sync comes with a later group: the decision covers the gap)
 //        ▼
-//   answer the client; every 64 commits: sync barrier on the shards, then
-//   those decisions leave the log. Outcomes a shard did not confirm (an
+//   answer the client; every 64 commits that every shard confirmed: sync
+//   barrier on the shards, then those decisions leave the log (after a
+//   failed barrier, with the next one). Outcomes a shard did not confirm (an
 //   error, a short answer) are sent again, with backoff, until it does: its
 //   prepared locks wait for them.
 //
@@ -64,7 +65,6 @@ struct commit_run {
   caf::error first_error;
   bool writes = false;
   uint64_t deleted = 0;
-  bool apply_failed = false;
   /// Runs once every shard answered the outcome. It gets the run as an
   /// argument rather than holding it, so that a run whose answers never come
   /// (the coordinator stops) does not keep itself alive.
@@ -84,6 +84,8 @@ caf::error as_strata(const caf::error& err, uint64_t txid) {
                     "transaction " + txn_name(txid)
                       + " aborted: a shard did not vote: " + render(err));
 }
+
+void schedule_retry(coord_ptr self);
 
 void schedule_flush(coord_ptr self) {
   if (!self->state.flush_scheduled) {
@@ -111,22 +113,32 @@ void resolve_all(coord_ptr self, commit_run_ptr run, bool commit,
 /// decision that stays is re-driven on the next start, which is harmless.)
 void forget_applied(coord_ptr self) {
   auto& st = self->state;
-  if (st.barrier_running || st.applied.size() < decision_batch)
+  if (st.barrier_running || st.barrier_backoff || st.applied.size() < decision_batch)
     return;
   st.barrier_running = true;
-  auto batch = std::make_shared<std::vector<std::string>>();
-  for (auto txid : st.applied)
-    batch->push_back(decision_log::key(txid));
+  auto batch = std::make_shared<std::vector<uint64_t>>(std::move(st.applied));
   st.applied.clear();
   auto waiting = std::make_shared<size_t>(st.shards.size());
   auto ok = std::make_shared<bool>(true);
   auto arrived = [self, batch, waiting, ok] {
     if (--*waiting > 0)
       return;
-    self->state.barrier_running = false;
-    if (*ok)
-      self->request(self->state.log_writer, caf::infinite, atom::del_many_v, *batch)
-        .then([](uint64_t) {}, [](caf::error&) {});
+    auto& state = self->state;
+    state.barrier_running = false;
+    if (!*ok) {
+      // Not known durable everywhere: the batch waits for a later barrier,
+      // after the retry timer rather than at once against a failing shard.
+      state.applied.insert(state.applied.end(), batch->begin(), batch->end());
+      state.barrier_backoff = true;
+      schedule_retry(self);
+      return;
+    }
+    std::vector<std::string> keys;
+    keys.reserve(batch->size());
+    for (auto txid : *batch)
+      keys.push_back(decision_log::key(txid));
+    self->request(state.log_writer, caf::infinite, atom::del_many_v, std::move(keys))
+      .then([](uint64_t) {}, [](caf::error&) {});
     forget_applied(self);
   };
   for (auto& s : st.shards)
@@ -138,15 +150,24 @@ void forget_applied(coord_ptr self) {
             });
 }
 
+/// A shard confirmed the outcome of logged commit `txid`; once every shard
+/// has, its decision may leave the log.
+void settle(coord_ptr self, uint64_t txid) {
+  auto& st = self->state;
+  auto i = st.unsettled.find(txid);
+  if (i == st.unsettled.end() || --i->second > 0)
+    return;
+  st.unsettled.erase(i);
+  st.applied.push_back(txid);
+  forget_applied(self);
+}
+
 /// Phase two of a logged commit.
 void apply(coord_ptr self, commit_run_ptr run) {
-  resolve_all(self, run, true, [self](commit_run& done) {
+  self->state.unsettled[run->txid] += run->shards.size();
+  resolve_all(self, run, true, [](commit_run& done) {
     if (done.rp.pending())
       done.rp.deliver(done.deleted);
-    if (!done.apply_failed) {
-      self->state.applied.push_back(done.txid);
-      forget_applied(self);
-    }
   });
 }
 
@@ -258,6 +279,10 @@ void unconfirmed(coord_ptr self, uint32_t s, const std::vector<txn_outcome>& out
 void retry_outcomes(coord_ptr self) {
   auto& st = self->state;
   st.retry_scheduled = false;
+  if (st.barrier_backoff) {
+    st.barrier_backoff = false;
+    forget_applied(self);
+  }
   for (uint32_t s = 0; s < st.unconfirmed.size(); ++s) {
     if (st.unconfirmed[s].empty())
       continue;
@@ -271,6 +296,9 @@ void retry_outcomes(coord_ptr self) {
         [self, s, sent](std::vector<uint64_t>& deleted) {
           self->state.retry_delay = std::chrono::milliseconds{0};
           unconfirmed(self, s, *sent, deleted.size());
+          for (size_t i = 0; i < std::min(deleted.size(), sent->size()); ++i)
+            if ((*sent)[i].commit)
+              settle(self, (*sent)[i].txid);
         },
         [self, s, sent](caf::error& err) {
           auto& delay = self->state.retry_delay;
@@ -287,10 +315,11 @@ void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
   auto runs = std::make_shared<std::vector<commit_run_ptr>>(std::move(r.resolving));
   r.resolving.clear();
   auto sent = std::make_shared<std::vector<txn_outcome>>(r.outcomes);
-  auto answered = [runs](size_t i, uint64_t deleted, bool failed) {
+  auto answered = [self, runs](size_t i, uint64_t deleted, bool confirmed) {
     auto& run = (*runs)[i];
     run->deleted += deleted;
-    run->apply_failed = run->apply_failed || failed;
+    if (confirmed)
+      settle(self, run->txid);
     if (--run->waiting == 0) {
       auto then = std::move(run->resolved);
       run->resolved = nullptr;
@@ -313,7 +342,7 @@ void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
         for (size_t i = 0; i < sent->size(); ++i) {
           if ((*sent)[i].commit)
             STRATA_FAULT_POINT("coordinator.during_apply");
-          answered(i, i < deleted.size() ? deleted[i] : 0, i >= deleted.size());
+          answered(i, i < deleted.size() ? deleted[i] : 0, i < deleted.size());
         }
       },
       [self, answered, sent, s](caf::error& err) {
@@ -324,7 +353,7 @@ void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
           if ((*sent)[i].commit)
             log().warn("transaction {}: shard {} did not apply the commit: {}",
                        txn_name((*sent)[i].txid), s, render(err));
-          answered(i, 0, true);
+          answered(i, 0, false);
         }
         unconfirmed(self, s, *sent);
       });

@@ -60,10 +60,15 @@ struct coordinator_state {
     std::vector<caf::response_promise> asking;
   };
   std::unordered_map<uint64_t, undecided> open;
+  /// Logged commits being applied: how many of their shards have yet to
+  /// confirm the outcome (at once or on a retry).
+  std::unordered_map<uint64_t, size_t> unsettled;
   /// Commits applied by every shard, whose decisions may leave the log once
   /// the shards have synced their outcome records (a barrier).
   std::vector<uint64_t> applied;
   bool barrier_running = false;
+  /// A barrier failed: the next one waits for the retry timer.
+  bool barrier_backoff = false;
   /// The next round: per shard, and the commit decisions to log.
   std::vector<shard_round> round;
   std::vector<commit_run_ptr> deciding;

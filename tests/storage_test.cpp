@@ -729,13 +729,15 @@ TEST_CASE("scans of large values page by bytes and still merge in order") {
 }
 
 // A participant whose link drops the first outcome batches it is sent (as a
-// connection to a shard node would), in front of a real shard.
+// connection to a shard node would), in front of a real shard; later also
+// the first barrier (sync) it is asked for.
 TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
   fixture f;
   auto shards = spawn_shards(f, 2);
   auto drops = std::make_shared<std::atomic<int>>(3);
+  auto sync_drops = std::make_shared<std::atomic<int>>(0);
   auto flaky = f.sys().spawn(
-    [drops](participant_actor::pointer self,
+    [drops, sync_drops](participant_actor::pointer self,
             shard_actor real) -> participant_actor::behavior_type {
       return {
         [=](atom::commit, txn_part& p) -> caf::result<uint64_t> {
@@ -754,6 +756,10 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
           return self->delegate(real, atom::resolve_v, std::move(b));
         },
         [=](atom::sync) -> caf::result<void> {
+          if (sync_drops->load() > 0) {
+            --*sync_drops;
+            return make_error(errc::connection_lost, "link dropped (test)");
+          }
           return self->delegate(real, atom::sync_v);
         },
       };
@@ -797,6 +803,30 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
   CHECK(drops->load() == 0);
   REQUIRE(f.ask<std::vector<uint64_t>>(shards[0].actor, atom::resolve_v,
                                        std::vector<txn_outcome>{{99, false}}));
+  // Decisions leave the log in batches, each after a barrier: also the one
+  // whose outcome needed retries (7), and a batch whose barrier failed (the
+  // first, 100 to 163), with a later barrier. The log is asked through
+  // `status`, which reads it once a transaction is decided.
+  CHECK(*f.ask<bool>(coord, atom::status_v, uint64_t{7}));
+  *sync_drops = 1;
+  for (uint64_t t = 100; t < 100 + 2 * decision_batch; ++t) {
+    auto n = std::to_string(t);
+    std::vector<shard_part> ps{{0, part(("x" + n).c_str(), "1")},
+                               {1, part(("y" + n).c_str(), "1")}};
+    REQUIRE(f.ask<uint64_t>(coord, atom::commit_v, t, ps));
+  }
+  CHECK(*f.ask<bool>(coord, atom::status_v, uint64_t{100}));
+  auto logged = [&] {
+    for (uint64_t t : {uint64_t{7}, uint64_t{100}, uint64_t{100} + decision_batch - 1})
+      if (*f.ask<bool>(coord, atom::status_v, t))
+        return true;
+    return false;
+  };
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (logged() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  CHECK(sync_drops->load() == 0);
+  CHECK(!logged());
   caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(flaky, caf::exit_reason::user_shutdown);
   for (auto& s : shards)
