@@ -1,5 +1,8 @@
 #include "strata/system.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
@@ -23,6 +26,11 @@ void configure(caf::actor_system_config& cfg) {
       cfg.set(key, value);
   };
   set_default("work-stealing.moderate-poll-attempts", size_t{0});
+  // One worker per core (at least two) instead of CAF's "at least four".
+  // Measured on 2 cores, interleaved runs: get_many +20%, point get's p99
+  // halved, transactions and durable writes unchanged.
+  set_default("scheduler.max-threads",
+              size_t{std::max(2u, std::thread::hardware_concurrency())});
   set_default("middleman.workers", size_t{0});
   // Heartbeats on every node and client: a peer that hangs (rather than
   // closing its sockets) is dropped after the connection timeout, and its

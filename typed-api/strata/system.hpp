@@ -15,7 +15,9 @@ namespace strata {
 /// - sets tuned scheduler defaults that the configuration does not set
 ///   itself: `work-stealing.moderate-poll-attempts = 0` (idle workers no
 ///   longer sleep ~100 us between polls, which cuts request latency several
-///   times on small machines) and `middleman.workers = 0`,
+///   times on small machines), `scheduler.max-threads` = the number of
+///   cores, at least 2 (CAF's default is at least 4) and
+///   `middleman.workers = 0`,
 /// - turns on the middleman's heartbeats (`middleman.heartbeat-interval =
 ///   500ms`, `middleman.connection-timeout = 5s`): a remote peer that hangs
 ///   is dropped, and its actors reported down, within 5 s. Every process of a
