@@ -130,6 +130,7 @@ void forget_applied(coord_ptr self) {
       // after the retry timer rather than at once against a failing shard.
       state.applied.insert(state.applied.end(), batch->begin(), batch->end());
       state.barrier_backoff = true;
+      state.retry_delay = std::clamp(state.retry_delay * 2, outcome_retry, outcome_retry_max);
       schedule_retry(self);
       return;
     }
