@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -44,6 +45,61 @@ std::vector<entry> scan_all(fixture& f, const storage_actor& s, scan_request req
     REQUIRE(!page->entries.empty());
     req.after = page->entries.back().key;
   }
+}
+
+/// What a lossy link to a shard does with one outcome batch.
+enum class loss { none, request, answer };
+
+/// Decides, per outcome batch and per barrier, what a lossy link loses.
+struct lossy_link {
+  std::function<loss()> resolve;
+  /// True: the barrier fails.
+  std::function<bool()> sync;
+};
+
+/// A participant in front of a real shard whose link loses what `link` says,
+/// as a connection to a shard node can: an outcome batch before it arrives or
+/// its answer after the shard applied it, and barriers.
+participant_actor spawn_lossy(fixture& f, shard_actor real, lossy_link link) {
+  return f.sys().spawn(
+    [](participant_actor::pointer self, shard_actor target,
+       lossy_link loses) -> participant_actor::behavior_type {
+      return {
+        [=](atom::commit, txn_part& p) -> caf::result<uint64_t> {
+          return self->delegate(target, atom::commit_v, std::move(p));
+        },
+        [=](atom::prepare, std::vector<txn_prepare>& b)
+          -> caf::result<std::vector<caf::error>> {
+          return self->delegate(target, atom::prepare_v, std::move(b));
+        },
+        [=](atom::resolve, std::vector<txn_outcome>& b)
+          -> caf::result<std::vector<uint64_t>> {
+          switch (loses.resolve()) {
+            case loss::request:
+              return make_error(errc::connection_lost, "link dropped (test)");
+            case loss::answer: {
+              auto rp = self->make_response_promise();
+              self->request(target, caf::infinite, atom::resolve_v, std::move(b))
+                .then(
+                  [rp](std::vector<uint64_t>&) mutable {
+                    rp.deliver(make_error(errc::connection_lost, "answer lost (test)"));
+                  },
+                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+              return caf::delegated<std::vector<uint64_t>>{};
+            }
+            case loss::none:
+              break;
+          }
+          return self->delegate(target, atom::resolve_v, std::move(b));
+        },
+        [=](atom::sync) -> caf::result<void> {
+          if (loses.sync())
+            return make_error(errc::connection_lost, "link dropped (test)");
+          return self->delegate(target, atom::sync_v);
+        },
+      };
+    },
+    std::move(real), std::move(link));
 }
 
 } // namespace
@@ -736,35 +792,20 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
   auto shards = spawn_shards(f, 2);
   auto drops = std::make_shared<std::atomic<int>>(3);
   auto sync_drops = std::make_shared<std::atomic<int>>(0);
-  auto flaky = f.sys().spawn(
-    [drops, sync_drops](participant_actor::pointer self,
-            shard_actor real) -> participant_actor::behavior_type {
-      return {
-        [=](atom::commit, txn_part& p) -> caf::result<uint64_t> {
-          return self->delegate(real, atom::commit_v, std::move(p));
-        },
-        [=](atom::prepare, std::vector<txn_prepare>& b)
-          -> caf::result<std::vector<caf::error>> {
-          return self->delegate(real, atom::prepare_v, std::move(b));
-        },
-        [=](atom::resolve, std::vector<txn_outcome>& b)
-          -> caf::result<std::vector<uint64_t>> {
-          if (drops->load() > 0) {
-            --*drops;
-            return make_error(errc::connection_lost, "link dropped (test)");
-          }
-          return self->delegate(real, atom::resolve_v, std::move(b));
-        },
-        [=](atom::sync) -> caf::result<void> {
-          if (sync_drops->load() > 0) {
-            --*sync_drops;
-            return make_error(errc::connection_lost, "link dropped (test)");
-          }
-          return self->delegate(real, atom::sync_v);
-        },
-      };
-    },
-    shards[1].actor);
+  lossy_link link;
+  link.resolve = [drops] {
+    if (drops->load() == 0)
+      return loss::none;
+    --*drops;
+    return loss::request;
+  };
+  link.sync = [sync_drops] {
+    if (sync_drops->load() == 0)
+      return false;
+    --*sync_drops;
+    return true;
+  };
+  auto flaky = spawn_lossy(f, shards[1].actor, std::move(link));
   auto coord = coordinate(f, {participant_actor{shards[0].actor}, flaky});
   auto part = [](const char* key, const char* value) {
     txn_part p;
@@ -829,6 +870,77 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
   CHECK(!logged());
   caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(flaky, caf::exit_reason::user_shutdown);
+  for (auto& s : shards)
+    caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
+}
+
+// Both shards' links lose outcome batches, their answers and barriers at
+// random. Safety: a decision leaves the log only once both shards applied its
+// commit (a shard that restarts with the transaction prepared would otherwise
+// hear "abort"). Liveness: once the links heal, every commit is applied and
+// all decisions but the last partial batch leave the log.
+TEST_CASE("a decision leaves the log only once every shard applied it over lossy links") {
+  fixture f;
+  auto shards = spawn_shards(f, 2);
+  auto lossy = std::make_shared<std::atomic<bool>>(true);
+  auto link = [lossy](uint32_t seed) {
+    auto gen = std::make_shared<std::mt19937>(seed);
+    lossy_link l;
+    l.resolve = [lossy, gen] {
+      auto x = (*gen)() % 10;
+      if (!*lossy || x > 1)
+        return loss::none;
+      return x == 0 ? loss::request : loss::answer;
+    };
+    l.sync = [lossy, gen] { return *lossy && (*gen)() % 4 == 0; };
+    return l;
+  };
+  auto coord = coordinate(f, {spawn_lossy(f, shards[0].actor, link(1)),
+                              spawn_lossy(f, shards[1].actor, link(2))});
+  auto applied = [&](uint64_t t) {
+    auto n = std::to_string(t);
+    return shards[0].store->get("a" + n).has_value()
+           && shards[1].store->get("b" + n).has_value();
+  };
+  auto logged = [&](uint64_t t) { return *f.ask<bool>(coord, atom::status_v, t); };
+  auto part = [](std::string key) {
+    txn_part p;
+    p.writes.push_back(operation::set(std::move(key), to_bytes("1")));
+    return p;
+  };
+  constexpr uint64_t n = 6 * decision_batch;
+  size_t forgotten = 0;
+  for (uint64_t t = 1; t <= n; ++t) {
+    auto name = std::to_string(t);
+    std::vector<shard_part> ps{{0, part("a" + name)}, {1, part("b" + name)}};
+    REQUIRE(f.ask<uint64_t>(coord, atom::commit_v, t, ps));
+    if (t % 16 != 0)
+      continue;
+    forgotten = 0;
+    for (uint64_t u = 1; u <= t; ++u)
+      if (!logged(u)) {
+        ++forgotten;
+        REQUIRE(applied(u));
+      }
+  }
+  CHECK(forgotten > 0); // the check above saw decisions leave
+  *lossy = false;
+  auto settled = [&] {
+    if (!shards[0].store->in_doubt().empty() || !shards[1].store->in_doubt().empty())
+      return false;
+    size_t still = 0;
+    for (uint64_t t = 1; t <= n; ++t) {
+      if (!applied(t))
+        return false;
+      still += logged(t) ? 1 : 0;
+    }
+    return still < decision_batch;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  while (!settled() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  CHECK(settled());
+  caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
   for (auto& s : shards)
     caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
 }
