@@ -12,6 +12,7 @@
 
 #include <sys/resource.h>
 #include <string>
+#include <vector>
 
 #include <zlib.h>
 
@@ -97,6 +98,24 @@ TEST_CASE("routing is stable across builds and platforms") {
   CHECK(routing::fnv1a("a") == 0xaf63dc4c8601ec8cull);
   CHECK(routing::fnv1a("foobar") == 0x85944171f73967e8ull);
   CHECK(routing::jump(0, 1) == 0);
+  // Computed with the paper's algorithm written independently (in Python,
+  // whose floats are the same IEEE doubles).
+  CHECK(routing::jump(1, 8) == 6);
+  CHECK(routing::jump(0xdeadbeef, 100) == 87);
+  CHECK(routing::jump(~uint64_t{0}, 1000) == 313);
+  CHECK(routing::jump(42, 256) == 43);
+  using placement = std::vector<uint32_t>;
+  auto shards = [](const char* key) {
+    placement result;
+    for (uint32_t n : {2u, 4u, 7u, 16u, 256u})
+      result.push_back(routing::shard_of(key, n));
+    return result;
+  };
+  CHECK(shards("user:1") == placement{0, 0, 5, 12, 157});
+  CHECK(shards("user:2") == placement{0, 2, 5, 7, 220});
+  CHECK(shards("order:42") == placement{1, 3, 3, 3, 188});
+  CHECK(shards("greeting") == placement{0, 2, 2, 11, 44});
+  CHECK(shards("acct:7") == placement{1, 1, 1, 13, 180});
   for (uint32_t n = 1; n < 64; ++n)
     for (uint64_t h = 0; h < 200; ++h)
       REQUIRE(routing::jump(h * 0x9e3779b97f4a7c15ull, n) < n);
