@@ -153,7 +153,7 @@ void forget_applied(coord_ptr self) {
 
 /// A shard confirmed the outcome of logged commit `txid`; once every shard
 /// has, its decision may leave the log.
-void settle(coord_ptr self, uint64_t txid) {
+void confirmed(coord_ptr self, uint64_t txid) {
   auto& st = self->state;
   auto i = st.unsettled.find(txid);
   if (i == st.unsettled.end() || --i->second > 0)
@@ -299,7 +299,7 @@ void retry_outcomes(coord_ptr self) {
           unconfirmed(self, s, *sent, deleted.size());
           for (size_t i = 0; i < std::min(deleted.size(), sent->size()); ++i)
             if ((*sent)[i].commit)
-              settle(self, (*sent)[i].txid);
+              confirmed(self, (*sent)[i].txid);
         },
         [self, s, sent](caf::error& err) {
           auto& delay = self->state.retry_delay;
@@ -316,11 +316,11 @@ void send_outcomes(coord_ptr self, uint32_t s, shard_round& r) {
   auto runs = std::make_shared<std::vector<commit_run_ptr>>(std::move(r.resolving));
   r.resolving.clear();
   auto sent = std::make_shared<std::vector<txn_outcome>>(r.outcomes);
-  auto answered = [self, runs](size_t i, uint64_t deleted, bool confirmed) {
+  auto answered = [self, runs](size_t i, uint64_t deleted, bool applied) {
     auto& run = (*runs)[i];
     run->deleted += deleted;
-    if (confirmed)
-      settle(self, run->txid);
+    if (applied)
+      confirmed(self, run->txid);
     if (--run->waiting == 0) {
       auto then = std::move(run->resolved);
       run->resolved = nullptr;

@@ -86,10 +86,11 @@ struct shard_nodes {
 };
 
 /// Options of a store whose shards all live on `nodes`.
-store_options cluster_options(fixture& f, const shard_nodes& nodes) {
+store_options cluster_options(fixture& f, const shard_nodes& nodes,
+                              std::chrono::milliseconds request_timeout = 10s) {
   auto o = f.options(static_cast<uint32_t>(nodes.ports.size()));
   o.shard_nodes = nodes.shard_map();
-  o.request_timeout = 10s;
+  o.request_timeout = request_timeout;
   o.heartbeat = 200ms;
   o.reconnect_min = 50ms;
   o.reconnect_max = 400ms;
@@ -138,6 +139,13 @@ bool is_stopped(pid_t pid) {
   auto stat = strata::test::slurp("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
   return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T';
+}
+
+/// Makes process `pid` hang: stops it and waits until the stop took effect
+/// (a signal is delivered asynchronously).
+void hang(pid_t pid) {
+  ::kill(pid, SIGSTOP);
+  REQUIRE(wait_for([&] { return is_stopped(pid); }, 5s));
 }
 
 std::string node_status_of(blocking_store<std::string>& db, const std::string& address) {
@@ -248,16 +256,12 @@ TEST_CASE("three shard nodes: a killed node fails fast, the others serve, a rest
 TEST_CASE("a hung node is dropped by heartbeats: its requests fail with CONNECTION_LOST") {
   fixture f;
   shard_nodes nodes{f.dir, 2};
-  auto o = cluster_options(f, nodes);
-  o.request_timeout = 30s;
-  f.open(o);
+  f.open(cluster_options(f, nodes, 30s));
   blocking_store<std::string> db{f.sys(), f.store, 60s};
   auto k = key_on(0, 2, 0);
   REQUIRE(!db.set(k, "x"));
   auto pid = nodes.procs[0]->pid();
-  ::kill(pid, SIGSTOP);
-  // The signal takes effect asynchronously: wait until the process is stopped.
-  REQUIRE(wait_for([&] { return is_stopped(pid); }, 5s));
+  hang(pid);
   auto start = clock_type::now();
   auto r = db.get(k);
   auto took = clock_type::now() - start;
@@ -518,9 +522,7 @@ TEST_CASE("a request that a live node does not answer in time fails after reques
   // heartbeats: only the request's own time limit can end it.
   fixture f;
   shard_nodes nodes{f.dir, 2};
-  auto o = cluster_options(f, nodes);
-  o.request_timeout = 1s;
-  f.open(o);
+  f.open(cluster_options(f, nodes, 1s));
   blocking_store<std::string> db{f.sys(), f.store, 30s};
   auto k1 = key_on(1, 2, 0);
   REQUIRE(!db.set(k1, "old"));
@@ -558,9 +560,7 @@ TEST_CASE("a store that stops answers the commits and reads its transactions wai
   // that ends: both must be answered anyway, at once.
   fixture f;
   shard_nodes nodes{f.dir, 2};
-  auto o = cluster_options(f, nodes);
-  o.request_timeout = 30s;
-  f.open(o);
+  f.open(cluster_options(f, nodes, 30s));
   blocking_store<std::string> db{f.sys(), f.store, 30s};
   auto k0 = key_on(0, 2, 0);
   auto k1 = key_on(1, 2, 0);
@@ -573,8 +573,7 @@ TEST_CASE("a store that stops answers the commits and reads its transactions wai
   auto reader = db.begin();
   REQUIRE(reader);
   auto pid = nodes.procs[1]->pid();
-  ::kill(pid, SIGSTOP);
-  REQUIRE(wait_for([&] { return is_stopped(pid); }, 5s));
+  hang(pid);
   f.self->send(writer->handle(), atom::commit_v);
   f.self->send(reader->handle(), atom::get_v, k1);
   std::this_thread::sleep_for(200ms); // both wait for node 1 now
