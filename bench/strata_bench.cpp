@@ -18,6 +18,8 @@
 // Writes update random existing keys: raw LMDB writes to its loaded
 // environment (reopened without MDB_NOSYNC for durable sets), strata to its
 // loaded store (reopened in durable mode).
+// Each strata run also prints the CPU time the process spent per request
+// (all threads, the clients' included; a remote shard node's is not).
 //
 // The program exits non-zero only on errors (a failed request, a missing or
 // wrong value, an LMDB failure), never because a target was missed.
@@ -42,6 +44,7 @@
 
 #include <unordered_map>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <caf/actor_registry.hpp>
@@ -115,6 +118,8 @@ struct bench_options {
   size_t txn_clients = 32;
   /// Keys the transactions pick from (few conflicts at 10k).
   uint64_t txn_keys = 10000;
+  /// Only transactions over this many shards (1 or 2); 0: both.
+  uint32_t txn_shards = 0;
   /// At most this many keys are loaded onto the remote suite's servers.
   uint64_t remote_keys = 100000;
   /// Set in the remote suite's child processes: "bare" or "node".
@@ -144,6 +149,7 @@ void print_usage() {
        "  --txn-clients N     clients of the many-client transaction runs "
        "(default 32)\n"
        "  --txn-keys N        keys the transactions pick from (default 10000)\n"
+       "  --txn-shards N      only transactions over N shards, 1 or 2 (default: both)\n"
        "  --dir D             where the temporary directories go (default "
        "$TMPDIR or /tmp)\n";
 }
@@ -221,7 +227,18 @@ struct result {
   uint64_t p99_ns = 0;
   uint64_t errors = 0;
   std::string first_error;
+  /// CPU time of the whole process (every thread, clients included) per
+  /// request; 0 where not measured (raw runs).
+  double cpu_us = 0;
 };
+
+/// CPU time the process used so far (user + system, all threads).
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
 
 uint64_t percentile(std::vector<uint64_t>& xs, double p) {
   if (xs.empty())
@@ -287,6 +304,8 @@ void print_result(const char* what, const char* side, const result& r) {
               what, side, format_rate(r.rate).c_str(), lat(r.p50_ns).c_str(),
               lat(r.p99_ns).c_str(),
               static_cast<unsigned long long>(r.requests), r.seconds);
+  if (r.cpu_us > 0)
+    std::printf(", %.0f us of this process's CPU each", r.cpu_us);
   if (r.errors > 0)
     std::printf(", %llu ERRORS, first: %s",
                 static_cast<unsigned long long>(r.errors),
@@ -784,6 +803,7 @@ result run_clients(caf::actor_system& sys, const bench_options& opts,
                    size_t clients, size_t in_flight, const Work& work,
                    double seconds) {
   auto out = std::make_shared<collector>(clients);
+  auto cpu = process_cpu_seconds();
   auto start = bench_clock::now();
   auto deadline = start + to_duration(seconds);
   for (size_t c = 0; c < clients; ++c)
@@ -796,6 +816,8 @@ result run_clients(caf::actor_system& sys, const bench_options& opts,
   auto res = summarize(r.items, r.requests, r.finished - start, r.latencies);
   res.errors = r.errors;
   res.first_error = std::move(r.first_error);
+  if (r.requests > 0)
+    res.cpu_us = (process_cpu_seconds() - cpu) * 1e6 / double(r.requests);
   return res;
 }
 
@@ -1129,6 +1151,8 @@ void run_txn(caf::actor_system& sys, const bench_options& opts,
   dbi = open_main_db(*env);
   auto raw_seconds = std::min(opts.raw_write_seconds, opts.seconds);
   for (uint32_t shards : {1u, 2u}) {
+    if (opts.txn_shards != 0 && shards != opts.txn_shards)
+      continue;
     auto dir = strata_dir.path() + "/store" + std::to_string(shards);
     strata::transactional_storage_actor store;
     store_stopper<strata::transactional_storage_actor> stop_store{store};
@@ -1460,7 +1484,8 @@ bool parse_args(int argc, char** argv, bench_options& opts,
                                  "--writers",    "--timeout",
                                  "--rounds",     "--dir",
                                  "--suite",      "--txn-clients",
-                                 "--txn-keys",   "--serve"};
+                                 "--txn-keys",   "--txn-shards",
+                                 "--serve"};
     if (std::find_if(std::begin(ours), std::end(ours),
                      [&](const char* x) { return flag == x; })
         == std::end(ours)) {
@@ -1522,6 +1547,13 @@ bool parse_args(int argc, char** argv, bench_options& opts,
       opts.txn_clients = static_cast<size_t>(x);
     else if (flag == "--txn-keys")
       opts.txn_keys = static_cast<uint64_t>(x);
+    else if (flag == "--txn-shards") {
+      if (x != 1 && x != 2) {
+        std::cerr << "strata-bench: --txn-shards is 1 or 2\n";
+        return false;
+      }
+      opts.txn_shards = static_cast<uint32_t>(x);
+    }
     else if (flag == "--timeout")
       opts.timeout = std::chrono::milliseconds{static_cast<int64_t>(x * 1000)};
   }
