@@ -7,6 +7,7 @@
 
 #include <caf/actor_pool.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/default_attachable.hpp>
 #include <caf/detail/sync_request_bouncer.hpp>
 #include <caf/scoped_execution_unit.hpp>
 #include <caf/scoped_actor.hpp>
@@ -621,7 +622,13 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       ctx.timeout = st.timeout;
       ctx.store = self->address();
       auto txid = (st.incarnation << txn_counter_bits) | ++*st.next_txn;
-      return self->system().spawn(transaction, txid, opts, std::move(ctx));
+      auto tx = self->system().spawn(transaction, txid, opts, std::move(ctx));
+      // The transaction ends with this store. It cannot monitor the store
+      // itself: it starts later, maybe after the store's last handle went,
+      // and CAF 0.17 monitors through a raw pointer (a dying store crashed
+      // the process). So the store attaches the monitor now, while it runs.
+      self->attach(caf::default_attachable::make_monitor(self->address(), tx.address()));
+      return tx;
     },
   };
 }

@@ -291,7 +291,8 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
   init.ranges.resize(ctx.shards.size());
   init.ctx = std::move(ctx);
   init.self_addr = self->address();
-  self->monitor(init.ctx.store);
+  // The store attached this actor's monitor when it spawned it (see
+  // `storage`): by the time this runs, the store may be gone.
   self->set_down_handler([self](caf::down_msg& msg) {
     if (msg.source == self->state.ctx.store)
       self->quit(msg.reason);

@@ -721,6 +721,38 @@ TEST_CASE("a store closes once its last handle is dropped") {
   CHECK(v->value() == to_bytes("v"));
 }
 
+// A transaction actor starts after the store spawned it, by which time the
+// store's last handle may be gone. Here the handle goes while begins are
+// still queued at the store: whenever a transaction starts, it must end with
+// the store (a transaction that monitored the dying store itself crashed the
+// process about once in a hundred rounds).
+TEST_CASE("transactions begun as their store's last handle goes end with it") {
+  fixture f;
+  auto before = f.sys().registry().running();
+  auto o = f.options(1);
+  for (int round = 0; round < 64; ++round) {
+    INFO("round " << round);
+    auto h = spawn_store(f.sys(), o);
+    REQUIRE(h);
+    auto begin = [&] {
+      return f.self->request(*h, std::chrono::seconds{30}, atom::begin_v, txn_options{});
+    };
+    std::vector<decltype(begin())> begins;
+    for (int i = 0; i < 8; ++i)
+      begins.push_back(begin());
+    h = caf::error{}; // the last handle
+    size_t began = 0;
+    for (auto& b : begins)
+      b.receive([&](transaction_actor&) { ++began; }, [](caf::error&) {});
+    // Every transaction, answered or not, stops with the store.
+    f.sys().registry().await_running_count_equal(before);
+    UNSCOPED_INFO(began << " transactions began");
+  }
+  // The directory is free and intact.
+  auto again = f.open(o);
+  CHECK(f.ask<uint64_t>(again, atom::size_v) == uint64_t{0});
+}
+
 TEST_CASE("a shard commits concurrent writes in groups") {
   fixture f;
   // Durable: every commit waits for the disk.
