@@ -47,6 +47,18 @@ struct join {
     // nop
   }
 
+  join(const join&) = delete;
+  join& operator=(const join&) = delete;
+
+  /// Only the handlers of the requests hold a join. They go before all
+  /// answers came only when the router stops, and CAF 0.17 would leave the
+  /// client unanswered: answer it here.
+  ~join() {
+    if (pending > 0)
+      rp.deliver(make_error(errc::connection_lost,
+                            "the store stopped before this request was answered"));
+  }
+
   void arrived() {
     if (--pending > 0)
       return;
@@ -573,40 +585,41 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       if (st.remote.empty())
         return std::move(*result);
       // One entry per node: its shards' proxies see the same connection.
+      // A proxy that fails to answer leaves its node out.
       auto rp = self->make_response_promise();
-      auto left = std::make_shared<size_t>(st.remote.size());
-      auto merge = [result, left, rp](node_info* x) mutable {
-        if (x) {
-          auto& all = *result;
-          auto i = std::find_if(all.begin(), all.end(),
-                                [&](auto& y) { return y.address == x->address; });
-          if (i == all.end()) {
-            all.push_back(std::move(*x));
-          } else {
-            i->shards.insert(i->shards.end(), x->shards.begin(), x->shards.end());
-            if (static_cast<int>(x->status) > static_cast<int>(i->status)) {
-              i->status = x->status;
-              i->error = x->error;
-            }
-            i->last_seen_ms = std::max(i->last_seen_ms, x->last_seen_ms);
-            if (i->id.empty())
-              i->id = x->id;
-          }
+      auto j = std::make_shared<join>(st.remote.size(), rp, [result, rp]() mutable {
+        for (auto& entry : *result)
+          std::sort(entry.shards.begin(), entry.shards.end());
+        // This process first, then the nodes by their first shard.
+        std::sort(result->begin() + 1, result->end(),
+                  [](auto& a, auto& b) { return a.shards < b.shards; });
+        rp.deliver(std::move(*result));
+      });
+      auto merge = [result](node_info& x) {
+        auto& all = *result;
+        auto i = std::find_if(all.begin(), all.end(),
+                              [&](auto& y) { return y.address == x.address; });
+        if (i == all.end()) {
+          all.push_back(std::move(x));
+          return;
         }
-        if (--*left == 0) {
-          for (auto& entry : *result)
-            std::sort(entry.shards.begin(), entry.shards.end());
-          // This process first, then the nodes by their first shard.
-          std::sort(result->begin() + 1, result->end(), [](auto& a, auto& b) {
-            return a.shards < b.shards;
-          });
-          rp.deliver(std::move(*result));
+        i->shards.insert(i->shards.end(), x.shards.begin(), x.shards.end());
+        if (static_cast<int>(x.status) > static_cast<int>(i->status)) {
+          i->status = x.status;
+          i->error = x.error;
         }
+        i->last_seen_ms = std::max(i->last_seen_ms, x.last_seen_ms);
+        if (i->id.empty())
+          i->id = x.id;
       };
       for (auto& r : st.remote)
         self->request(r, caf::infinite, atom::nodes_v)
-          .then([merge](node_info& x) mutable { merge(&x); },
-                [merge](caf::error&) mutable { merge(nullptr); });
+          .then(
+            [j, merge](node_info& x) {
+              merge(x);
+              j->arrived();
+            },
+            [j](caf::error&) { j->arrived(); });
       return rp;
     },
     // -- transactions ----------------------------------------------------------------

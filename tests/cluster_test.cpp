@@ -597,6 +597,41 @@ TEST_CASE("a store that stops answers the commits and reads its transactions wai
   CHECK(took < 3s);
 }
 
+TEST_CASE("a store that stops answers the reads it gathers from several shards") {
+  // get_many, size and scan ask every shard and join the answers; shard 1's
+  // node hangs, so they wait for it when the store stops. The join must
+  // answer them then, at once, although its handlers are dropped.
+  fixture f;
+  shard_nodes nodes{f.dir, 2};
+  f.open(cluster_options(f, nodes, 30s));
+  auto k0 = key_on(0, 2, 0);
+  auto k1 = key_on(1, 2, 0);
+  auto pid = nodes.procs[1]->pid();
+  hang(pid);
+  f.self->send(f.store, atom::get_many_v, std::vector<std::string>{k0, k1});
+  f.self->send(f.store, atom::size_v);
+  f.self->send(f.store, atom::scan_v, scan_request{});
+  std::this_thread::sleep_for(200ms); // all three wait for node 1 now
+  auto start = clock_type::now();
+  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
+  std::vector<caf::error> answers;
+  for (int i = 0; i < 3; ++i)
+    f.self->receive([&](std::vector<maybe_bytes>&) { answers.emplace_back(); },
+                    [&](uint64_t) { answers.emplace_back(); },
+                    [&](scan_page&) { answers.emplace_back(); },
+                    [&](caf::error& err) { answers.push_back(std::move(err)); },
+                    caf::after(std::chrono::seconds(4)) >> [] {});
+  auto took = clock_type::now() - start;
+  ::kill(pid, SIGCONT);
+  f.store = nullptr;
+  REQUIRE(answers.size() == 3);
+  for (auto& err : answers) {
+    INFO(render(err));
+    CHECK(code_of(err) == errc::connection_lost);
+  }
+  CHECK(took < 3s);
+}
+
 TEST_CASE("garbage bytes on a node's port do not crash it") {
   fixture f;
   shard_nodes nodes{f.dir, 1};
