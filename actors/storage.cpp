@@ -634,6 +634,8 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       ctx.max_value_size = st.max_value_size;
       ctx.timeout = st.timeout;
       ctx.store = self->address();
+      auto& sender = self->current_sender();
+      ctx.remote_client = sender && sender->node() != self->node();
       auto txid = (st.incarnation << txn_counter_bits) | ++*st.next_txn;
       auto tx = self->system().spawn(transaction, txid, opts, std::move(ctx));
       // The transaction ends with this store. It cannot monitor the store
@@ -641,7 +643,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       // and CAF 0.17 monitors through a raw pointer (a dying store crashed
       // the process). So the store attaches the monitor now, while it runs.
       self->attach(caf::default_attachable::make_monitor(self->address(), tx.address()));
-      return tx;
+      return caf::actor_cast<transaction_actor>(tx);
     },
   };
 }

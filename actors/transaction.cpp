@@ -20,7 +20,7 @@ namespace strata {
 
 namespace {
 
-using txn_ptr = transaction_actor::stateful_pointer<transaction_state>;
+using txn_ptr = transaction_impl::stateful_pointer<transaction_state>;
 
 /// Takes over the answer to the current request; `settle` gives it.
 uint64_t owe(txn_ptr self) {
@@ -279,8 +279,8 @@ transaction_state::~transaction_state() {
                                    "flight; a commit may or may not have been applied"));
 }
 
-transaction_actor::behavior_type
-transaction(transaction_actor::stateful_pointer<transaction_state> self,
+transaction_impl::behavior_type
+transaction(transaction_impl::stateful_pointer<transaction_state> self,
             uint64_t txid, txn_options opts, transaction_context ctx) {
   auto& init = self->state;
   init.txid = txid;
@@ -297,6 +297,8 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
     if (msg.source == self->state.ctx.store)
       self->quit(msg.reason);
   });
+  if (init.ctx.remote_client)
+    self->delayed_send(self, std::chrono::milliseconds{opts.timeout_ms}, atom::timeout_v);
   return {
     [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
       if (auto err = not_active(self))
@@ -472,6 +474,24 @@ transaction(transaction_actor::stateful_pointer<transaction_state> self,
     [=](atom::info) -> txn_info {
       not_active(self); // applies the timeout
       return txn_info{txn_name(self->state.txid), self->state.state};
+    },
+    // A remote client's transaction, at its deadline and a timeout later:
+    // the first time it times out (unless it is committing), the second time
+    // it ends. Requests still owed an answer keep it until they have one.
+    [=](atom::timeout) {
+      auto& st = self->state;
+      auto again = std::chrono::milliseconds{st.opts.timeout_ms};
+      if (st.committing || !st.owed.pending.empty()) {
+        self->delayed_send(self, again, atom::timeout_v);
+        return;
+      }
+      if (!st.lingering) {
+        not_active(self); // applies the timeout
+        st.lingering = true;
+        self->delayed_send(self, again, atom::timeout_v);
+        return;
+      }
+      self->quit();
     },
   };
 }

@@ -31,6 +31,11 @@ struct transaction_context {
   /// The store: a transaction ends with it (and releases the shards' files),
   /// also while a remote client still holds its handle.
   caf::actor_addr store;
+  /// Begun by a client in another process. CAF 0.17 keeps every actor whose
+  /// handle went over the network in the registry until it ends, and never
+  /// learns that the remote handle is gone: such a transaction ends itself,
+  /// a timeout after its deadline (after its commit, if that takes longer).
+  bool remote_client = false;
 };
 
 struct transaction_state {
@@ -62,6 +67,9 @@ struct transaction_state {
   relay_table owed;
   /// This transaction, whose monitor on its store the destructor removes.
   caf::actor_addr self_addr;
+  /// A remote client's transaction: its deadline passed, and it is waiting
+  /// out one more timeout before it ends.
+  bool lingering = false;
 
   transaction_state() = default;
   transaction_state(const transaction_state&) = delete;
@@ -76,8 +84,12 @@ struct transaction_state {
 /// phase for one shard and through the coordinator's two-phase commit for
 /// several. A transaction holds nothing in the shards until it commits, so
 /// a timeout (checked on every request) only has to forget the buffer.
-transaction_actor::behavior_type
-transaction(transaction_actor::stateful_pointer<transaction_state> self,
+/// A transaction actor as spawned: its interface plus the timer that ends a
+/// remote client's transaction.
+using transaction_impl = transaction_actor::extend<caf::reacts_to<atom::timeout>>;
+
+transaction_impl::behavior_type
+transaction(transaction_impl::stateful_pointer<transaction_state> self,
             uint64_t txid, txn_options opts, transaction_context ctx);
 
 } // namespace strata

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <thread>
 
 #include <cereal/types/string.hpp>
 #include <caf/io/middleman.hpp>
@@ -178,6 +179,46 @@ TEST_CASE("a remote client runs transactions on a node") {
     CHECK(code_of(t1->commit()) == errc::version_conflict);
     CHECK(**db.get("a") == 7);
   }
+  *h = nullptr;
+  CHECK(node.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a remote client's transactions end on the node a timeout after their deadline") {
+  // CAF 0.17 keeps an actor whose handle crossed the network in the node's
+  // registry until the actor ends, and the node never learns that the
+  // client dropped the handle: without an end of their own, the node would
+  // keep every transaction a remote client began until it stops.
+  using namespace std::chrono_literals;
+  fixture f;
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto h = f.sys().middleman().remote_actor<transactional_storage_actor>("127.0.0.1",
+                                                                        node.port());
+  REQUIRE(h);
+  txn_options o;
+  o.timeout_ms = 1000;
+  auto committed = f.ask<transaction_actor>(*h, atom::begin_v, o);
+  auto abandoned = f.ask<transaction_actor>(*h, atom::begin_v, o);
+  REQUIRE(committed);
+  REQUIRE(abandoned);
+  REQUIRE(!f.ask_void(*committed, atom::set_v, std::string{"k"}, bytes{1}));
+  REQUIRE(!f.ask_void(*committed, atom::commit_v));
+  REQUIRE(!f.ask_void(*abandoned, atom::set_v, std::string{"j"}, bytes{2}));
+  auto state = [&](const transaction_actor& tx) { return f.ask<txn_info>(tx, atom::info_v); };
+  CHECK(state(*committed)->state == txn_state::committed);
+  CHECK(state(*abandoned)->state == txn_state::active);
+  // Past the deadline: the abandoned one timed out; both still answer.
+  std::this_thread::sleep_for(1100ms);
+  auto late = state(*abandoned);
+  REQUIRE(late);
+  CHECK(late->state == txn_state::aborted);
+  CHECK(state(*committed)->state == txn_state::committed);
+  // A timeout later both have ended: requests to them fail.
+  std::this_thread::sleep_for(1900ms);
+  CHECK_FALSE(state(*committed));
+  CHECK_FALSE(state(*abandoned));
+  // The committed write is there, the abandoned one is not.
+  CHECK(f.ask<maybe_bytes>(*h, atom::get_v, std::string{"k"})->value() == bytes{1});
+  CHECK(!*f.ask<maybe_bytes>(*h, atom::get_v, std::string{"j"}));
   *h = nullptr;
   CHECK(node.stop(SIGTERM) == 0);
 }
