@@ -77,6 +77,10 @@ struct transaction_state {
   ~transaction_state();
 };
 
+/// A transaction actor as spawned: its interface plus the timer that ends a
+/// remote client's transaction.
+using transaction_impl = transaction_actor::extend<caf::reacts_to<atom::timeout>>;
+
 /// One open transaction: optimistic concurrency control. Writes are buffered
 /// here; reads go to the shards, which answer with the value and the
 /// sequence number it reflects; commit sends each shard its writes plus the
@@ -84,10 +88,6 @@ struct transaction_state {
 /// phase for one shard and through the coordinator's two-phase commit for
 /// several. A transaction holds nothing in the shards until it commits, so
 /// a timeout (checked on every request) only has to forget the buffer.
-/// A transaction actor as spawned: its interface plus the timer that ends a
-/// remote client's transaction.
-using transaction_impl = transaction_actor::extend<caf::reacts_to<atom::timeout>>;
-
 transaction_impl::behavior_type
 transaction(transaction_impl::stateful_pointer<transaction_state> self,
             uint64_t txid, txn_options opts, transaction_context ctx);

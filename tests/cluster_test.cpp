@@ -148,6 +148,27 @@ void hang(pid_t pid) {
   REQUIRE(wait_for([&] { return is_stopped(pid); }, 5s));
 }
 
+/// Stops the store while node `hung` hangs, then takes `n` answers to
+/// requests sent before, waiting at most 4 s for each: an error, or none for
+/// an empty answer or a value of one of `Ts`. Resumes the node; returns the
+/// answers and how long they took.
+template <class... Ts>
+std::pair<std::vector<caf::error>, clock_type::duration>
+answers_after_stop(fixture& f, pid_t hung, int n) {
+  auto start = clock_type::now();
+  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
+  std::vector<caf::error> answers;
+  for (int i = 0; i < n; ++i)
+    f.self->receive([&] { answers.emplace_back(); },
+                    [&](Ts&) { answers.emplace_back(); }...,
+                    [&](caf::error& err) { answers.push_back(std::move(err)); },
+                    caf::after(std::chrono::seconds(4)) >> [] {});
+  auto took = clock_type::now() - start;
+  ::kill(hung, SIGCONT);
+  f.store = nullptr;
+  return {std::move(answers), took};
+}
+
 std::string node_status_of(blocking_store<std::string>& db, const std::string& address) {
   auto ns = db.nodes();
   if (!ns)
@@ -577,17 +598,7 @@ TEST_CASE("a store that stops answers the commits and reads its transactions wai
   f.self->send(writer->handle(), atom::commit_v);
   f.self->send(reader->handle(), atom::get_v, k1);
   std::this_thread::sleep_for(200ms); // both wait for node 1 now
-  auto start = clock_type::now();
-  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
-  std::vector<caf::error> answers;
-  for (int i = 0; i < 2; ++i)
-    f.self->receive([&] { answers.emplace_back(); },
-                    [&](maybe_bytes&) { answers.emplace_back(); },
-                    [&](caf::error& err) { answers.push_back(std::move(err)); },
-                    caf::after(std::chrono::seconds(4)) >> [] {});
-  auto took = clock_type::now() - start;
-  ::kill(pid, SIGCONT);
-  f.store = nullptr;
+  auto [answers, took] = answers_after_stop<maybe_bytes>(f, pid, 2);
   REQUIRE(answers.size() == 2);
   for (auto& err : answers) {
     INFO(render(err));
@@ -612,18 +623,8 @@ TEST_CASE("a store that stops answers the reads it gathers from several shards")
   f.self->send(f.store, atom::size_v);
   f.self->send(f.store, atom::scan_v, scan_request{});
   std::this_thread::sleep_for(200ms); // all three wait for node 1 now
-  auto start = clock_type::now();
-  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
-  std::vector<caf::error> answers;
-  for (int i = 0; i < 3; ++i)
-    f.self->receive([&](std::vector<maybe_bytes>&) { answers.emplace_back(); },
-                    [&](uint64_t) { answers.emplace_back(); },
-                    [&](scan_page&) { answers.emplace_back(); },
-                    [&](caf::error& err) { answers.push_back(std::move(err)); },
-                    caf::after(std::chrono::seconds(4)) >> [] {});
-  auto took = clock_type::now() - start;
-  ::kill(pid, SIGCONT);
-  f.store = nullptr;
+  auto [answers, took]
+    = answers_after_stop<std::vector<maybe_bytes>, uint64_t, scan_page>(f, pid, 3);
   REQUIRE(answers.size() == 3);
   for (auto& err : answers) {
     INFO(render(err));
