@@ -48,6 +48,7 @@
 
 #include "actors/checks.hpp"
 #include "actors/log.hpp"
+#include "actors/outcome.hpp"
 #include "actors/timeouts.hpp"
 #include "backends/decision_log.hpp"
 #include "backends/fault.hpp"
@@ -75,10 +76,11 @@ namespace {
 
 using coord_ptr = coordinator_impl::stateful_pointer<coordinator_state>;
 
-/// A participant's error as the client should see it: CAF errors (a shard
-/// that did not answer, or is gone) become TRANSACTION_ABORTED.
+/// A failed vote as the client should see it. The transaction is aborted
+/// now, certainly, so a vote whose own outcome was open (a shard that did
+/// not answer, a lost connection) becomes TRANSACTION_ABORTED.
 caf::error as_strata(const caf::error& err, uint64_t txid) {
-  if (code_of(err) != errc::none)
+  if (!outcome_unknown(err))
     return err;
   return make_error(errc::transaction_aborted,
                     "transaction " + txn_name(txid)
@@ -140,6 +142,11 @@ void forget_applied(coord_ptr self) {
       keys.push_back(decision_log::key(txid));
     self->request(state.log_writer, caf::infinite, atom::del_many_v, std::move(keys))
       .then([](uint64_t) {}, [](caf::error&) {});
+    // A transaction whose commit answer was lost may still ask about them.
+    for (auto txid : *batch)
+      state.forgotten.insert(txid);
+    while (state.forgotten.size() > forgotten_kept)
+      state.forgotten.erase(state.forgotten.begin());
     forget_applied(self);
   };
   for (auto& s : st.shards)
@@ -167,7 +174,13 @@ void confirmed(coord_ptr self, uint64_t txid) {
 void apply(coord_ptr self, commit_run_ptr run) {
   self->state.unsettled[run->txid] += run->shards.size();
   resolve_all(self, run, true, [](commit_run& done) {
-    if (done.rp.pending())
+    if (!done.rp.pending())
+      return;
+    // Test builds: the commit is applied, but its answer is lost.
+    if (STRATA_FAIL_POINT("coordinator.lose_answer"))
+      done.rp.deliver(make_error(errc::connection_lost,
+                                 "the answer was lost (fault injected)"));
+    else
       done.rp.deliver(done.deleted);
   });
 }
@@ -406,6 +419,34 @@ void log_decisions(coord_ptr self) {
       });
 }
 
+/// A commit on one shard: one phase. Should its answer not come, the shard
+/// is asked whether it committed, up to one timeout later.
+caf::response_promise commit_one(coord_ptr self, uint64_t txid, shard_part p) {
+  auto rp = self->make_response_promise();
+  auto& dest = self->state.shards[p.shard];
+  auto deadline = std::chrono::steady_clock::now() + self->state.timeout;
+  self
+    ->request(dest, timeout_to(self, dest, self->state.timeout), atom::commit_v, txid,
+              std::move(p.part))
+    .then([rp](uint64_t deleted) mutable { rp.deliver(deleted); },
+          [self, rp, dest, txid, deadline](caf::error& err) mutable {
+            if (!outcome_unknown(err)) {
+              rp.deliver(std::move(err));
+              return;
+            }
+            // Learned rather than answered: how many deletes found their key
+            // is lost with the answer.
+            learn_outcome(self, dest, txid, std::move(err), deadline,
+                          [rp](caf::error verdict) mutable {
+                            if (verdict)
+                              rp.deliver(std::move(verdict));
+                            else
+                              rp.deliver(uint64_t{0});
+                          });
+          });
+  return rp;
+}
+
 /// Sends everything queued since the last round.
 void flush(coord_ptr self) {
   auto& st = self->state;
@@ -477,8 +518,7 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
       if (parts.empty())
         return uint64_t{0};
       if (parts.size() == 1)
-        return self->delegate(self->state.shards[parts[0].shard], atom::commit_v,
-                              std::move(parts[0].part));
+        return commit_one(self, txid, std::move(parts[0]));
       if (self->state.open.count(txid) > 0)
         return make_error(errc::invalid_value,
                           "transaction " + txn_name(txid) + " is committing already");
@@ -512,7 +552,8 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
         i->second.aborted = true;
         return false;
       }
-      if (self->state.unapplied.count(txid) > 0)
+      if (self->state.unapplied.count(txid) > 0
+          || self->state.forgotten.count(txid) > 0)
         return true;
       return guarded([&] {
         return self->state.log->get(decision_log::key(txid)).has_value();

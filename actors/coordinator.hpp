@@ -20,7 +20,8 @@ class kv_store;
 /// actor and, in the same process, its writer offer it; talking to the
 /// writer directly saves a hop per message.
 using participant_actor = caf::typed_actor<
-  caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
+  caf::replies_to<atom::commit, uint64_t, txn_part>::with<uint64_t>,
+  caf::replies_to<atom::status, uint64_t>::with<bool>,
   caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
   caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
   caf::reacts_to<atom::sync>>;
@@ -80,6 +81,10 @@ struct coordinator_state {
   /// Commit decisions that are durable in the log but missing from its store
   /// (it could not apply them; a reopen replays them).
   std::set<uint64_t> unapplied;
+  /// Commits whose decisions left the log lately (the highest ids,
+  /// `forgotten_kept` of them): a transaction whose commit answer was lost
+  /// asks about its own at once, long before it would go from here.
+  std::set<uint64_t> forgotten;
   bool retry_scheduled = false;
   /// Doubles while retries fail, up to `outcome_retry_max`.
   std::chrono::milliseconds retry_delay{0};
@@ -91,6 +96,9 @@ constexpr std::chrono::milliseconds outcome_retry_max{10000};
 
 /// Decisions leave the log in batches of this many, after a barrier.
 constexpr size_t decision_batch = 64;
+
+/// How many forgotten commit decisions `status` still answers for.
+constexpr size_t forgotten_kept = size_t{1} << 16;
 
 /// Spawns the coordinator over its decision log (opened by the caller) and
 /// the store's shards (their writers where local). It checks the parts it

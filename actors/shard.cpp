@@ -68,10 +68,13 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         return self->delegate(writer(), atom::read_v, std::move(req));
       return {std::move(r->page), r->seq};
     },
-    [=](atom::commit, txn_part& part) -> caf::result<uint64_t> {
+    [=](atom::commit, uint64_t txid, txn_part& part) -> caf::result<uint64_t> {
       if (auto err = check_part(part, max))
         return err;
-      return self->delegate(writer(), atom::commit_v, std::move(part));
+      return self->delegate(writer(), atom::commit_v, txid, std::move(part));
+    },
+    [=](atom::status, uint64_t txid) -> caf::result<bool> {
+      return self->delegate(writer(), atom::status_v, txid);
     },
     [=](atom::prepare, std::vector<txn_prepare>& batch)
       -> caf::result<std::vector<caf::error>> {

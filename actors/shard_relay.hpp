@@ -72,10 +72,14 @@ auto shard_write_relay_handlers(Self* self, Dest dest, uint64_t max_value_size) 
         return batch_result{false, 0, std::move(errors)};
       return relay_to<batch_result>(self, dest, atom::batch_v, std::move(ops));
     },
-    [self, dest, max](atom::commit, txn_part& part) -> caf::result<uint64_t> {
+    [self, dest, max](atom::commit, uint64_t txid, txn_part& part) -> caf::result<uint64_t> {
       if (auto err = check_part(part, max))
         return err;
-      return relay_to<uint64_t>(self, dest, atom::commit_v, std::move(part));
+      return relay_to<uint64_t>(self, dest, atom::commit_v, txid, std::move(part));
+    },
+    // The same way as commits, so that it comes after them.
+    [self, dest](atom::status, uint64_t txid) -> caf::result<bool> {
+      return relay_to<bool>(self, dest, atom::status_v, txid);
     },
     [self, dest, max](atom::prepare, std::vector<txn_prepare>& batch)
       -> caf::result<std::vector<caf::error>> {

@@ -88,6 +88,11 @@ void answer_item(pending_write& w, const write_outcome& out) {
 
 void answer(pending_write& w, const write_outcome& out) {
   using reply = pending_write::reply;
+  if (w.lose_answer) {
+    w.promise.deliver(make_error(errc::connection_lost,
+                                 "the answer was lost (fault injected)"));
+    return;
+  }
   if (w.shape == reply::item) {
     answer_item(w, out);
     return;
@@ -106,6 +111,15 @@ void answer(pending_write& w, const write_outcome& out) {
     w.promise.deliver(make_error(out.code, out.message));
     return;
   }
+  if (w.shape == reply::status) {
+    if (out.status == commit_status::forgotten)
+      w.promise.deliver(make_error(errc::key_not_found,
+                                   "this shard no longer remembers whether transaction "
+                                     + txn_name(w.txid) + " committed"));
+    else
+      w.promise.deliver(out.status == commit_status::committed);
+    return;
+  }
   switch (w.shape) {
     case reply::unit:
       w.promise.deliver(caf::unit);
@@ -118,6 +132,7 @@ void answer(pending_write& w, const write_outcome& out) {
       break;
     case reply::batch:
     case reply::item:
+    case reply::status:
       break; // handled above
   }
 }
@@ -226,11 +241,22 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
     [=](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
       return enqueue(self, reply::batch, std::move(ops));
     },
-    [=](atom::commit, txn_part& part) -> caf::result<uint64_t> {
+    [=](atom::commit, uint64_t txid, txn_part& part) -> caf::result<uint64_t> {
       pending_write w;
       w.shape = reply::count;
       w.kind = type::commit;
+      w.txid = txid;
       w.part = std::move(part);
+      // Test builds: the commit is applied, but its answer is lost on the
+      // way (as when a shard node's connection drops at that moment).
+      w.lose_answer = STRATA_FAIL_POINT("shard.lose_commit_answer");
+      return enqueue(self, std::move(w));
+    },
+    [=](atom::status, uint64_t txid) -> caf::result<bool> {
+      pending_write w;
+      w.shape = reply::status;
+      w.kind = type::status;
+      w.txid = txid;
       return enqueue(self, std::move(w));
     },
     [=](atom::prepare, std::vector<txn_prepare>& batch)
@@ -313,10 +339,16 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
                                     [](auto& w) { return w.kind == type::prepare; });
         bool outcomes = std::any_of(first, last,
                                     [](auto& w) { return w.kind == type::resolve; });
+        bool commits = std::any_of(first, last,
+                                   [](auto& w) { return w.kind == type::commit; });
         if (prepares)
           STRATA_FAULT_POINT("shard.before_prepare");
         // After preparing, before voting: the votes must not leave first.
-        commit(self, first, last, prepares ? "shard.after_prepare" : nullptr);
+        // After a one-phase commit, before its answer.
+        commit(self, first, last,
+               prepares  ? "shard.after_prepare"
+               : commits ? "shard.after_commit"
+                         : nullptr);
         if (outcomes) {
           // Outcomes that stayed behind their prepares released locks as
           // well: what waits for them runs in the next group.

@@ -24,10 +24,11 @@ using shard_writer_actor = caf::typed_actor<
   caf::reacts_to<atom::set_many, std::vector<entry>>,
   caf::replies_to<atom::del_many, std::vector<std::string>>::with<uint64_t>,
   caf::replies_to<atom::batch, std::vector<operation>>::with<batch_result>,
-  caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
+  caf::replies_to<atom::commit, uint64_t, txn_part>::with<uint64_t>,
   caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
   caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
   caf::reacts_to<atom::sync>,
+  caf::replies_to<atom::status, uint64_t>::with<bool>,
   // Transactional reads that found their key locked wait here for the
   // outcome that releases it.
   caf::replies_to<atom::read, std::string>::with<maybe_bytes, uint64_t>,
@@ -52,7 +53,7 @@ struct batch_answer {
 struct pending_write {
   /// Which request it came from; decides the shape of the answer (`item`:
   /// one entry of a batch_answer).
-  enum class reply { unit, existed, count, batch, item } shape;
+  enum class reply { unit, existed, count, batch, item, status } shape;
   write_request::type kind = write_request::type::plain;
   std::vector<operation> ops;
   txn_part part;
@@ -61,6 +62,8 @@ struct pending_write {
   caf::response_promise promise;
   std::shared_ptr<batch_answer> batch;
   size_t index = 0;
+  /// Test builds: answer CONNECTION_LOST whatever happened.
+  bool lose_answer = false;
 };
 
 /// A transactional read waiting for a lock to go.

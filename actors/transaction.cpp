@@ -11,6 +11,7 @@
 
 #include "actors/checks.hpp"
 #include "actors/merge.hpp"
+#include "actors/outcome.hpp"
 #include "actors/timeouts.hpp"
 #include "backends/conflicts.hpp"
 #include "backends/kv_store.hpp"
@@ -46,6 +47,10 @@ void finish(txn_ptr self, txn_state state, std::string why = {}) {
     r.clear();
   for (auto& r : st.ranges)
     r.clear();
+  auto waiting = std::move(st.awaiting_commit);
+  st.awaiting_commit.clear();
+  for (auto id : waiting)
+    settle(self, id, txn_info{txn_name(st.txid), st.state});
 }
 
 /// Why the transaction cannot take requests, or none.
@@ -65,6 +70,10 @@ caf::error not_active(txn_ptr self) {
     case txn_state::committed:
       return make_error(errc::transaction_aborted,
                         "transaction " + name + " is committed; begin a new one");
+    case txn_state::unknown:
+      return make_error(errc::transaction_aborted,
+                        "transaction " + name + " ended; its commit may or may not "
+                          "have been applied (" + st.ended + "); begin a new one");
     case txn_state::aborted:
       break;
   }
@@ -230,7 +239,11 @@ std::vector<shard_part> commit_parts(txn_ptr self) {
 
 namespace {
 
-/// Sends the commit: to the one shard involved, or to the coordinator.
+/// Sends the commit: to the one shard involved, or to the coordinator. Should
+/// the answer not come (a connection lost, a shard restarting), the one
+/// that decides is asked whether it committed, up to one request timeout
+/// later: the client hears TRANSACTION_ABORTED only when it certainly did
+/// not, and CONNECTION_LOST when that could not be learned.
 void commit(txn_ptr self, uint64_t id) {
   auto& st = self->state;
   auto parts = commit_parts(self);
@@ -243,25 +256,36 @@ void commit(txn_ptr self, uint64_t id) {
     finish(self, txn_state::committed);
     settle(self, id, caf::unit);
   };
-  auto fail = [self, id](caf::error& err) {
-    // A shard or coordinator that did not answer gives a CAF error: say what
-    // it means for the transaction.
-    if (code_of(err) == errc::none)
-      err = make_error(errc::transaction_aborted,
-                       "transaction " + txn_name(self->state.txid)
-                         + " could not commit: " + render(err));
-    finish(self, txn_state::aborted, "commit failed: " + render(err));
-    settle(self, id, std::move(err));
+  auto deadline = std::chrono::steady_clock::now() + st.ctx.timeout;
+  auto judged = [self, id](caf::error verdict) {
+    if (!verdict) {
+      finish(self, txn_state::committed);
+      settle(self, id, caf::unit);
+      return;
+    }
+    auto state = outcome_unknown(verdict) ? txn_state::unknown : txn_state::aborted;
+    finish(self, state, "commit failed: " + render(verdict));
+    settle(self, id, std::move(verdict));
+  };
+  auto fail = [self, judged, deadline](auto judge) {
+    return [self, judged, deadline, judge](caf::error& err) {
+      if (!outcome_unknown(err)) {
+        judged(std::move(err));
+        return;
+      }
+      learn_outcome(self, judge, self->state.txid, std::move(err), deadline, judged);
+    };
   };
   if (parts.size() == 1) {
     auto& dest = st.ctx.shards[parts[0].shard];
-    self->request(dest, timeout_to(self, dest), atom::commit_v, std::move(parts[0].part))
-      .then(ok, fail);
-  } else {
     self
-      ->request(st.ctx.coordinator, timeout_to(self, st.ctx.coordinator),
-                atom::commit_v, st.txid, std::move(parts))
-      .then(ok, fail);
+      ->request(dest, timeout_to(self, dest), atom::commit_v, st.txid,
+                std::move(parts[0].part))
+      .then(ok, fail(dest));
+  } else {
+    auto& dest = st.ctx.coordinator;
+    self->request(dest, timeout_to(self, dest), atom::commit_v, st.txid, std::move(parts))
+      .then(ok, fail(dest));
   }
 }
 
@@ -474,6 +498,16 @@ transaction(transaction_impl::stateful_pointer<transaction_state> self,
     [=](atom::info) -> txn_info {
       not_active(self); // applies the timeout
       return txn_info{txn_name(self->state.txid), self->state.state};
+    },
+    [=](atom::status) -> caf::result<txn_info> {
+      auto& st = self->state;
+      if (!st.committing) {
+        not_active(self);
+        return txn_info{txn_name(st.txid), st.state};
+      }
+      auto id = owe(self);
+      st.awaiting_commit.push_back(id);
+      return caf::delegated<txn_info>{};
     },
     // A remote client's transaction, at its deadline and a timeout later:
     // the first time it times out (unless it is committing), the second time

@@ -65,6 +65,8 @@ struct transaction_state {
   /// transaction ends with its store, and CAF 0.17 would drop these
   /// unanswered: the destructor answers them.
   relay_table owed;
+  /// Status requests (by their `owed` number) waiting for the commit to end.
+  std::vector<uint64_t> awaiting_commit;
   /// This transaction, whose monitor on its store the destructor removes.
   caf::actor_addr self_addr;
   /// A remote client's transaction: its deadline passed, and it is waiting

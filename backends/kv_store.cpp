@@ -65,6 +65,25 @@ bool has_prefix(std::string_view key, std::string_view prefix) {
   return key.substr(0, prefix.size()) == prefix;
 }
 
+/// A transaction id as an LMDB key: 8 bytes, big endian, so that keys sort
+/// like ids.
+std::string txid_key(uint64_t txid) {
+  std::string key(8, '\0');
+  for (int b = 0; b < 8; ++b)
+    key[static_cast<size_t>(b)] = static_cast<char>((txid >> (8 * (7 - b))) & 0xff);
+  return key;
+}
+
+/// The id of such a key; false if it is not 8 bytes.
+bool txid_of(std::string_view key, uint64_t& txid) {
+  if (key.size() != 8)
+    return false;
+  txid = 0;
+  for (auto ch : key)
+    txid = (txid << 8) | static_cast<unsigned char>(ch);
+  return true;
+}
+
 /// The sequence number stored in `meta`; CONSISTENCY_VIOLATION if garbled.
 uint64_t parse_seq(std::string_view text, const std::string& dir) {
   uint64_t x = 0;
@@ -129,8 +148,10 @@ kv_store::kv_store(kv_store_options opts)
   data_ = t.open_db("data", true);
   meta_ = t.open_db("meta", true);
   prepared_db_ = t.open_db("prepared", true);
+  outcomes_db_ = t.open_db("outcomes", true);
   check_meta(t);
   load_prepared(t);
+  load_outcomes(t);
   lmdb_entries_ = t.entries(data_);
   t.commit();
   log_ = std::make_unique<wal>(opts_.dir + "/wal.log", !opts_.no_sync);
@@ -178,6 +199,8 @@ void kv_store::check_meta(lmdb::txn& t) {
     seq_floor_ = parse_seq(found, opts_.dir);
   if (t.get(meta_, "wal_epoch", found))
     wal_epoch_ = parse_seq(found, opts_.dir);
+  if (t.get(meta_, "outcomes_floor", found))
+    outcomes_floor_ = parse_seq(found, opts_.dir);
 }
 
 void kv_store::load_prepared(lmdb::txn& t) {
@@ -185,18 +208,48 @@ void kv_store::load_prepared(lmdb::txn& t) {
   // outcomes.
   lmdb::cursor c{t, prepared_db_};
   for (bool ok = c.first(); ok; ok = c.next()) {
-    auto k = c.key();
     prepared_txn p;
-    if (k.size() != 8 || !wal::decode_part(c.value(), p.part))
+    uint64_t txid = 0;
+    if (!txid_of(c.key(), txid) || !wal::decode_part(c.value(), p.part))
       throw storage_error{errc::consistency_violation,
                           opts_.dir + ": a prepared transaction record is corrupt"};
-    uint64_t txid = 0;
-    for (auto ch : k)
-      txid = (txid << 8) | static_cast<unsigned char>(ch);
     p.logged = true;
     cc_.lock(txid, p.part);
     prepared_.emplace(txid, std::move(p));
   }
+}
+
+void kv_store::load_outcomes(lmdb::txn& t) {
+  lmdb::cursor c{t, outcomes_db_};
+  for (bool ok = c.first(); ok; ok = c.next()) {
+    uint64_t txid = 0;
+    if (!txid_of(c.key(), txid))
+      throw storage_error{errc::consistency_violation,
+                          opts_.dir + ": a one-phase commit record is corrupt"};
+    outcomes_.emplace(txid, true);
+  }
+}
+
+void kv_store::remember(uint64_t txid, bool committed) {
+  outcomes_[txid] = committed;
+  if (committed)
+    outcomes_added_.push_back(txid);
+  while (outcomes_.size() > remembered_commits) {
+    auto oldest = outcomes_.begin();
+    outcomes_floor_ = std::max(outcomes_floor_, oldest->first);
+    if (oldest->second)
+      outcomes_dropped_.push_back(oldest->first);
+    outcomes_.erase(oldest);
+  }
+}
+
+commit_status kv_store::status_of(uint64_t txid) {
+  if (auto i = outcomes_.find(txid); i != outcomes_.end())
+    return i->second ? commit_status::committed : commit_status::not_committed;
+  if (txid <= outcomes_floor_)
+    return commit_status::forgotten;
+  remember(txid, false); // the fence
+  return commit_status::not_committed;
 }
 
 void kv_store::replay() {
@@ -211,6 +264,10 @@ void kv_store::replay() {
     switch (rec.kind) {
       case wal_record::type::write:
         apply(rec.ops, ignored, rec.seq);
+        break;
+      case wal_record::type::commit_one:
+        apply(rec.ops, ignored, rec.seq);
+        remember(rec.txid, true);
         break;
       case wal_record::type::prepare: {
         cc_.lock(rec.txid, rec.part);
@@ -244,7 +301,7 @@ void kv_store::replay() {
   // The log is emptied now: into LMDB by a flush (which starts a new epoch),
   // or, if LMDB holds all of it already, right here. Only a full map keeps it.
   bool emptied = true;
-  if (!mem_.empty() || cleared_ || prepared_dirty_)
+  if (!mem_.empty() || cleared_ || prepared_dirty_ || !outcomes_added_.empty())
     emptied = flush();
   auto epoch = emptied ? fresh_epoch() : log_->epoch();
   if (!with_headroom([&] {
@@ -592,6 +649,12 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
   std::vector<uint64_t> resolved_now; // outcomes of this group
   bool durable = false; // whether the group's records need a sync
   bool barrier = false;
+  std::vector<size_t> statuses; // answered once the group is applied
+  std::vector<uint64_t> committing; // one-phase commits accepted in pass 1
+  auto answer_statuses = [&] {
+    for (auto i : statuses)
+      out[i].status = status_of(group[i].txid);
+  };
   records.reserve(group.size());
   std::unique_lock<std::shared_mutex> guard{mtx_};
   auto seq = next_seq_;
@@ -620,6 +683,16 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
       }
       case type::commit: {
         auto& part = *req.part;
+        if (req.txid != 0) {
+          if (auto k = outcomes_.find(req.txid); k != outcomes_.end()) {
+            if (!k->second)
+              out[i] = write_outcome{errc::transaction_aborted,
+                                     "transaction " + txn_name(req.txid)
+                                       + " was given up before its commit arrived",
+                                     0, false};
+            continue; // committed before: nothing to do again
+          }
+        }
         if (full_ && stores_values(part.writes)) {
           out[i] = full_error();
           continue;
@@ -628,9 +701,16 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
           out[i] = write_outcome{errc::version_conflict, problem, 0, false};
           continue;
         }
-        if (part.writes.empty())
-          continue; // validated reads: nothing to store
-        records.push_back(wal::encode(seq, part.writes));
+        if (part.writes.empty()) {
+          if (req.txid != 0) // validated reads: nothing to store
+            remember(req.txid, true);
+          continue;
+        }
+        if (req.txid != 0)
+          committing.push_back(req.txid);
+        records.push_back(req.txid != 0
+                            ? wal::encode_commit_one(seq, req.txid, part.writes)
+                            : wal::encode(seq, part.writes));
         cc_.wrote(part.writes, seq);
         accepted.emplace_back(i, seq++);
         durable = true;
@@ -680,6 +760,14 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
       case type::barrier:
         barrier = true;
         break;
+      case type::status:
+        // Fenced now, unless a commit of it is accepted before it in this
+        // group: then the answer waits until that one is applied (or not).
+        if (std::find(committing.begin(), committing.end(), req.txid) == committing.end()
+            && outcomes_.count(req.txid) == 0 && req.txid > outcomes_floor_)
+          remember(req.txid, false);
+        statuses.push_back(i);
+        break;
     }
   }
   guard.unlock();
@@ -694,6 +782,7 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
             out[i] = write_outcome{e.code(), broken_, 0, false};
       }
     }
+    answer_statuses();
     return out;
   }
   auto fail_accepted = [&](errc code, const std::string& msg) {
@@ -720,6 +809,7 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
     for (size_t i = 0; i < group.size(); ++i)
       if (group[i].kind == type::barrier) // nothing earlier is known durable
         out[i] = write_outcome{e.code(), e.what(), 0, false};
+    answer_statuses();
     return out;
   }
   // Durable now: apply in order.
@@ -728,12 +818,15 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
       auto& req = group[i];
       switch (req.kind) {
         case type::barrier:
+        case type::status:
           break;
         case type::plain:
           apply(*req.ops, out[i], s);
           break;
         case type::commit:
           apply(req.part->writes, out[i], s);
+          if (req.txid != 0)
+            remember(req.txid, true);
           break;
         case type::prepare: {
           std::unique_lock<std::shared_mutex> g{mtx_};
@@ -764,9 +857,15 @@ std::vector<write_outcome> kv_store::write(const std::vector<write_request>& gro
     // CONSISTENCY_VIOLATION, not TRANSACTION_ABORTED: the group is durable
     // and a reopen applies it.
     fail_accepted(errc::consistency_violation, "logged but not applied: " + broken_);
+    // Logged commits are durable: a reopen applies them.
+    for (auto& [i, _] : accepted)
+      if (group[i].kind == type::commit && group[i].txid != 0)
+        remember(group[i].txid, true);
+    answer_statuses();
     return out;
   }
   ++commits_;
+  answer_statuses();
   bool deletes_pending = full_; // deletes may have made room
   // Also when the log outgrows the memtable (keys rewritten over and over):
   // the log is what a restart replays.
@@ -786,7 +885,8 @@ bool kv_store::flush() {
   // would empty the log and lose them. Only a reopen (a replay) repairs it.
   if (!broken_.empty())
     throw storage_error{errc::consistency_violation, broken_};
-  if (mem_.empty() && !cleared_ && !prepared_dirty_)
+  if (mem_.empty() && !cleared_ && !prepared_dirty_ && outcomes_added_.empty()
+      && outcomes_dropped_.empty())
     return true;
   // Outcomes are logged without a sync; LMDB must not get ahead of the log.
   log_->sync();
@@ -827,14 +927,15 @@ bool kv_store::commit_batch(bool tombstones) {
     if (!tombstones) {
       // Prepared transactions outlive the WAL, which is emptied next.
       t.clear(prepared_db_);
-      for (auto& [txid, p] : prepared_) {
-        if (!p.logged)
-          continue;
-        std::string key(8, '\0');
-        for (int b = 0; b < 8; ++b)
-          key[b] = static_cast<char>((txid >> (8 * (7 - b))) & 0xff);
-        t.put(prepared_db_, key, wal::encode_part(p.part));
-      }
+      for (auto& [txid, p] : prepared_)
+        if (p.logged)
+          t.put(prepared_db_, txid_key(txid), wal::encode_part(p.part));
+      // One-phase commits the log held, and those let go since.
+      for (auto txid : outcomes_added_)
+        t.put(outcomes_db_, txid_key(txid), "");
+      for (auto txid : outcomes_dropped_)
+        t.del(outcomes_db_, txid_key(txid));
+      t.put(meta_, "outcomes_floor", std::to_string(outcomes_floor_));
       t.put(meta_, "applied", std::to_string(applied_seq_));
       t.put(meta_, "wal_epoch", std::to_string(wal_epoch_));
     }
@@ -868,6 +969,8 @@ bool kv_store::commit_batch(bool tombstones) {
     live_ = 0;
     mem_bytes_ = 0;
     prepared_dirty_ = false;
+    outcomes_added_.clear();
+    outcomes_dropped_.clear();
   }
   shadowed_ = 0;
   for (auto& kv : mem_)

@@ -49,6 +49,17 @@ struct kv_store_options {
   size_t flush_bytes = 16u << 20;
 };
 
+/// What a shard knows about a transaction's one-phase commit.
+enum class commit_status : uint8_t {
+  /// It was applied.
+  committed,
+  /// It was not, and now never will be: a commit of that id arriving later
+  /// is refused.
+  not_committed,
+  /// Too long ago to tell: the shard no longer remembers ids that low.
+  forgotten,
+};
+
 /// Outcome of one write request within a group commit.
 struct write_outcome {
   /// `none` if the request's operations were applied.
@@ -60,6 +71,8 @@ struct write_outcome {
   /// A plain write that was not applied because a prepared transaction is
   /// about to write one of its keys: retry it after the next outcome.
   bool blocked = false;
+  /// A status request: the answer.
+  commit_status status = commit_status::not_committed;
 };
 
 /// One request of a group commit.
@@ -70,6 +83,8 @@ struct write_request {
     plain,
     /// One-phase commit of a transaction that touches only this shard:
     /// validate `part`, then apply its writes (VERSION_CONFLICT if invalid).
+    /// With a `txid`, the shard remembers that it committed (`status`); a
+    /// second commit of the same id changes nothing and succeeds.
     commit,
     /// Phase one of two: validate `part` of transaction `txid`, log it and
     /// lock it (VERSION_CONFLICT if invalid). Success is a yes vote.
@@ -81,6 +96,11 @@ struct write_request {
     resolve,
     /// Makes everything logged so far durable (after unsynced outcomes).
     barrier,
+    /// Whether the one-phase commit of `txid` was applied
+    /// (`write_outcome::status`). Answered in order with the group's
+    /// commits, and an id not seen yet is fenced: its commit, should it
+    /// still arrive, is refused. So the answer stays true.
+    status,
   };
   type kind = type::plain;
   const std::vector<operation>* ops = nullptr;
@@ -188,6 +208,10 @@ public:
   /// Figures for operators.
   shard_info info() const;
 
+  /// One-phase commits are remembered by transaction id for at least this
+  /// many of the highest ids (and across restarts), for `status`.
+  static constexpr size_t remembered_commits = size_t{1} << 16;
+
   /// Makes every request of `group` durable with one WAL append and one sync
   /// (group commit), applies them in order, and returns one outcome per
   /// request. While the shard is full, requests that store values fail with
@@ -231,6 +255,9 @@ private:
   void check_meta(lmdb::txn& t);
   void replay();
   void load_prepared(lmdb::txn& t);
+  void load_outcomes(lmdb::txn& t);
+  void remember(uint64_t txid, bool committed);
+  commit_status status_of(uint64_t txid);
   void apply(const std::vector<operation>& ops, write_outcome& out, uint64_t seq);
   scan_page scan_with(const lmdb::txn& t, const scan_request& req) const;
   bool commit_batch(bool tombstones);
@@ -247,6 +274,7 @@ private:
   MDB_dbi data_ = 0;
   MDB_dbi meta_ = 0;
   MDB_dbi prepared_db_ = 0;
+  MDB_dbi outcomes_db_ = 0;
   std::unique_ptr<wal> log_;
 
   /// Guards the memtable and its counters (the writer mutates them under an
@@ -273,6 +301,18 @@ private:
   std::map<uint64_t, prepared_txn> prepared_;
   /// `prepared_` changed since LMDB last stored it.
   bool prepared_dirty_ = false;
+
+  /// One-phase commits by transaction id (writer thread only): committed
+  /// (true), or fenced by a status question that came first (false). The
+  /// highest `remembered_commits` ids stay; `outcomes_floor_` is the highest
+  /// id let go, at or below which an unknown id may be a forgotten commit.
+  /// Transaction ids grow over time (the coordinator's counter), so what
+  /// goes first is the oldest. LMDB's `outcomes` database keeps the
+  /// committed ones across restarts; the lists say what it lacks.
+  std::map<uint64_t, bool> outcomes_;
+  uint64_t outcomes_floor_ = 0;
+  std::vector<uint64_t> outcomes_added_;
+  std::vector<uint64_t> outcomes_dropped_;
 
   uint64_t next_seq_ = 1;
   uint64_t applied_seq_ = 0; // last sequence number in the memtable

@@ -148,7 +148,7 @@ bool get_part(reader& r, txn_part& part) {
 bool decode(std::string_view payload, wal_record& rec) {
   reader r{payload.data(), payload.data() + payload.size()};
   uint64_t type = 0;
-  if (!r.get(rec.seq, 8) || !r.get(type, 1) || type > 3)
+  if (!r.get(rec.seq, 8) || !r.get(type, 1) || type > 4)
     return false;
   rec.kind = static_cast<wal_record::type>(type);
   bool ok = false;
@@ -162,6 +162,9 @@ bool decode(std::string_view payload, wal_record& rec) {
     case wal_record::type::commit:
     case wal_record::type::abort:
       ok = r.get(rec.txid, 8);
+      break;
+    case wal_record::type::commit_one:
+      ok = r.get(rec.txid, 8) && get_ops(r, rec.ops);
       break;
   }
   return ok && r.pos == r.end;
@@ -233,6 +236,14 @@ wal::~wal() {
 
 std::string wal::encode(uint64_t seq, const std::vector<operation>& ops) {
   auto payload = head(seq, wal_record::type::write);
+  put_ops(payload, ops);
+  return frame(payload);
+}
+
+std::string wal::encode_commit_one(uint64_t seq, uint64_t txid,
+                                   const std::vector<operation>& ops) {
+  auto payload = head(seq, wal_record::type::commit_one);
+  put64(payload, txid);
   put_ops(payload, ops);
   return frame(payload);
 }

@@ -28,6 +28,7 @@ namespace strata {
 ///   type 1, prepare:  u64 transaction id | part
 ///   type 2, commit:   u64 transaction id
 ///   type 3, abort:    u64 transaction id
+///   type 4, commit1:  u64 transaction id | operations (a one-phase commit)
 /// operations:
 ///   u32 count | count × (u8 kind (0 set, 1 del, 2 clear) | u32 key length
 ///   | key | u32 value length | value (set only))
@@ -54,12 +55,20 @@ namespace strata {
 /// `storage_error`.
 /// One record of the log.
 struct wal_record {
-  enum class type : uint8_t { write = 0, prepare = 1, commit = 2, abort = 3 };
+  enum class type : uint8_t {
+    write = 0,
+    prepare = 1,
+    commit = 2,
+    abort = 3,
+    /// A transaction's one-phase commit: its writes, under its id, so that
+    /// the shard can still tell after a restart that it committed.
+    commit_one = 4,
+  };
   uint64_t seq = 0;
   type kind = type::write;
-  /// prepare, commit, abort.
+  /// prepare, commit, abort, commit_one.
   uint64_t txid = 0;
-  /// write: the operations.
+  /// write, commit_one: the operations.
   std::vector<operation> ops;
   /// prepare: the writes and the keys and ranges read (without sequence
   /// numbers: they were validated before the record was written).
@@ -77,6 +86,10 @@ public:
 
   /// Encodes a write record (its CRC is written by `append`).
   static std::string encode(uint64_t seq, const std::vector<operation>& ops);
+
+  /// Encodes the record of transaction `txid`'s one-phase commit.
+  static std::string encode_commit_one(uint64_t seq, uint64_t txid,
+                                       const std::vector<operation>& ops);
 
   /// Encodes a prepare record.
   static std::string encode_prepare(uint64_t seq, uint64_t txid,

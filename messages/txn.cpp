@@ -35,6 +35,7 @@ const char* to_string(txn_state x) {
     case txn_state::active: return "active";
     case txn_state::committed: return "committed";
     case txn_state::aborted: return "aborted";
+    case txn_state::unknown: return "unknown";
   }
   return "invalid";
 }

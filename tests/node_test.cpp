@@ -9,6 +9,7 @@
 #include <cereal/types/string.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "backends/routing.hpp"
 #include "strata/client.hpp"
 #include "tests/fixture.hpp"
 #include "tests/process.hpp"
@@ -305,3 +306,70 @@ TEST_CASE("a second node on the same directory is refused") {
   CHECK(r.code == 1);
   CHECK(r.err == "error: INVALID_VALUE: routers must be 1 to 64, got 0\n");
 }
+
+#ifdef STRATA_FAULT_INJECTION
+
+TEST_CASE("a commit answered after the client's deadline is learned, not rerun") {
+  // The store node stops itself right after logging a two-phase commit's
+  // decision and runs again after the client's request timed out. The client
+  // must learn that the commit happened: no TRANSACTION_ABORTED, and no
+  // second run of the executor.
+  using namespace std::chrono_literals;
+  fixture f;
+  ::setenv("STRATA_STOP_AT", "coordinator.after_decision:1", 1);
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  ::unsetenv("STRATA_STOP_AT");
+  auto h = f.sys().middleman().remote_actor<transactional_storage_actor>("127.0.0.1",
+                                                                        node.port());
+  REQUIRE(h);
+  {
+    blocking_store<int64_t> db{f.sys(), *h, 1s};
+    // Two keys on different shards of the node's four: a two-phase commit.
+    std::vector<std::string> keys{"a"};
+    for (int i = 0; keys.size() < 2; ++i) {
+      auto k = "b" + std::to_string(i);
+      if (routing::shard_of(k, 4) != routing::shard_of(keys[0], 4))
+        keys.push_back(k);
+    }
+    REQUIRE(!db.set(keys[0], 100)); // single keys: no decision to log
+    REQUIRE(!db.set(keys[1], 200));
+    // Once the node has stopped, it stays stopped past the client's 1 s.
+    std::thread resume{[pid = node.pid()] {
+      auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (std::chrono::steady_clock::now() < deadline) {
+        auto stat = strata::test::slurp("/proc/" + std::to_string(pid) + "/stat");
+        auto close = stat.rfind(')');
+        if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T')
+          break;
+        std::this_thread::sleep_for(10ms);
+      }
+      std::this_thread::sleep_for(1500ms);
+      ::kill(pid, SIGCONT);
+    }};
+    int runs = 0;
+    auto start = std::chrono::steady_clock::now();
+    auto r = db.transaction([&](blocking_txn<int64_t>& tx) -> caf::expected<bool> {
+      ++runs;
+      for (auto& k : keys) {
+        auto v = tx.get(k);
+        if (!v)
+          return v.error();
+        if (auto err = tx.set(k, v->value_or(0) + 10))
+          return err;
+      }
+      return true;
+    });
+    auto took = std::chrono::steady_clock::now() - start;
+    resume.join();
+    INFO((r ? "committed" : render(r.error())));
+    REQUIRE(r);
+    CHECK(runs == 1);
+    CHECK(took >= 1s); // the commit's own answer came too late
+    CHECK(**db.get(keys[0]) == 110);
+    CHECK(**db.get(keys[1]) == 210);
+  }
+  *h = nullptr;
+  CHECK(node.stop(SIGTERM) == 0);
+}
+
+#endif

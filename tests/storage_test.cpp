@@ -16,6 +16,7 @@
 #include "actors/shard.hpp"
 #include "actors/coordinator.hpp"
 #include "actors/storage.hpp"
+#include "backends/decision_log.hpp"
 #include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
 #include "tests/fixture.hpp"
@@ -65,8 +66,11 @@ participant_actor spawn_lossy(fixture& f, shard_actor real, lossy_link link) {
     [](participant_actor::pointer self, shard_actor target,
        lossy_link loses) -> participant_actor::behavior_type {
       return {
-        [=](atom::commit, txn_part& p) -> caf::result<uint64_t> {
-          return self->delegate(target, atom::commit_v, std::move(p));
+        [=](atom::commit, uint64_t txid, txn_part& p) -> caf::result<uint64_t> {
+          return self->delegate(target, atom::commit_v, txid, std::move(p));
+        },
+        [=](atom::status, uint64_t txid) -> caf::result<bool> {
+          return self->delegate(target, atom::status_v, txid);
         },
         [=](atom::prepare, std::vector<txn_prepare>& b)
           -> caf::result<std::vector<caf::error>> {
@@ -838,7 +842,9 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
     return true;
   };
   auto flaky = spawn_lossy(f, shards[1].actor, std::move(link));
-  auto coord = coordinate(f, {participant_actor{shards[0].actor}, flaky});
+  std::shared_ptr<kv_store> log;
+  auto coord = coordinate(f, {participant_actor{shards[0].actor}, flaky}, "coordinator",
+                          &log);
   auto part = [](const char* key, const char* value) {
     txn_part p;
     p.writes.push_back(operation::set(key, to_bytes(value)));
@@ -878,8 +884,7 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
                                        std::vector<txn_outcome>{{99, false}}));
   // Decisions leave the log in batches, each after a barrier: also the one
   // whose outcome needed retries (7), and a batch whose barrier failed (the
-  // first, 100 to 163), with a later barrier. The log is asked through
-  // `status`, which reads it once a transaction is decided.
+  // first, 100 to 163), with a later barrier.
   CHECK(*f.ask<bool>(coord, atom::status_v, uint64_t{7}));
   *sync_drops = 1;
   for (uint64_t t = 100; t < 100 + 2 * decision_batch; ++t) {
@@ -891,7 +896,7 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
   CHECK(*f.ask<bool>(coord, atom::status_v, uint64_t{100}));
   auto logged = [&] {
     for (uint64_t t : {uint64_t{7}, uint64_t{100}, uint64_t{100} + decision_batch - 1})
-      if (*f.ask<bool>(coord, atom::status_v, t))
+      if (log->get(decision_log::key(t)))
         return true;
     return false;
   };
@@ -900,6 +905,11 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
     std::this_thread::sleep_for(std::chrono::milliseconds{20});
   CHECK(sync_drops->load() == 0);
   CHECK(!logged());
+  // Out of the log, the coordinator still knows that they committed (a
+  // transaction whose commit answer was lost asks it).
+  CHECK(*f.ask<bool>(coord, atom::status_v, uint64_t{7}));
+  CHECK(*f.ask<bool>(coord, atom::status_v, uint64_t{100}));
+  CHECK(!*f.ask<bool>(coord, atom::status_v, uint64_t{8}));
   caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(flaky, caf::exit_reason::user_shutdown);
   for (auto& s : shards)
@@ -927,14 +937,16 @@ TEST_CASE("a decision leaves the log only once every shard applied it over lossy
     l.sync = [lossy, gen] { return *lossy && (*gen)() % 4 == 0; };
     return l;
   };
+  std::shared_ptr<kv_store> log;
   auto coord = coordinate(f, {spawn_lossy(f, shards[0].actor, link(1)),
-                              spawn_lossy(f, shards[1].actor, link(2))});
+                              spawn_lossy(f, shards[1].actor, link(2))},
+                          "coordinator", &log);
   auto applied = [&](uint64_t t) {
     auto n = std::to_string(t);
     return shards[0].store->get("a" + n).has_value()
            && shards[1].store->get("b" + n).has_value();
   };
-  auto logged = [&](uint64_t t) { return *f.ask<bool>(coord, atom::status_v, t); };
+  auto logged = [&](uint64_t t) { return log->get(decision_log::key(t)).has_value(); };
   auto part = [](std::string key) {
     txn_part p;
     p.writes.push_back(operation::set(std::move(key), to_bytes("1")));

@@ -63,6 +63,14 @@ write_outcome commit_one(kv_store& s, const txn_part& part) {
   return run(s, {write_request::type::commit, nullptr, &part, 0, false});
 }
 
+write_outcome commit_as(kv_store& s, uint64_t txid, const txn_part& part) {
+  return run(s, {write_request::type::commit, nullptr, &part, txid, false});
+}
+
+commit_status status(kv_store& s, uint64_t txid) {
+  return run(s, {write_request::type::status, nullptr, nullptr, txid, false}).status;
+}
+
 write_outcome plain(kv_store& s, std::vector<operation> ops) {
   return run(s, write_request::plain_ops(ops));
 }
@@ -447,4 +455,79 @@ TEST_CASE("decision log: decisions round-trip, garbled entries are counted, inca
   } catch (const storage_error& e) {
     CHECK(e.code() == errc::consistency_violation);
   }
+}
+
+TEST_CASE("a shard remembers its one-phase commits by transaction id, across restarts") {
+  strata::test::temp_dir dir;
+  auto o = opts_in(dir / "s");
+  auto w = writes({operation::set("k", b("1"))});
+  {
+    kv_store s{o};
+    REQUIRE(commit_as(s, 41, w).code == errc::none);
+    CHECK(status(s, 41) == commit_status::committed);
+    // A second commit of the same id changes nothing and succeeds.
+    REQUIRE(plain(s, {operation::set("k", b("2"))}).code == errc::none);
+    CHECK(commit_as(s, 41, w).code == errc::none);
+    CHECK(value_of(s, "k") == "2");
+    // An id asked about before its commit came is fenced: the commit, should
+    // it still arrive, is refused, so "not committed" stays true.
+    CHECK(status(s, 42) == commit_status::not_committed);
+    auto late = commit_as(s, 42, writes({operation::set("late", b("x"))}));
+    CHECK(late.code == errc::transaction_aborted);
+    CHECK(value_of(s, "late") == "<none>");
+    CHECK(status(s, 42) == commit_status::not_committed);
+    // In one group, a status after a commit of the same id waits for it.
+    auto x = writes({operation::set("x", b("1"))});
+    auto out = s.write(std::vector<write_request>{
+      {write_request::type::commit, nullptr, &x, 43, false},
+      {write_request::type::status, nullptr, nullptr, 43, false},
+      {write_request::type::status, nullptr, nullptr, 44, false},
+      {write_request::type::commit, nullptr, &x, 44, false}});
+    CHECK(out[0].code == errc::none);
+    CHECK(out[1].status == commit_status::committed);
+    CHECK(out[2].status == commit_status::not_committed);
+    CHECK(out[3].code == errc::transaction_aborted);
+    // A commit that failed validation did not commit.
+    auto stale = w;
+    stale.reads.push_back({"k", 1});
+    CHECK(commit_as(s, 45, stale).code == errc::version_conflict);
+    CHECK(status(s, 45) == commit_status::not_committed);
+  } // closes with a flush into LMDB
+  {
+    kv_store s{o};
+    CHECK(status(s, 41) == commit_status::committed);
+    CHECK(status(s, 43) == commit_status::committed);
+    REQUIRE(commit_as(s, 46, w).code == errc::none);
+  }
+  // From the log only: a copy of the shard's files taken before the close
+  // flushes (as a crash leaves them).
+  {
+    kv_store s{o};
+    REQUIRE(commit_as(s, 47, w).code == errc::none);
+    std::filesystem::copy(o.dir, dir / "crashed");
+  }
+  kv_store crashed{opts_in(dir / "crashed")};
+  CHECK(status(crashed, 46) == commit_status::committed);
+  CHECK(status(crashed, 47) == commit_status::committed);
+  CHECK(status(crashed, 48) == commit_status::not_committed);
+}
+
+TEST_CASE("a shard that forgot old one-phase commits says so instead of guessing") {
+  strata::test::temp_dir dir;
+  kv_store s{opts_in(dir / "s")};
+  // Read-only commits are remembered too; fill the memory past its size in
+  // one group.
+  txn_part validated;
+  std::vector<write_request> group;
+  auto n = kv_store::remembered_commits + 10;
+  for (uint64_t t = 1; t <= n; ++t)
+    group.push_back({write_request::type::commit, nullptr, &validated, t, false});
+  auto outs = s.write(group);
+  CHECK(std::all_of(outs.begin(), outs.end(),
+                    [](auto& out) { return out.code == errc::none; }));
+  CHECK(status(s, 1) == commit_status::forgotten);
+  CHECK(status(s, 10) == commit_status::forgotten);
+  CHECK(status(s, 11) == commit_status::committed);
+  CHECK(status(s, n) == commit_status::committed);
+  CHECK(status(s, n + 1) == commit_status::not_committed);
 }

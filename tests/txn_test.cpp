@@ -14,6 +14,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "backends/decision_log.hpp"
+#include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
 #include "backends/routing.hpp"
 #include "strata/client.hpp"
@@ -850,3 +851,106 @@ TEST_CASE("a commit waits for reads in flight; a reply after rollback is harmles
   REQUIRE(info);
   CHECK(info->state == txn_state::aborted);
 }
+
+// -- commits whose answer is lost ---------------------------------------------------
+
+#ifdef STRATA_FAULT_INJECTION
+
+namespace {
+
+/// Adds 10 to each of `keys` in one transaction(executor); counts the runs.
+caf::expected<bool> add_ten(blocking_store<int64_t>& db, const std::vector<std::string>& keys,
+                            int& runs, std::function<void()> meanwhile = nullptr) {
+  return db.transaction([&](blocking_txn<int64_t>& tx) -> caf::expected<bool> {
+    ++runs;
+    for (auto& k : keys) {
+      auto v = tx.get(k);
+      if (!v)
+        return v.error();
+      if (auto err = tx.set(k, v->value_or(0) + 10))
+        return err;
+    }
+    if (meanwhile)
+      meanwhile();
+    return true;
+  });
+}
+
+} // namespace
+
+TEST_CASE("a one-shard commit whose answer is lost is learned from the shard, never rerun") {
+  fixture f;
+  f.open(f.options(shards));
+  blocking_store<int64_t> db{f.sys(), f.store};
+  REQUIRE(!db.set("acct", 100));
+  int runs = 0;
+  {
+    // The shard applies the commit; its answer turns into CONNECTION_LOST
+    // on the way (as when a shard node's connection drops then).
+    fault::scoped_arm lose{"shard.lose_commit_answer", 1};
+    auto r = add_ten(db, {"acct"}, runs);
+    INFO((r ? "committed" : render(r.error())));
+    REQUIRE(r);
+  }
+  CHECK(runs == 1);
+  CHECK(get(db, "acct") == 110);
+  // The explicit API learns it the same way.
+  {
+    fault::scoped_arm lose{"shard.lose_commit_answer", 1};
+    auto tx = db.begin();
+    REQUIRE(tx);
+    REQUIRE(!tx->set("acct", 7));
+    CHECK(!tx->commit());
+    CHECK(tx->info()->state == txn_state::committed);
+  }
+  CHECK(get(db, "acct") == 7);
+}
+
+TEST_CASE("a lost answer to a commit that failed is learned as TRANSACTION_ABORTED and retried") {
+  fixture f;
+  f.open(f.options(shards));
+  blocking_store<int64_t> db{f.sys(), f.store};
+  blocking_store<int64_t> other{f.sys(), f.store};
+  REQUIRE(!db.set("acct", 100));
+  int runs = 0;
+  fault::scoped_arm lose{"shard.lose_commit_answer", 1};
+  // On the first run another client writes the key after it was read: that
+  // commit fails (VERSION_CONFLICT), and its answer is lost.
+  auto r = add_ten(db, {"acct"}, runs, [&] {
+    if (runs == 1)
+      REQUIRE(!other.set("acct", 500));
+  });
+  REQUIRE(r);
+  CHECK(runs == 2);
+  CHECK(get(db, "acct") == 510);
+}
+
+TEST_CASE("a two-phase commit whose answer is lost is learned from the coordinator") {
+  fixture f;
+  f.open(f.options(shards));
+  blocking_store<int64_t> db{f.sys(), f.store};
+  auto keys = spread("acct", 2);
+  REQUIRE(!db.set(keys[0], 100));
+  REQUIRE(!db.set(keys[1], 200));
+  int runs = 0;
+  {
+    // The coordinator logged the decision and both shards applied it; the
+    // answer is lost on the way to the transaction.
+    fault::scoped_arm lose{"coordinator.lose_answer", 1};
+    auto r = add_ten(db, keys, runs);
+    INFO((r ? "committed" : render(r.error())));
+    REQUIRE(r);
+  }
+  CHECK(runs == 1);
+  CHECK(get(db, keys[0]) == 110);
+  CHECK(get(db, keys[1]) == 210);
+}
+
+#else
+
+TEST_CASE("commits whose answer is lost (needs fault points)") {
+  WARN("skipped: this build has no fault points (configure with "
+       "-DSTRATA_FAULT_INJECTION=ON)");
+}
+
+#endif

@@ -55,6 +55,13 @@ errc code_of(const caf::error& e) {
   return static_cast<errc>(e.code());
 }
 
+bool outcome_unknown(const caf::error& e) {
+  if (!e)
+    return false;
+  auto c = code_of(e);
+  return c == errc::none || c == errc::connection_lost;
+}
+
 std::string render_error(uint8_t code, caf::atom_value, const caf::message& ctx) {
   std::string result = to_string(static_cast<errc>(code));
   if (ctx.match_elements<std::string>()) {

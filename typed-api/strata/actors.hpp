@@ -48,7 +48,10 @@ using storage_actor = caf::typed_actor<
 /// One open transaction (the spec's Transaction). Writes are buffered in the
 /// transaction and reads see them; nothing reaches the store before commit.
 /// After commit, rollback or a timeout, every request fails with
-/// TRANSACTION_ABORTED (naming the state).
+/// TRANSACTION_ABORTED (naming the state). A commit that fails with
+/// TRANSACTION_ABORTED or VERSION_CONFLICT certainly changed nothing; one
+/// whose outcome could not be learned fails with CONNECTION_LOST ("may or
+/// may not have been applied") and leaves the state `unknown`.
 using transaction_actor = caf::typed_actor<
   caf::replies_to<atom::get, std::string>::with<maybe_bytes>,
   caf::reacts_to<atom::set, std::string, bytes>,
@@ -66,7 +69,10 @@ using transaction_actor = caf::typed_actor<
   // Drops the writes made after the savepoint, which stays.
   caf::reacts_to<atom::rollback_to, std::string>,
   // Id and state.
-  caf::replies_to<atom::info>::with<txn_info>>;
+  caf::replies_to<atom::info>::with<txn_info>,
+  // Id and state once a commit in progress has ended: what a client whose
+  // commit answer was lost (a timeout) asks to learn the outcome.
+  caf::replies_to<atom::status>::with<txn_info>>;
 
 /// Level 3 of the specification, TransactionalStorage: the storage interface
 /// plus transactions. `set_many`, `del_many`, `batch` and `clear` are atomic
@@ -83,8 +89,10 @@ using coordinator_actor = caf::typed_actor<
   // Commits a transaction's parts atomically: in one phase if one shard is
   // involved, else in two. Answers how many deletes found their key.
   caf::replies_to<atom::commit, uint64_t, std::vector<shard_part>>::with<uint64_t>,
-  // Whether a transaction committed; asked by shards about the ones in doubt
-  // after a restart. Unknown ones did not (presumed abort).
+  // Whether a transaction committed: asked by shards about the ones in doubt
+  // after a restart, and by a transaction whose commit answer was lost.
+  // Unknown ones did not (presumed abort); one still collecting votes is
+  // aborted by the question.
   caf::replies_to<atom::status, uint64_t>::with<bool>>;
 
 /// One shard: a complete single-environment store plus operator figures and
@@ -98,8 +106,14 @@ using shard_actor = storage_actor::extend<
   caf::replies_to<atom::read, std::string>::with<maybe_bytes, uint64_t>,
   caf::replies_to<atom::read, scan_request>::with<scan_page, uint64_t>,
   // One-phase commit of a transaction's part: validate, apply. Answers how
-  // many deletes found their key.
-  caf::replies_to<atom::commit, txn_part>::with<uint64_t>,
+  // many deletes found their key. The shard remembers the transaction id
+  // (also across restarts): committing the same id again changes nothing.
+  caf::replies_to<atom::commit, uint64_t, txn_part>::with<uint64_t>,
+  // Whether the one-phase commit of a transaction id was applied, in order
+  // with the commits sent before: an id not seen yet is fenced (its commit,
+  // should it still arrive, is refused), so the answer stays true.
+  // KEY_NOT_FOUND for an id too old to remember.
+  caf::replies_to<atom::status, uint64_t>::with<bool>,
   // Phase one for a batch of transactions: validate each part, then log the
   // valid ones durably (one group commit) and lock them. One vote per
   // transaction, in order: no error is a yes.

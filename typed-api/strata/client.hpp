@@ -17,6 +17,7 @@
 #include <caf/duration.hpp>
 #include <caf/node_id.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/sec.hpp>
 
 #include "strata/actors.hpp"
 #include "strata/codec.hpp"
@@ -159,7 +160,26 @@ caf::duration timeout_for(const Handle& store, const caf::node_id& here,
   return caf::duration{t};
 }
 
-/// Whether `transaction(executor)` tries again after `err`.
+/// A commit whose answer did not come (`lost`), once the transaction said
+/// how it ended: nothing if it committed, TRANSACTION_ABORTED if it did not,
+/// CONNECTION_LOST if nobody can tell.
+inline caf::error commit_verdict(const caf::expected<txn_info>& info,
+                                 const caf::error& lost) {
+  if (info && info->state == txn_state::committed)
+    return caf::none;
+  if (info && info->state != txn_state::unknown)
+    return make_error(errc::transaction_aborted,
+                      "transaction " + info->id + " did not commit: " + render(lost));
+  return make_error(errc::connection_lost,
+                    "the commit may or may not have been applied: " + render(lost));
+}
+
+/// How often a client whose commit answer did not come asks the transaction
+/// how it ended, while those questions time out as well (a slow node).
+constexpr int status_attempts = 3;
+
+/// Whether `transaction(executor)` tries again after `err`. Never after
+/// CONNECTION_LOST: the commit may have been applied.
 inline bool retryable(const caf::error& err) {
   auto c = code_of(err);
   return c == errc::version_conflict || c == errc::deadlock_detected
@@ -314,11 +334,48 @@ public:
     // nop
   }
 
+  /// Commits. A commit whose answer does not come (a timeout, a lost
+  /// connection) asks the transaction how it ended: the error is
+  /// TRANSACTION_ABORTED only if it certainly did not commit, and
+  /// CONNECTION_LOST if that cannot be learned (it may have).
   template <class Self>
   pending<caf::unit_t> commit(Self* self) const {
-    return this->forward_void(self, atom::commit_v);
+    return this->template make<caf::unit_t>([=, h = this->handle_,
+                                             t = this->timeout_](auto ok, auto fail) {
+      auto timeout = detail::timeout_for(h, self->node(), t);
+      self->request(h, timeout, atom::commit_v)
+        .then([ok] { ok(caf::unit); },
+              [=](caf::error& err) {
+                if (!outcome_unknown(err))
+                  return fail(std::move(err));
+                ask_status(self, h, timeout, err, detail::status_attempts, ok, fail);
+              });
+    });
   }
 
+private:
+  /// Asks how the transaction ended, again while the question times out.
+  template <class Self, class Ok, class Fail>
+  static void ask_status(Self* self, transaction_actor h, caf::duration timeout,
+                         caf::error lost, int left, Ok ok, Fail fail) {
+    self->request(h, timeout, atom::status_v)
+      .then(
+        [=](txn_info& info) {
+          auto verdict = detail::commit_verdict(info, lost);
+          if (verdict)
+            fail(std::move(verdict));
+          else
+            ok(caf::unit);
+        },
+        [=](caf::error& e) {
+          if (e == caf::sec::request_timeout && left > 1)
+            ask_status(self, h, timeout, lost, left - 1, ok, fail);
+          else
+            fail(detail::commit_verdict(e, lost));
+        });
+  }
+
+public:
   template <class Self>
   pending<caf::unit_t> rollback(Self* self) const {
     return this->forward_void(self, atom::rollback_v);
@@ -394,7 +451,9 @@ public:
   /// a value. If the executor's result or the commit is VERSION_CONFLICT,
   /// DEADLOCK_DETECTED or TRANSACTION_ABORTED, it starts over with a new
   /// transaction, up to `opts.retries` times, after a growing pause. Any
-  /// other error from the executor rolls back and is the result.
+  /// other error from the executor rolls back and is the result. A commit
+  /// that may or may not have been applied (CONNECTION_LOST) is never run
+  /// again: it is the result, and the executor ran exactly once for it.
   template <class R, class Self, class F>
   pending<R> transaction(Self* self, F executor, txn_options opts = {}) const {
     auto me = *this;
@@ -423,6 +482,10 @@ public:
               = [=](caf::expected<R> result) {
                   if (!result) {
                     auto err = std::move(result.error());
+                    // Over a connection that failed, a rollback would only
+                    // wait for the same failure.
+                    if (outcome_unknown(err))
+                      return fail(std::move(err));
                     tx.rollback(self).then([=](caf::unit_t) { retry_or_fail(err); },
                                            [=](caf::error) { retry_or_fail(err); });
                     return;
@@ -764,9 +827,22 @@ public:
     }
   }
 
-  /// Makes every buffered write durable and visible at once, or nothing.
+  /// Makes every buffered write durable and visible at once, or nothing. A
+  /// commit whose answer does not come (a timeout, a lost connection) asks
+  /// the transaction how it ended: the error is TRANSACTION_ABORTED only if
+  /// it certainly did not commit, and CONNECTION_LOST if that cannot be
+  /// learned (it may have: read to check).
   caf::error commit() {
-    return this->ask_void(atom::commit_v);
+    auto err = this->ask_void(atom::commit_v);
+    if (!outcome_unknown(err))
+      return err;
+    caf::expected<txn_info> info{caf::error{}};
+    for (int i = 0; i < detail::status_attempts; ++i) {
+      info = this->template ask<txn_info>(atom::status_v);
+      if (info || info.error() != caf::sec::request_timeout)
+        break;
+    }
+    return detail::commit_verdict(info, err);
   }
 
   caf::error rollback() {
@@ -848,7 +924,8 @@ public:
   /// executor's error or the commit's is VERSION_CONFLICT, DEADLOCK_DETECTED
   /// or TRANSACTION_ABORTED, it starts over with a new transaction, up to
   /// `opts.retries` times, after a growing pause. Any other error from the
-  /// executor rolls back and is returned.
+  /// executor rolls back and is returned. A commit that may or may not have
+  /// been applied (CONNECTION_LOST) is never run again: it is returned.
   template <class F>
   auto transaction(F executor, const txn_options& opts = {})
     -> decltype(executor(std::declval<blocking_txn<T>&>())) {
@@ -860,7 +937,10 @@ public:
       auto result = executor(*tx);
       if (!result) {
         err = std::move(result.error());
-        tx->rollback();
+        // Over a connection that failed, a rollback would only wait for the
+        // same failure.
+        if (!outcome_unknown(err))
+          tx->rollback();
       } else if (auto e = tx->commit()) {
         err = std::move(e);
       } else {

@@ -25,6 +25,13 @@ caf::error make_error(errc x, std::string context);
 /// category.
 errc code_of(const caf::error& e);
 
+/// Whether a write or commit that failed with `e` may have been applied all
+/// the same: true for CONNECTION_LOST (the answer, not necessarily the
+/// request, was lost) and for CAF's own errors (a timeout, a dropped
+/// connection). Every other strata code means nothing of it was applied.
+/// Read to check before trying again, or make the write idempotent.
+bool outcome_unknown(const caf::error& e);
+
 /// Renders any error for people: `KEY_NOT_FOUND: context` for strata's own
 /// errors, CAF's rendering (`system_error(...)`) for everything else.
 std::string render(const caf::error& e);

@@ -50,9 +50,12 @@ enum class txn_state : uint8_t {
   active = 0,
   committed = 1,
   aborted = 2,
+  /// Its commit may or may not have been applied: the answer was lost and
+  /// the shard or coordinator that decides could not be asked in time.
+  unknown = 3,
 };
 
-/// "active", "committed" or "aborted", as in the spec.
+/// "active", "committed", "aborted" (as in the spec) or "unknown".
 const char* to_string(txn_state x);
 
 /// A transaction's identity and state.
