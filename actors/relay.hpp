@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include <caf/duration.hpp>
 #include <caf/error.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/unit.hpp>
@@ -40,6 +41,9 @@ struct relay_table {
   /// How long a request may stay unanswered before `expire` fails it; zero:
   /// no limit.
   std::chrono::milliseconds limit{0};
+  /// The CAF timeout requests go out with, for a relaying actor without a
+  /// timer of its own (each costs a clock entry; none by default).
+  caf::duration request_timeout{caf::infinite};
   std::unordered_map<uint64_t, pending_request> pending;
   /// Requests that arrived while waiting: send them, or fail them.
   std::vector<std::pair<std::function<void()>, caf::response_promise>> waiting;
@@ -118,7 +122,7 @@ caf::response_promise relay_with(Self* self, Pick pick, Adjust adjust, Ts... xs)
   auto send = [self, rp, pick, adjust, xs...]() mutable {
     auto& st = self->state;
     auto id = st.relay.add(rp);
-    self->request(pick(st), caf::infinite, std::move(xs)...)
+    self->request(pick(st), st.relay.request_timeout, std::move(xs)...)
       .then(
         [self, id, adjust](Rs&... rs) {
           if (auto p = self->state.relay.take(id)) {

@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/connect.hpp"
 #include "actors/log.hpp"
 #include "actors/shard_relay.hpp"
 #include "strata/error.hpp"
@@ -104,44 +105,28 @@ void connect(proxy_ptr self) {
   auto& st = self->state;
   st.state = link::connecting;
   auto attempt = ++st.attempt;
-  auto& sys = self->system();
-  auto mm = st.cfg.tls ? sys.openssl_manager().actor_handle()
-                       : sys.middleman().actor_handle();
   // A connection attempt that stalls (a peer that accepts but never
   // answers) is given up after a few seconds and retried with backoff.
   auto t = caf::duration{std::min(st.cfg.timeout, connect_timeout)};
-  // Never the blocking remote_actor: the middleman actor connects for us.
-  self->request(mm, t, caf::connect_atom::value, st.cfg.host, st.cfg.port)
-    .then(
-      [self, attempt, t](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                         const std::set<std::string>& ifs) {
-        if (attempt != self->state.attempt)
-          return;
-        if (!ptr) {
-          failed(self, "no actor is published there");
-          return;
-        }
-        if (!self->system().assignable<node_actor>(ifs)) {
-          failed(self, "not a strata shard node (is it a store node, or "
-                       "another program?)");
-          return;
-        }
-        auto node = caf::actor_cast<node_actor>(std::move(ptr));
-        self->request(node, t, atom::shard_v, self->state.cfg.shard)
-          .then(
-            [self, attempt, node](shard_actor& target) {
-              if (attempt == self->state.attempt)
-                connected(self, node, std::move(target));
-            },
-            [self, attempt](caf::error& err) {
-              if (attempt == self->state.attempt)
-                failed(self, render(err));
-            });
-      },
-      [self, attempt](caf::error& err) {
-        if (attempt == self->state.attempt)
-          failed(self, render(err));
-      });
+  auto failed_attempt = [self, attempt](const std::string& why) {
+    if (attempt == self->state.attempt)
+      failed(self, why);
+  };
+  connect_async<node_actor>(
+    self, st.cfg.host, st.cfg.port, st.cfg.tls, t,
+    "a strata shard node",
+    [self, attempt, t, failed_attempt](node_actor node) {
+      if (attempt != self->state.attempt)
+        return;
+      self->request(node, t, atom::shard_v, self->state.cfg.shard)
+        .then(
+          [self, attempt, node](shard_actor& target) {
+            if (attempt == self->state.attempt)
+              connected(self, node, std::move(target));
+          },
+          [failed_attempt](caf::error& err) { failed_attempt(render(err)); });
+    },
+    failed_attempt);
 }
 
 /// The connection went away: fail what is in flight, reconnect later.

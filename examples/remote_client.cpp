@@ -1,8 +1,8 @@
 // An actor client of a remote strata node.
 //
-// Shows: connecting to a node published by strata-node, then an event-based
-// actor that pipelines typed requests (several in flight at once) and a typed
-// ordered scan, all with finite timeouts and error handlers.
+// Shows: connecting to a node published by strata-node (connect_store), then
+// an event-based actor that pipelines typed requests (several in flight at
+// once) and a typed ordered scan, all with finite timeouts and error handlers.
 //
 // Run:  ./build/strata-node --data /tmp/strata-demo --port 7600 &
 //       ./build/examples/remote_client 127.0.0.1 7600
@@ -16,7 +16,6 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
-#include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "strata/all.hpp"
@@ -39,14 +38,17 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   strata::configure(cfg); // both sides must announce the same message types
   caf::actor_system sys{cfg};
-  // remote_actor blocks the calling thread: fine in main(), never in an actor.
-  auto node = sys.middleman().remote_actor<strata::storage_actor>(
-    argv[1], static_cast<uint16_t>(std::stoi(argv[2])));
+  // connect_store blocks the calling thread (it retries while the node is
+  // starting or busy): fine in main(), never in an actor.
+  auto node = strata::connect_store(sys, argv[1], static_cast<uint16_t>(std::stoi(argv[2])));
   if (!node) {
-    std::cerr << "error: cannot reach the node: " << sys.render(node.error()) << "\n";
+    std::cerr << "error: " << strata::render(node.error()) << "\n";
     return 1;
   }
-  strata::store<reading> readings{*node, std::chrono::seconds(5)};
+  // Made with the actor system, the client reaches the node through a local
+  // stand-in: should the node go away, every request in flight fails at once
+  // with CONNECTION_LOST instead of waiting for its timeout.
+  strata::store<reading> readings{sys, *node, std::chrono::seconds(5)};
   caf::scoped_actor main_actor{sys};
   auto report = caf::actor{main_actor};
   sys.spawn([=](caf::event_based_actor* self) {

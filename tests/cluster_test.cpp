@@ -996,3 +996,30 @@ TEST_CASE("a shard that throws is restarted, and the restart limit holds") {
 }
 
 #endif
+
+TEST_CASE("strata-cli fails at once when the store node dies under its request") {
+  // The store node's one shard lives on a shard node that hangs, so the CLI's
+  // get waits there (30 s request timeout); then the store node is killed.
+  fixture f;
+  shard_nodes nodes{f.dir, 1};
+  node_process store_node{{"--data", f.dir / "store", "--host", "127.0.0.1", "--port", "0",
+                           "--shards", "1", "--shard-map", nodes.shard_map()[0],
+                           "--log-level", "error"},
+                          f.dir / "store.log"};
+  auto port = std::to_string(store_node.port());
+  auto set = run("strata-cli", {"--port", port, "set", "k", "v"}, f.dir.path());
+  REQUIRE(set.code == 0);
+  hang(nodes.procs[0]->pid());
+  strata::test::run_result r;
+  std::thread cli{[&] { r = run("strata-cli", {"--port", port, "get", "k"}, f.dir.path()); }};
+  std::this_thread::sleep_for(1s); // connected, and waiting for the shard
+  auto killed = clock_type::now();
+  store_node.stop(SIGKILL);
+  cli.join();
+  auto took = clock_type::now() - killed;
+  ::kill(nodes.procs[0]->pid(), SIGCONT);
+  INFO(r.err);
+  CHECK(r.code == 1);
+  CHECK(r.err.rfind("error: CONNECTION_LOST: ", 0) == 0);
+  CHECK(took < 2s);
+}

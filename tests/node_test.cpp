@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <csignal>
+#include <optional>
 #include <thread>
 
 #include <cereal/types/string.hpp>
@@ -11,6 +13,7 @@
 
 #include "backends/routing.hpp"
 #include "strata/client.hpp"
+#include "strata/codec.hpp"
 #include "tests/fixture.hpp"
 #include "tests/process.hpp"
 
@@ -96,6 +99,12 @@ TEST_CASE("strata-cli drives a node") {
   r = cli({"--timeout", "0", "size"});
   CHECK(r.code == 2);
   CHECK(r.err.rfind("error: --timeout must be at least 1 ms\n", 0) == 0);
+  // `--` ends the options: keys and values may start with a dash.
+  CHECK(cli({"set", "--", "-k", "--v"}).out == "OK\n");
+  CHECK(cli({"get", "--", "-k"}).out == "--v\n");
+  CHECK(cli({"--json", "scan", "--prefix", "-"}).out
+        == "[{\"key\":\"-k\",\"value\":\"--v\"}]\n");
+  CHECK(cli({"del", "--", "-k"}).out == "true\n");
   CHECK(cli({"clear"}).code == 0);
   CHECK(cli({"size"}).out == "0\n");
   CHECK(node.stop(SIGTERM) == 0);
@@ -373,3 +382,126 @@ TEST_CASE("a commit answered after the client's deadline is learned, not rerun")
 }
 
 #endif
+
+TEST_CASE("remote clients learn at once that their store node died") {
+  // Eight clients run transactions against a store node; a kill -9 of the
+  // node must end every call in flight at once (CONNECTION_LOST), not after
+  // the clients' request timeout (30 s here), and transaction() must not
+  // wait again for a rollback over the dead connection.
+  using namespace std::chrono_literals;
+  fixture f;
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto h = connect_store(f.sys(), "127.0.0.1", node.port());
+  REQUIRE(h);
+  constexpr int clients = 8;
+  std::atomic<bool> killed{false};
+  std::atomic<int64_t> killed_at{0};
+  std::vector<std::optional<std::chrono::steady_clock::duration>> took(clients);
+  std::vector<caf::error> last(clients);
+  std::atomic<int> running{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&, c] {
+      blocking_store<int64_t> db{f.sys(), *h, 30s};
+      ++running;
+      for (int i = 0;; ++i) {
+        auto r = db.transaction([&](blocking_txn<int64_t>& tx) -> caf::expected<bool> {
+          auto key = "c" + std::to_string(c) + "/" + std::to_string(i % 4);
+          auto v = tx.get(key);
+          if (!v)
+            return v.error();
+          if (auto err = tx.set(key, v->value_or(0) + 1))
+            return err;
+          return true;
+        });
+        if (!r) {
+          auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+          if (killed) {
+            took[c] = std::chrono::steady_clock::duration{now - killed_at.load()};
+            last[c] = r.error();
+            return;
+          }
+          last[c] = r.error(); // failed before the kill: checked below
+          return;
+        }
+      }
+    });
+  while (running < clients)
+    std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(300ms); // all of them busy
+  killed_at = std::chrono::steady_clock::now().time_since_epoch().count();
+  killed = true;
+  node.stop(SIGKILL);
+  for (auto& t : threads)
+    t.join();
+  for (int c = 0; c < clients; ++c) {
+    INFO("client " << c << ": " << render(last[c]));
+    REQUIRE(took[c]);
+    CHECK(*took[c] < 2s);
+    auto code = code_of(last[c]);
+    CHECK((code == errc::connection_lost || code == errc::connection_failed));
+  }
+  *h = nullptr;
+}
+
+TEST_CASE("strata-cli prints keys and values that are not UTF-8 losslessly as JSON") {
+  fixture f;
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto remote = connect(f, node.port());
+  {
+    blocking_store<std::string> db{f.sys(), remote, std::chrono::seconds(10)};
+    // A key with bytes that are not UTF-8, and a raw value with them too.
+    std::string key{"bin:\xff\x00\xc3", 7};
+    bytes value = encode_raw(std::string{"\xfe\x41", 2});
+    REQUIRE(!f.ask_void(remote, atom::set_v, key, value));
+    auto r = run("strata-cli", {"--port", std::to_string(node.port()), "--json", "keys"},
+                 f.dir.path());
+    // base64 of 62 69 6e 3a ff 00 c3
+    CHECK(r.out == "[{\"$bytes\":\"YmluOv8Aww==\"}]\n");
+    r = run("strata-cli", {"--port", std::to_string(node.port()), "--json", "scan"},
+            f.dir.path());
+    // base64 of fe 41
+    CHECK(r.out == "[{\"key\":{\"$bytes\":\"YmluOv8Aww==\"},\"value\":{\"$bytes\":\"/kE=\"}}]\n");
+  }
+  remote = nullptr;
+  CHECK(node.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("strata-cli keeps trying to reach a busy node until --connect-timeout") {
+  // A node that cannot answer CAF's handshake within one heartbeat (here:
+  // stopped for 2 s) made every connect fail after ~0.5 s.
+  using namespace std::chrono_literals;
+  fixture f;
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto port = std::to_string(node.port());
+  REQUIRE(run("strata-cli", {"--port", port, "set", "k", "v"}, f.dir.path()).code == 0);
+  ::kill(node.pid(), SIGSTOP);
+  strata::test::run_result r;
+  auto start = std::chrono::steady_clock::now();
+  std::thread cli{[&] {
+    r = run("strata-cli", {"--port", port, "--connect-timeout", "20000", "get", "k"},
+            f.dir.path());
+  }};
+  std::this_thread::sleep_for(2s);
+  ::kill(node.pid(), SIGCONT);
+  cli.join();
+  auto took = std::chrono::steady_clock::now() - start;
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out == "v\n");
+  CHECK(took >= 2s);
+  // A short limit still fails, with a clear error.
+  ::kill(node.pid(), SIGSTOP);
+  start = std::chrono::steady_clock::now();
+  r = run("strata-cli", {"--port", port, "--connect-timeout", "800", "get", "k"},
+          f.dir.path());
+  took = std::chrono::steady_clock::now() - start;
+  ::kill(node.pid(), SIGCONT);
+  CHECK(r.code == 1);
+  CHECK(r.err.rfind("error: CONNECTION_FAILED: cannot reach a strata node at 127.0.0.1:"
+                    + port + " within 800 ms",
+                    0)
+        == 0);
+  CHECK(took < 5s);
+  CHECK(node.stop(SIGTERM) == 0);
+}

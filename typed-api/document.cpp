@@ -111,6 +111,22 @@ std::size_t utf8_sequence_length(const unsigned char* first,
   return len;
 }
 
+} // namespace
+
+bool is_utf8(std::string_view x) noexcept {
+  auto first = reinterpret_cast<const unsigned char*>(x.data());
+  auto last = first + x.size();
+  while (first != last) {
+    auto len = utf8_sequence_length(first, last);
+    if (len == 0)
+      return false;
+    first += len;
+  }
+  return true;
+}
+
+namespace {
+
 void append_json_string(std::string& out, std::string_view x) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';

@@ -10,7 +10,9 @@
 //
 // Values written by `set` are raw text behind strata's value header. `get` and
 // `scan` print raw values as they are, typed (document) values as JSON, and
-// anything else as {"$bytes": base64}.
+// anything else as {"$bytes": base64}. With --json, keys and raw values that
+// are not valid UTF-8 print as {"$bytes": base64} too, so that nothing is lost.
+// `--` ends the options: `strata-cli --port N set -- k --v` stores "--v".
 
 #include <chrono>
 #include <cstdio>
@@ -21,11 +23,10 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/io/middleman.hpp>
-#include <caf/openssl/remote_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "strata/client.hpp"
 #include "strata/codec.hpp"
 #include "strata/document.hpp"
 #include "strata/error.hpp"
@@ -52,9 +53,13 @@ const char* usage =
   "                     shards, last heartbeat, node id, error\n"
   "options:\n"
   "  --timeout MS       request timeout (default 30000)\n"
+  "  --connect-timeout MS  how long to keep trying to reach the node\n"
+  "                     (default: --timeout)\n"
   "  --tls              reach the node over TLS, with --tls-cert PEM,\n"
   "                     --tls-key PEM and --tls-ca PEM (the node's CA)\n"
-  "  --json             machine-readable output\n";
+  "  --json             machine-readable output; keys and values that are\n"
+  "                     not UTF-8 print as {\"$bytes\":\"<base64>\"}\n"
+  "  --                 ends the options (for keys or values starting with -)\n";
 
 struct cli_args {
   std::string host = "127.0.0.1";
@@ -63,6 +68,7 @@ struct cli_args {
   uint32_t shards = 4;
   bool json = false;
   std::chrono::milliseconds timeout{30000};
+  std::chrono::milliseconds connect_timeout{0}; // 0: `timeout`
   std::string prefix;
   uint64_t limit = 0; // 0: everything
   bool tls = false;
@@ -91,8 +97,16 @@ uint64_t to_number(const std::string& flag, const std::string& x) {
 
 cli_args parse(int argc, char** argv) {
   cli_args a;
+  bool options = true;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (!options || arg == "--") {
+      if (options)
+        options = false;
+      else
+        a.command.push_back(arg);
+      continue;
+    }
     auto value = [&]() -> std::string {
       if (i + 1 >= argc)
         throw usage_error{arg + " needs a value"};
@@ -123,6 +137,10 @@ cli_args parse(int argc, char** argv) {
       a.timeout = std::chrono::milliseconds{to_number(arg, value())};
       if (a.timeout.count() == 0)
         throw usage_error{"--timeout must be at least 1 ms"};
+    } else if (arg == "--connect-timeout") {
+      a.connect_timeout = std::chrono::milliseconds{to_number(arg, value())};
+      if (a.connect_timeout.count() == 0)
+        throw usage_error{"--connect-timeout must be at least 1 ms"};
     }
     else if (arg == "--prefix")
       a.prefix = value();
@@ -153,14 +171,22 @@ cli_args parse(int argc, char** argv) {
   throw usage_error{"unknown command '" + a.command[0] + "'"};
 }
 
+/// Text as a JSON string, or as {"$bytes": base64} if it is not UTF-8: JSON
+/// strings cannot carry other bytes.
+std::string quote(std::string_view x) {
+  if (is_utf8(x))
+    return to_json(document{x});
+  return to_json(document::bytes(bytes(x.begin(), x.end())));
+}
+
 /// A stored value for display: raw text as is, documents as JSON, anything
 /// else as base64 bytes.
 std::string show(const bytes& value, bool json) {
   try {
     auto hdr = read_header(value.data(), value.size());
     if (hdr.encoding == value_encoding::raw) {
-      auto text = std::string{raw_payload(value)};
-      return json ? to_json(document{text}) : text;
+      auto text = raw_payload(value);
+      return json ? quote(text) : std::string{text};
     }
     return to_json(decode_doc(value));
   } catch (const codec_error&) {
@@ -168,14 +194,12 @@ std::string show(const bytes& value, bool json) {
   }
 }
 
-std::string quote(const std::string& x) {
-  return to_json(document{x});
-}
-
 class session {
 public:
+  /// A store on a node is reached through a stand-in that fails a request
+  /// at once if the connection goes.
   session(caf::actor_system& sys, transactional_storage_actor store, const cli_args& a)
-    : self_(sys, true), store_(std::move(store)), args_(a) {
+    : self_(sys, true), proxy_(sys, store, a.timeout), store_(proxy_.use(store)), args_(a) {
     // nop
   }
 
@@ -298,7 +322,8 @@ private:
   template <class R, class... Ts>
   caf::expected<R> ask(Ts&&... xs) {
     caf::expected<R> result{caf::error{}};
-    self_->request(store_, args_.timeout, std::forward<Ts>(xs)...)
+    self_->request(store_, detail::timeout_for(store_, self_->node(), args_.timeout),
+                   std::forward<Ts>(xs)...)
       .receive([&](R& r) { result = std::move(r); },
                [&](caf::error& e) { result = std::move(e); });
     if (!result)
@@ -309,12 +334,14 @@ private:
   template <class... Ts>
   caf::error ask_void(Ts&&... xs) {
     caf::error result;
-    self_->request(store_, args_.timeout, std::forward<Ts>(xs)...)
+    self_->request(store_, detail::timeout_for(store_, self_->node(), args_.timeout),
+                   std::forward<Ts>(xs)...)
       .receive([] {}, [&](caf::error& e) { result = std::move(e); });
     return result;
   }
 
   caf::scoped_actor self_;
+  detail::proxy_owner proxy_;
   transactional_storage_actor store_;
   const cli_args& args_;
 };
@@ -350,6 +377,8 @@ int main(int argc, char** argv) {
     cfg.openssl_cafile = args.tls_ca;
   }
   caf::actor_system sys{cfg};
+  // The command's own error says what went wrong; no log lines besides it.
+  set_log_level("error");
   transactional_storage_actor store;
   if (!args.data.empty()) {
     store_options opts;
@@ -361,15 +390,12 @@ int main(int argc, char** argv) {
       return error_exit(s.error());
     store = *s;
   } else {
-    auto s = args.tls ? caf::openssl::remote_actor<transactional_storage_actor>(
-                          sys, args.host, *args.port)
-                      : sys.middleman().remote_actor<transactional_storage_actor>(
-                          args.host, *args.port);
+    connect_options co;
+    co.timeout = args.connect_timeout.count() > 0 ? args.connect_timeout : args.timeout;
+    co.tls = args.tls;
+    auto s = connect_store(sys, args.host, *args.port, co);
     if (!s)
-      return error_exit(make_error(errc::connection_failed,
-                                   "cannot reach a strata node at " + args.host
-                                     + ":" + std::to_string(*args.port) + ": "
-                                     + sys.render(s.error())));
+      return error_exit(s.error());
     store = *s;
   }
   int rc = 0;

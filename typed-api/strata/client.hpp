@@ -12,7 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 #include <caf/expected.hpp>
 #include <caf/duration.hpp>
 #include <caf/node_id.hpp>
@@ -22,6 +24,7 @@
 #include "strata/actors.hpp"
 #include "strata/codec.hpp"
 #include "strata/error.hpp"
+#include "strata/store.hpp"
 #include "strata/timer.hpp"
 
 /// The typed client: a facade over a `storage_actor` for values of a type `T`
@@ -159,6 +162,32 @@ caf::duration timeout_for(const Handle& store, const caf::node_id& here,
     return caf::duration{caf::infinite};
   return caf::duration{t};
 }
+
+/// The stand-in (`watch_store`) that a typed client made for a store in
+/// another process: stopped with the last copy of the client, since CAF 0.17
+/// would keep it in its registry for good.
+struct proxy_owner {
+  template <class Handle>
+  proxy_owner(caf::actor_system& sys, const Handle& store, std::chrono::milliseconds t) {
+    auto watched = watch_store(sys, store, t);
+    if (watched != store)
+      proxy = caf::actor_cast<caf::actor>(watched);
+  }
+  proxy_owner(const proxy_owner&) = delete;
+  proxy_owner& operator=(const proxy_owner&) = delete;
+  ~proxy_owner() {
+    if (proxy)
+      caf::anon_send_exit(proxy, caf::exit_reason::user_shutdown);
+  }
+
+  /// The handle to use: the stand-in, or the store itself.
+  template <class Handle>
+  Handle use(Handle store) const {
+    return proxy ? caf::actor_cast<Handle>(proxy) : store;
+  }
+
+  caf::actor proxy;
+};
 
 /// A commit whose answer did not come (`lost`), once the transaction said
 /// how it ended: nothing if it committed, TRANSACTION_ABORTED if it did not,
@@ -420,6 +449,15 @@ public:
     // nop
   }
 
+  /// A store that may be in another process: reached through `watch_store`,
+  /// so that requests fail at once (CONNECTION_LOST) when its connection
+  /// goes. (A handle from `connect_store` has that already.)
+  store(caf::actor_system& sys, transactional_storage_actor handle,
+        std::chrono::milliseconds timeout = std::chrono::seconds{30})
+    : store(std::make_shared<detail::proxy_owner>(sys, handle, timeout), handle, timeout) {
+    // nop
+  }
+
   /// Opens a transaction (the spec's beginTransaction).
   template <class Self>
   pending<txn<T>> begin(Self* self, txn_options opts = {}) const {
@@ -580,6 +618,15 @@ public:
   }
 
 private:
+  store(std::shared_ptr<detail::proxy_owner> owner, const transactional_storage_actor& h,
+        std::chrono::milliseconds timeout)
+    : super(owner->use(h), timeout), owner_(owner), txn_handle_(owner->use(h)) {
+    // nop
+  }
+
+  /// The stand-in made for a remote store, kept by the copies of this store:
+  /// the last one stops it.
+  std::shared_ptr<detail::proxy_owner> owner_;
   transactional_storage_actor txn_handle_;
 };
 
@@ -869,23 +916,27 @@ public:
 /// as for `store<T>`.
 template <class T>
 class blocking_store : private detail::scoped_self,
+                       private detail::proxy_owner,
                        public detail::blocking_ops<T, storage_actor> {
   using super = detail::blocking_ops<T, storage_actor>;
   using super::handle_;
   using super::timeout_;
 
 public:
+  /// A store in another process is reached through `watch_store`, so that
+  /// requests fail at once (CONNECTION_LOST) when its connection goes.
   blocking_store(caf::actor_system& sys, storage_actor handle,
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
-    : scoped_self(sys), super(self, std::move(handle), timeout) {
+    : scoped_self(sys), proxy_owner(sys, handle, timeout),
+      super(self, use(handle), timeout) {
     // nop
   }
 
   /// A store with transactions.
   blocking_store(caf::actor_system& sys, transactional_storage_actor handle,
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
-    : scoped_self(sys), super(self, handle, timeout),
-      txn_handle_(std::move(handle)) {
+    : scoped_self(sys), proxy_owner(sys, handle, timeout),
+      super(self, use(handle), timeout), txn_handle_(use(handle)) {
     // nop
   }
 

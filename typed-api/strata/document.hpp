@@ -376,6 +376,10 @@ inline document decode_document(const std::vector<uint8_t>& buf) {
 
 // -- JSON rendering -----------------------------------------------------------
 
+/// Whether `x` is well-formed UTF-8 (no overlong forms, surrogates or values
+/// above U+10FFFF), i.e. whether `to_json` renders it without loss.
+bool is_utf8(std::string_view x) noexcept;
+
 /// Renders `x` as compact JSON.
 ///
 /// Strings: `"` and `\` are escaped, control characters become \u00XX (or

@@ -49,6 +49,42 @@ caf::expected<node_actor> spawn_shard_host(caf::actor_system& sys,
                                            const std::vector<uint32_t>& hosted,
                                            const std::string& address);
 
+/// How `connect_store` reaches a store on a node.
+struct connect_options {
+  /// How long it keeps trying: a node that is starting, or busy (it must
+  /// answer CAF's handshake within one heartbeat), may need several
+  /// attempts.
+  std::chrono::milliseconds timeout{30000};
+  /// Connect over TLS (needs `configure_tls`).
+  bool tls = false;
+};
+
+/// Connects to the store that a node publishes at `host`:`port`, trying
+/// again while the node refuses or does not answer, until `opts.timeout`
+/// (then CONNECTION_FAILED). Blocks the calling thread: call it from `main`,
+/// never inside an actor. The typed clients (`blocking_store<T>`, and
+/// `store<T>` made with the actor system) reach the store through a local
+/// stand-in that fails every request in flight at once (CONNECTION_LOST)
+/// when the connection goes; raw requests to the handle wait for their own
+/// timeout, as CAF's do.
+caf::expected<transactional_storage_actor>
+connect_store(caf::actor_system& sys, const std::string& host, uint16_t port,
+              const connect_options& opts = {});
+
+namespace detail {
+
+/// A stand-in for `store` if it is in another process (see `connect_store`),
+/// else `store` itself. Its owner stops it with an exit: it does not end by
+/// itself (CAF 0.17 keeps actors that sent requests over the network in its
+/// registry). The typed clients own theirs.
+transactional_storage_actor watch_store(caf::actor_system& sys,
+                                        transactional_storage_actor store,
+                                        std::chrono::milliseconds timeout);
+storage_actor watch_store(caf::actor_system& sys, storage_actor store,
+                          std::chrono::milliseconds timeout);
+
+} // namespace detail
+
 /// Blocks until the store on `data_dir` has closed every LMDB environment
 /// and released the directory, e.g. after sending its storage actor an exit.
 /// Returns false if `timeout` passed first. Call it before the actor system

@@ -1,0 +1,109 @@
+#include "actors/remote_store.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/sec.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/log.hpp"
+#include "actors/remote_transaction.hpp"
+#include "strata/error.hpp"
+
+namespace strata {
+
+relay_table::mode remote_store_state::mode() const {
+  return gone.empty() ? relay_table::mode::ready : relay_table::mode::unavailable;
+}
+
+caf::error remote_store_state::unavailable() const {
+  return make_error(errc::connection_failed, "the connection to the store at " + address
+                                               + " was lost (" + gone
+                                               + "); the request was not sent");
+}
+
+caf::error remote_store_state::lost(const caf::error& err) const {
+  // Strata's own errors, and a late answer (the node is slow, not gone),
+  // pass as they are.
+  if (code_of(err) != errc::none || err == caf::sec::request_timeout)
+    return err;
+  return make_error(errc::connection_lost,
+                    "the connection to the store at " + address + " was lost ("
+                      + render(err) + "); the request may or may not have been applied");
+}
+
+transactional_storage_actor::behavior_type
+remote_store(transactional_storage_actor::stateful_pointer<remote_store_state> self,
+             caf::actor target, std::chrono::milliseconds timeout) {
+  auto& st = self->state;
+  st.target = std::move(target);
+  st.address = to_string(st.target.node());
+  st.timeout = timeout;
+  st.relay.request_timeout = caf::duration{timeout};
+  self->monitor(st.target);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& s = self->state;
+    if (!s.target || dm.source != s.target.address())
+      return;
+    s.gone = render(dm.reason);
+    s.target = nullptr;
+    log().warn("store at {}: connection lost ({})", s.address, s.gone);
+    s.relay.fail_pending(make_error(errc::connection_lost,
+                                    "the connection to the store at " + s.address
+                                      + " was lost (" + s.gone
+                                      + "); the request may or may not have been applied"));
+  });
+  return {
+    [self](atom::get, std::string& key) -> caf::result<maybe_bytes> {
+      return relay<maybe_bytes>(self, atom::get_v, std::move(key));
+    },
+    [self](atom::set, std::string& key, bytes& value) -> caf::result<void> {
+      return relay<>(self, atom::set_v, std::move(key), std::move(value));
+    },
+    [self](atom::del, std::string& key) -> caf::result<bool> {
+      return relay<bool>(self, atom::del_v, std::move(key));
+    },
+    [self](atom::has, std::string& key) -> caf::result<bool> {
+      return relay<bool>(self, atom::has_v, std::move(key));
+    },
+    [self](atom::clear) -> caf::result<void> { return relay<>(self, atom::clear_v); },
+    [self](atom::size) -> caf::result<uint64_t> {
+      return relay<uint64_t>(self, atom::size_v);
+    },
+    [self](atom::scan, scan_request& req) -> caf::result<scan_page> {
+      return relay<scan_page>(self, atom::scan_v, std::move(req));
+    },
+    [self](atom::get_many, std::vector<std::string>& keys)
+      -> caf::result<std::vector<maybe_bytes>> {
+      return relay<std::vector<maybe_bytes>>(self, atom::get_many_v, std::move(keys));
+    },
+    [self](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
+      return relay<>(self, atom::set_many_v, std::move(entries));
+    },
+    [self](atom::del_many, std::vector<std::string>& keys) -> caf::result<uint64_t> {
+      return relay<uint64_t>(self, atom::del_many_v, std::move(keys));
+    },
+    [self](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
+      return relay<batch_result>(self, atom::batch_v, std::move(ops));
+    },
+    [self](atom::begin, txn_options& opts) -> caf::result<transaction_actor> {
+      // The transaction gets a proxy of its own, which ends with this one.
+      return relay_adjusted<transaction_actor>(
+        self,
+        [self](transaction_actor& tx) {
+          tx = self->spawn<caf::linked>(remote_transaction, std::move(tx),
+                                        self->state.address, self->state.timeout);
+        },
+        atom::begin_v, std::move(opts));
+    },
+    [self](atom::nodes) -> caf::result<std::vector<node_info>> {
+      return relay<std::vector<node_info>>(self, atom::nodes_v);
+    },
+  };
+}
+
+transactional_storage_actor spawn_remote_store(caf::actor_system& sys, caf::actor target,
+                                               std::chrono::milliseconds timeout) {
+  return sys.spawn(remote_store, std::move(target), timeout);
+}
+
+} // namespace strata
