@@ -98,6 +98,56 @@ inline caf::error check_prepares(const std::vector<txn_prepare>& batch,
   return caf::none;
 }
 
+// -- message sizes ------------------------------------------------------------------
+
+/// About how many bytes a request takes on the wire (its keys and values
+/// plus a little per item), to keep it under a node's `max_frame_size`.
+inline uint64_t wire_size(const std::string& x) {
+  return x.size() + 8;
+}
+
+inline uint64_t wire_size(const operation& op) {
+  return op.key.size() + op.value.size() + 16;
+}
+
+inline uint64_t wire_size(const entry& e) {
+  return e.key.size() + e.value.size() + 16;
+}
+
+inline uint64_t wire_size(const txn_part& p) {
+  uint64_t n = 32;
+  for (auto& op : p.writes)
+    n += wire_size(op);
+  for (auto& r : p.reads)
+    n += r.key.size() + 16;
+  for (auto& r : p.ranges)
+    n += r.lo.size() + r.hi.size() + 24;
+  return n;
+}
+
+inline uint64_t wire_size(const txn_prepare& p) {
+  return wire_size(p.part) + 8;
+}
+
+template <class T>
+uint64_t wire_size(const std::vector<T>& xs) {
+  uint64_t n = 16;
+  for (auto& x : xs)
+    n += wire_size(x);
+  return n;
+}
+
+/// QUOTA_EXCEEDED if a request of about `size` bytes is above `limit` (0:
+/// no limit): a node would close the connection rather than read it.
+inline caf::error check_frame(uint64_t size, uint64_t limit) {
+  if (limit == 0 || size <= limit)
+    return caf::none;
+  return make_error(errc::quota_exceeded,
+                    "a request of about " + std::to_string(size)
+                      + " bytes is above max_frame_size (" + std::to_string(limit)
+                      + " bytes); split it into smaller ones");
+}
+
 /// A backend's optional value as it travels.
 inline maybe_bytes to_wire(std::optional<bytes> x) {
   return x ? maybe_bytes{std::move(*x)} : maybe_bytes{};

@@ -233,11 +233,10 @@ void decide(coord_ptr self, commit_run_ptr run) {
   schedule_flush(self);
 }
 
-/// Sends shard `s` the prepares of this round; each vote goes to its run.
-void send_prepares(coord_ptr self, uint32_t s, shard_round& r) {
-  auto runs = std::make_shared<std::vector<commit_run_ptr>>(std::move(r.preparing));
-  r.preparing.clear();
-  auto count = r.prepares.size();
+/// Sends shard `s` one batch of prepares; each vote goes to its run.
+void send_prepare_batch(coord_ptr self, uint32_t s, std::vector<txn_prepare> batch,
+                        std::shared_ptr<std::vector<commit_run_ptr>> runs) {
+  auto count = batch.size();
   auto vote = [self, runs](size_t i, caf::error err) {
     auto& run = (*runs)[i];
     if (err && !run->first_error)
@@ -248,7 +247,7 @@ void send_prepares(coord_ptr self, uint32_t s, shard_round& r) {
   auto& dest = self->state.shards[s];
   self
     ->request(dest, timeout_to(self, dest, self->state.timeout), atom::prepare_v,
-              std::move(r.prepares))
+              std::move(batch))
     .then(
       [vote, count, s](std::vector<caf::error>& votes) {
         caf::error garbled;
@@ -264,7 +263,31 @@ void send_prepares(coord_ptr self, uint32_t s, shard_round& r) {
         for (size_t i = 0; i < count; ++i)
           vote(i, err);
       });
+}
+
+/// Sends shard `s` the prepares of this round; each vote goes to its run.
+/// A round goes in several messages if together they would come near a
+/// node's frame limit.
+void send_prepares(coord_ptr self, uint32_t s, shard_round& r) {
+  auto all = std::move(r.prepares);
+  auto all_runs = std::move(r.preparing);
   r.prepares.clear();
+  r.preparing.clear();
+  auto budget = self->state.max_frame / 2;
+  size_t first = 0;
+  while (first < all.size()) {
+    auto last = first;
+    uint64_t size = 0;
+    do
+      size += wire_size(all[last++]);
+    while (last < all.size() && size + wire_size(all[last]) <= budget);
+    std::vector<txn_prepare> batch(std::make_move_iterator(all.begin() + first),
+                                   std::make_move_iterator(all.begin() + last));
+    auto runs = std::make_shared<std::vector<commit_run_ptr>>(all_runs.begin() + first,
+                                                              all_runs.begin() + last);
+    send_prepare_batch(self, s, std::move(batch), std::move(runs));
+    first = last;
+  }
 }
 
 /// Sends unconfirmed outcomes again after a while.
@@ -469,9 +492,10 @@ void flush(coord_ptr self) {
 coordinator_impl::behavior_type
 coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
             std::vector<participant_actor> shards, uint64_t max_value_size,
-            std::chrono::milliseconds timeout) {
+            std::chrono::milliseconds timeout, uint64_t max_frame) {
   auto& st = self->state;
   st.log = log_store;
+  st.max_frame = max_frame;
   st.log_writer = spawn_shard_writer(self->system(), log_store);
   self->link_to(st.log_writer);
   st.shards = std::move(shards);
@@ -566,9 +590,10 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys,
                                     std::shared_ptr<kv_store> log,
                                     std::vector<participant_actor> shards,
                                     uint64_t max_value_size,
-                                    std::chrono::milliseconds timeout) {
-  return sys.spawn(coordinator, std::move(log), std::move(shards),
-                   max_value_size, timeout);
+                                    std::chrono::milliseconds timeout,
+                                    uint64_t max_frame) {
+  return sys.spawn(coordinator, std::move(log), std::move(shards), max_value_size, timeout,
+                   max_frame);
 }
 
 } // namespace strata

@@ -51,6 +51,9 @@ struct coordinator_state {
   shard_writer_actor log_writer;
   std::vector<participant_actor> shards;
   uint64_t max_value_size = 0;
+  /// Shard nodes' frame limit: a round's prepares go in messages of at most
+  /// half of it.
+  uint64_t max_frame = 0;
   std::chrono::milliseconds timeout{0};
   /// Two-phase commits between their first prepare and their logged
   /// decision. A shard asking about one of them aborts it (presumed abort);
@@ -108,6 +111,7 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys,
                                     std::shared_ptr<kv_store> log,
                                     std::vector<participant_actor> shards,
                                     uint64_t max_value_size,
-                                    std::chrono::milliseconds timeout);
+                                    std::chrono::milliseconds timeout,
+                                    uint64_t max_frame = 64ull << 20);
 
 } // namespace strata

@@ -273,7 +273,8 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
     },
     std::tuple_cat(shard_read_relay_handlers(self),
                    shard_write_relay_handlers(
-                     self, [](auto& state) { return state.target; }, st.cfg.max_value_size),
+                     self, [](auto& state) { return state.target; }, st.cfg.max_value_size,
+                     st.cfg.max_frame),
                    shard_txn_read_relay_handlers(self), std::move(own)));
 }
 

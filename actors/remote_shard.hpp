@@ -34,6 +34,9 @@ struct remote_shard_config {
   bool tls = false;
   /// Checked here before a write goes over the network.
   uint64_t max_value_size = 16ull << 20;
+  /// The node's frame limit: bigger requests are refused here
+  /// (QUOTA_EXCEEDED) instead of making the node drop the connection.
+  uint64_t max_frame = 64ull << 20;
 };
 
 struct remote_shard_state {

@@ -38,14 +38,20 @@ auto shard_read_relay_handlers(Self* self) {
 /// The write handlers of `shard_actor` (plain writes and the shard's side of
 /// commits), which check their input and pass the request on to
 /// `dest(self->state)`: a remote shard, or the writer of a local one.
+/// Requests above `max_frame` bytes (0: no limit) are refused with
+/// QUOTA_EXCEEDED rather than sent to a node that would drop the connection.
 template <class Self, class Dest>
-auto shard_write_relay_handlers(Self* self, Dest dest, uint64_t max_value_size) {
+auto shard_write_relay_handlers(Self* self, Dest dest, uint64_t max_value_size,
+                                uint64_t max_frame = 0) {
   auto max = max_value_size;
   return std::make_tuple(
-    [self, dest, max](atom::set, std::string& key, bytes& value) -> caf::result<void> {
+    [self, dest, max, max_frame](atom::set, std::string& key,
+                                 bytes& value) -> caf::result<void> {
       if (auto err = check_key(key))
         return err;
       if (auto err = check_value(value, max))
+        return err;
+      if (auto err = check_frame(wire_size(key) + value.size(), max_frame))
         return err;
       return relay_to<>(self, dest, atom::set_v, std::move(key), std::move(value));
     },
@@ -57,8 +63,11 @@ auto shard_write_relay_handlers(Self* self, Dest dest, uint64_t max_value_size) 
     [self, dest](atom::clear) -> caf::result<void> {
       return relay_to<>(self, dest, atom::clear_v);
     },
-    [self, dest, max](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
+    [self, dest, max, max_frame](atom::set_many,
+                                 std::vector<entry>& entries) -> caf::result<void> {
       if (auto err = check_entries(entries, max))
+        return err;
+      if (auto err = check_frame(wire_size(entries), max_frame))
         return err;
       return relay_to<>(self, dest, atom::set_many_v, std::move(entries));
     },
@@ -67,13 +76,19 @@ auto shard_write_relay_handlers(Self* self, Dest dest, uint64_t max_value_size) 
         return err;
       return relay_to<uint64_t>(self, dest, atom::del_many_v, std::move(keys));
     },
-    [self, dest, max](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
+    [self, dest, max, max_frame](atom::batch,
+                                 std::vector<operation>& ops) -> caf::result<batch_result> {
       if (auto errors = check_ops(ops, max); !errors.empty())
         return batch_result{false, 0, std::move(errors)};
+      if (auto err = check_frame(wire_size(ops), max_frame))
+        return batch_result{false, 0, {std::move(err)}};
       return relay_to<batch_result>(self, dest, atom::batch_v, std::move(ops));
     },
-    [self, dest, max](atom::commit, uint64_t txid, txn_part& part) -> caf::result<uint64_t> {
+    [self, dest, max, max_frame](atom::commit, uint64_t txid,
+                                 txn_part& part) -> caf::result<uint64_t> {
       if (auto err = check_part(part, max))
+        return err;
+      if (auto err = check_frame(wire_size(part), max_frame))
         return err;
       return relay_to<uint64_t>(self, dest, atom::commit_v, txid, std::move(part));
     },
@@ -81,9 +96,11 @@ auto shard_write_relay_handlers(Self* self, Dest dest, uint64_t max_value_size) 
     [self, dest](atom::status, uint64_t txid) -> caf::result<bool> {
       return relay_to<bool>(self, dest, atom::status_v, txid);
     },
-    [self, dest, max](atom::prepare, std::vector<txn_prepare>& batch)
+    [self, dest, max, max_frame](atom::prepare, std::vector<txn_prepare>& batch)
       -> caf::result<std::vector<caf::error>> {
       if (auto err = check_prepares(batch, max))
+        return err;
+      if (auto err = check_frame(wire_size(batch), max_frame))
         return err;
       return relay_to<std::vector<caf::error>>(self, dest, atom::prepare_v,
                                                std::move(batch));

@@ -723,6 +723,7 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
       pc.reconnect_max = opts.reconnect_max;
       pc.tls = opts.tls;
       pc.max_value_size = opts.max_value_size;
+      pc.max_frame = opts.frame_limit();
       auto proxy = sys.spawn(remote_shard, std::move(pc));
       rc.shards.emplace_back(proxy);
       rc.local.emplace_back();
@@ -744,7 +745,8 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
     return std::move(incarnation.error());
   }
   rc.coordinator = spawn_coordinator(sys, *log_store, std::move(participants),
-                                     opts.max_value_size, opts.request_timeout);
+                                     opts.max_value_size, opts.request_timeout,
+                                     opts.frame_limit());
   rc.incarnation = *incarnation;
   rc.max_value_size = opts.max_value_size;
   rc.timeout = opts.request_timeout;

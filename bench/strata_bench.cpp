@@ -124,6 +124,9 @@ struct bench_options {
   uint64_t remote_keys = 100000;
   /// Set in the remote suite's child processes: "bare" or "node".
   std::string serve;
+  /// The shard node publishes behind strata's frame guard (strata::publish,
+  /// as strata-node does) rather than CAF's plain publish.
+  bool port_guard = true;
 };
 
 void print_usage() {
@@ -150,6 +153,8 @@ void print_usage() {
        "(default 32)\n"
        "  --txn-keys N        keys the transactions pick from (default 10000)\n"
        "  --txn-shards N      only transactions over N shards, 1 or 2 (default: both)\n"
+       "  --port-guard on|off the remote suite's shard node checks frames before\n"
+       "                      CAF reads them, as strata-node does (default on)\n"
        "  --dir D             where the temporary directories go (default "
        "$TMPDIR or /tmp)\n";
 }
@@ -1247,7 +1252,8 @@ public:
       ::close(out[0]);
       auto keys = std::to_string(opts.keys);
       std::vector<std::string> args{"/proc/self/exe", "--serve", what, "--keys", keys,
-                                    "--dir", dir};
+                                    "--dir", dir, "--port-guard",
+                                    opts.port_guard ? "on" : "off"};
       std::vector<char*> argv;
       for (auto& a : args)
         argv.push_back(a.data());
@@ -1311,7 +1317,8 @@ int serve(caf::actor_system& sys, const bench_options& opts) {
       std::cerr << "strata-bench: " << strata::render(h.error()) << "\n";
       return 1;
     }
-    auto p = sys.middleman().publish(*h, 0, "127.0.0.1", true);
+    auto p = opts.port_guard ? strata::publish(sys, *h, 0, "127.0.0.1", so.frame_limit())
+                             : sys.middleman().publish(*h, 0, "127.0.0.1", true);
     if (!p)
       return 1;
     served = caf::actor_cast<caf::actor>(*h);
@@ -1339,10 +1346,10 @@ void run_remote(caf::actor_system& sys, const bench_options& opts,
   child_opts.keys = keys;
   child_process bare_server{"bare", child_opts, dir.path()};
   child_process node_server{"node", child_opts, dir.path()};
-  std::printf("remote: %llu keys on a shard node (127.0.0.1:%u) and on a bare "
-              "typed actor (127.0.0.1:%u), both in child processes\n",
+  std::printf("remote: %llu keys on a shard node (127.0.0.1:%u, port guard %s) and on "
+              "a bare typed actor (127.0.0.1:%u), both in child processes\n",
               static_cast<unsigned long long>(keys), unsigned{node_server.port()},
-              unsigned{bare_server.port()});
+              opts.port_guard ? "on" : "off", unsigned{bare_server.port()});
   auto bare_handle = sys.middleman().remote_actor<bare_actor>("127.0.0.1",
                                                               bare_server.port());
   if (!bare_handle)
@@ -1485,7 +1492,7 @@ bool parse_args(int argc, char** argv, bench_options& opts,
                                  "--rounds",     "--dir",
                                  "--suite",      "--txn-clients",
                                  "--txn-keys",   "--txn-shards",
-                                 "--serve"};
+                                 "--serve",      "--port-guard"};
     if (std::find_if(std::begin(ours), std::end(ours),
                      [&](const char* x) { return flag == x; })
         == std::end(ours)) {
@@ -1505,6 +1512,14 @@ bool parse_args(int argc, char** argv, bench_options& opts,
     }
     if (flag == "--serve") {
       opts.serve = value;
+      continue;
+    }
+    if (flag == "--port-guard") {
+      if (value != "on" && value != "off") {
+        std::cerr << "strata-bench: --port-guard is on or off, not '" << value << "'\n";
+        return false;
+      }
+      opts.port_guard = value == "on";
       continue;
     }
     if (flag == "--suite") {

@@ -73,6 +73,8 @@ struct node_config : caf::actor_system_config {
       .add(store.expected_size, "expected-size", "expected number of entries")
       .add(sync, "sync", "durable (default) or nosync")
       .add(store.max_value_size, "max-value-size", "largest value in bytes")
+      .add(store.max_frame_size, "max-frame-size",
+           "largest message accepted on the port in bytes (0: auto)")
       .add(store.log_level, "log-level", "trace, debug, info, warning, error")
       .add(shard_map, "shard-map", "where each shard lives: local or host:port, comma-separated")
       .add(host_shards, "host-shards", "serve only these shards (e.g. 1,3) as a shard node")
@@ -91,6 +93,7 @@ const std::vector<strata::flag> node_flags = {
   {"--routers", "strata.routers"},
   {"--expected-size", "strata.expected-size"},
   {"--sync", "strata.sync"},           {"--max-value-size", "strata.max-value-size"},
+  {"--max-frame-size", "strata.max-frame-size"},
   {"--log-level", "strata.log-level"}, {"--host", "node.host"},
   {"--port", "node.port"},             {"--config", "config-file"},
   {"--shard-map", "strata.shard-map"}, {"--host-shards", "strata.host-shards"},
@@ -170,15 +173,19 @@ int main(int argc, char** argv) {
       return fail(node.error());
     served = caf::actor_cast<caf::actor>(*node);
   }
+  // Plain TCP ports check every connection's frames before CAF reads them
+  // (strata::publish); over TLS, the TLS handshake authenticates peers first.
   auto publish = [&](auto handle) {
     return tls ? caf::openssl::publish(handle, cfg.port, cfg.host.c_str(), true)
-               : sys.middleman().publish(handle, cfg.port, cfg.host.c_str(), true);
+               : strata::publish(sys, handle, cfg.port, cfg.host, cfg.store.frame_limit());
   };
   auto port = hosted.empty()
                 ? publish(caf::actor_cast<strata::transactional_storage_actor>(served))
                 : publish(caf::actor_cast<strata::node_actor>(served));
   if (!port) {
     caf::anon_send_exit(served, caf::exit_reason::user_shutdown);
+    if (strata::code_of(port.error()) != strata::errc::none)
+      return fail(port.error());
     return fail(strata::make_error(strata::errc::connection_failed,
                                    "cannot listen on " + cfg.host + ":"
                                      + std::to_string(cfg.port) + ": "

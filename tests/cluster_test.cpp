@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <poll.h>
+
 #include <atomic>
 #include <csignal>
 #include <mutex>
@@ -38,8 +40,9 @@ namespace {
 /// Shard nodes, one per shard of a `count`-shard store, each in its own
 /// directory. A killed node restarts on its old port.
 struct shard_nodes {
-  shard_nodes(const strata::test::temp_dir& base, uint32_t count)
-    : dir(base), ports(count, 0), procs(count) {
+  shard_nodes(const strata::test::temp_dir& base, uint32_t count,
+              std::vector<std::string> extra_args = {})
+    : dir(base), ports(count, 0), procs(count), extra(std::move(extra_args)) {
     for (uint32_t i = 0; i < count; ++i)
       start(i);
   }
@@ -58,13 +61,14 @@ struct shard_nodes {
         ::unsetenv("STRATA_STOP_AT");
       }
     } guard;
-    procs[i] = std::make_unique<node_process>(
-      std::vector<std::string>{"--data", dir / ("node" + std::to_string(i)), "--host",
-                               "127.0.0.1", "--port", std::to_string(ports[i]),
-                               "--shards", std::to_string(ports.size()),
-                               "--host-shards", std::to_string(i), "--log-level",
-                               "warning"},
-      dir / ("node" + std::to_string(i) + ".log"));
+    std::vector<std::string> args{"--data", dir / ("node" + std::to_string(i)), "--host",
+                                  "127.0.0.1", "--port", std::to_string(ports[i]),
+                                  "--shards", std::to_string(ports.size()),
+                                  "--host-shards", std::to_string(i), "--log-level",
+                                  "warning"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    procs[i] = std::make_unique<node_process>(args,
+                                              dir / ("node" + std::to_string(i) + ".log"));
     ports[i] = procs[i]->port();
   }
 
@@ -83,6 +87,8 @@ struct shard_nodes {
   const strata::test::temp_dir& dir;
   std::vector<uint16_t> ports;
   std::vector<std::unique_ptr<node_process>> procs;
+  /// Options every node gets besides the usual ones.
+  std::vector<std::string> extra;
 };
 
 /// Options of a store whose shards all live on `nodes`.
@@ -669,6 +675,190 @@ TEST_CASE("a store that stops answers the reads it gathers from several shards")
     CHECK(code_of(err) == errc::connection_lost);
   }
   CHECK(took < 3s);
+}
+
+namespace {
+
+/// Peak resident memory of process `pid` in bytes (VmHWM).
+uint64_t peak_rss(pid_t pid) {
+  auto status = strata::test::slurp("/proc/" + std::to_string(pid) + "/status");
+  auto i = status.find("VmHWM:");
+  REQUIRE(i != std::string::npos);
+  return std::stoull(status.substr(i + 6)) * 1024;
+}
+
+/// A TCP connection to 127.0.0.1:`port` that sends `bytes`.
+int send_raw(uint16_t port, const std::vector<uint8_t>& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL)
+          == static_cast<ssize_t>(bytes.size()));
+  return fd;
+}
+
+/// A 32-byte BASP header that CAF 0.17 accepts as valid: operation,
+/// padding, flags, payload length (big endian), operation data (non-zero, as
+/// a server handshake needs), source actor (0) and destination actor
+/// (non-zero for messages, 0 for a client handshake).
+std::vector<uint8_t> basp_header(uint8_t op, uint32_t payload) {
+  std::vector<uint8_t> h(32, 0);
+  h[0] = op;
+  for (int i = 0; i < 4; ++i)
+    h[4 + i] = static_cast<uint8_t>(payload >> (8 * (3 - i)));
+  if (op == 0x00)
+    h[15] = 1;
+  if (op == 0x02 || op == 0x03)
+    h[31] = 1;
+  return h;
+}
+
+/// Whether the peer closed `fd` within `limit` (after what it sent first, a
+/// read sees the end).
+bool closed_by_peer(int fd, std::chrono::milliseconds limit) {
+  auto deadline = clock_type::now() + limit;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline
+                                                                      - clock_type::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      return false;
+    char buf[512];
+    if (::recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+      return true;
+  }
+}
+
+} // namespace
+
+TEST_CASE("frame headers that announce gigabytes cost a node nothing") {
+  // CAF 0.17 reserves what a header announces before checking anything: one
+  // 32-byte packet used to cost a node 4 GiB and ~20 s of not serving. Here
+  // a store node and its shard node get such headers (and random bytes that
+  // form such headers) while a client keeps using the store.
+  fixture f;
+  shard_nodes nodes{f.dir, 1};
+  node_process store_node{{"--data", f.dir / "store", "--host", "127.0.0.1", "--port", "0",
+                           "--shards", "1", "--shard-map", nodes.shard_map()[0],
+                           "--log-level", "warning"},
+                          f.dir / "store.log"};
+  auto h = connect_store(f.sys(), "127.0.0.1", store_node.port());
+  REQUIRE(h);
+  blocking_store<std::string> db{f.sys(), *h, 10s};
+  REQUIRE(!db.set("k", "v0"));
+  std::mt19937 rng{11};
+  for (auto [port, pid] : {std::pair{store_node.port(), store_node.pid()},
+                           std::pair{nodes.ports[0], nodes.procs[0]->pid()}}) {
+    std::vector<std::vector<uint8_t>> attacks{
+      basp_header(0x00, 1u << 30),        // 1 GiB, as a server handshake
+      basp_header(0x02, 0xffffffffu),     // 4 GiB, as a direct message
+      basp_header(0x01, 0xffffffffu),     // 4 GiB, as a client handshake
+      basp_header(0x03, 1u << 30),        // three 1 GiB routed messages at once
+      basp_header(0x03, 1u << 30), basp_header(0x03, 1u << 30),
+    };
+    for (uint8_t first : {0x00, 0x02, 0x03}) { // what a port scanner may send
+      std::vector<uint8_t> junk(48);
+      for (auto& b : junk)
+        b = static_cast<uint8_t>(rng());
+      junk[0] = first;
+      attacks.push_back(junk);
+    }
+    std::vector<int> fds;
+    for (auto& a : attacks)
+      fds.push_back(send_raw(port, a));
+    // The node closes every one of them at once ...
+    for (auto fd : fds) {
+      CHECK(closed_by_peer(fd, 2000ms));
+      ::close(fd);
+    }
+    // ... and serves on, promptly and correctly.
+    for (int i = 1; i <= 20; ++i) {
+      auto start = clock_type::now();
+      REQUIRE(!db.set("k", "v" + std::to_string(i)));
+      CHECK(**db.get("k") == "v" + std::to_string(i));
+      CHECK(clock_type::now() - start < 500ms);
+    }
+    CHECK(peak_rss(pid) < (200u << 20));
+  }
+  CHECK_THAT(strata::test::slurp(f.dir / "store.log"),
+             Catch::Contains("closing connection from 127.0.0.1"));
+}
+
+TEST_CASE("a message above max_frame_size closes its connection, not the node") {
+  fixture f;
+  node_process node{{"--data", f.dir / "data", "--host", "127.0.0.1", "--port", "0",
+                     "--max-value-size", "1048576", "--max-frame-size", "4194304",
+                     "--log-level", "warning"},
+                    f.dir / "node.log"};
+  auto h = connect_store(f.sys(), "127.0.0.1", node.port());
+  REQUIRE(h);
+  {
+    blocking_store<std::string> db{f.sys(), *h, 10s};
+    REQUIRE(!db.set("small", "fits"));
+    // Six values of ~1 MiB in one request: a 6 MiB message.
+    std::map<std::string, std::string> big;
+    for (int i = 0; i < 6; ++i)
+      big.emplace("big" + std::to_string(i), std::string((1 << 20) - 64, 'x'));
+    auto err = db.set_many(big);
+    INFO(render(err));
+    CHECK(code_of(err) == errc::connection_lost);
+  }
+  CHECK_THAT(strata::test::slurp(f.dir / "node.log"),
+             Catch::Contains("max_frame_size is 4194304"));
+  // The node serves new connections; nothing of the big request was stored.
+  auto again = connect_store(f.sys(), "127.0.0.1", node.port());
+  REQUIRE(again);
+  blocking_store<std::string> db{f.sys(), *again, 10s};
+  CHECK(**db.get("small") == "fits");
+  CHECK(!*db.get("big0"));
+}
+
+TEST_CASE("a store keeps what it sends its shard nodes under their frame limit") {
+  // Shard nodes accept at most 2 MiB per message. Concurrent transactions
+  // writing 700 KiB values meet in the coordinator's rounds; a round must go
+  // in several messages rather than one the nodes refuse. A request that is
+  // too big on its own is refused by the store, not sent.
+  fixture f;
+  std::vector<std::string> limits{"--max-value-size", "1048576", "--max-frame-size",
+                                  "2097152"};
+  shard_nodes nodes{f.dir, 2, limits};
+  auto o = cluster_options(f, nodes);
+  o.max_value_size = 1 << 20;
+  o.max_frame_size = 2 << 20;
+  f.open(o);
+  std::string big(700 << 10, 'v');
+  std::vector<std::thread> clients;
+  std::vector<caf::error> errors(8);
+  for (int c = 0; c < 8; ++c)
+    clients.emplace_back([&, c] {
+      blocking_store<std::string> db{f.sys(), f.store, 20s};
+      for (int i = 0; i < 4 && !errors[c]; ++i)
+        errors[c] = set_both(db, key_on(0, 2, c * 10 + i), key_on(1, 2, c * 10 + i), big);
+    });
+  for (auto& t : clients)
+    t.join();
+  for (auto& err : errors) {
+    INFO(render(err));
+    CHECK(!err);
+  }
+  blocking_store<std::string> db{f.sys(), f.store, 20s};
+  CHECK(**db.get(key_on(1, 2, 73)) == big);
+  // Three such values for one shard: about 2.1 MiB in one message.
+  std::map<std::string, std::string> too_much;
+  for (int i = 0; i < 3; ++i)
+    too_much.emplace(key_on(1, 2, 100 + i), big);
+  auto err = db.set_many(too_much);
+  INFO(render(err));
+  CHECK(code_of(err) == errc::quota_exceeded);
+  CHECK(!*db.get(key_on(1, 2, 100)));
+  // The connections stood: nothing was refused by a node.
+  for (uint32_t i = 0; i < 2; ++i)
+    CHECK_THAT(strata::test::slurp(f.dir / ("node" + std::to_string(i) + ".log")),
+               !Catch::Contains("closing connection"));
 }
 
 TEST_CASE("garbage bytes on a node's port do not crash it") {

@@ -44,7 +44,8 @@ spawn_shards(fixture& f, uint32_t n, const std::string& name = "shard",
 /// through `log`, if given) in the fixture's directory `<name>`.
 inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> participants,
                                     const std::string& name = "coordinator",
-                                    std::shared_ptr<kv_store>* log = nullptr) {
+                                    std::shared_ptr<kv_store>* log = nullptr,
+                                    uint64_t max_frame = 64ull << 20) {
   kv_store_options lo;
   lo.dir = f.dir / name;
   lo.no_sync = true;
@@ -53,7 +54,7 @@ inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> p
   if (log)
     *log = *store;
   return spawn_coordinator(f.sys(), *store, std::move(participants), uint64_t{1} << 20,
-                           std::chrono::milliseconds{10000});
+                           std::chrono::milliseconds{10000}, max_frame);
 }
 
 /// A storage actor that reaches its shards only through messages, as it does

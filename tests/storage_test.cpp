@@ -13,6 +13,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/checks.hpp"
 #include "actors/shard.hpp"
 #include "actors/coordinator.hpp"
 #include "actors/storage.hpp"
@@ -985,6 +986,56 @@ TEST_CASE("a decision leaves the log only once every shard applied it over lossy
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
   CHECK(settled());
   caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
+  for (auto& s : shards)
+    caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a round of prepares goes in messages below the nodes' frame limit") {
+  // 200 two-shard commits of 100 KiB values reach the coordinator at once,
+  // so its rounds carry many prepares. With a 2 MiB limit each message may
+  // carry about 1 MiB.
+  fixture f;
+  auto shards = spawn_shards(f, 2);
+  auto sizes = std::make_shared<std::vector<uint64_t>>();
+  auto record = [](participant_actor::pointer self, shard_actor target,
+                   std::shared_ptr<std::vector<uint64_t>> seen)
+    -> participant_actor::behavior_type {
+    return {
+      [=](atom::commit, uint64_t txid, txn_part& p) -> caf::result<uint64_t> {
+        return self->delegate(target, atom::commit_v, txid, std::move(p));
+      },
+      [=](atom::status, uint64_t txid) -> caf::result<bool> {
+        return self->delegate(target, atom::status_v, txid);
+      },
+      [=](atom::prepare, std::vector<txn_prepare>& b) -> caf::result<std::vector<caf::error>> {
+        seen->push_back(wire_size(b));
+        return self->delegate(target, atom::prepare_v, std::move(b));
+      },
+      [=](atom::resolve, std::vector<txn_outcome>& b) -> caf::result<std::vector<uint64_t>> {
+        return self->delegate(target, atom::resolve_v, std::move(b));
+      },
+      [=](atom::sync) -> caf::result<void> { return self->delegate(target, atom::sync_v); },
+    };
+  };
+  // Only shard 1's link records (one actor, so no races on `sizes`).
+  auto watched = f.sys().spawn(record, shards[1].actor, sizes);
+  auto coord = coordinate(f, {participant_actor{shards[0].actor}, watched}, "coordinator",
+                          nullptr, uint64_t{2} << 20);
+  bytes value(100 << 10, 7);
+  constexpr uint64_t n = 200;
+  for (uint64_t t = 1; t <= n; ++t) {
+    txn_part a, b;
+    a.writes.push_back(operation::set("a" + std::to_string(t), value));
+    b.writes.push_back(operation::set("b" + std::to_string(t), value));
+    f.self->send(coord, atom::commit_v, t, std::vector<shard_part>{{0, a}, {1, b}});
+  }
+  for (uint64_t i = 0; i < n; ++i)
+    f.self->receive([](uint64_t) {}, [](caf::error& err) { FAIL(render(err)); });
+  CHECK(shards[1].store->get("b200").has_value());
+  REQUIRE(!sizes->empty());
+  CHECK(*std::max_element(sizes->begin(), sizes->end()) <= (uint64_t{1} << 20));
+  caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(watched, caf::exit_reason::user_shutdown);
   for (auto& s : shards)
     caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
 }

@@ -46,6 +46,12 @@ caf::error store_options::validate() const {
   if (max_value_size < 1 || max_value_size > (1ull << 30))
     return bad("max_value_size must be 1 byte to 1 GiB, got "
                + std::to_string(max_value_size));
+  if (max_frame_size != 0 && max_frame_size < max_value_size + (1ull << 20))
+    return bad("max_frame_size must be 0 (automatic) or at least max_value_size + 1 MiB ("
+               + std::to_string(max_value_size + (1ull << 20)) + " bytes), got "
+               + std::to_string(max_frame_size));
+  if (max_frame_size > (1ull << 32) - 1)
+    return bad("max_frame_size must be below 4 GiB, got " + std::to_string(max_frame_size));
   if (request_timeout.count() <= 0)
     return bad("request_timeout must be positive");
   if (!is_log_level(log_level))
@@ -66,6 +72,12 @@ caf::error store_options::validate() const {
   if (restart_window.count() <= 0)
     return bad("restart_window must be positive");
   return caf::none;
+}
+
+uint64_t store_options::frame_limit() const {
+  if (max_frame_size != 0)
+    return max_frame_size;
+  return std::max<uint64_t>(64ull << 20, max_value_size + (1ull << 20));
 }
 
 uint64_t store_options::shard_map_size() const {

@@ -60,6 +60,14 @@ struct store_options {
   /// Largest value in bytes, at most 1 GiB. Larger values are INVALID_VALUE.
   uint64_t max_value_size = 16ull << 20;
 
+  /// The largest message a node accepts on its port, in bytes (0: the larger
+  /// of 64 MiB and `max_value_size` + 1 MiB). A connection that announces a
+  /// bigger one is closed before anything is reserved for it, and one that
+  /// has not completed CAF's handshake may announce at most 64 KiB; see
+  /// `strata::publish`. A store checks what it sends to its shard nodes
+  /// against the same limit (QUOTA_EXCEEDED). Give every node the same.
+  uint64_t max_frame_size = 0;
+
   /// How long the store waits for a shard's answer before the request fails.
   /// Every request between actors of a store has a finite timeout.
   std::chrono::milliseconds request_timeout{std::chrono::seconds{30}};
@@ -107,6 +115,9 @@ struct store_options {
 
   /// The map size that applies to each shard.
   uint64_t shard_map_size() const;
+
+  /// The frame limit that applies (see `max_frame_size`).
+  uint64_t frame_limit() const;
 
   /// Whether shard `i` lives in this process.
   bool is_local(uint32_t i) const {

@@ -49,6 +49,23 @@ caf::expected<node_actor> spawn_shard_host(caf::actor_system& sys,
                                            const std::vector<uint32_t>& hosted,
                                            const std::string& address);
 
+/// Publishes a store (or a shard node's node actor) on `host`:`port` for
+/// other processes, like CAF's `middleman().publish`, but every connection's
+/// frames are checked before CAF's BASP reads them: until its handshake a
+/// connection may send only the handshake, of at most 64 KiB, and after it
+/// no frame above `max_frame_size` (see `store_options::max_frame_size`).
+/// A connection that breaks either rule is closed at once, with a warning in
+/// the log, having cost the node nothing. (CAF 0.17 reserves whatever a
+/// frame header announces, up to 4 GiB, before it checks anything.) Port 0
+/// picks a free port; the port is returned. Plain TCP: TLS nodes publish
+/// with CAF's OpenSSL module, whose handshake authenticates peers first.
+caf::expected<uint16_t> publish(caf::actor_system& sys,
+                                const transactional_storage_actor& store, uint16_t port,
+                                const std::string& host, uint64_t max_frame_size);
+caf::expected<uint16_t> publish(caf::actor_system& sys, const node_actor& node,
+                                uint16_t port, const std::string& host,
+                                uint64_t max_frame_size);
+
 /// How `connect_store` reaches a store on a node.
 struct connect_options {
   /// How long it keeps trying: a node that is starting, or busy (it must
