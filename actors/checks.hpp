@@ -7,6 +7,7 @@
 #include <caf/error.hpp>
 
 #include "backends/kv_store.hpp"
+#include "strata/envelope.hpp"
 #include "strata/error.hpp"
 #include "strata/messages/wire.hpp"
 
@@ -28,8 +29,10 @@ inline caf::error check_keys(const std::vector<std::string>& keys) {
   return caf::none;
 }
 
+/// `max_size` limits what the user stored: strata's 4-byte value header
+/// (typed client, CLI) does not count.
 inline caf::error check_value(const bytes& value, uint64_t max_size) {
-  if (auto problem = value_problem(value.size(), max_size); !problem.empty())
+  if (auto problem = value_problem(payload_size(value), max_size); !problem.empty())
     return make_error(errc::invalid_value, std::move(problem));
   return caf::none;
 }
@@ -40,7 +43,7 @@ inline caf::error check_entries(const std::vector<entry>& entries,
     auto problem = key_problem(entries[i].key);
     auto code = errc::invalid_key;
     if (problem.empty()) {
-      problem = value_problem(entries[i].value.size(), max_size);
+      problem = value_problem(payload_size(entries[i].value), max_size);
       code = errc::invalid_value;
     }
     if (!problem.empty())
@@ -58,7 +61,7 @@ inline std::vector<caf::error> check_ops(const std::vector<operation>& ops,
     auto where = "operation " + std::to_string(i) + ": ";
     switch (op.kind) {
       case op_kind::set:
-        if (auto p = value_problem(op.value.size(), max_size); !p.empty())
+        if (auto p = value_problem(payload_size(op.value), max_size); !p.empty())
           result.push_back(make_error(errc::invalid_value, where + p));
         [[fallthrough]];
       case op_kind::del:

@@ -18,8 +18,8 @@ namespace strata {
 /// through the middleman actor (CAF's OpenSSL one with `tls`), never the
 /// blocking `remote_actor`, which would stall a scheduler thread. Checks
 /// that the peer offers `Handle`'s typed interface (the middleman actor does
-/// not), then calls `ok(Handle)`; or `fail(why)` with a sentence for people,
-/// where `kind` names what was expected there.
+/// not), then calls `ok(Handle)`; or `fail(err)`: CAF's error, or
+/// CONNECTION_FAILED naming what is there instead of `kind`.
 template <class Handle, class Self, class Ok, class Fail>
 void connect_async(Self* self, const std::string& host, uint16_t port, bool tls,
                    caf::duration timeout, const char* kind, Ok ok, Fail fail) {
@@ -30,15 +30,16 @@ void connect_async(Self* self, const std::string& host, uint16_t port, bool tls,
       [self, ok, fail, kind](const caf::node_id&, caf::strong_actor_ptr& ptr,
                              const std::set<std::string>& ifs) mutable {
         if (!ptr)
-          fail(std::string{"no actor is published there"});
+          fail(make_error(errc::connection_failed, "no actor is published there"));
         else if (!self->system().template assignable<Handle>(ifs))
-          fail(std::string{"not "} + kind
-               + ": its interface differs (another kind of strata node, or another "
-                 "program?)");
+          fail(make_error(errc::connection_failed,
+                          std::string{"not "} + kind
+                            + ": its interface differs (another kind of strata node, "
+                              "or another program?)"));
         else
           ok(caf::actor_cast<Handle>(std::move(ptr)));
       },
-      [fail](caf::error& err) mutable { fail(render(err)); });
+      [fail](caf::error& err) mutable { fail(err); });
 }
 
 } // namespace strata

@@ -5,6 +5,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
+#include <caf/sec.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -30,18 +31,24 @@ void recover_then_serve(proxy_ptr self);
 
 constexpr auto connect_timeout = std::chrono::milliseconds{5000};
 
-/// Waits before the next attempt: `reconnect_min`, doubling per failure.
-void back_off(proxy_ptr self) {
+/// Waits before the next attempt: `reconnect_min`, doubling per failure;
+/// `reconnect_min` again after a refused connect (`refused`).
+void back_off(proxy_ptr self, bool refused = false) {
   auto& st = self->state;
-  st.backoff = st.backoff.count() == 0 ? st.cfg.reconnect_min
-                                       : std::min(st.backoff * 2, st.cfg.reconnect_max);
+  st.backoff = st.backoff.count() == 0 || refused
+                 ? st.cfg.reconnect_min
+                 : std::min(st.backoff * 2, st.cfg.reconnect_max);
   st.retry_at = std::chrono::steady_clock::now() + st.backoff;
   self->delayed_send(self, st.backoff, atom::retry_v);
 }
 
-/// A connection attempt failed.
-void failed(proxy_ptr self, const std::string& why) {
+/// A connection attempt failed. A node that refuses the connection (its host
+/// answers, nothing listens yet: it is restarting) is tried again after
+/// `reconnect_min`, so that it is found soon after it listens again; other
+/// failures (no answer at all) back off.
+void failed(proxy_ptr self, const caf::error& err) {
   auto& st = self->state;
+  auto why = render(err);
   bool first = st.seen.error != why;
   st.state = link::offline;
   st.seen.status = node_status::offline;
@@ -49,7 +56,7 @@ void failed(proxy_ptr self, const std::string& why) {
   if (first)
     log().warn("shard {}: cannot reach node {}: {}", st.cfg.shard, st.address, why);
   st.relay.fail_waiting(st.unavailable());
-  back_off(self);
+  back_off(self, err == caf::sec::cannot_connect_to_node);
 }
 
 /// Requests go out from now on.
@@ -108,9 +115,9 @@ void connect(proxy_ptr self) {
   // A connection attempt that stalls (a peer that accepts but never
   // answers) is given up after a few seconds and retried with backoff.
   auto t = caf::duration{std::min(st.cfg.timeout, connect_timeout)};
-  auto failed_attempt = [self, attempt](const std::string& why) {
+  auto failed_attempt = [self, attempt](const caf::error& err) {
     if (attempt == self->state.attempt)
-      failed(self, why);
+      failed(self, err);
   };
   connect_async<node_actor>(
     self, st.cfg.host, st.cfg.port, st.cfg.tls, t,
@@ -124,7 +131,7 @@ void connect(proxy_ptr self) {
             if (attempt == self->state.attempt)
               connected(self, node, std::move(target));
           },
-          [failed_attempt](caf::error& err) { failed_attempt(render(err)); });
+          [failed_attempt](caf::error& err) { failed_attempt(err); });
     },
     failed_attempt);
 }

@@ -27,7 +27,7 @@
 #include "backends/data_dir.hpp"
 #include "backends/decision_log.hpp"
 #include "backends/kv_store.hpp"
-#include "backends/routing.hpp"
+#include "strata/routing.hpp"
 #include "backends/shard_slot.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"

@@ -15,7 +15,7 @@
 #include "actors/timeouts.hpp"
 #include "backends/conflicts.hpp"
 #include "backends/kv_store.hpp"
-#include "backends/routing.hpp"
+#include "strata/routing.hpp"
 
 namespace strata {
 

@@ -1,4 +1,4 @@
-#include "backends/routing.hpp"
+#include "strata/routing.hpp"
 
 namespace strata::routing {
 

@@ -60,7 +60,7 @@
 #include <caf/type_id.hpp>
 
 #include "backends/lmdb.hpp"
-#include "backends/routing.hpp"
+#include "strata/routing.hpp"
 #include "strata/actors.hpp"
 #include "strata/error.hpp"
 #include "strata/options.hpp"

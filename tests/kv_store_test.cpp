@@ -19,7 +19,7 @@
 #include "backends/data_dir.hpp"
 #include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
-#include "backends/routing.hpp"
+#include "strata/routing.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace strata;

@@ -11,7 +11,7 @@
 #include <cereal/types/string.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "backends/routing.hpp"
+#include "strata/routing.hpp"
 #include "strata/client.hpp"
 #include "strata/codec.hpp"
 #include "tests/fixture.hpp"
@@ -503,5 +503,28 @@ TEST_CASE("strata-cli keeps trying to reach a busy node until --connect-timeout"
                     0)
         == 0);
   CHECK(took < 5s);
+  CHECK(node.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("max_value_size counts the user's bytes, not strata's value header") {
+  fixture f;
+  node_process node{node_args(f.dir / "data", {"--max-value-size", "1000"}),
+                    f.dir / "node.log"};
+  auto port = std::to_string(node.port());
+  auto set = [&](size_t n) {
+    return run("strata-cli", {"--port", port, "set", "k", std::string(n, 'x')},
+               f.dir.path());
+  };
+  CHECK(set(1000).code == 0);
+  auto r = set(1001);
+  CHECK(r.code == 1);
+  CHECK(r.err == "error: INVALID_VALUE: value is 1001 bytes, above max_value_size (1000 "
+                 "bytes)\n");
+  // Bytes without strata's header (a client of its own) count whole.
+  auto remote = connect(f, node.port());
+  CHECK(!f.ask_void(remote, atom::set_v, std::string{"raw"}, bytes(1000, 1)));
+  CHECK(code_of(f.ask_void(remote, atom::set_v, std::string{"raw"}, bytes(1001, 1)))
+        == errc::invalid_value);
+  remote = nullptr;
   CHECK(node.stop(SIGTERM) == 0);
 }

@@ -16,7 +16,7 @@
 #include "backends/decision_log.hpp"
 #include "backends/fault.hpp"
 #include "backends/kv_store.hpp"
-#include "backends/routing.hpp"
+#include "strata/routing.hpp"
 #include "strata/client.hpp"
 #include "tests/bank.hpp"
 #include "tests/fixture.hpp"

@@ -22,20 +22,11 @@
 #include <cereal/types/vector.hpp>
 
 #include "strata/document.hpp"
+#include "strata/envelope.hpp"
 
 /// @file
-/// The stored-value envelope and the mapping between cereal-serializable C++
-/// types and documents.
-///
-/// Every stored value starts with a 4-byte header:
-///
-///   byte 0  magic 0x53 ('S')
-///   byte 1  format version (currently 1)
-///   byte 2  encoding: 0 raw (opaque payload), 1 document (see document.hpp)
-///   byte 3  compression: 0 none
-///
-/// followed by the payload. Like the document encoding this is an on-disk
-/// format: the numbers above are never reused for something else.
+/// The mapping between cereal-serializable C++ types and documents, stored
+/// in the envelope of strata/envelope.hpp.
 ///
 /// Mapping of C++ types to documents (`to_document` / `from_document`):
 ///
@@ -66,155 +57,6 @@
 /// the target type is a codec_error whose message names the field path.
 
 namespace strata {
-
-// -- stored-value envelope ------------------------------------------------------
-
-/// First byte of every stored value.
-constexpr uint8_t value_magic = 0x53;
-
-/// The only format version this build reads and writes.
-constexpr uint8_t value_format_version = 1;
-
-/// Size of the stored-value header in bytes.
-constexpr std::size_t value_header_size = 4;
-
-/// How the payload after the header is encoded. Values are on disk: never
-/// renumber.
-enum class value_encoding : uint8_t {
-  /// Opaque bytes, stored as given.
-  raw = 0,
-  /// The binary document encoding of document.hpp.
-  document = 1,
-};
-
-/// How the payload after the header is compressed. Values are on disk: never
-/// renumber.
-enum class value_compression : uint8_t {
-  /// Not compressed.
-  none = 0,
-};
-
-/// The decoded stored-value header.
-struct value_header {
-  /// Format version (byte 1).
-  uint8_t version;
-  /// Payload encoding (byte 2).
-  value_encoding encoding;
-  /// Payload compression (byte 3).
-  value_compression compression;
-};
-
-/// Reads and validates the header of a stored value.
-/// @throws codec_error if the value is shorter than the header, does not start
-///         with the magic byte, or uses a version, encoding or compression
-///         this build does not know.
-inline value_header read_header(const uint8_t* data, std::size_t size) {
-  if (size < value_header_size)
-    throw codec_error{"stored value is " + std::to_string(size)
-                      + " bytes long, shorter than the "
-                      + std::to_string(value_header_size)
-                      + "-byte value header: truncated or not a strata value"};
-  if (data[0] != value_magic) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string found{"0x"};
-    found += hex[data[0] >> 4];
-    found += hex[data[0] & 0x0f];
-    throw codec_error{"stored value starts with byte " + found
-                      + " instead of the magic byte 0x53 ('S'): not a strata "
-                        "value, or corrupted"};
-  }
-  if (data[1] != value_format_version)
-    throw codec_error{"stored value has format version "
-                      + std::to_string(data[1]) + " but this build reads only "
-                      + "version " + std::to_string(value_format_version)
-                      + " (written by a different strata release?)"};
-  if (data[2] > static_cast<uint8_t>(value_encoding::document))
-    throw codec_error{"stored value uses unknown encoding "
-                      + std::to_string(data[2])
-                      + " (known: 0 raw, 1 document)"};
-  if (data[3] != static_cast<uint8_t>(value_compression::none))
-    throw codec_error{"stored value uses unknown compression "
-                      + std::to_string(data[3]) + " (known: 0 none)"};
-  return {data[1], static_cast<value_encoding>(data[2]),
-          static_cast<value_compression>(data[3])};
-}
-
-namespace detail {
-
-inline std::vector<uint8_t> make_value_header(value_encoding encoding) {
-  return {value_magic, value_format_version, static_cast<uint8_t>(encoding),
-          static_cast<uint8_t>(value_compression::none)};
-}
-
-inline void require_encoding(const value_header& hdr, value_encoding expected) {
-  if (hdr.encoding == expected)
-    return;
-  auto name = [](value_encoding x) {
-    return x == value_encoding::raw ? "raw" : "document";
-  };
-  throw codec_error{std::string{"stored value has "} + name(hdr.encoding)
-                    + " encoding, but a " + name(expected)
-                    + "-encoded value was expected"};
-}
-
-} // namespace detail
-
-/// Returns a stored value holding `payload` unchanged (raw encoding).
-inline std::vector<uint8_t> encode_raw(std::string_view payload) {
-  // Sized once: header and payload copied in, no growth.
-  auto header = detail::make_value_header(value_encoding::raw);
-  std::vector<uint8_t> result(header.size() + payload.size());
-  std::copy(header.begin(), header.end(), result.begin());
-  std::copy(payload.begin(), payload.end(),
-            result.begin() + static_cast<std::ptrdiff_t>(header.size()));
-  return result;
-}
-
-/// Returns the payload of a raw stored value; it points into `data`.
-/// @throws codec_error on a bad header or a non-raw encoding.
-inline std::string_view raw_payload(const uint8_t* data, std::size_t size) {
-  detail::require_encoding(read_header(data, size), value_encoding::raw);
-  return {reinterpret_cast<const char*>(data) + value_header_size,
-          size - value_header_size};
-}
-
-/// Returns the payload of a raw stored value; it points into `stored`.
-/// @throws codec_error on a bad header or a non-raw encoding.
-inline std::string_view raw_payload(const std::vector<uint8_t>& stored) {
-  return raw_payload(stored.data(), stored.size());
-}
-
-/// Deleted: the result would point into a destroyed temporary.
-std::string_view raw_payload(std::vector<uint8_t>&&) = delete;
-
-/// Returns a stored value holding the binary encoding of `x`.
-/// @throws codec_error if `x` cannot be encoded (see encode_document).
-inline std::vector<uint8_t> encode_doc(const document& x) {
-  auto result = detail::make_value_header(value_encoding::document);
-  encode_document(x, result);
-  return result;
-}
-
-/// Decodes a document-encoded stored value, e.g. straight from the storage
-/// engine's memory. Safe on untrusted bytes.
-/// @throws codec_error on a bad header, a non-document encoding or a malformed
-///         payload (byte offsets in the message count from the payload start,
-///         i.e. after the header).
-inline document decode_doc(const uint8_t* data, std::size_t size) {
-  detail::require_encoding(read_header(data, size), value_encoding::document);
-  try {
-    return decode_document(data + value_header_size, size - value_header_size);
-  } catch (const codec_error& e) {
-    throw codec_error{std::string{"stored value payload (after the "}
-                      + std::to_string(value_header_size)
-                      + "-byte header): " + e.what()};
-  }
-}
-
-/// Decodes a document-encoded stored value (see above).
-inline document decode_doc(const std::vector<uint8_t>& stored) {
-  return decode_doc(stored.data(), stored.size());
-}
 
 // -- cereal archives --------------------------------------------------------------
 
