@@ -1,6 +1,7 @@
 #include "actors/remote_transaction.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/sec.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -46,7 +47,13 @@ remote_transaction(transaction_actor::stateful_pointer<remote_transaction_state>
                                       + s.gone
                                       + "); the request may or may not have been applied"));
     s.target = nullptr;
-    self->quit();
+    // A transaction that ended on its node takes its stand-in with it. After
+    // a lost connection the stand-in stays, answering CONNECTION_FAILED, so
+    // that a client between two requests gets a strata error rather than
+    // CAF's request_receiver_down; it ends with the remote_store it is
+    // linked to.
+    if (dm.reason != caf::exit_reason::remote_link_unreachable)
+      self->quit();
   });
   return {
     [self](atom::get, std::string& key) -> caf::result<maybe_bytes> {

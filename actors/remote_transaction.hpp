@@ -26,8 +26,9 @@ struct remote_transaction_state {
 /// `remote_store`, which spawns it linked, so that it ends with that one):
 /// relays every request with the time limit `timeout` and
 /// monitors the transaction, so that when the connection goes, requests in
-/// flight fail at once with CONNECTION_LOST. Then it ends, as it does when
-/// the transaction ends on its node (a timeout after its deadline): later
+/// flight fail at once with CONNECTION_LOST, and later ones with
+/// CONNECTION_FAILED until the `remote_store` ends. When the transaction ends
+/// on its node (a timeout after its deadline) the stand-in ends too: later
 /// requests fail with CAF's `request_receiver_down`. (CAF 0.17 keeps an actor
 /// that sent requests over the network in its registry: it must end by
 /// itself.)

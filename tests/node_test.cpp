@@ -444,6 +444,40 @@ TEST_CASE("remote clients learn at once that their store node died") {
   *h = nullptr;
 }
 
+TEST_CASE("after its node died a transaction answers strata errors and not CAF's") {
+  // Between two requests of a transaction the connection goes: the request
+  // after that must fail with a strata error that says so, whatever moment
+  // the client sends it.
+  using namespace std::chrono_literals;
+  fixture f;
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto h = connect_store(f.sys(), "127.0.0.1", node.port());
+  REQUIRE(h);
+  {
+    blocking_store<int64_t> db{f.sys(), *h, 10s};
+    auto tx = db.begin();
+    REQUIRE(tx);
+    REQUIRE(!tx->set("a", 1));
+    node.stop(SIGKILL);
+    auto first = tx->get("a");
+    REQUIRE(!first);
+    auto code = code_of(first.error());
+    CHECK((code == errc::connection_lost || code == errc::connection_failed));
+    std::this_thread::sleep_for(100ms); // the stand-in has seen the loss
+    for (int i = 0; i < 3; ++i) {
+      auto again = tx->get("a");
+      REQUIRE(!again);
+      INFO(render(again.error()));
+      CHECK(code_of(again.error()) == errc::connection_failed);
+    }
+    INFO(render(tx->commit()));
+    CHECK(code_of(tx->commit()) == errc::connection_failed);
+    CHECK(code_of(tx->rollback()) == errc::connection_failed);
+    CHECK(code_of(db.set("b", 2)) == errc::connection_failed);
+  }
+  *h = nullptr;
+}
+
 TEST_CASE("strata-cli prints keys and values that are not UTF-8 losslessly as JSON") {
   fixture f;
   node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
