@@ -665,6 +665,7 @@ spawn_supervised(caf::actor_system& sys, const store_options& opts, uint32_t i,
   so.store.store_id = opts.id;
   so.store.map_size = opts.shard_map_size();
   so.store.no_sync = opts.sync == sync_mode::nosync;
+  so.store.background_flush = opts.background_flush;
   so.max_value_size = opts.max_value_size;
   so.keepalive = std::move(lock);
   so.timeout = opts.request_timeout;

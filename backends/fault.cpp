@@ -47,13 +47,28 @@ struct armed {
   }
 };
 
+armed& crash_arm() {
+  static armed instance{"STRATA_CRASH_AT", SIGKILL};
+  return instance;
+}
+
+armed& hang_arm() {
+  static armed instance{"STRATA_STOP_AT", SIGSTOP};
+  return instance;
+}
+
 } // namespace
 
 void point(const char* name) {
-  static armed crash{"STRATA_CRASH_AT", SIGKILL};
-  static armed hang{"STRATA_STOP_AT", SIGSTOP};
-  crash.pass(name);
-  hang.pass(name);
+  crash_arm().pass(name);
+  hang_arm().pass(name);
+}
+
+void arm_crash(const char* name, long n) {
+  auto& a = crash_arm();
+  a.name = name;
+  a.after = n;
+  a.hits = 0;
 }
 
 namespace {

@@ -22,6 +22,10 @@ namespace strata::fault {
 /// variable names this point and its count is reached.
 void point(const char* name);
 
+/// Arms crash point `name` for its `n`-th pass from now, as STRATA_CRASH_AT
+/// would: for a process that forks and arms itself before it starts threads.
+void arm_crash(const char* name, long n);
+
 /// Throws std::runtime_error if `name` is armed and has passes left.
 void throw_point(const char* name);
 

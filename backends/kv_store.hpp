@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "backends/conflicts.hpp"
@@ -47,6 +49,11 @@ struct kv_store_options {
   /// bytes (and when the shard closes).
   size_t flush_entries = 16384;
   size_t flush_bytes = 16u << 20;
+  /// A full memtable is written to LMDB by a thread of the store's own while
+  /// writes go on into a fresh one. False: the writer flushes it itself,
+  /// and writes wait for that (one memtable in memory, the flush's time in
+  /// the tail latency).
+  bool background_flush = true;
 };
 
 /// What a shard knows about a transaction's one-phase commit.
@@ -135,28 +142,36 @@ struct txn_scan {
 /// is applied all or nothing.
 using write_group = std::vector<const std::vector<operation>*>;
 
-/// One shard's key-value data: a write-ahead log, a memtable and an LMDB
+/// One shard's key-value data: a write-ahead log, memtables and an LMDB
 /// environment. No actors here.
 ///
 /// ```
-///  write(group) ──▶ WAL append + one fdatasync ──▶ memtable ──▶ outcomes
-///                                                     │ (full, or on close)
-///                                     flush: one LMDB transaction, synced
-///  reads ──▶ memtable, then an LMDB read transaction
+///  write(group) ──▶ log append + one fdatasync ──▶ memtable ──▶ outcomes
+///                                                     │ full: becomes the
+///                                                     ▼ immutable memtable
+///            flusher thread: LMDB transactions, synced; then its log is emptied
+///  reads ──▶ memtable, immutable memtable, then an LMDB read transaction
 /// ```
 ///
-/// A write is durable once its WAL record is synced, so a group of writes
+/// A write is durable once its log record is synced, so a group of writes
 /// costs one sequential sync no matter how many random pages it touches.
-/// The memtable holds the newest state of each key written since the last
-/// flush (a value, or a tombstone; a clear hides all of LMDB); LMDB catches
-/// up in large, durable batches that also record the last sequence number
-/// they contain. On open, WAL records after that number are replayed.
+/// The memtable holds the newest state of each key written since it began
+/// (a value, or a tombstone; a clear hides everything older). When it
+/// reaches `flush_entries` or `flush_bytes` (or its log 4× that), it becomes
+/// the immutable memtable, which a thread of the store's own writes to LMDB
+/// in large, durable transactions that also record the last sequence number
+/// they contain, while writes go on into a fresh memtable and the other of
+/// the two logs. So a flush never holds up writes, unless the next memtable
+/// fills up to twice the thresholds before it ends: then the writer waits
+/// for it (back-pressure; one flush runs at a time). On open, log records
+/// after the recorded number are replayed.
 ///
 /// A full map surfaces when a flush does not fit: the shard then refuses
 /// writes that store values (STORAGE_FULL), keeps serving reads from the
-/// memtable and LMDB, and accepts deletes, flushing them first (with a little
-/// temporary headroom, as LMDB's copy-on-write needs fresh pages to free old
-/// ones) so that space is freed and writes resume.
+/// memtables and LMDB, and accepts deletes, flushing everything with them,
+/// deletes first (with a little temporary headroom, as LMDB's copy-on-write
+/// needs fresh pages to free old ones), so that space is freed and writes
+/// resume.
 ///
 /// Thread safety: the read functions may run concurrently from any threads;
 /// `write` and `flush` must be called by one thread at a time (the shard's
@@ -229,29 +244,71 @@ public:
   /// durability (a read-only prepare or its outcome) are not logged.
   std::vector<write_outcome> write(const std::vector<write_request>& group);
 
-  /// Writes the memtable to LMDB in durable transactions and empties the WAL.
-  /// Returns false (and marks the shard full) if the map is full. Throws
-  /// CONSISTENCY_VIOLATION once the shard refuses writes (the log is kept).
+  /// Writes everything the memtables hold to LMDB in durable transactions
+  /// and empties both logs, on the calling thread (the writer's), after
+  /// waiting for a background flush. Returns false (and marks the shard
+  /// full) if the map is full. Throws CONSISTENCY_VIOLATION once the shard
+  /// refuses writes (the logs are kept).
   bool flush();
+
+  /// Waits until no background flush runs (tests, tools).
+  void wait_for_flush();
 
   const kv_store_options& options() const noexcept {
     return opts_;
   }
 
 private:
-  /// Newest state of a key since the last flush.
+  /// Newest state of a key in one memtable.
   struct mem_entry {
     std::optional<bytes> value; // nullopt: deleted
-    bool in_lmdb = false;        // the key exists in LMDB (unless cleared)
+    bool below = false;         // the key was live in the layers below
   };
 
-  using memtable = std::map<std::string, mem_entry, std::less<>>;
+  /// The writes of a stretch of the log: the newest state of each key they
+  /// touched, and whether one of them cleared everything older.
+  struct memtable {
+    std::map<std::string, mem_entry, std::less<>> entries;
+    bool cleared = false; // hides every layer below
+    uint64_t live = 0;    // entries with a value
+    uint64_t shadowed = 0; // entries whose key is live below
+    size_t bytes = 0;
+    bool empty() const noexcept {
+      return entries.empty() && !cleared;
+    }
+  };
+
+  /// What one flush writes to LMDB, as of the last record it covers.
+  struct flush_job {
+    /// The last sequence number in the memtable it writes (`imm_`).
+    uint64_t applied = 0;
+    /// Prepared transactions (logged ones) and one-phase commit ids as of
+    /// `applied`.
+    std::map<uint64_t, txn_part> prepared;
+    std::vector<uint64_t> outcomes_added;
+    std::vector<uint64_t> outcomes_dropped;
+    uint64_t outcomes_floor = 0;
+    /// The logs whose every record it covers: emptied after it, each with
+    /// a new epoch recorded with the data.
+    std::vector<int> logs;
+    std::vector<uint64_t> epochs;
+    /// Run by the flusher thread, while writes go on.
+    bool background = false;
+  };
+
+  /// What a key looks like through the layers (memtable, the memtable
+  /// being flushed, an LMDB snapshot): a value, or not there.
+  struct hit {
+    bool live = false;
+    std::string_view data;
+  };
 
   class reader;
 
   lmdb::txn acquire_reader(uint64_t gen) const;
   void release_reader(lmdb::txn t, uint64_t gen) const;
   void unpin_readers();
+  hit find(std::string_view key, const lmdb::txn& t) const;
   void check_meta(lmdb::txn& t);
   void replay();
   void load_prepared(lmdb::txn& t);
@@ -260,14 +317,24 @@ private:
   commit_status status_of(uint64_t txid);
   void apply(const std::vector<operation>& ops, write_outcome& out, uint64_t seq);
   scan_page scan_with(const lmdb::txn& t, const scan_request& req) const;
-  bool commit_batch(bool tombstones);
+  uint64_t count_locked() const;
+  flush_job take_job(std::vector<int> logs);
+  void give_back(flush_job& job);
+  static void recount(memtable& m);
+  void rotate();
+  void after_write();
+  void flusher_loop();
+  bool run_job(flush_job& job);
+  bool commit_batch(flush_job& job, bool tombstones);
   bool mature_free_pages();
   /// Runs a write transaction; false if the map is full.
   bool fits(const std::function<void()>& txn);
   /// Like `fits`, but retries once with temporary headroom in the map.
   bool with_headroom(const std::function<void()>& txn);
-  uint64_t count_locked() const;
   void resize_map(uint64_t size);
+  wal& active_log() {
+    return *logs_[active_];
+  }
 
   kv_store_options opts_;
   lmdb::env env_;
@@ -275,19 +342,34 @@ private:
   MDB_dbi meta_ = 0;
   MDB_dbi prepared_db_ = 0;
   MDB_dbi outcomes_db_ = 0;
-  std::unique_ptr<wal> log_;
 
-  /// Guards the memtable and its counters (the writer mutates them under an
-  /// exclusive lock; readers hold it shared for a whole read, so that a key
-  /// is either still in the memtable or already in their LMDB snapshot) and
-  /// the map, which a resize remaps.
+  /// Two write-ahead logs (`wal.log`, `wal.1.log`): new records go to the
+  /// active one; the other holds the records of the memtable being flushed,
+  /// and is emptied once that flush is in LMDB (LevelDB's log per
+  /// memtable). Each has its epoch (meta `wal_epoch`, `wal_epoch.1`).
+  std::unique_ptr<wal> logs_[2];
+  uint64_t log_epoch_[2] = {0, 0};
+  int active_ = 0;
+
+  /// Guards the memtables and their counters (the writer and the flusher
+  /// change them under the exclusive lock; readers hold it shared for a
+  /// whole read, so that a key is either still in a memtable or already in
+  /// their LMDB snapshot) and the map, which a resize remaps.
   mutable std::shared_mutex mtx_;
+  /// Takes the writes; becomes `imm_` when full, while a fresh one goes on.
   memtable mem_;
-  bool cleared_ = false;      // a clear since the last flush hides LMDB
+  /// The full memtable being written to LMDB in the background, if any.
+  std::unique_ptr<memtable> imm_;
   uint64_t lmdb_entries_ = 0; // entries in LMDB
-  uint64_t live_ = 0;         // memtable entries with a value
-  uint64_t shadowed_ = 0;     // memtable entries whose key is in LMDB
-  size_t mem_bytes_ = 0;
+
+  /// The background flush: one job at a time (`imm_`), on its own thread.
+  std::mutex flush_mtx_;
+  std::condition_variable flush_cv_;
+  std::optional<flush_job> job_;    // handed to the flusher
+  std::optional<flush_job> failed_; // it could not write it (full map, I/O)
+  bool flushing_ = false;
+  bool stopping_ = false;
+  std::thread flusher_;
 
   /// Locks and recent versions for validating transactions; readers check
   /// its locks under the shared lock.
@@ -315,15 +397,14 @@ private:
   std::vector<uint64_t> outcomes_dropped_;
 
   uint64_t next_seq_ = 1;
-  uint64_t applied_seq_ = 0; // last sequence number in the memtable
+  uint64_t applied_seq_ = 0; // last sequence number in the memtables
   /// Numbers up to this one were handed out in an earlier run (meta
   /// "seq_floor"); each open starts `seq_gap` above it and its log.
   uint64_t seq_floor_ = 0;
   static constexpr uint64_t seq_gap = uint64_t{1} << 32;
-  /// The epoch of the log's records (meta "wal_epoch"; a flush that empties
-  /// the log records the next one with its data).
-  uint64_t wal_epoch_ = 0;
-  bool full_ = false;
+  /// LMDB holds no room for what the memtables hold: writes that store
+  /// values fail with STORAGE_FULL (set by whichever thread flushes).
+  std::atomic<bool> full_{false};
   /// Why the shard refuses writes until reopened (a failed WAL sync, or a
   /// logged write that could not be applied); empty while healthy.
   std::string broken_;

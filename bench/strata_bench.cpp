@@ -25,6 +25,7 @@
 // wrong value, an LMDB failure), never because a target was missed.
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -127,6 +128,11 @@ struct bench_options {
   /// The shard node publishes behind strata's frame guard (strata::publish,
   /// as strata-node does) rather than CAF's plain publish.
   bool port_guard = true;
+  /// The sustained suite: records, value size, clients, seconds per run.
+  uint64_t sustained_keys = 200000;
+  size_t sustained_value = 1000;
+  size_t sustained_clients = 32;
+  double sustained_seconds = 20;
 };
 
 void print_usage() {
@@ -148,11 +154,13 @@ void print_usage() {
        "  --writers N         writer actors, one set in flight each "
        "(default 64)\n"
        "  --timeout S         timeout of client requests (default: none)\n"
-       "  --suite S           kv, txn, remote or all (default all)\n"
+       "  --suite S           kv, txn, remote, sustained or all (default all)\n"
        "  --txn-clients N     clients of the many-client transaction runs "
        "(default 32)\n"
        "  --txn-keys N        keys the transactions pick from (default 10000)\n"
        "  --txn-shards N      only transactions over N shards, 1 or 2 (default: both)\n"
+       "  --sustained-seconds S  length of each sustained run (default 20)\n"
+       "  --sustained-keys N  records of the sustained runs (default 200000)\n"
        "  --port-guard on|off the remote suite's shard node checks frames before\n"
        "                      CAF reads them, as strata-node does (default on)\n"
        "  --dir D             where the temporary directories go (default "
@@ -1417,6 +1425,185 @@ void run_remote(caf::actor_system& sys, const bench_options& opts,
   *bare_handle = nullptr;
 }
 
+// -- sustained mixed load ------------------------------------------------------------
+
+/// YCSB's scrambled zipfian keys (theta 0.99): few keys are hot, and the hot
+/// ones are spread over the key space (and so over the shards).
+class zipfian {
+public:
+  explicit zipfian(uint64_t n) : n_(n) {
+    for (uint64_t i = 1; i <= n; ++i)
+      zetan_ += 1.0 / std::pow(static_cast<double>(i), theta);
+    auto zeta2 = 1.0 + 1.0 / std::pow(2.0, theta);
+    alpha_ = 1.0 / (1.0 - theta);
+    eta_ = (1.0 - std::pow(2.0 / static_cast<double>(n), 1.0 - theta)) / (1.0 - zeta2 / zetan_);
+  }
+
+  uint64_t next(rng& gen) const {
+    auto u = static_cast<double>(gen.next() >> 11) * 0x1.0p-53;
+    auto uz = u * zetan_;
+    uint64_t rank = 0;
+    if (uz >= 1.0)
+      rank = uz < 1.0 + std::pow(0.5, theta)
+               ? 1
+               : static_cast<uint64_t>(static_cast<double>(n_)
+                                       * std::pow(eta_ * u - eta_ + 1.0, alpha_));
+    // Scrambled: FNV-1a of the rank picks the key.
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; i < 8; ++i) {
+      h ^= (rank >> (8 * i)) & 0xff;
+      h *= 1099511628211ull;
+    }
+    return h % n_;
+  }
+
+private:
+  static constexpr double theta = 0.99;
+  uint64_t n_;
+  double zetan_ = 0;
+  double alpha_ = 0;
+  double eta_ = 0;
+};
+
+/// A value of `size` bytes for key `i` (its index first, as value_of).
+bytes sized_value(uint64_t i, size_t size) {
+  bytes result(size, 'v');
+  std::memcpy(result.data(), &i, sizeof(i));
+  return result;
+}
+
+/// Latencies of writes, shared by the clients of a run.
+struct write_latencies {
+  std::mutex mtx;
+  std::vector<uint64_t> ns;
+};
+
+/// Half reads, half updates of zipfian keys; write latencies go to `writes`.
+struct mixed_work {
+  storage_actor store;
+  std::shared_ptr<const zipfian> keys;
+  size_t value_size = 0;
+  std::shared_ptr<write_latencies> writes;
+  caf::duration timeout;
+
+  template <class Self>
+  bool send(Self* self, rng& gen) {
+    auto i = keys->next(gen);
+    auto sent = bench_clock::now();
+    if (gen.below(2) == 0) {
+      self->request(store, timeout, atom::get_v, make_key(i))
+        .then(
+          [self, sent, i, size = value_size](maybe_bytes& v) {
+            const char* problem = !v                   ? "key not found"
+                                  : v->size() != size ? "value has the wrong size"
+                                  : std::memcmp(v->data(), &i, sizeof(i)) != 0
+                                    ? "value belongs to another key"
+                                    : nullptr;
+            answered(self, sent, 1, problem ? "get: " + std::string{problem} : "");
+          },
+          [self, sent](caf::error& e) {
+            answered(self, sent, 0, "get: " + strata::render(e));
+          });
+      return true;
+    }
+    auto sink = writes;
+    self->request(store, timeout, atom::set_v, make_key(i), sized_value(i, value_size))
+      .then(
+        [self, sent, sink] {
+          auto took = ns_between(sent, bench_clock::now());
+          {
+            std::lock_guard<std::mutex> guard{sink->mtx};
+            sink->ns.push_back(took);
+          }
+          answered(self, sent, 1, {});
+        },
+        [self, sent](caf::error& e) { answered(self, sent, 0, "set: " + strata::render(e)); });
+    return true;
+  }
+};
+
+/// A YCSB-like mixed load held for a while (records of 1 000 bytes, zipfian
+/// keys, 50% reads and 50% updates, 32 clients with one request each,
+/// durable), with the memtable flushed in the background and, for
+/// comparison in the same run, by the writer itself. Reports each run's
+/// throughput and the tail of its write latency.
+void run_sustained(caf::actor_system& sys, const bench_options& opts) {
+  auto baseline = sys.registry().running();
+  auto keys = std::make_shared<const zipfian>(opts.sustained_keys);
+  std::printf("sustained: %llu records of %zu bytes, zipfian keys, 50%% reads / 50%% "
+              "updates, %zu clients, %u shards, durable, %.0f s per run\n",
+              static_cast<unsigned long long>(opts.sustained_keys), opts.sustained_value,
+              opts.sustained_clients, opts.shards, opts.sustained_seconds);
+  struct outcome {
+    std::string name;
+    result all;
+    uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;
+  };
+  std::vector<outcome> outcomes;
+  for (bool background : {false, true, false, true}) {
+    temp_dir dir{opts.dir};
+    strata::store_options so;
+    so.id = "strata-bench";
+    so.data_dir = dir.path() + "/store";
+    so.shards = opts.shards;
+    so.expected_size = opts.sustained_keys;
+    so.background_flush = background;
+    so.log_level = "warning";
+    auto h = strata::spawn_store(sys, so);
+    if (!h)
+      throw bench_error("cannot open the store: " + strata::render(h.error()));
+    strata::transactional_storage_actor store = *h;
+    {
+      store_stopper<strata::transactional_storage_actor> stop_store{store};
+      // Load every record (set_many chunks), as the run's starting state.
+      auto timeout = client_timeout(opts);
+      uint64_t loaded = 0;
+      caf::scoped_actor self{sys};
+      while (loaded < opts.sustained_keys) {
+        std::vector<strata::entry> chunk;
+        for (auto end = std::min(opts.sustained_keys, loaded + load_chunk); loaded < end;
+             ++loaded)
+          chunk.push_back(strata::entry{make_key(loaded), sized_value(loaded, opts.sustained_value)});
+        caf::error err;
+        self->request(store, timeout, atom::set_many_v, std::move(chunk))
+          .receive([] {}, [&](caf::error& e) { err = e; });
+        if (err)
+          throw bench_error("loading: " + strata::render(err));
+      }
+      auto writes = std::make_shared<write_latencies>();
+      auto r = run_clients(sys, opts, opts.sustained_clients, 1,
+                           mixed_work{store, keys, opts.sustained_value, writes, timeout},
+                           opts.sustained_seconds);
+      auto name = std::string{"sustained mix, flush "}
+                  + (background ? "in background" : "by the writer");
+      print_result(name.c_str(), "strata", r);
+      if (r.errors > 0)
+        throw bench_error("sustained run: " + r.first_error);
+      outcome o;
+      o.name = name;
+      o.all = r;
+      auto& ns = writes->ns;
+      o.p50 = percentile(ns, 0.5);
+      o.p99 = percentile(ns, 0.99);
+      o.p999 = percentile(ns, 0.999);
+      o.max = ns.empty() ? 0 : *std::max_element(ns.begin(), ns.end());
+      outcomes.push_back(std::move(o));
+    }
+    close_store(sys, store, baseline);
+  }
+  std::printf("\n%-38s %-12s %-11s %-11s %-11s %-11s\n", "sustained mix (writes)",
+              "ops/s", "write p50", "write p99", "p99.9", "max");
+  for (auto& o : outcomes)
+    std::printf("%-38s %-12s %-11s %-11s %-11s %-11s%s\n", o.name.c_str(),
+                format_rate(o.all.rate).c_str(), format_latency(o.p50).c_str(),
+                format_latency(o.p99).c_str(), format_latency(o.p999).c_str(),
+                format_latency(o.max).c_str(),
+                o.name.find("background") != std::string::npos
+                  ? (o.max < 20000000 ? "  max < 20 ms: met" : "  max < 20 ms: MISSED")
+                  : "");
+  std::fflush(stdout);
+}
+
 uint64_t run(caf::actor_system& sys, const bench_options& opts) {
   std::vector<row> rows;
   std::printf("strata-bench: %llu keys (%zu-byte keys, %zu-byte values), %u "
@@ -1429,6 +1616,8 @@ uint64_t run(caf::actor_system& sys, const bench_options& opts) {
     run_txn(sys, opts, rows);
   if (opts.suite == "remote" || opts.suite == "all")
     run_remote(sys, opts, rows);
+  if (opts.suite == "sustained" || opts.suite == "all")
+    run_sustained(sys, opts);
   // -- report ------------------------------------------------------------------------
   print_table(rows);
   std::printf("* get_many rates are keys/s; latencies are per request of %zu "
@@ -1492,7 +1681,8 @@ bool parse_args(int argc, char** argv, bench_options& opts,
                                  "--rounds",     "--dir",
                                  "--suite",      "--txn-clients",
                                  "--txn-keys",   "--txn-shards",
-                                 "--serve",      "--port-guard"};
+                                 "--serve",      "--port-guard",
+                                 "--sustained-seconds", "--sustained-keys"};
     if (std::find_if(std::begin(ours), std::end(ours),
                      [&](const char* x) { return flag == x; })
         == std::end(ours)) {
@@ -1523,9 +1713,10 @@ bool parse_args(int argc, char** argv, bench_options& opts,
       continue;
     }
     if (flag == "--suite") {
-      if (value != "kv" && value != "txn" && value != "remote" && value != "all") {
-        std::cerr << "strata-bench: --suite is kv, txn, remote or all, not '" << value
-                  << "'\n";
+      if (value != "kv" && value != "txn" && value != "remote" && value != "sustained"
+          && value != "all") {
+        std::cerr << "strata-bench: --suite is kv, txn, remote, sustained or all, not '"
+                  << value << "'\n";
         return false;
       }
       opts.suite = value;
@@ -1571,6 +1762,10 @@ bool parse_args(int argc, char** argv, bench_options& opts,
     }
     else if (flag == "--timeout")
       opts.timeout = std::chrono::milliseconds{static_cast<int64_t>(x * 1000)};
+    else if (flag == "--sustained-seconds")
+      opts.sustained_seconds = x;
+    else if (flag == "--sustained-keys")
+      opts.sustained_keys = static_cast<uint64_t>(x);
   }
   if (opts.keys >= 1000000000000000ull) {
     std::cerr << "strata-bench: --keys must stay below 10^15\n";
