@@ -45,6 +45,7 @@
 
 #include <unordered_map>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -60,6 +61,9 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/type_id.hpp>
 
+#include <sqlite3.h>
+
+#include "backends/kv_store.hpp"
 #include "backends/lmdb.hpp"
 #include "strata/routing.hpp"
 #include "strata/actors.hpp"
@@ -133,6 +137,9 @@ struct bench_options {
   size_t sustained_value = 1000;
   size_t sustained_clients = 32;
   double sustained_seconds = 20;
+  /// The single-client comparison: records, seconds per side and round.
+  uint64_t single_keys = 100000;
+  double single_seconds = 3;
 };
 
 void print_usage() {
@@ -154,13 +161,15 @@ void print_usage() {
        "  --writers N         writer actors, one set in flight each "
        "(default 64)\n"
        "  --timeout S         timeout of client requests (default: none)\n"
-       "  --suite S           kv, txn, remote, sustained or all (default all)\n"
+       "  --suite S           kv, txn, remote, sustained, single or all (default all)\n"
        "  --txn-clients N     clients of the many-client transaction runs "
        "(default 32)\n"
        "  --txn-keys N        keys the transactions pick from (default 10000)\n"
        "  --txn-shards N      only transactions over N shards, 1 or 2 (default: both)\n"
        "  --sustained-seconds S  length of each sustained run (default 20)\n"
        "  --sustained-keys N  records of the sustained runs (default 200000)\n"
+       "  --single-keys N     records of the single-client runs (default 100000)\n"
+       "  --single-seconds S  each single-client run, one of two rounds (default 3)\n"
        "  --port-guard on|off the remote suite's shard node checks frames before\n"
        "                      CAF reads them, as strata-node does (default on)\n"
        "  --dir D             where the temporary directories go (default "
@@ -1472,7 +1481,7 @@ bytes sized_value(uint64_t i, size_t size) {
   return result;
 }
 
-/// Latencies of writes, shared by the clients of a run.
+/// Latencies of writes (or reads), shared by the clients of a run.
 struct write_latencies {
   std::mutex mtx;
   std::vector<uint64_t> ns;
@@ -1485,6 +1494,8 @@ struct mixed_work {
   size_t value_size = 0;
   std::shared_ptr<write_latencies> writes;
   caf::duration timeout;
+  /// Where read latencies go, if anywhere.
+  std::shared_ptr<write_latencies> reads = nullptr;
 
   template <class Self>
   bool send(Self* self, rng& gen) {
@@ -1493,7 +1504,12 @@ struct mixed_work {
     if (gen.below(2) == 0) {
       self->request(store, timeout, atom::get_v, make_key(i))
         .then(
-          [self, sent, i, size = value_size](maybe_bytes& v) {
+          [self, sent, i, size = value_size, sink = reads](maybe_bytes& v) {
+            if (sink) {
+              auto took = ns_between(sent, bench_clock::now());
+              std::lock_guard<std::mutex> guard{sink->mtx};
+              sink->ns.push_back(took);
+            }
             const char* problem = !v                   ? "key not found"
                                   : v->size() != size ? "value has the wrong size"
                                   : std::memcmp(v->data(), &i, sizeof(i)) != 0
@@ -1604,6 +1620,305 @@ void run_sustained(caf::actor_system& sys, const bench_options& opts) {
   std::fflush(stdout);
 }
 
+// -- one durable client: strata against SQLite, and where the time goes ----------
+
+/// One single-threaded run of the 50/50 mix: its rate and the median of
+/// each kind of operation.
+struct mix_figures {
+  double rate = 0;
+  uint64_t read_p50 = 0;
+  uint64_t write_p50 = 0;
+};
+
+/// Runs `read(i)` or `write(i)` on zipfian keys, half and half, for `seconds`
+/// on the calling thread.
+template <class Read, class Write>
+mix_figures mix_loop(const zipfian& keys, double seconds, uint64_t seed, Read read,
+                     Write write) {
+  rng gen{seed};
+  std::vector<uint64_t> reads;
+  std::vector<uint64_t> writes;
+  auto start = bench_clock::now();
+  auto end = start + to_duration(seconds);
+  uint64_t ops = 0;
+  for (auto now = start; now < end; ++ops) {
+    auto i = keys.next(gen);
+    if (gen.below(2) == 0) {
+      read(i);
+      auto t = bench_clock::now();
+      reads.push_back(ns_between(now, t));
+      now = t;
+    } else {
+      write(i);
+      auto t = bench_clock::now();
+      writes.push_back(ns_between(now, t));
+      now = t;
+    }
+  }
+  mix_figures f;
+  f.rate = static_cast<double>(ops) / std::chrono::duration<double>(bench_clock::now() - start).count();
+  f.read_p50 = percentile(reads, 0.5);
+  f.write_p50 = percentile(writes, 0.5);
+  return f;
+}
+
+/// SQLite in WAL mode with synchronous=FULL (a sync per commit), the table
+/// a clustered index on the key, one autocommit statement per operation,
+/// its file mapped and a cache of 512 MiB.
+class sqlite_side {
+public:
+  explicit sqlite_side(const std::string& path) {
+    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK)
+      fail("open");
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    // Reads from memory, as LMDB's map gives strata: the pages mapped, and a
+    // page cache that holds the table.
+    exec("PRAGMA mmap_size=4294967296");
+    exec("PRAGMA cache_size=-524288");
+    exec("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
+    get_ = prepare("SELECT v FROM kv WHERE k = ?");
+    put_ = prepare("INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)");
+  }
+
+  sqlite_side(const sqlite_side&) = delete;
+  sqlite_side& operator=(const sqlite_side&) = delete;
+
+  ~sqlite_side() {
+    sqlite3_finalize(get_);
+    sqlite3_finalize(put_);
+    sqlite3_close(db_);
+  }
+
+  void load(uint64_t n, size_t size) {
+    exec("BEGIN");
+    for (uint64_t i = 0; i < n; ++i)
+      put(i, size);
+    exec("COMMIT");
+  }
+
+  void get(uint64_t i, size_t size) {
+    auto key = make_key(i);
+    sqlite3_bind_blob(get_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    if (sqlite3_step(get_) != SQLITE_ROW)
+      fail("get: key not found");
+    auto n = static_cast<size_t>(sqlite3_column_bytes(get_, 0));
+    auto data = static_cast<const uint8_t*>(sqlite3_column_blob(get_, 0));
+    if (n != size || std::memcmp(data, &i, sizeof(i)) != 0)
+      fail("get: wrong value");
+    sqlite3_reset(get_);
+  }
+
+  void put(uint64_t i, size_t size) {
+    auto key = make_key(i);
+    auto value = sized_value(i, size);
+    sqlite3_bind_blob(put_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    sqlite3_bind_blob(put_, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+    if (sqlite3_step(put_) != SQLITE_DONE)
+      fail("put");
+    sqlite3_reset(put_);
+  }
+
+private:
+  [[noreturn]] void fail(const char* what) {
+    throw bench_error(std::string{"sqlite: "} + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  void exec(const char* sql) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+      fail(sql);
+  }
+
+  sqlite3_stmt* prepare(const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &st, nullptr) != SQLITE_OK)
+      fail(sql);
+    return st;
+  }
+
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* get_ = nullptr;
+  sqlite3_stmt* put_ = nullptr;
+};
+
+/// The floor of a durable write here: `size` bytes written into a
+/// preallocated, zero-filled file and fdatasync'ed, as strata's log does.
+uint64_t sync_floor_p50(const std::string& dir, size_t size, double seconds) {
+  auto path = dir + "/floor";
+  auto fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0)
+    throw bench_error("cannot create " + path);
+  constexpr size_t span = 64u << 20;
+  std::vector<char> zeros(1u << 20, 0);
+  for (size_t off = 0; off < span; off += zeros.size())
+    if (::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(off)) < 0)
+      throw bench_error("cannot fill " + path);
+  if (::fsync(fd) != 0)
+    throw bench_error("cannot sync " + path);
+  std::vector<char> record(size, 'r');
+  std::vector<uint64_t> ns;
+  size_t off = 0;
+  auto end = bench_clock::now() + to_duration(seconds);
+  while (bench_clock::now() < end && off + size <= span) {
+    auto t0 = bench_clock::now();
+    if (::pwrite(fd, record.data(), size, static_cast<off_t>(off)) < 0
+        || ::fdatasync(fd) != 0)
+      throw bench_error("cannot write " + path);
+    ns.push_back(ns_between(t0, bench_clock::now()));
+    off += size;
+  }
+  ::close(fd);
+  return percentile(ns, 0.5);
+}
+
+/// One client, one operation at a time, durable: a zipfian 50/50 mix of
+/// reads and updates of 1 000-byte records through the store (actors), the
+/// same store's shard engine called directly (no actors), and SQLite (WAL,
+/// synchronous=FULL), alternating in two rounds, with the sync floor.
+void run_single(caf::actor_system& sys, const bench_options& opts) {
+  auto baseline = sys.registry().running();
+  auto n = opts.single_keys;
+  auto size = opts.sustained_value;
+  zipfian keys{n};
+  std::printf("\none durable client: %llu records of %zu bytes, zipfian keys, 50%% reads "
+              "/ 50%% updates, one operation at a time, %u shards, %.1f s per run\n",
+              static_cast<unsigned long long>(n), size, opts.shards, opts.single_seconds);
+  temp_dir dir{opts.dir};
+  // The store, loaded.
+  strata::store_options so;
+  so.id = "strata-bench";
+  so.data_dir = dir.path() + "/store";
+  so.shards = opts.shards;
+  so.expected_size = n;
+  so.log_level = "warning";
+  auto h = strata::spawn_store(sys, so);
+  if (!h)
+    throw bench_error("cannot open the store: " + strata::render(h.error()));
+  strata::transactional_storage_actor store = *h;
+  auto timeout = client_timeout(opts);
+  {
+    caf::scoped_actor self{sys};
+    for (uint64_t loaded = 0; loaded < n;) {
+      std::vector<strata::entry> chunk;
+      for (auto end = std::min(n, loaded + load_chunk); loaded < end; ++loaded)
+        chunk.push_back(strata::entry{make_key(loaded), sized_value(loaded, size)});
+      caf::error err;
+      self->request(store, timeout, atom::set_many_v, std::move(chunk))
+        .receive([] {}, [&](caf::error& e) { err = e; });
+      if (err)
+        throw bench_error("loading: " + strata::render(err));
+    }
+  }
+  // One shard engine on its own, loaded.
+  strata::kv_store_options ko;
+  ko.dir = dir.path() + "/engine";
+  ko.map_size = std::max<uint64_t>(1ull << 30, n * (size + 256) * 2);
+  strata::kv_store engine{ko};
+  for (uint64_t loaded = 0; loaded < n;) {
+    std::vector<strata::operation> ops;
+    for (auto end = std::min(n, loaded + load_chunk); loaded < end; ++loaded)
+      ops.push_back(strata::operation::set(make_key(loaded), sized_value(loaded, size)));
+    engine.write({strata::write_request::plain_ops(ops)});
+  }
+  sqlite_side sqlite{dir.path() + "/sqlite.db"};
+  sqlite.load(n, size);
+
+  auto via_store = [&](uint64_t) {
+    // The event-based client of the other suites, one request in flight.
+    auto writes = std::make_shared<write_latencies>();
+    auto reads = std::make_shared<write_latencies>();
+    auto r = run_clients(sys, opts, 1, 1,
+                         mixed_work{store, std::make_shared<zipfian>(n), size, writes,
+                                    timeout, reads},
+                         opts.single_seconds);
+    if (r.errors > 0)
+      throw bench_error("single client: " + r.first_error);
+    mix_figures f;
+    f.rate = r.rate;
+    f.read_p50 = percentile(reads->ns, 0.5);
+    f.write_p50 = percentile(writes->ns, 0.5);
+    return f;
+  };
+  // A thread of the program asking through a scoped actor, as the typed
+  // blocking client does (request, then receive).
+  std::optional<caf::scoped_actor> blocking;
+  blocking.emplace(sys);
+  auto via_blocking = [&](uint64_t seed) {
+    auto& self = *blocking;
+    return mix_loop(
+      keys, opts.single_seconds, seed,
+      [&](uint64_t i) {
+        self->request(store, timeout, atom::get_v, make_key(i))
+          .receive(
+            [&](maybe_bytes& v) {
+              if (!v || v->size() != size || std::memcmp(v->data(), &i, sizeof(i)) != 0)
+                throw bench_error("blocking client: wrong value");
+            },
+            [&](caf::error& e) {
+              throw bench_error("blocking client: " + strata::render(e));
+            });
+      },
+      [&](uint64_t i) {
+        self->request(store, timeout, atom::set_v, make_key(i), sized_value(i, size))
+          .receive([] {},
+                   [&](caf::error& e) {
+                     throw bench_error("blocking client: " + strata::render(e));
+                   });
+      });
+  };
+  auto direct = [&](uint64_t seed) {
+    return mix_loop(
+      keys, opts.single_seconds, seed,
+      [&](uint64_t i) {
+        auto v = engine.get(make_key(i));
+        if (!v || v->size() != size || std::memcmp(v->data(), &i, sizeof(i)) != 0)
+          throw bench_error("engine: wrong value");
+      },
+      [&](uint64_t i) {
+        std::vector<strata::operation> ops{
+          strata::operation::set(make_key(i), sized_value(i, size))};
+        auto out = engine.write({strata::write_request::plain_ops(ops)});
+        if (out.at(0).code != strata::errc::none)
+          throw bench_error("engine: " + out[0].message);
+      });
+  };
+  auto peer = [&](uint64_t seed) {
+    return mix_loop(
+      keys, opts.single_seconds, seed, [&](uint64_t i) { sqlite.get(i, size); },
+      [&](uint64_t i) { sqlite.put(i, size); });
+  };
+  mix_figures best_store, best_blocking, best_direct, best_peer;
+  auto keep = [](mix_figures& best, const mix_figures& f) {
+    if (f.rate > best.rate)
+      best = f;
+  };
+  for (uint64_t round = 0; round < 2; ++round) {
+    keep(best_store, via_store(round));
+    keep(best_blocking, via_blocking(round));
+    keep(best_direct, direct(round));
+    keep(best_peer, peer(round));
+  }
+  auto floor = sync_floor_p50(dir.path(), size + 40, 1.0);
+  std::printf("\n%-44s %-12s %-11s %-11s %-10s\n", "one durable client, 50/50 (best of 2)",
+              "ops/s", "read p50", "write p50", "vs SQLite");
+  auto line = [&](const char* name, const mix_figures& f) {
+    std::printf("%-44s %-12s %-11s %-11s %.2fx\n", name, format_rate(f.rate).c_str(),
+                f.read_p50 ? format_latency(f.read_p50).c_str() : "-",
+                format_latency(f.write_p50).c_str(), f.rate / best_peer.rate);
+  };
+  line("strata store, event-based client actor", best_store);
+  line("strata store, blocking scoped_actor", best_blocking);
+  line("strata shard engine, called directly", best_direct);
+  line("SQLite 3, WAL, synchronous=FULL", best_peer);
+  std::printf("%-44s %-12s %-11s %-11s\n", "sync floor: 1 KiB write + fdatasync", "-", "-",
+              format_latency(floor).c_str());
+  std::printf("%s\n", best_store.rate >= best_peer.rate ? "strata >= 1x SQLite FULL: met"
+                                                         : "strata >= 1x SQLite FULL: MISSED");
+  std::fflush(stdout);
+  blocking.reset();
+  close_store(sys, store, baseline);
+}
+
 uint64_t run(caf::actor_system& sys, const bench_options& opts) {
   std::vector<row> rows;
   std::printf("strata-bench: %llu keys (%zu-byte keys, %zu-byte values), %u "
@@ -1618,6 +1933,8 @@ uint64_t run(caf::actor_system& sys, const bench_options& opts) {
     run_remote(sys, opts, rows);
   if (opts.suite == "sustained" || opts.suite == "all")
     run_sustained(sys, opts);
+  if (opts.suite == "single" || opts.suite == "all")
+    run_single(sys, opts);
   // -- report ------------------------------------------------------------------------
   print_table(rows);
   std::printf("* get_many rates are keys/s; latencies are per request of %zu "
@@ -1682,7 +1999,8 @@ bool parse_args(int argc, char** argv, bench_options& opts,
                                  "--suite",      "--txn-clients",
                                  "--txn-keys",   "--txn-shards",
                                  "--serve",      "--port-guard",
-                                 "--sustained-seconds", "--sustained-keys"};
+                                 "--sustained-seconds", "--sustained-keys",
+                                 "--single-keys", "--single-seconds"};
     if (std::find_if(std::begin(ours), std::end(ours),
                      [&](const char* x) { return flag == x; })
         == std::end(ours)) {
@@ -1714,8 +2032,9 @@ bool parse_args(int argc, char** argv, bench_options& opts,
     }
     if (flag == "--suite") {
       if (value != "kv" && value != "txn" && value != "remote" && value != "sustained"
-          && value != "all") {
-        std::cerr << "strata-bench: --suite is kv, txn, remote, sustained or all, not '"
+          && value != "single" && value != "all") {
+        std::cerr << "strata-bench: --suite is kv, txn, remote, sustained, single or all, "
+                     "not '"
                   << value << "'\n";
         return false;
       }
@@ -1766,6 +2085,10 @@ bool parse_args(int argc, char** argv, bench_options& opts,
       opts.sustained_seconds = x;
     else if (flag == "--sustained-keys")
       opts.sustained_keys = static_cast<uint64_t>(x);
+    else if (flag == "--single-keys")
+      opts.single_keys = static_cast<uint64_t>(x);
+    else if (flag == "--single-seconds")
+      opts.single_seconds = x;
   }
   if (opts.keys >= 1000000000000000ull) {
     std::cerr << "strata-bench: --keys must stay below 10^15\n";
