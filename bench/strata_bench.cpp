@@ -1538,6 +1538,39 @@ struct mixed_work {
   }
 };
 
+/// Opens a store of `opts.shards` shards in `dir` and loads records 0..n-1
+/// of `size` bytes (set_many chunks), as a run's starting state.
+strata::transactional_storage_actor open_loaded(caf::actor_system& sys,
+                                                const bench_options& opts,
+                                                const std::string& dir, uint64_t n,
+                                                size_t size, bool background_flush) {
+  strata::store_options so;
+  so.id = "strata-bench";
+  so.data_dir = dir + "/store";
+  so.shards = opts.shards;
+  so.expected_size = n;
+  so.background_flush = background_flush;
+  so.log_level = "warning";
+  auto h = strata::spawn_store(sys, so);
+  if (!h)
+    throw bench_error("cannot open the store: " + strata::render(h.error()));
+  strata::transactional_storage_actor store = *h;
+  caf::scoped_actor self{sys};
+  for (uint64_t loaded = 0; loaded < n;) {
+    std::vector<strata::entry> chunk;
+    for (auto end = std::min(n, loaded + load_chunk); loaded < end; ++loaded)
+      chunk.push_back(strata::entry{make_key(loaded), sized_value(loaded, size)});
+    caf::error err;
+    self->request(store, client_timeout(opts), atom::set_many_v, std::move(chunk))
+      .receive([] {}, [&](caf::error& e) { err = e; });
+    if (err) {
+      caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+      throw bench_error("loading: " + strata::render(err));
+    }
+  }
+  return store;
+}
+
 /// A YCSB-like mixed load held for a while (records of 1 000 bytes, zipfian
 /// keys, 50% reads and 50% updates, 32 clients with one request each,
 /// durable), with the memtable flushed in the background and, for
@@ -1558,34 +1591,11 @@ void run_sustained(caf::actor_system& sys, const bench_options& opts) {
   std::vector<outcome> outcomes;
   for (bool background : {false, true, false, true}) {
     temp_dir dir{opts.dir};
-    strata::store_options so;
-    so.id = "strata-bench";
-    so.data_dir = dir.path() + "/store";
-    so.shards = opts.shards;
-    so.expected_size = opts.sustained_keys;
-    so.background_flush = background;
-    so.log_level = "warning";
-    auto h = strata::spawn_store(sys, so);
-    if (!h)
-      throw bench_error("cannot open the store: " + strata::render(h.error()));
-    strata::transactional_storage_actor store = *h;
+    auto store = open_loaded(sys, opts, dir.path(), opts.sustained_keys,
+                             opts.sustained_value, background);
     {
       store_stopper<strata::transactional_storage_actor> stop_store{store};
-      // Load every record (set_many chunks), as the run's starting state.
       auto timeout = client_timeout(opts);
-      uint64_t loaded = 0;
-      caf::scoped_actor self{sys};
-      while (loaded < opts.sustained_keys) {
-        std::vector<strata::entry> chunk;
-        for (auto end = std::min(opts.sustained_keys, loaded + load_chunk); loaded < end;
-             ++loaded)
-          chunk.push_back(strata::entry{make_key(loaded), sized_value(loaded, opts.sustained_value)});
-        caf::error err;
-        self->request(store, timeout, atom::set_many_v, std::move(chunk))
-          .receive([] {}, [&](caf::error& e) { err = e; });
-        if (err)
-          throw bench_error("loading: " + strata::render(err));
-      }
       auto writes = std::make_shared<write_latencies>();
       auto r = run_clients(sys, opts, opts.sustained_clients, 1,
                            mixed_work{store, keys, opts.sustained_value, writes, timeout},
@@ -1784,31 +1794,8 @@ void run_single(caf::actor_system& sys, const bench_options& opts) {
               "/ 50%% updates, one operation at a time, %u shards, %.1f s per run\n",
               static_cast<unsigned long long>(n), size, opts.shards, opts.single_seconds);
   temp_dir dir{opts.dir};
-  // The store, loaded.
-  strata::store_options so;
-  so.id = "strata-bench";
-  so.data_dir = dir.path() + "/store";
-  so.shards = opts.shards;
-  so.expected_size = n;
-  so.log_level = "warning";
-  auto h = strata::spawn_store(sys, so);
-  if (!h)
-    throw bench_error("cannot open the store: " + strata::render(h.error()));
-  strata::transactional_storage_actor store = *h;
+  auto store = open_loaded(sys, opts, dir.path(), n, size, true);
   auto timeout = client_timeout(opts);
-  {
-    caf::scoped_actor self{sys};
-    for (uint64_t loaded = 0; loaded < n;) {
-      std::vector<strata::entry> chunk;
-      for (auto end = std::min(n, loaded + load_chunk); loaded < end; ++loaded)
-        chunk.push_back(strata::entry{make_key(loaded), sized_value(loaded, size)});
-      caf::error err;
-      self->request(store, timeout, atom::set_many_v, std::move(chunk))
-        .receive([] {}, [&](caf::error& e) { err = e; });
-      if (err)
-        throw bench_error("loading: " + strata::render(err));
-    }
-  }
   // One shard engine on its own, loaded.
   strata::kv_store_options ko;
   ko.dir = dir.path() + "/engine";
@@ -2044,6 +2031,7 @@ bool parse_args(int argc, char** argv, bench_options& opts,
     double x = 0;
     if (!number(flag, value.c_str(), flag == "--seconds"
                                          || flag == "--raw-write-seconds"
+                                         || flag == "--single-seconds"
                                        ? 0.1
                                        : 1,
                 x))
