@@ -134,7 +134,7 @@ shard_actor shard_on_node(fixture& f, uint16_t port, uint32_t i) {
 }
 
 /// How many transactions shard `i` on the node at `port` holds in doubt.
-uint64_t in_doubt(fixture& f, uint16_t port, uint32_t i) {
+[[maybe_unused]] uint64_t in_doubt(fixture& f, uint16_t port, uint32_t i) {
   auto info = f.ask<shard_info>(shard_on_node(f, port, i), atom::info_v);
   REQUIRE(info);
   return info->in_doubt;
