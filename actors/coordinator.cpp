@@ -47,7 +47,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
-#include "actors/log.hpp"
+#include "backends/log.hpp"
 #include "actors/outcome.hpp"
 #include "actors/timeouts.hpp"
 #include "backends/decision_log.hpp"

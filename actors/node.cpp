@@ -44,4 +44,9 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self,
   };
 }
 
+node_actor spawn_node(caf::actor_system& sys, std::map<uint32_t, shard_actor> shards,
+                      std::string address) {
+  return sys.spawn(node, std::move(shards), std::move(address));
+}
+
 } // namespace strata

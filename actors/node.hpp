@@ -23,4 +23,9 @@ node_actor::behavior_type node(node_actor::stateful_pointer<node_state> self,
                                std::map<uint32_t, shard_actor> shards,
                                std::string address);
 
+/// Spawns the node actor of a shard node hosting `shards`, reachable at
+/// `address` (what `ping` reports).
+node_actor spawn_node(caf::actor_system& sys, std::map<uint32_t, shard_actor> shards,
+                      std::string address);
+
 } // namespace strata

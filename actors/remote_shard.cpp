@@ -10,7 +10,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/connect.hpp"
-#include "actors/log.hpp"
+#include "backends/log.hpp"
 #include "actors/shard_relay.hpp"
 #include "strata/error.hpp"
 
@@ -283,6 +283,10 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
                      self, [](auto& state) { return state.target; }, st.cfg.max_value_size,
                      st.cfg.max_frame),
                    shard_txn_read_relay_handlers(self), std::move(own)));
+}
+
+remote_shard_actor spawn_remote_shard(caf::actor_system& sys, remote_shard_config cfg) {
+  return sys.spawn(remote_shard, std::move(cfg));
 }
 
 } // namespace strata

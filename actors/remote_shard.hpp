@@ -91,4 +91,7 @@ remote_shard_actor::behavior_type
 remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
              remote_shard_config cfg);
 
+/// Spawns the proxy of the shard `cfg` names on its shard node.
+remote_shard_actor spawn_remote_shard(caf::actor_system& sys, remote_shard_config cfg);
+
 } // namespace strata

@@ -5,7 +5,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/log.hpp"
+#include "backends/log.hpp"
 #include "actors/remote_transaction.hpp"
 #include "strata/error.hpp"
 

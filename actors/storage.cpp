@@ -10,28 +10,20 @@
 #include <caf/default_attachable.hpp>
 #include <caf/detail/sync_request_bouncer.hpp>
 #include <caf/scoped_execution_unit.hpp>
-#include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
 #include "actors/coordinator.hpp"
-#include "actors/log.hpp"
 #include "actors/merge.hpp"
-#include "actors/node.hpp"
 #include "actors/remote_shard.hpp"
 #include "actors/shard.hpp"
 #include "actors/timeouts.hpp"
 #include "actors/timer.hpp"
 #include "actors/transaction.hpp"
-#include "backends/data_dir.hpp"
-#include "backends/decision_log.hpp"
 #include "backends/kv_store.hpp"
-#include "strata/routing.hpp"
 #include "backends/shard_slot.hpp"
-#include "strata/store.hpp"
-#include "strata/system.hpp"
-#include "supervisors/shard_supervisor.hpp"
+#include "strata/routing.hpp"
 
 namespace strata {
 
@@ -637,7 +629,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       auto& sender = self->current_sender();
       ctx.remote_client = sender && sender->node() != self->node();
       auto txid = (st.incarnation << txn_counter_bits) | ++*st.next_txn;
-      auto tx = self->system().spawn(transaction, txid, opts, std::move(ctx));
+      auto tx = spawn_transaction(self->system(), txid, opts, std::move(ctx));
       // The transaction ends with this store. It cannot monitor the store
       // itself: it starts later, maybe after the store's last handle went,
       // and CAF 0.17 monitors through a raw pointer (a dying store crashed
@@ -648,175 +640,17 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   };
 }
 
-bool await_closed(const std::string& data_dir, std::chrono::milliseconds timeout) {
-  return await_unlocked(data_dir, timeout);
-}
-
-namespace {
-
-/// Opens local shard `i` of `opts` under a supervisor.
-caf::expected<supervised_shard_actor>
-spawn_supervised(caf::actor_system& sys, const store_options& opts, uint32_t i,
-                 std::shared_ptr<const void> lock, std::shared_ptr<shard_slot>& slot) {
-  shard_options so;
-  so.store.dir = shard_dir(opts.data_dir, i);
-  so.store.shard = i;
-  so.store.shard_count = opts.shards;
-  so.store.store_id = opts.id;
-  so.store.map_size = opts.shard_map_size();
-  so.store.no_sync = opts.sync == sync_mode::nosync;
-  so.store.background_flush = opts.background_flush;
-  so.max_value_size = opts.max_value_size;
-  so.keepalive = std::move(lock);
-  so.timeout = opts.request_timeout;
-  auto first = spawn_shard(sys, so);
-  if (!first)
-    return std::move(first.error());
-  slot = std::make_shared<shard_slot>(first->store);
-  shard_supervisor_config sc;
-  sc.shard = std::move(so);
-  sc.max_restarts = opts.max_restarts;
-  sc.window = opts.restart_window;
-  sc.slot = slot;
-  return sys.spawn(shard_supervisor, std::move(sc), std::move(*first));
-}
-
-} // namespace
-
-caf::expected<transactional_storage_actor>
-spawn_store(caf::actor_system& sys, const store_options& opts) {
-  if (auto err = opts.validate())
-    return err;
-  if (auto err = set_log_level(opts.log_level))
-    return err;
-  if (opts.tls && !sys.has_openssl_manager())
-    return make_error(errc::invalid_value,
-                      "tls needs CAF's OpenSSL module: call strata::configure_tls(cfg) "
-                      "before the actor system starts");
-  auto lock = guarded([&] { return std::make_shared<dir_lock>(opts.data_dir); });
-  if (!lock)
-    return std::move(lock.error());
-  router_config rc;
-  std::vector<participant_actor> participants;
-  auto stop_shards = [&rc] {
-    for (auto& started : rc.shards)
-      caf::anon_send_exit(started, caf::exit_reason::user_shutdown);
-  };
-  for (uint32_t i = 0; i < opts.shards; ++i) {
-    if (opts.is_local(i)) {
-      std::shared_ptr<shard_slot> slot;
-      auto s = spawn_supervised(sys, opts, i, *lock, slot);
-      if (!s) {
-        stop_shards();
-        return std::move(s.error());
-      }
-      rc.shards.emplace_back(*s);
-      rc.local.push_back(std::move(slot));
-    } else {
-      auto addr = parse_address(opts.shard_nodes[i]);
-      remote_shard_config pc;
-      pc.shard = i;
-      pc.host = addr->first;
-      pc.port = addr->second;
-      pc.timeout = opts.request_timeout;
-      pc.heartbeat = opts.heartbeat;
-      pc.reconnect_min = opts.reconnect_min;
-      pc.reconnect_max = opts.reconnect_max;
-      pc.tls = opts.tls;
-      pc.max_value_size = opts.max_value_size;
-      pc.max_frame = opts.frame_limit();
-      auto proxy = sys.spawn(remote_shard, std::move(pc));
-      rc.shards.emplace_back(proxy);
-      rc.local.emplace_back();
-      rc.remote.push_back(std::move(proxy));
-    }
-    participants.emplace_back(rc.shards.back());
-  }
-  // The coordinator's decision log: a small store of its own.
-  kv_store_options lo;
-  lo.dir = coordinator_dir(opts.data_dir);
-  lo.store_id = opts.id + "/coordinator";
-  lo.map_size = uint64_t{256} << 20;
-  lo.no_sync = opts.sync == sync_mode::nosync;
-  auto log_store = open_kv_store(lo, *lock);
-  auto incarnation = log_store ? guarded([&] { return decision_log::next_incarnation(**log_store); })
-                               : caf::expected<uint64_t>{log_store.error()};
-  if (!incarnation) {
-    stop_shards();
-    return std::move(incarnation.error());
-  }
-  rc.coordinator = spawn_coordinator(sys, *log_store, std::move(participants),
-                                     opts.max_value_size, opts.request_timeout,
-                                     opts.frame_limit());
-  rc.incarnation = *incarnation;
-  rc.max_value_size = opts.max_value_size;
-  rc.timeout = opts.request_timeout;
-  // Transactions a crash left prepared are resolved before anyone reads.
-  // Remote shards do this whenever they (re)connect, before they take
-  // requests: they only learn the coordinator here, so opening a store never
-  // waits for its shard nodes.
-  for (auto& proxy : rc.remote)
-    caf::anon_send(proxy, atom::recover_v, rc.coordinator);
-  {
-    caf::scoped_actor self{sys, true};
-    for (size_t i = 0; i < rc.shards.size(); ++i)
-      if (opts.is_local(static_cast<uint32_t>(i)))
-        self->request(rc.shards[i], opts.request_timeout, atom::recover_v, rc.coordinator)
-        .receive(
-          [&](uint64_t n) {
-            if (n > 0)
-              log().info("shard {}: resolved {} transactions in doubt", i, n);
-          },
-          [&](caf::error& err) {
-            log().warn("shard {}: transactions stay in doubt: {}", i, render(err));
-          });
-  }
-  log().info("store '{}' open: {} shards ({} remote) in {}, {} MiB map per shard, {} writes",
-             opts.id, opts.shards, rc.remote.size(), opts.data_dir,
-             opts.shard_map_size() >> 20, to_string(opts.sync));
-  if (opts.routers == 1)
-    return sys.spawn(storage, std::move(rc));
-  auto factory = [&sys, &rc]() -> caf::actor {
-    return caf::actor_cast<caf::actor>(sys.spawn(storage, rc));
+transactional_storage_actor spawn_routers(caf::actor_system& sys, const router_config& cfg,
+                                          uint32_t routers) {
+  if (routers == 1)
+    return sys.spawn(storage, cfg);
+  auto factory = [&sys, &cfg]() -> caf::actor {
+    return caf::actor_cast<caf::actor>(sys.spawn(storage, cfg));
   };
   caf::scoped_execution_unit context{&sys};
-  auto pool = caf::actor_pool::make(&context, opts.routers, factory,
-                                    route_policy(rc.remote.empty()));
+  auto pool = caf::actor_pool::make(&context, routers, factory,
+                                    route_policy(cfg.remote.empty()));
   return caf::actor_cast<transactional_storage_actor>(pool);
-}
-
-caf::expected<node_actor> spawn_shard_host(caf::actor_system& sys,
-                                           const store_options& opts,
-                                           const std::vector<uint32_t>& hosted,
-                                           const std::string& address) {
-  if (auto err = opts.validate())
-    return err;
-  if (auto err = set_log_level(opts.log_level))
-    return err;
-  if (hosted.empty())
-    return make_error(errc::invalid_value, "a shard node must host at least one shard");
-  for (auto i : hosted)
-    if (i >= opts.shards)
-      return make_error(errc::invalid_value,
-                        "shard " + std::to_string(i) + " is out of range for "
-                          + std::to_string(opts.shards) + " shards");
-  auto lock = guarded([&] { return std::make_shared<dir_lock>(opts.data_dir); });
-  if (!lock)
-    return std::move(lock.error());
-  std::map<uint32_t, shard_actor> shards;
-  for (auto i : hosted) {
-    std::shared_ptr<shard_slot> slot;
-    auto s = spawn_supervised(sys, opts, i, *lock, slot);
-    if (!s) {
-      for (auto& started : shards)
-        caf::anon_send_exit(started.second, caf::exit_reason::user_shutdown);
-      return std::move(s.error());
-    }
-    shards.emplace(i, *s);
-  }
-  log().info("shard node '{}': hosting {} of {} shards in {}, {} writes", opts.id,
-             hosted.size(), opts.shards, opts.data_dir, to_string(opts.sync));
-  return sys.spawn(node, std::move(shards), address);
 }
 
 } // namespace strata

@@ -114,4 +114,9 @@ transactional_storage_actor::behavior_type
 storage(transactional_storage_actor::stateful_pointer<storage_state> self,
         router_config cfg);
 
+/// Spawns the store's handle: `routers` storage actors sharing `cfg` (one
+/// transaction counter), behind a CAF actor pool when there are several.
+transactional_storage_actor spawn_routers(caf::actor_system& sys, const router_config& cfg,
+                                          uint32_t routers);
+
 } // namespace strata

@@ -530,4 +530,9 @@ transaction(transaction_impl::stateful_pointer<transaction_state> self,
   };
 }
 
+transaction_impl spawn_transaction(caf::actor_system& sys, uint64_t txid, txn_options opts,
+                                   transaction_context ctx) {
+  return sys.spawn(transaction, txid, std::move(opts), std::move(ctx));
+}
+
 } // namespace strata

@@ -94,4 +94,8 @@ transaction_impl::behavior_type
 transaction(transaction_impl::stateful_pointer<transaction_state> self,
             uint64_t txid, txn_options opts, transaction_context ctx);
 
+/// Spawns transaction `txid` (not linked or monitored: see `begin`).
+transaction_impl spawn_transaction(caf::actor_system& sys, uint64_t txid, txn_options opts,
+                                   transaction_context ctx);
+
 } // namespace strata

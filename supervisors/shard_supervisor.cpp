@@ -6,9 +6,10 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/log.hpp"
 #include "actors/checks.hpp"
 #include "actors/shard_relay.hpp"
+#include "backends/data_dir.hpp"
+#include "backends/log.hpp"
 #include "strata/error.hpp"
 
 namespace strata {
@@ -268,6 +269,33 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
                      self, [](auto& st) { return st.writer; },
                      self->state.cfg.shard.max_value_size),
                    std::move(own)));
+}
+
+caf::expected<supervised_shard_actor>
+spawn_supervised_shard(caf::actor_system& sys, const store_options& opts, uint32_t i,
+                       std::shared_ptr<const void> lock,
+                       std::shared_ptr<shard_slot>& slot) {
+  shard_options so;
+  so.store.dir = shard_dir(opts.data_dir, i);
+  so.store.shard = i;
+  so.store.shard_count = opts.shards;
+  so.store.store_id = opts.id;
+  so.store.map_size = opts.shard_map_size();
+  so.store.no_sync = opts.sync == sync_mode::nosync;
+  so.store.background_flush = opts.background_flush;
+  so.max_value_size = opts.max_value_size;
+  so.keepalive = std::move(lock);
+  so.timeout = opts.request_timeout;
+  auto first = spawn_shard(sys, so);
+  if (!first)
+    return std::move(first.error());
+  slot = std::make_shared<shard_slot>(first->store);
+  shard_supervisor_config sc;
+  sc.shard = std::move(so);
+  sc.max_restarts = opts.max_restarts;
+  sc.window = opts.restart_window;
+  sc.slot = slot;
+  return sys.spawn(shard_supervisor, std::move(sc), std::move(*first));
 }
 
 } // namespace strata

@@ -13,6 +13,7 @@
 #include "actors/shard.hpp"
 #include "backends/shard_slot.hpp"
 #include "strata/actors.hpp"
+#include "strata/options.hpp"
 
 namespace strata {
 
@@ -86,5 +87,13 @@ void relay_failed(supervised_shard_actor::stateful_pointer<shard_supervisor_stat
 supervised_shard_actor::behavior_type
 shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state> self,
                  shard_supervisor_config cfg, local_shard first);
+
+/// Opens local shard `i` of the store `opts` describes and spawns its
+/// supervisor. `slot` receives where readers in this process find the
+/// shard's store; `lock` (the data directory's) lives as long as the shard.
+caf::expected<supervised_shard_actor>
+spawn_supervised_shard(caf::actor_system& sys, const store_options& opts, uint32_t i,
+                       std::shared_ptr<const void> lock,
+                       std::shared_ptr<shard_slot>& slot);
 
 } // namespace strata

@@ -8,9 +8,8 @@
 #include <caf/openssl/manager.hpp>
 #include <caf/settings.hpp>
 #include <caf/timespan.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 
-#include "actors/log.hpp"
+#include "backends/log.hpp"
 #include "strata/error.hpp"
 #include "strata/options.hpp"
 #include "strata/messages/announce.hpp"
@@ -41,16 +40,6 @@ void configure(caf::actor_system_config& cfg) {
 
 void configure_tls(caf::actor_system_config& cfg) {
   cfg.load<caf::openssl::manager>();
-}
-
-spdlog::logger& log() {
-  static auto instance = [] {
-    auto result = spdlog::get("strata");
-    if (!result)
-      result = spdlog::stderr_color_mt("strata");
-    return result;
-  }();
-  return *instance;
 }
 
 caf::error set_log_level(const std::string& level) {

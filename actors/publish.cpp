@@ -30,7 +30,7 @@
 #include <caf/io/network/scribe_impl.hpp>
 #include <caf/send.hpp>
 
-#include "actors/log.hpp"
+#include "backends/log.hpp"
 #include "strata/error.hpp"
 
 namespace strata {
