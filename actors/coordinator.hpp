@@ -9,6 +9,7 @@
 
 #include <caf/response_promise.hpp>
 
+#include "actors/interfaces.hpp"
 #include "actors/shard_writer.hpp"
 #include "strata/actors.hpp"
 
@@ -16,19 +17,6 @@ namespace strata {
 
 class kv_store;
 
-/// What the coordinator needs of a shard: its side of commits. Both a shard
-/// actor and, in the same process, its writer offer it; talking to the
-/// writer directly saves a hop per message.
-using participant_actor = caf::typed_actor<
-  caf::replies_to<atom::commit, uint64_t, txn_part>::with<uint64_t>,
-  caf::replies_to<atom::status, uint64_t>::with<bool>,
-  caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
-  caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
-  caf::reacts_to<atom::sync>>;
-
-/// The coordinator as spawned: its interface plus the flush it sends itself.
-using coordinator_impl = coordinator_actor::extend<caf::reacts_to<atom::flush>,
-                                                   caf::reacts_to<atom::retry>>;
 
 /// One two-phase commit in progress (defined with the coordinator).
 struct commit_run;

@@ -6,18 +6,12 @@
 
 #include <caf/duration.hpp>
 
+#include "actors/interfaces.hpp"
 #include "actors/relay.hpp"
 #include "strata/actors.hpp"
 
 namespace strata {
 
-/// A shard on a shard node, as the store's other actors see it: a stable
-/// `shard_actor` handle that survives reconnects, plus a timer tick and the
-/// node's registry entry.
-using remote_shard_actor = shard_actor::extend<
-  caf::reacts_to<atom::tick>,
-  caf::reacts_to<atom::retry>,
-  caf::replies_to<atom::nodes>::with<node_info>>;
 
 /// Where the proxy finds its shard and how it treats the connection.
 struct remote_shard_config {

@@ -5,6 +5,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
+#include "actors/shard_reads.hpp"
 #include "actors/timeouts.hpp"
 
 namespace strata {
@@ -25,48 +26,40 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
   return {
     // -- reads: answered here -------------------------------------------------
     [=](atom::get, const std::string& key) -> caf::result<maybe_bytes> {
-      if (auto err = check_key(key))
-        return err;
-      return guarded([&] { return to_wire(store->get(key)); });
+      return shard_reads::get(*store, key);
     },
     [=](atom::has, const std::string& key) -> caf::result<bool> {
-      if (auto err = check_key(key))
-        return err;
-      return guarded([&] { return store->has(key); });
+      return shard_reads::has(*store, key);
     },
     [=](atom::size) -> caf::result<uint64_t> {
-      return guarded([&] { return store->size(); });
+      return shard_reads::size(*store);
     },
     [=](atom::scan, const scan_request& req) -> caf::result<scan_page> {
-      return guarded([&] { return store->scan(req); });
+      return shard_reads::scan(*store, req);
     },
     [=](atom::get_many, const std::vector<std::string>& keys)
       -> caf::result<std::vector<maybe_bytes>> {
-      if (auto err = check_keys(keys))
-        return err;
-      return guarded([&] { return to_wire(store->get_many(keys)); });
+      return shard_reads::get_many(*store, keys);
     },
     [=](atom::info) -> caf::result<shard_info> {
       return guarded([&] { return store->info(); });
     },
     // -- transactions ------------------------------------------------------------
     [=](atom::read, std::string& key) -> caf::result<maybe_bytes, uint64_t> {
-      if (auto err = check_key(key))
-        return err;
-      auto r = guarded([&] { return store->read(key); });
+      auto r = shard_reads::read(*store, key);
       if (!r)
         return std::move(r.error());
       if (r->blocked) // wait at the writer for the outcome that frees the key
         return self->delegate(writer(), atom::read_v, std::move(key));
-      return {to_wire(std::move(r->value)), r->seq};
+      return {std::move(r->value), r->seq};
     },
     [=](atom::read, scan_request& req) -> caf::result<scan_page, uint64_t> {
-      auto r = guarded([&] { return store->read_range(req); });
+      auto r = shard_reads::read(*store, req);
       if (!r)
         return std::move(r.error());
       if (r->blocked)
         return self->delegate(writer(), atom::read_v, std::move(req));
-      return {std::move(r->page), r->seq};
+      return {std::move(r->value), r->seq};
     },
     [=](atom::commit, uint64_t txid, txn_part& part) -> caf::result<uint64_t> {
       if (auto err = check_part(part, max))

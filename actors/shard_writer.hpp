@@ -10,31 +10,11 @@
 #include <caf/typed_actor.hpp>
 
 #include "backends/kv_store.hpp"
+#include "actors/interfaces.hpp"
 #include "strata/actors.hpp"
 
 namespace strata {
 
-/// The write half of a shard: the only actor that writes to the shard's LMDB
-/// environment. Its handlers mirror the shard's writes, so the shard can
-/// delegate to it and the answer goes straight to the client.
-using shard_writer_actor = caf::typed_actor<
-  caf::reacts_to<atom::set, std::string, bytes>,
-  caf::replies_to<atom::del, std::string>::with<bool>,
-  caf::reacts_to<atom::clear>,
-  caf::reacts_to<atom::set_many, std::vector<entry>>,
-  caf::replies_to<atom::del_many, std::vector<std::string>>::with<uint64_t>,
-  caf::replies_to<atom::batch, std::vector<operation>>::with<batch_result>,
-  caf::replies_to<atom::commit, uint64_t, txn_part>::with<uint64_t>,
-  caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
-  caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
-  caf::reacts_to<atom::sync>,
-  caf::replies_to<atom::status, uint64_t>::with<bool>,
-  // Transactional reads that found their key locked wait here for the
-  // outcome that releases it.
-  caf::replies_to<atom::read, std::string>::with<maybe_bytes, uint64_t>,
-  caf::replies_to<atom::read, scan_request>::with<scan_page, uint64_t>,
-  // Commits everything queued so far (sent to itself).
-  caf::reacts_to<atom::flush>>;
 
 /// The one answer to a batch of prepares or of outcomes. Its items are
 /// queued together, so they commit in the same group.

@@ -18,6 +18,7 @@
 #include "actors/merge.hpp"
 #include "actors/remote_shard.hpp"
 #include "actors/shard.hpp"
+#include "actors/shard_reads.hpp"
 #include "actors/timeouts.hpp"
 #include "actors/timer.hpp"
 #include "actors/transaction.hpp"
@@ -371,10 +372,10 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   return {
     // -- one key: straight to its shard -------------------------------------------
     [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
+      if (auto store = local_for(key))
+        return shard_reads::get(*store, key);
       if (auto err = check_key(key))
         return err;
-      if (auto store = local_for(key))
-        return guarded([&] { return to_wire(store->get(key)); });
       auto dest = shard_for(key);
       return self->delegate(dest, atom::get_v, std::move(key));
     },
@@ -402,10 +403,10 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       return self->delegate(dest, atom::del_v, std::move(key));
     },
     [=](atom::has, std::string& key) -> caf::result<bool> {
+      if (auto store = local_for(key))
+        return shard_reads::has(*store, key);
       if (auto err = check_key(key))
         return err;
-      if (auto store = local_for(key))
-        return guarded([&] { return store->has(key); });
       auto dest = shard_for(key);
       return self->delegate(dest, atom::has_v, std::move(key));
     },
@@ -417,13 +418,16 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       });
     },
     [=](atom::size) -> caf::result<uint64_t> {
-      if (auto stores = all_local())
-        return guarded([&] {
-          uint64_t total = 0;
-          for (auto& store : *stores)
-            total += store->size();
-          return total;
-        });
+      if (auto stores = all_local()) {
+        uint64_t total = 0;
+        for (auto& store : *stores) {
+          auto x = shard_reads::size(*store);
+          if (!x)
+            return std::move(x.error());
+          total += *x;
+        }
+        return total;
+      }
       auto rp = self->make_response_promise();
       auto total = std::make_shared<uint64_t>(0);
       scatter(all_shards(), rp, [rp, total]() mutable { rp.deliver(*total); },
@@ -439,13 +443,16 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       return rp;
     },
     [=](atom::scan, scan_request& req) -> caf::result<scan_page> {
-      if (auto stores = all_local())
-        return guarded([&] {
-          std::vector<scan_page> pages;
-          for (auto& store : *stores)
-            pages.push_back(store->scan(req));
-          return merge_pages(pages, req.limit);
-        });
+      if (auto stores = all_local()) {
+        std::vector<scan_page> pages;
+        for (auto& store : *stores) {
+          auto page = shard_reads::scan(*store, req);
+          if (!page)
+            return std::move(page.error());
+          pages.push_back(std::move(*page));
+        }
+        return merge_pages(pages, req.limit);
+      }
       auto rp = self->make_response_promise();
       auto pages = std::make_shared<std::vector<scan_page>>(n);
       auto limit = req.limit;

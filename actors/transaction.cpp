@@ -12,6 +12,7 @@
 #include "actors/checks.hpp"
 #include "actors/merge.hpp"
 #include "actors/outcome.hpp"
+#include "actors/shard_reads.hpp"
 #include "actors/timeouts.hpp"
 #include "backends/conflicts.hpp"
 #include "backends/kv_store.hpp"
@@ -126,14 +127,13 @@ std::optional<caf::expected<maybe_bytes>> read_local(txn_ptr self,
   auto store = s < local.size() && local[s] ? local[s]->get() : nullptr;
   if (!store) // remote, or restarting: ask the shard
     return std::nullopt;
-  auto r = guarded([&] { return store->read(key); });
+  auto r = shard_reads::read(*store, key);
   if (!r)
     return caf::expected<maybe_bytes>{std::move(r.error())};
   if (r->blocked)
     return std::nullopt;
-  auto value = to_wire(std::move(r->value));
-  record_read(self, key, s, value, r->seq);
-  return caf::expected<maybe_bytes>{std::move(value)};
+  record_read(self, key, s, r->value, r->seq);
+  return caf::expected<maybe_bytes>{std::move(r->value)};
 }
 
 /// Books the end of a read; a commit that waited for it starts now.

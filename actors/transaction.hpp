@@ -11,6 +11,7 @@
 
 #include <caf/actor_addr.hpp>
 
+#include "actors/interfaces.hpp"
 #include "actors/relay.hpp"
 #include "strata/actors.hpp"
 
@@ -79,9 +80,6 @@ struct transaction_state {
   ~transaction_state();
 };
 
-/// A transaction actor as spawned: its interface plus the timer that ends a
-/// remote client's transaction.
-using transaction_impl = transaction_actor::extend<caf::reacts_to<atom::timeout>>;
 
 /// One open transaction: optimistic concurrency control. Writes are buffered
 /// here; reads go to the shards, which answer with the value and the

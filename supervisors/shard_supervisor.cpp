@@ -7,6 +7,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
+#include "actors/shard_reads.hpp"
 #include "actors/shard_relay.hpp"
 #include "backends/data_dir.hpp"
 #include "backends/log.hpp"
@@ -191,48 +192,40 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
   auto store = [self] { return self->state.cfg.slot->get(); };
   auto own = std::make_tuple(
     [self, store](atom::get, std::string& key) -> caf::result<maybe_bytes> {
-      if (auto err = check_key(key))
-        return err;
       if (auto s = store())
-        return guarded([&] { return to_wire(s->get(key)); });
+        return shard_reads::get(*s, key);
       return relay<maybe_bytes>(self, atom::get_v, std::move(key));
     },
     [self, store](atom::has, std::string& key) -> caf::result<bool> {
-      if (auto err = check_key(key))
-        return err;
       if (auto s = store())
-        return guarded([&] { return s->has(key); });
+        return shard_reads::has(*s, key);
       return relay<bool>(self, atom::has_v, std::move(key));
     },
     [self, store](atom::size) -> caf::result<uint64_t> {
       if (auto s = store())
-        return guarded([&] { return s->size(); });
+        return shard_reads::size(*s);
       return relay<uint64_t>(self, atom::size_v);
     },
     [self, store](atom::scan, scan_request& req) -> caf::result<scan_page> {
       if (auto s = store())
-        return guarded([&] { return s->scan(req); });
+        return shard_reads::scan(*s, req);
       return relay<scan_page>(self, atom::scan_v, std::move(req));
     },
     [self, store](atom::get_many, std::vector<std::string>& keys)
       -> caf::result<std::vector<maybe_bytes>> {
-      if (auto err = check_keys(keys))
-        return err;
       if (auto s = store())
-        return guarded([&] { return to_wire(s->get_many(keys)); });
+        return shard_reads::get_many(*s, keys);
       return relay<std::vector<maybe_bytes>>(self, atom::get_many_v, std::move(keys));
     },
     // Transactional reads as well, unless a committing transaction holds the
     // key: then they wait at the writer for its outcome.
     [self, store](atom::read, std::string& key) -> caf::result<maybe_bytes, uint64_t> {
-      if (auto err = check_key(key))
-        return err;
       if (auto s = store()) {
-        auto r = guarded([&] { return s->read(key); });
+        auto r = shard_reads::read(*s, key);
         if (!r)
           return std::move(r.error());
         if (!r->blocked)
-          return {to_wire(std::move(r->value)), r->seq};
+          return {std::move(r->value), r->seq};
         return relay_to<maybe_bytes, uint64_t>(
           self, [](auto& st) { return st.writer; }, atom::read_v, std::move(key));
       }
@@ -240,11 +233,11 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
     },
     [self, store](atom::read, scan_request& req) -> caf::result<scan_page, uint64_t> {
       if (auto s = store()) {
-        auto r = guarded([&] { return s->read_range(req); });
+        auto r = shard_reads::read(*s, req);
         if (!r)
           return std::move(r.error());
         if (!r->blocked)
-          return {std::move(r->page), r->seq};
+          return {std::move(r->value), r->seq};
         return relay_to<scan_page, uint64_t>(
           self, [](auto& st) { return st.writer; }, atom::read_v, std::move(req));
       }

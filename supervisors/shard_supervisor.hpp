@@ -9,6 +9,7 @@
 
 #include <caf/duration.hpp>
 
+#include "actors/interfaces.hpp"
 #include "actors/relay.hpp"
 #include "actors/shard.hpp"
 #include "backends/shard_slot.hpp"
@@ -17,9 +18,6 @@
 
 namespace strata {
 
-/// A supervised shard: the stable handle of a shard in this process, plus a
-/// restart timer tick.
-using supervised_shard_actor = shard_actor::extend<caf::reacts_to<atom::restart>>;
 
 /// How to supervise one shard.
 struct shard_supervisor_config {

@@ -22,6 +22,7 @@
 #include "backends/kv_store.hpp"
 #include "tests/fixture.hpp"
 #include "tests/routed.hpp"
+#include "supervisors/shard_supervisor.hpp"
 
 using namespace strata;
 using strata::test::coordinate;
@@ -310,6 +311,97 @@ TEST_CASE("bad keys and values get strata errors and change nothing") {
   CHECK(*f.ask<maybe_bytes>(s, atom::get_v, std::string{"keep"})
         == to_bytes("safe"));
   CHECK(*f.ask<uint64_t>(s, atom::size_v) == 3);
+}
+
+TEST_CASE("every actor that serves a shard's reads answers them alike") {
+  // The router reading a local shard directly, the router asking the shard
+  // by message, the shard itself and a shard supervisor answer reads through
+  // one set of functions: the same data gives the same answers and the same
+  // errors on every path, transactional reads included.
+  fixture f;
+  auto direct = f.open(f.options(1));
+  std::vector<local_shard> local;
+  auto routed = open_routed(f, 1, &local);
+  auto so = f.options(1);
+  so.data_dir = f.dir / "supervised";
+  std::shared_ptr<shard_slot> slot;
+  auto supervised = spawn_supervised_shard(f.sys(), so, 0, nullptr, slot);
+  REQUIRE(supervised);
+  // The same random writes to the three stores.
+  std::mt19937 gen{11};
+  std::vector<std::string> keys;
+  for (int i = 0; i < 300; ++i)
+    keys.push_back("k" + std::to_string(gen() % 500));
+  for (const storage_actor& h : {storage_actor{direct}, storage_actor{routed},
+                                 storage_actor{*supervised}}) {
+    std::mt19937 ops{5};
+    for (auto& k : keys) {
+      if (ops() % 4 == 0)
+        REQUIRE(f.ask<bool>(h, atom::del_v, k));
+      else
+        REQUIRE(!f.ask_void(h, atom::set_v, k, to_bytes("v" + std::to_string(ops() % 97))));
+    }
+  }
+  // What each path answers, as text.
+  auto text = [](const auto& r) -> std::string {
+    if (!r)
+      return std::string{"error "} + to_string(code_of(r.error()));
+    return caf::deep_to_string(*r);
+  };
+  std::vector<std::string> probes{"k1", "k7", "k42", "k499", "never", "", std::string(512, 'k')};
+  for (int i = 0; i < 20; ++i)
+    probes.push_back(keys[gen() % keys.size()]);
+  auto answers = [&](const storage_actor& h) {
+    std::vector<std::string> out;
+    for (auto& k : probes) {
+      out.push_back(text(f.ask<maybe_bytes>(h, atom::get_v, k)));
+      out.push_back(text(f.ask<bool>(h, atom::has_v, k)));
+    }
+    out.push_back(text(f.ask<std::vector<maybe_bytes>>(
+      h, atom::get_many_v, std::vector<std::string>(probes.begin(), probes.begin() + 5))));
+    out.push_back(text(f.ask<std::vector<maybe_bytes>>(h, atom::get_many_v, probes)));
+    scan_request req;
+    req.prefix = "k1";
+    req.limit = 1000;
+    out.push_back(text(f.ask<scan_page>(h, atom::scan_v, req)));
+    out.push_back(text(f.ask<uint64_t>(h, atom::size_v)));
+    return out;
+  };
+  auto expected = answers(direct);
+  CHECK(expected == answers(routed));
+  CHECK(expected == answers(local[0].actor));
+  CHECK(expected == answers(*supervised));
+  // Transactional reads: the shard and its supervisor answer them directly,
+  // the two routers' transactions through their shard's store or by message.
+  auto versioned = [&](const shard_actor& h) {
+    std::vector<std::string> out;
+    for (auto& k : probes) {
+      caf::expected<maybe_bytes> r{caf::error{}};
+      f.self->request(h, std::chrono::seconds(30), atom::read_v, k)
+        .receive([&](maybe_bytes& v, uint64_t) { r = std::move(v); },
+                 [&](caf::error& e) { r = std::move(e); });
+      out.push_back(text(r));
+    }
+    return out;
+  };
+  auto in_txn = [&](const transactional_storage_actor& h) {
+    std::vector<std::string> out;
+    auto tx = f.ask<transaction_actor>(h, atom::begin_v, txn_options{});
+    REQUIRE(tx);
+    for (auto& k : probes)
+      out.push_back(text(f.ask<maybe_bytes>(*tx, atom::get_v, k)));
+    CHECK(!f.ask_void(*tx, atom::rollback_v));
+    return out;
+  };
+  auto txn_expected = in_txn(direct);
+  CHECK(txn_expected == in_txn(routed));
+  CHECK(txn_expected == versioned(local[0].actor));
+  CHECK(txn_expected == versioned(*supervised));
+  // And they answer what was written: a value, "none", or INVALID_KEY.
+  CHECK(txn_expected[5] == "error INVALID_KEY");
+  CHECK(txn_expected[4] == "none");
+  caf::anon_send_exit(direct, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(*supervised, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("errors render with the specification's names") {

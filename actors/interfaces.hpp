@@ -1,0 +1,71 @@
+#pragma once
+
+// The typed interfaces strata's actors use among themselves, beside the
+// public ones in strata/actors.hpp (storage, transaction, shard,
+// coordinator, node): what an actor answers as spawned, or offers only to
+// the actors that build a store.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "strata/actors.hpp"
+
+namespace strata {
+
+/// The write half of a shard: the only actor that writes to the shard's LMDB
+/// environment. Its handlers mirror the shard's writes, so the shard can
+/// delegate to it and the answer goes straight to the client.
+using shard_writer_actor = caf::typed_actor<
+  caf::reacts_to<atom::set, std::string, bytes>,
+  caf::replies_to<atom::del, std::string>::with<bool>,
+  caf::reacts_to<atom::clear>,
+  caf::reacts_to<atom::set_many, std::vector<entry>>,
+  caf::replies_to<atom::del_many, std::vector<std::string>>::with<uint64_t>,
+  caf::replies_to<atom::batch, std::vector<operation>>::with<batch_result>,
+  caf::replies_to<atom::commit, uint64_t, txn_part>::with<uint64_t>,
+  caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
+  caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
+  caf::reacts_to<atom::sync>,
+  caf::replies_to<atom::status, uint64_t>::with<bool>,
+  // Transactional reads that found their key locked wait here for the
+  // outcome that releases it.
+  caf::replies_to<atom::read, std::string>::with<maybe_bytes, uint64_t>,
+  caf::replies_to<atom::read, scan_request>::with<scan_page, uint64_t>,
+  // Commits everything queued so far (sent to itself).
+  caf::reacts_to<atom::flush>>;
+
+/// What the coordinator needs of a shard: its side of commits. Both a shard
+/// actor and, in the same process, its writer offer it; talking to the
+/// writer directly saves a hop per message.
+using participant_actor = caf::typed_actor<
+  caf::replies_to<atom::commit, uint64_t, txn_part>::with<uint64_t>,
+  caf::replies_to<atom::status, uint64_t>::with<bool>,
+  caf::replies_to<atom::prepare, std::vector<txn_prepare>>::with<std::vector<caf::error>>,
+  caf::replies_to<atom::resolve, std::vector<txn_outcome>>::with<std::vector<uint64_t>>,
+  caf::reacts_to<atom::sync>>;
+
+/// The coordinator as spawned: its interface plus the flush it sends itself.
+using coordinator_impl = coordinator_actor::extend<caf::reacts_to<atom::flush>,
+                                                   caf::reacts_to<atom::retry>>;
+
+/// A shard on a shard node, as the store's other actors see it: a stable
+/// `shard_actor` handle that survives reconnects, plus a timer tick and the
+/// node's registry entry.
+using remote_shard_actor = shard_actor::extend<
+  caf::reacts_to<atom::tick>,
+  caf::reacts_to<atom::retry>,
+  caf::replies_to<atom::nodes>::with<node_info>>;
+
+/// A transaction actor as spawned: its interface plus the timer that ends a
+/// remote client's transaction.
+using transaction_impl = transaction_actor::extend<caf::reacts_to<atom::timeout>>;
+
+/// A supervised shard: the stable handle of a shard in this process, plus a
+/// restart timer tick.
+using supervised_shard_actor = shard_actor::extend<caf::reacts_to<atom::restart>>;
+
+} // namespace strata
