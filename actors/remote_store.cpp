@@ -1,5 +1,7 @@
 #include "actors/remote_store.hpp"
 
+#include <tuple>
+
 #include <caf/actor_system.hpp>
 #include <caf/sec.hpp>
 #include <caf/stateful_actor.hpp>
@@ -7,6 +9,7 @@
 
 #include "backends/log.hpp"
 #include "actors/remote_transaction.hpp"
+#include "actors/shard_relay.hpp"
 #include "strata/error.hpp"
 
 namespace strata {
@@ -52,30 +55,16 @@ remote_store(transactional_storage_actor::stateful_pointer<remote_store_state> s
                                       + " was lost (" + s.gone
                                       + "); the request may or may not have been applied"));
   });
-  return {
-    [self](atom::get, std::string& key) -> caf::result<maybe_bytes> {
-      return relay<maybe_bytes>(self, atom::get_v, std::move(key));
-    },
+  // Reads pass on unchanged, as a remote shard's do; the store node checks
+  // every request itself.
+  auto own = std::make_tuple(
     [self](atom::set, std::string& key, bytes& value) -> caf::result<void> {
       return relay<>(self, atom::set_v, std::move(key), std::move(value));
     },
     [self](atom::del, std::string& key) -> caf::result<bool> {
       return relay<bool>(self, atom::del_v, std::move(key));
     },
-    [self](atom::has, std::string& key) -> caf::result<bool> {
-      return relay<bool>(self, atom::has_v, std::move(key));
-    },
     [self](atom::clear) -> caf::result<void> { return relay<>(self, atom::clear_v); },
-    [self](atom::size) -> caf::result<uint64_t> {
-      return relay<uint64_t>(self, atom::size_v);
-    },
-    [self](atom::scan, scan_request& req) -> caf::result<scan_page> {
-      return relay<scan_page>(self, atom::scan_v, std::move(req));
-    },
-    [self](atom::get_many, std::vector<std::string>& keys)
-      -> caf::result<std::vector<maybe_bytes>> {
-      return relay<std::vector<maybe_bytes>>(self, atom::get_many_v, std::move(keys));
-    },
     [self](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
       return relay<>(self, atom::set_many_v, std::move(entries));
     },
@@ -97,8 +86,12 @@ remote_store(transactional_storage_actor::stateful_pointer<remote_store_state> s
     },
     [self](atom::nodes) -> caf::result<std::vector<node_info>> {
       return relay<std::vector<node_info>>(self, atom::nodes_v);
+    });
+  return std::apply(
+    [](auto&&... hs) {
+      return transactional_storage_actor::behavior_type{std::move(hs)...};
     },
-  };
+    std::tuple_cat(shard_read_relay_handlers(self), std::move(own)));
 }
 
 transactional_storage_actor spawn_remote_store(caf::actor_system& sys, caf::actor target,

@@ -11,9 +11,10 @@
 
 namespace strata {
 
-/// The read handlers of `shard_actor` (get, has, size, scan, get_many) that
-/// pass a request on unchanged, for the proxy of a remote shard. Combine
-/// them with the rest of a behavior through std::apply.
+/// The read handlers of `storage_actor`, and so of `shard_actor` (get, has,
+/// size, scan, get_many), that pass a request on unchanged: for the proxy of
+/// a remote shard and a client's stand-in for a remote store. Combine them
+/// with the rest of a behavior through std::apply.
 template <class Self>
 auto shard_read_relay_handlers(Self* self) {
   return std::make_tuple(
