@@ -6,7 +6,7 @@
 
 #include <caf/error.hpp>
 
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "strata/envelope.hpp"
 #include "strata/error.hpp"
 #include "strata/messages/wire.hpp"

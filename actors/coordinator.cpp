@@ -52,7 +52,7 @@
 #include "actors/timeouts.hpp"
 #include "backends/decision_log.hpp"
 #include "backends/fault.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 
 namespace strata {
 
@@ -490,7 +490,7 @@ void flush(coord_ptr self) {
 } // namespace
 
 coordinator_impl::behavior_type
-coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
+coordinator(coord_ptr self, std::shared_ptr<shard_core> log_store,
             std::vector<participant_actor> shards, uint64_t max_value_size,
             std::chrono::milliseconds timeout, uint64_t max_frame) {
   auto& st = self->state;
@@ -587,7 +587,7 @@ coordinator(coord_ptr self, std::shared_ptr<kv_store> log_store,
 }
 
 coordinator_actor spawn_coordinator(caf::actor_system& sys,
-                                    std::shared_ptr<kv_store> log,
+                                    std::shared_ptr<shard_core> log,
                                     std::vector<participant_actor> shards,
                                     uint64_t max_value_size,
                                     std::chrono::milliseconds timeout,

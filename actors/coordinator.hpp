@@ -15,7 +15,7 @@
 
 namespace strata {
 
-class kv_store;
+class shard_core;
 
 
 /// One two-phase commit in progress (defined with the coordinator).
@@ -35,7 +35,7 @@ struct shard_round {
 struct coordinator_state {
   static inline const char* name = "strata.coordinator";
   /// The decision log: a store of its own (own LMDB environment and WAL).
-  std::shared_ptr<kv_store> log;
+  std::shared_ptr<shard_core> log;
   shard_writer_actor log_writer;
   std::vector<participant_actor> shards;
   uint64_t max_value_size = 0;
@@ -96,7 +96,7 @@ constexpr size_t forgotten_kept = size_t{1} << 16;
 /// gets like a shard would (`max_value_size`) and re-drives every decision
 /// found in the log.
 coordinator_actor spawn_coordinator(caf::actor_system& sys,
-                                    std::shared_ptr<kv_store> log,
+                                    std::shared_ptr<shard_core> log,
                                     std::vector<participant_actor> shards,
                                     uint64_t max_value_size,
                                     std::chrono::milliseconds timeout,

@@ -11,7 +11,7 @@
 namespace strata {
 
 shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self,
-                                 std::shared_ptr<kv_store> store,
+                                 std::shared_ptr<shard_core> store,
                                  shard_writer_actor writer_handle,
                                  uint64_t max_value_size,
                                  std::chrono::milliseconds timeout) {
@@ -169,31 +169,31 @@ namespace {
 /// Keeps the data directory's lock alive as long as the environment is open:
 /// members are destroyed in reverse order, so the store closes first.
 struct shard_files {
-  shard_files(std::shared_ptr<const void> lock, kv_store_options opts)
+  shard_files(std::shared_ptr<const void> lock, shard_core_options opts)
     : keepalive(std::move(lock)), store(std::move(opts)) {
     // nop
   }
 
   std::shared_ptr<const void> keepalive;
-  kv_store store;
+  shard_core store;
 };
 
 } // namespace
 
-caf::expected<std::shared_ptr<kv_store>>
-open_kv_store(kv_store_options opts, std::shared_ptr<const void> keepalive) {
+caf::expected<std::shared_ptr<shard_core>>
+open_shard_core(shard_core_options opts, std::shared_ptr<const void> keepalive) {
   auto files = guarded([&] {
     return std::make_shared<shard_files>(std::move(keepalive), std::move(opts));
   });
   if (!files)
     return std::move(files.error());
   // Everybody shares the store; the control block owns the lock as well.
-  return std::shared_ptr<kv_store>(*files, &(*files)->store);
+  return std::shared_ptr<shard_core>(*files, &(*files)->store);
 }
 
 caf::expected<local_shard> spawn_shard(caf::actor_system& sys,
                                        shard_options opts) {
-  auto store = open_kv_store(std::move(opts.store), std::move(opts.keepalive));
+  auto store = open_shard_core(std::move(opts.store), std::move(opts.keepalive));
   if (!store)
     return std::move(store.error());
   auto writer = spawn_shard_writer(sys, *store);

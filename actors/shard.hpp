@@ -7,7 +7,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/shard_writer.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "strata/actors.hpp"
 
 namespace strata {
@@ -15,7 +15,7 @@ namespace strata {
 /// How to open one shard.
 struct shard_options {
   /// Where the shard's environment lives and how it is opened.
-  kv_store_options store;
+  shard_core_options store;
   /// Largest value in bytes; larger ones are INVALID_VALUE.
   uint64_t max_value_size = 16ull << 20;
   /// Released only after the shard's environment is closed (the data
@@ -27,7 +27,7 @@ struct shard_options {
 
 struct shard_state {
   static inline const char* name = "strata.shard";
-  std::shared_ptr<kv_store> store;
+  std::shared_ptr<shard_core> store;
   shard_writer_actor writer;
   uint64_t max_value_size = 0;
   std::chrono::milliseconds timeout{0};
@@ -45,7 +45,7 @@ struct shard_state {
 ///  coordinator ──commit/prepare/resolve──▶ shard ──delegate──▶ writer
 /// ```
 shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self,
-                                 std::shared_ptr<kv_store> store,
+                                 std::shared_ptr<shard_core> store,
                                  shard_writer_actor writer,
                                  uint64_t max_value_size,
                                  std::chrono::milliseconds timeout);
@@ -53,15 +53,15 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
 /// A shard in this process: its actor, and its store for direct reads.
 struct local_shard {
   shard_actor actor;
-  std::shared_ptr<kv_store> store;
+  std::shared_ptr<shard_core> store;
   /// Its writer: the coordinator of the same process talks to it directly.
   shard_writer_actor writer;
 };
 
 /// Opens a store whose files stay locked by `keepalive` (the data
 /// directory's lock) until the store is closed.
-caf::expected<std::shared_ptr<kv_store>>
-open_kv_store(kv_store_options opts, std::shared_ptr<const void> keepalive);
+caf::expected<std::shared_ptr<shard_core>>
+open_shard_core(shard_core_options opts, std::shared_ptr<const void> keepalive);
 
 /// Opens the shard's environment and spawns the shard with its writer.
 /// Fails with the strata error of the backend (e.g. CONSISTENCY_VIOLATION

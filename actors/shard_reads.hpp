@@ -7,7 +7,7 @@
 #include <caf/expected.hpp>
 
 #include "actors/checks.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "strata/actors.hpp"
 
 /// The read requests of a shard, answered from its store in this process:
@@ -19,28 +19,28 @@
 /// reads concurrently with its writer: LMDB readers never block it.
 namespace strata::shard_reads {
 
-inline caf::expected<maybe_bytes> get(const kv_store& store, const std::string& key) {
+inline caf::expected<maybe_bytes> get(const shard_core& store, const std::string& key) {
   if (auto err = check_key(key))
     return err;
   return guarded([&] { return to_wire(store.get(key)); });
 }
 
-inline caf::expected<bool> has(const kv_store& store, const std::string& key) {
+inline caf::expected<bool> has(const shard_core& store, const std::string& key) {
   if (auto err = check_key(key))
     return err;
   return guarded([&] { return store.has(key); });
 }
 
-inline caf::expected<uint64_t> size(const kv_store& store) {
+inline caf::expected<uint64_t> size(const shard_core& store) {
   return guarded([&] { return store.size(); });
 }
 
-inline caf::expected<scan_page> scan(const kv_store& store, const scan_request& req) {
+inline caf::expected<scan_page> scan(const shard_core& store, const scan_request& req) {
   return guarded([&] { return store.scan(req); });
 }
 
 inline caf::expected<std::vector<maybe_bytes>>
-get_many(const kv_store& store, const std::vector<std::string>& keys) {
+get_many(const shard_core& store, const std::vector<std::string>& keys) {
   if (auto err = check_keys(keys))
     return err;
   return guarded([&] { return to_wire(store.get_many(keys)); });
@@ -57,7 +57,7 @@ struct versioned {
   bool blocked = false;
 };
 
-inline caf::expected<versioned<maybe_bytes>> read(const kv_store& store,
+inline caf::expected<versioned<maybe_bytes>> read(const shard_core& store,
                                                   const std::string& key) {
   if (auto err = check_key(key))
     return err;
@@ -67,7 +67,7 @@ inline caf::expected<versioned<maybe_bytes>> read(const kv_store& store,
   return versioned<maybe_bytes>{to_wire(std::move(r->value)), r->seq, r->blocked};
 }
 
-inline caf::expected<versioned<scan_page>> read(const kv_store& store,
+inline caf::expected<versioned<scan_page>> read(const shard_core& store,
                                                 const scan_request& req) {
   auto r = guarded([&] { return store.read_range(req); });
   if (!r)

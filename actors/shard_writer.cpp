@@ -208,7 +208,7 @@ void commit(writer_ptr self, Iterator first, Iterator last,
 
 shard_writer_actor::behavior_type
 shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
-             std::shared_ptr<kv_store> store) {
+             std::shared_ptr<shard_core> store) {
   using reply = pending_write::reply;
   self->state.store = std::move(store);
   return {
@@ -366,7 +366,7 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
 }
 
 shard_writer_actor spawn_shard_writer(caf::actor_system& sys,
-                                      std::shared_ptr<kv_store> store) {
+                                      std::shared_ptr<shard_core> store) {
   return sys.spawn<caf::detached>(shard_writer, std::move(store));
 }
 

@@ -9,7 +9,7 @@
 #include <caf/response_promise.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "actors/interfaces.hpp"
 #include "strata/actors.hpp"
 
@@ -55,7 +55,7 @@ struct parked_read {
 
 struct shard_writer_state {
   static inline const char* name = "strata.shard_writer";
-  std::shared_ptr<kv_store> store;
+  std::shared_ptr<shard_core> store;
   std::vector<pending_write> pending;
   /// The group being committed (a buffer reused from group to group).
   std::vector<pending_write> group;
@@ -76,10 +76,10 @@ struct shard_writer_state {
 /// write wait here until its outcome is applied, then run in arrival order.
 shard_writer_actor::behavior_type
 shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
-             std::shared_ptr<kv_store> store);
+             std::shared_ptr<shard_core> store);
 
 /// Spawns a detached writer for `store`.
 shard_writer_actor spawn_shard_writer(caf::actor_system& sys,
-                                      std::shared_ptr<kv_store> store);
+                                      std::shared_ptr<shard_core> store);
 
 } // namespace strata

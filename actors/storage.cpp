@@ -22,7 +22,7 @@
 #include "actors/timeouts.hpp"
 #include "actors/timer.hpp"
 #include "actors/transaction.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "backends/shard_slot.hpp"
 #include "strata/routing.hpp"
 
@@ -276,13 +276,13 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   };
   // The open store of `key`'s shard if it is in this process (and not
   // restarting); null otherwise.
-  auto local_for = [self, n](const std::string& key) -> std::shared_ptr<kv_store> {
+  auto local_for = [self, n](const std::string& key) -> std::shared_ptr<shard_core> {
     auto& slot = self->state.local[routing::shard_of(key, n)];
     return slot ? slot->get() : nullptr;
   };
   // Every shard's open store, or nothing if one is remote or restarting.
-  auto all_local = [self]() -> std::optional<std::vector<std::shared_ptr<kv_store>>> {
-    std::vector<std::shared_ptr<kv_store>> result;
+  auto all_local = [self]() -> std::optional<std::vector<std::shared_ptr<shard_core>>> {
+    std::vector<std::shared_ptr<shard_core>> result;
     result.reserve(self->state.local.size());
     for (auto& slot : self->state.local) {
       auto store = slot ? slot->get() : nullptr;

@@ -18,7 +18,7 @@
 
 namespace strata {
 
-class kv_store;
+class shard_core;
 class shard_slot;
 
 /// What the router is made of.

@@ -15,7 +15,7 @@
 #include "actors/shard_reads.hpp"
 #include "actors/timeouts.hpp"
 #include "backends/conflicts.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "strata/routing.hpp"
 
 namespace strata {

@@ -28,7 +28,7 @@ namespace strata {
 ///   transaction that would break either is refused at once with
 ///   VERSION_CONFLICT: nobody waits for a lock, so no deadlock can form.
 ///
-/// Not thread-safe: the owner (kv_store) guards it.
+/// Not thread-safe: the owner (shard_core) guards it.
 class conflicts {
 public:
   /// Remembers the last `window` writes (memory ~60 bytes each).

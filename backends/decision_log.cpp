@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 
 namespace strata::decision_log {
 
@@ -21,7 +21,7 @@ bytes encode(const std::vector<uint32_t>& shards) {
   return out;
 }
 
-std::vector<decision> all(const kv_store& log, size_t* garbled) {
+std::vector<decision> all(const shard_core& log, size_t* garbled) {
   std::vector<decision> result;
   scan_request req;
   req.prefix = "d/";
@@ -51,7 +51,7 @@ std::vector<decision> all(const kv_store& log, size_t* garbled) {
   }
 }
 
-uint64_t next_incarnation(kv_store& log) {
+uint64_t next_incarnation(shard_core& log) {
   uint64_t n = 0;
   if (auto v = log.get("incarnation")) {
     auto first = reinterpret_cast<const char*>(v->data());

@@ -8,9 +8,9 @@
 
 namespace strata {
 
-class kv_store;
+class shard_core;
 
-/// The coordinator's durable records, kept in a kv_store of its own:
+/// The coordinator's durable records, kept in a shard_core of its own:
 /// `d/<16 hex digits of the transaction id>` → the shards (u32 each, little
 /// endian) of a commit decision, and `incarnation` → a decimal counter.
 namespace decision_log {
@@ -29,12 +29,12 @@ struct decision {
 
 /// Every decision in `log`, in transaction order. Entries whose key is
 /// garbled are left out and counted in `garbled`.
-std::vector<decision> all(const kv_store& log, size_t* garbled = nullptr);
+std::vector<decision> all(const shard_core& log, size_t* garbled = nullptr);
 
 /// Reads the incarnation, stores the next one durably and returns it.
 /// Transaction ids start with it, so that they stay unique across restarts.
 /// CONSISTENCY_VIOLATION if the stored one is garbled.
-uint64_t next_incarnation(kv_store& log);
+uint64_t next_incarnation(shard_core& log);
 
 } // namespace decision_log
 

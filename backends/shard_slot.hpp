@@ -3,7 +3,7 @@
 #include <atomic>
 #include <memory>
 
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 
 namespace strata {
 
@@ -13,22 +13,22 @@ namespace strata {
 /// it empty ask the shard's actor instead, which answers once it is back.
 class shard_slot {
 public:
-  explicit shard_slot(std::shared_ptr<kv_store> store) : store_(std::move(store)) {
+  explicit shard_slot(std::shared_ptr<shard_core> store) : store_(std::move(store)) {
     // nop
   }
 
   /// The store, or null while the shard restarts or is offline. Readers keep
   /// the pointer only for one read, so that a restart can close the store.
-  std::shared_ptr<kv_store> get() const {
+  std::shared_ptr<shard_core> get() const {
     return std::atomic_load(&store_);
   }
 
-  void set(std::shared_ptr<kv_store> store) {
+  void set(std::shared_ptr<shard_core> store) {
     std::atomic_store(&store_, std::move(store));
   }
 
 private:
-  std::shared_ptr<kv_store> store_;
+  std::shared_ptr<shard_core> store_;
 };
 
 } // namespace strata

@@ -148,7 +148,7 @@ bool get_part(reader& r, txn_part& part) {
 bool decode(std::string_view payload, wal_record& rec) {
   reader r{payload.data(), payload.data() + payload.size()};
   uint64_t type = 0;
-  if (!r.get(rec.seq, 8) || !r.get(type, 1) || type > 4)
+  if (!r.get(rec.seq, 8) || !r.get(type, 1) || type > 5)
     return false;
   rec.kind = static_cast<wal_record::type>(type);
   bool ok = false;
@@ -166,6 +166,18 @@ bool decode(std::string_view payload, wal_record& rec) {
     case wal_record::type::commit_one:
       ok = r.get(rec.txid, 8) && get_ops(r, rec.ops);
       break;
+    case wal_record::type::batch: {
+      uint64_t count = 0;
+      ok = r.get(count, 1);
+      for (uint64_t i = 0; ok && i < count; ++i) {
+        uint64_t space = 0;
+        std::vector<operation> ops;
+        ok = r.get(space, 1) && space < keyspace_count && get_ops(r, ops);
+        if (ok)
+          rec.parts.emplace_back(static_cast<keyspace>(space), std::move(ops));
+      }
+      break;
+    }
   }
   return ok && r.pos == r.end;
 }
@@ -232,6 +244,31 @@ void wal::reserve(uint64_t needed) {
 wal::~wal() {
   if (fd_ >= 0)
     ::close(fd_);
+}
+
+std::string wal::encode_batch(uint64_t seq, const engine_batch& batch) {
+  // Framed in place: the payload is most of a record's bytes.
+  size_t size = 8 + 8 + 1 + 1;
+  for (auto& part : batch.parts) {
+    size += 1 + 4;
+    for (auto& op : *part.ops)
+      size += 1 + 4 + op.key.size() + 4 + op.value.size();
+  }
+  std::string record;
+  record.reserve(size);
+  put32(record, 0); // length, below
+  put32(record, 0); // CRC, by `append`
+  put64(record, seq);
+  record.push_back(static_cast<char>(wal_record::type::batch));
+  record.push_back(static_cast<char>(batch.parts.size()));
+  for (auto& part : batch.parts) {
+    record.push_back(static_cast<char>(part.space));
+    put_ops(record, *part.ops);
+  }
+  auto length = static_cast<uint32_t>(record.size() - 8);
+  for (int i = 0; i < 4; ++i)
+    record[static_cast<size_t>(i)] = static_cast<char>((length >> (8 * i)) & 0xff);
+  return record;
 }
 
 std::string wal::encode(uint64_t seq, const std::vector<operation>& ops) {

@@ -6,17 +6,18 @@
 #include <string_view>
 #include <vector>
 
+#include "backends/engine.hpp"
 #include "strata/messages/kv.hpp"
 #include "strata/messages/txn.hpp"
 
 namespace strata {
 
 /// A shard's write-ahead log: one append-only file of framed records, each
-/// with a sequence number: a write request (its operations, all or nothing),
-/// or a step of a distributed transaction (prepared, committed, aborted).
-/// A group of requests is appended with one write and made durable with one
-/// fdatasync; that is what makes acknowledged writes durable. The shard's
-/// LMDB environment catches up in large batches (see kv_store::flush).
+/// with a sequence number: a batch of operations on the shard's key spaces,
+/// applied all or nothing. A group of batches is appended with one write and
+/// made durable with one fdatasync; that is what makes acknowledged writes
+/// durable. The shard's LMDB environment catches up in large batches (see
+/// lmdb_engine).
 ///
 /// File format (little endian), repeated until the end of the file:
 ///   u32 payload length | u32 CRC | payload
@@ -24,9 +25,12 @@ namespace strata {
 /// (logs written before epochs) over the payload alone.
 /// payload:
 ///   u64 sequence number | u8 type | body
-///   type 0, write:    operations
+///   type 5, batch:    u8 count | count × (u8 key space | operations)
+/// Logs of format 1 hold types 0 to 4, which a replay still reads and the
+/// engine translates into batches:
+///   type 0, write:    operations (on the data space)
 ///   type 1, prepare:  u64 transaction id | part
-///   type 2, commit:   u64 transaction id
+///   type 2, commit:   u64 transaction id (apply the prepared part's writes)
 ///   type 3, abort:    u64 transaction id
 ///   type 4, commit1:  u64 transaction id | operations (a one-phase commit)
 /// operations:
@@ -63,9 +67,13 @@ struct wal_record {
     /// A transaction's one-phase commit: its writes, under its id, so that
     /// the shard can still tell after a restart that it committed.
     commit_one = 4,
+    /// Operations on several key spaces (the only type written today).
+    batch = 5,
   };
   uint64_t seq = 0;
-  type kind = type::write;
+  type kind = type::batch;
+  /// batch: the operations per key space.
+  std::vector<std::pair<keyspace, std::vector<operation>>> parts;
   /// prepare, commit, abort, commit_one.
   uint64_t txid = 0;
   /// write, commit_one: the operations.
@@ -84,7 +92,10 @@ public:
   wal& operator=(const wal&) = delete;
   ~wal();
 
-  /// Encodes a write record (its CRC is written by `append`).
+  /// Encodes a batch record (its CRC is written by `append`).
+  static std::string encode_batch(uint64_t seq, const engine_batch& batch);
+
+  /// Encoders of format 1's records, for tests that write such logs.
   static std::string encode(uint64_t seq, const std::vector<operation>& ops);
 
   /// Encodes the record of transaction `txid`'s one-phase commit.

@@ -63,7 +63,7 @@
 
 #include <sqlite3.h>
 
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "backends/lmdb.hpp"
 #include "strata/routing.hpp"
 #include "strata/actors.hpp"
@@ -1797,10 +1797,10 @@ void run_single(caf::actor_system& sys, const bench_options& opts) {
   auto store = open_loaded(sys, opts, dir.path(), n, size, true);
   auto timeout = client_timeout(opts);
   // One shard engine on its own, loaded.
-  strata::kv_store_options ko;
+  strata::shard_core_options ko;
   ko.dir = dir.path() + "/engine";
   ko.map_size = std::max<uint64_t>(1ull << 30, n * (size + 256) * 2);
-  strata::kv_store engine{ko};
+  strata::shard_core engine{ko};
   for (uint64_t loaded = 0; loaded < n;) {
     std::vector<strata::operation> ops;
     for (auto end = std::min(n, loaded + load_chunk); loaded < end; ++loaded)

@@ -49,7 +49,7 @@ void adopt(sup_ptr self, const local_shard& s) {
 }
 
 /// Serves the current instance: direct reads and the held requests.
-void serve(sup_ptr self, std::shared_ptr<kv_store> store) {
+void serve(sup_ptr self, std::shared_ptr<shard_core> store) {
   auto& st = self->state;
   st.cfg.slot->set(std::move(store));
   st.now = phase::running;
@@ -276,6 +276,8 @@ spawn_supervised_shard(caf::actor_system& sys, const store_options& opts, uint32
   so.store.map_size = opts.shard_map_size();
   so.store.no_sync = opts.sync == sync_mode::nosync;
   so.store.background_flush = opts.background_flush;
+  parse_engine(opts.engine, so.store.engine); // validated with the options
+  so.store.snapshot = opts.memory_snapshot;
   so.max_value_size = opts.max_value_size;
   so.keepalive = std::move(lock);
   so.timeout = opts.request_timeout;

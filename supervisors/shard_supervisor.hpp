@@ -49,8 +49,8 @@ struct shard_supervisor_state {
   std::string last_failure;
   /// The current instance's store, and the failed instance's: reopening
   /// waits until that is closed.
-  std::weak_ptr<kv_store> current;
-  std::weak_ptr<kv_store> closing;
+  std::weak_ptr<shard_core> current;
+  std::weak_ptr<shard_core> closing;
   std::chrono::steady_clock::time_point reopen_deadline;
   /// Asked about in-doubt transactions after every restart.
   coordinator_actor coordinator;

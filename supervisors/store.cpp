@@ -23,7 +23,7 @@
 #include "actors/storage.hpp"
 #include "backends/data_dir.hpp"
 #include "backends/decision_log.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "backends/log.hpp"
 #include "backends/shard_slot.hpp"
 #include "strata/error.hpp"
@@ -87,12 +87,15 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
     participants.emplace_back(rc.shards.back());
   }
   // The coordinator's decision log: a small store of its own.
-  kv_store_options lo;
+  shard_core_options lo;
   lo.dir = coordinator_dir(opts.data_dir);
   lo.store_id = opts.id + "/coordinator";
   lo.map_size = uint64_t{256} << 20;
   lo.no_sync = opts.sync == sync_mode::nosync;
-  auto log_store = open_kv_store(lo, *lock);
+  // Its decisions are as durable as the shards they are about.
+  parse_engine(opts.engine, lo.engine);
+  lo.snapshot = opts.memory_snapshot;
+  auto log_store = open_shard_core(lo, *lock);
   auto incarnation = log_store ? guarded([&] { return decision_log::next_incarnation(**log_store); })
                                : caf::expected<uint64_t>{log_store.error()};
   if (!incarnation) {
@@ -125,8 +128,9 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
             log().warn("shard {}: transactions stay in doubt: {}", i, render(err));
           });
   }
-  log().info("store '{}' open: {} shards ({} remote) in {}, {} MiB map per shard, {} writes",
-             opts.id, opts.shards, rc.remote.size(), opts.data_dir,
+  log().info("store '{}' open: {} shards ({} remote) in {}, engine {}, {} MiB map per "
+             "shard, {} writes",
+             opts.id, opts.shards, rc.remote.size(), opts.data_dir, opts.engine,
              opts.shard_map_size() >> 20, to_string(opts.sync));
   return spawn_routers(sys, rc, opts.routers);
 }

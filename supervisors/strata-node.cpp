@@ -72,6 +72,9 @@ struct node_config : caf::actor_system_config {
       .add(store.map_size, "map-size", "LMDB map size per shard in bytes (0: auto)")
       .add(store.expected_size, "expected-size", "expected number of entries")
       .add(sync, "sync", "durable (default) or nosync")
+      .add(store.engine, "engine", "storage engine: lmdb (default) or memory")
+      .add(store.memory_snapshot, "memory-snapshot",
+           "engine memory: save shards on a clean close, load them on open")
       .add(store.max_value_size, "max-value-size", "largest value in bytes")
       .add(store.max_frame_size, "max-frame-size",
            "largest message accepted on the port in bytes (0: auto)")
@@ -92,7 +95,8 @@ const std::vector<strata::flag> node_flags = {
   {"--shards", "strata.shards"},       {"--map-size", "strata.map-size"},
   {"--routers", "strata.routers"},
   {"--expected-size", "strata.expected-size"},
-  {"--sync", "strata.sync"},           {"--max-value-size", "strata.max-value-size"},
+  {"--sync", "strata.sync"},           {"--engine", "strata.engine"},
+  {"--memory-snapshot", "strata.memory-snapshot"},           {"--max-value-size", "strata.max-value-size"},
   {"--max-frame-size", "strata.max-frame-size"},
   {"--log-level", "strata.log-level"}, {"--host", "node.host"},
   {"--port", "node.port"},             {"--config", "config-file"},

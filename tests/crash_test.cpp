@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "backends/data_dir.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "strata/client.hpp"
 #include "tests/bank.hpp"
 #include "tests/fixture.hpp"
@@ -56,13 +56,13 @@ store_options bank_options(const std::string& dir) {
 size_t in_doubt(const std::string& dir) {
   size_t n = 0;
   for (uint32_t i = 0; i < 4; ++i) {
-    kv_store_options so;
+    shard_core_options so;
     so.dir = shard_dir(dir, i);
     so.shard = i;
     so.shard_count = 4;
     so.store_id = "strata";
     so.map_size = 64 << 20;
-    kv_store s{so};
+    shard_core s{so};
     n += s.in_doubt().size();
   }
   return n;

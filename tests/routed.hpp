@@ -23,7 +23,7 @@ namespace strata::test {
 /// direct checks.
 inline std::vector<local_shard>
 spawn_shards(fixture& f, uint32_t n, const std::string& name = "shard",
-             void (*tune)(kv_store_options&) = nullptr) {
+             void (*tune)(shard_core_options&) = nullptr) {
   std::vector<local_shard> shards;
   for (uint32_t i = 0; i < n; ++i) {
     shard_options so;
@@ -44,12 +44,12 @@ spawn_shards(fixture& f, uint32_t n, const std::string& name = "shard",
 /// through `log`, if given) in the fixture's directory `<name>`.
 inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> participants,
                                     const std::string& name = "coordinator",
-                                    std::shared_ptr<kv_store>* log = nullptr,
+                                    std::shared_ptr<shard_core>* log = nullptr,
                                     uint64_t max_frame = 64ull << 20) {
-  kv_store_options lo;
+  shard_core_options lo;
   lo.dir = f.dir / name;
   lo.no_sync = true;
-  auto store = open_kv_store(lo, nullptr);
+  auto store = open_shard_core(lo, nullptr);
   REQUIRE(store);
   if (log)
     *log = *store;
@@ -64,12 +64,12 @@ inline transactional_storage_actor open_routed(fixture& f, uint32_t n,
                                                std::vector<local_shard>* local = nullptr) {
   std::vector<shard_actor> shards;
   auto spawned = spawn_shards(f, n, "routed-",
-                              [](kv_store_options& o) { o.flush_entries = 50; });
+                              [](shard_core_options& o) { o.flush_entries = 50; });
   for (auto& s : spawned)
     shards.push_back(s.actor);
   if (local)
     *local = spawned;
-  std::shared_ptr<kv_store> log;
+  std::shared_ptr<shard_core> log;
   // Through the shard actors, as for shards on other nodes.
   std::vector<participant_actor> participants(shards.begin(), shards.end());
   auto coordinator = coordinate(f, participants, "routed-coordinator", &log);

@@ -19,7 +19,7 @@
 #include "actors/storage.hpp"
 #include "backends/decision_log.hpp"
 #include "backends/fault.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "tests/fixture.hpp"
 #include "tests/routed.hpp"
 #include "supervisors/shard_supervisor.hpp"
@@ -33,7 +33,7 @@ using strata::test::to_bytes;
 namespace {
 
 /// Shard options for spawn_shards: every commit synced.
-void durable(kv_store_options& o) {
+void durable(shard_core_options& o) {
   o.no_sync = false;
 }
 
@@ -935,7 +935,7 @@ TEST_CASE("outcomes a shard did not confirm are sent again until it does") {
     return true;
   };
   auto flaky = spawn_lossy(f, shards[1].actor, std::move(link));
-  std::shared_ptr<kv_store> log;
+  std::shared_ptr<shard_core> log;
   auto coord = coordinate(f, {participant_actor{shards[0].actor}, flaky}, "coordinator",
                           &log);
   auto part = [](const char* key, const char* value) {
@@ -1030,7 +1030,7 @@ TEST_CASE("a decision leaves the log only once every shard applied it over lossy
     l.sync = [lossy, gen] { return *lossy && (*gen)() % 4 == 0; };
     return l;
   };
-  std::shared_ptr<kv_store> log;
+  std::shared_ptr<shard_core> log;
   auto coord = coordinate(f, {spawn_lossy(f, shards[0].actor, link(1)),
                               spawn_lossy(f, shards[1].actor, link(2))},
                           "coordinator", &log);
@@ -1166,10 +1166,10 @@ TEST_CASE("a commit decision that is logged but not applied still commits") {
 #ifdef STRATA_FAULT_INJECTION
 TEST_CASE("a write logged but not applied is CONSISTENCY_VIOLATION and a reopen applies it") {
   fixture f;
-  kv_store_options o;
+  shard_core_options o;
   o.dir = f.dir / "s";
   {
-    kv_store s{o};
+    shard_core s{o};
     std::vector<operation> keep{operation::set("keep", to_bytes("1"))};
     REQUIRE(s.write(write_group{&keep}).at(0).code == errc::none);
     std::vector<operation> w{operation::set("k", to_bytes("v"))};
@@ -1184,7 +1184,7 @@ TEST_CASE("a write logged but not applied is CONSISTENCY_VIOLATION and a reopen 
     CHECK(s.get("keep") == std::optional<bytes>{to_bytes("1")});
     CHECK_THROWS_AS(s.flush(), storage_error);
   }
-  kv_store s{o};
+  shard_core s{o};
   CHECK(s.get("k") == std::optional<bytes>{to_bytes("v")});
   CHECK(s.get("keep") == std::optional<bytes>{to_bytes("1")});
   CHECK(!s.get("later"));

@@ -14,7 +14,7 @@
 
 #include "backends/conflicts.hpp"
 #include "backends/decision_log.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "backends/lmdb.hpp"
 #include "backends/wal.hpp"
 #include "tests/temp_dir.hpp"
@@ -27,8 +27,8 @@ bytes b(const std::string& s) {
   return bytes(s.begin(), s.end());
 }
 
-kv_store_options opts_in(const std::string& dir) {
-  kv_store_options o;
+shard_core_options opts_in(const std::string& dir) {
+  shard_core_options o;
   o.dir = dir;
   o.map_size = 64 << 20;
   o.no_sync = true;
@@ -47,35 +47,35 @@ txn_part writes(std::vector<operation> w) {
   return p;
 }
 
-write_outcome run(kv_store& s, write_request req) {
+write_outcome run(shard_core& s, write_request req) {
   return s.write(std::vector<write_request>{req}).at(0);
 }
 
-write_outcome prepare(kv_store& s, uint64_t txid, const txn_part& part) {
+write_outcome prepare(shard_core& s, uint64_t txid, const txn_part& part) {
   return run(s, {write_request::type::prepare, nullptr, &part, txid, false});
 }
 
-write_outcome resolve(kv_store& s, uint64_t txid, bool commit) {
+write_outcome resolve(shard_core& s, uint64_t txid, bool commit) {
   return run(s, {write_request::type::resolve, nullptr, nullptr, txid, commit});
 }
 
-write_outcome commit_one(kv_store& s, const txn_part& part) {
+write_outcome commit_one(shard_core& s, const txn_part& part) {
   return run(s, {write_request::type::commit, nullptr, &part, 0, false});
 }
 
-write_outcome commit_as(kv_store& s, uint64_t txid, const txn_part& part) {
+write_outcome commit_as(shard_core& s, uint64_t txid, const txn_part& part) {
   return run(s, {write_request::type::commit, nullptr, &part, txid, false});
 }
 
-commit_status status(kv_store& s, uint64_t txid) {
+commit_status status(shard_core& s, uint64_t txid) {
   return run(s, {write_request::type::status, nullptr, nullptr, txid, false}).status;
 }
 
-write_outcome plain(kv_store& s, std::vector<operation> ops) {
+write_outcome plain(shard_core& s, std::vector<operation> ops) {
   return run(s, write_request::plain_ops(ops));
 }
 
-std::string value_of(const kv_store& s, const std::string& key) {
+std::string value_of(const shard_core& s, const std::string& key) {
   auto v = s.get(key);
   return v ? std::string(v->begin(), v->end()) : "<none>";
 }
@@ -157,9 +157,9 @@ TEST_CASE("conflicts: the version window forgets old writes conservatively") {
   CHECK(cc.check(1, reads({{"k9", 9}})).empty());
 }
 
-TEST_CASE("kv_store: one-phase commits validate what the transaction read") {
+TEST_CASE("shard_core: one-phase commits validate what the transaction read") {
   test::temp_dir dir;
-  kv_store s{opts_in(dir / "s")};
+  shard_core s{opts_in(dir / "s")};
   REQUIRE(plain(s, {operation::set("a", b("1"))}).code == errc::none);
   auto r = s.read("a");
   REQUIRE(!r.blocked);
@@ -176,9 +176,9 @@ TEST_CASE("kv_store: one-phase commits validate what the transaction read") {
   CHECK(value_of(s, "a") == "2");
 }
 
-TEST_CASE("kv_store: prepared writes lock their keys until the outcome") {
+TEST_CASE("shard_core: prepared writes lock their keys until the outcome") {
   test::temp_dir dir;
-  kv_store s{opts_in(dir / "s")};
+  shard_core s{opts_in(dir / "s")};
   REQUIRE(plain(s, {operation::set("x", b("old"))}).code == errc::none);
   auto part = writes({operation::set("x", b("new")), operation::del("gone")});
   REQUIRE(prepare(s, 7, part).code == errc::none);
@@ -211,11 +211,11 @@ TEST_CASE("kv_store: prepared writes lock their keys until the outcome") {
   CHECK(!plain(s, {operation::set("x", b("plain"))}).blocked);
 }
 
-TEST_CASE("kv_store: two outcomes of one transaction in one group apply once") {
+TEST_CASE("shard_core: two outcomes of one transaction in one group apply once") {
   // Recovery asks the coordinator while the coordinator re-drives its
   // decision: both outcomes may land in the same group commit.
   test::temp_dir dir;
-  kv_store s{opts_in(dir / "s")};
+  shard_core s{opts_in(dir / "s")};
   REQUIRE(prepare(s, 5, writes({operation::del("x"), operation::set("y", b("1"))})).code
           == errc::none);
   write_request r{write_request::type::resolve, nullptr, nullptr, 5, true};
@@ -226,9 +226,9 @@ TEST_CASE("kv_store: two outcomes of one transaction in one group apply once") {
   CHECK(s.in_doubt().empty());
 }
 
-TEST_CASE("kv_store: read-only prepares lock without logging") {
+TEST_CASE("shard_core: read-only prepares lock without logging") {
   test::temp_dir dir;
-  kv_store s{opts_in(dir / "s")};
+  shard_core s{opts_in(dir / "s")};
   auto r = s.read("k");
   REQUIRE(prepare(s, 3, reads({{"k", r.seq}})).code == errc::none);
   CHECK(s.in_doubt().empty()); // nothing to recover after a crash
@@ -238,12 +238,12 @@ TEST_CASE("kv_store: read-only prepares lock without logging") {
   CHECK(prepare(s, 4, writes({operation::set("k", b("v"))})).code == errc::none);
 }
 
-TEST_CASE("kv_store: prepared transactions survive restarts and crashes") {
+TEST_CASE("shard_core: prepared transactions survive restarts and crashes") {
   test::temp_dir dir;
   auto o = opts_in(dir / "s");
   o.flush_entries = 4; // flushes (and empties the WAL) often
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(prepare(s, 1, writes({operation::set("a", b("1"))})).code == errc::none);
     REQUIRE(prepare(s, 2, writes({operation::set("b", b("2"))})).code == errc::none);
     for (int i = 0; i < 10; ++i)
@@ -260,7 +260,7 @@ TEST_CASE("kv_store: prepared transactions survive restarts and crashes") {
     INFO(path);
     auto oo = o;
     oo.dir = path;
-    kv_store s{oo};
+    shard_core s{oo};
     CHECK(s.in_doubt() == std::vector<uint64_t>{1, 3});
     CHECK(value_of(s, "b") == "2");
     CHECK(s.read("a").blocked);
@@ -272,18 +272,18 @@ TEST_CASE("kv_store: prepared transactions survive restarts and crashes") {
     CHECK(s.in_doubt().empty());
   }
   // Outcomes are durable too.
-  kv_store s{o};
+  shard_core s{o};
   CHECK(s.in_doubt().empty());
   CHECK(value_of(s, "a") == "1");
 }
 
-TEST_CASE("kv_store: randomized transactions against a serial model") {
+TEST_CASE("shard_core: randomized transactions against a serial model") {
   // Transactions read a few keys, then commit writes derived from them (one
   // phase, or prepared and resolved later, interleaved with others). Every
   // commit that succeeds must have read current values: replaying the
   // successful ones serially on a model gives the same state.
   test::temp_dir dir;
-  kv_store s{opts_in(dir / "s")};
+  shard_core s{opts_in(dir / "s")};
   std::mt19937_64 rng{42};
   std::map<std::string, std::string> model;
   auto key = [&] { return "k" + std::to_string(rng() % 8); };
@@ -371,10 +371,10 @@ TEST_CASE("kv_store: randomized transactions against a serial model") {
   CHECK(conflicted > 50);
 }
 
-TEST_CASE("kv_store: an intact but unreadable log record refuses to open, log kept") {
+TEST_CASE("shard_core: an intact but unreadable log record refuses to open, log kept") {
   test::temp_dir dir;
   auto o = opts_in(dir / "s");
-  { kv_store s{o}; }
+  { shard_core s{o}; }
   // A well-framed record (correct CRC in the log's epoch) of an unknown type:
   // not a torn tail.
   uint64_t epoch = 0;
@@ -398,7 +398,7 @@ TEST_CASE("kv_store: an intact but unreadable log record refuses to open, log ke
   }
   auto size = std::filesystem::file_size(o.dir + "/wal.log");
   try {
-    kv_store s{o};
+    shard_core s{o};
     FAIL("opened a store whose log it cannot read");
   } catch (const storage_error& e) {
     CHECK(e.code() == errc::consistency_violation);
@@ -407,11 +407,11 @@ TEST_CASE("kv_store: an intact but unreadable log record refuses to open, log ke
   CHECK(std::filesystem::file_size(o.dir + "/wal.log") == size);
 }
 
-TEST_CASE("kv_store: a garbled stored sequence number is CONSISTENCY_VIOLATION") {
+TEST_CASE("shard_core: a garbled stored sequence number is CONSISTENCY_VIOLATION") {
   test::temp_dir dir;
   auto o = opts_in(dir / "s");
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(plain(s, {operation::set("k", b("v"))}).code == errc::none);
   }
   {
@@ -424,7 +424,7 @@ TEST_CASE("kv_store: a garbled stored sequence number is CONSISTENCY_VIOLATION")
     t.commit();
   }
   try {
-    kv_store s{o};
+    shard_core s{o};
     FAIL("opened a store with a garbled sequence number");
   } catch (const storage_error& e) {
     CHECK(e.code() == errc::consistency_violation);
@@ -434,7 +434,7 @@ TEST_CASE("kv_store: a garbled stored sequence number is CONSISTENCY_VIOLATION")
 
 TEST_CASE("decision log: decisions round-trip, garbled entries are counted, incarnations grow") {
   test::temp_dir dir;
-  kv_store log{opts_in(dir / "c")};
+  shard_core log{opts_in(dir / "c")};
   CHECK(decision_log::next_incarnation(log) == 1);
   CHECK(decision_log::next_incarnation(log) == 2);
   REQUIRE(plain(log, {operation::set(decision_log::key(0x2a), decision_log::encode({0, 3})),
@@ -463,7 +463,7 @@ TEST_CASE("a shard remembers its one-phase commits by transaction id, across res
   auto o = opts_in(dir / "s");
   auto w = writes({operation::set("k", b("1"))});
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(commit_as(s, 41, w).code == errc::none);
     CHECK(status(s, 41) == commit_status::committed);
     // A second commit of the same id changes nothing and succeeds.
@@ -495,7 +495,7 @@ TEST_CASE("a shard remembers its one-phase commits by transaction id, across res
     CHECK(status(s, 45) == commit_status::not_committed);
   } // closes with a flush into LMDB
   {
-    kv_store s{o};
+    shard_core s{o};
     CHECK(status(s, 41) == commit_status::committed);
     CHECK(status(s, 43) == commit_status::committed);
     REQUIRE(commit_as(s, 46, w).code == errc::none);
@@ -503,12 +503,12 @@ TEST_CASE("a shard remembers its one-phase commits by transaction id, across res
   // From the log only: a copy of the shard's files taken before the close
   // flushes (as a crash leaves them).
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(commit_as(s, 47, w).code == errc::none);
     s.wait_for_flush(); // a copy is a crash only between flushes
     std::filesystem::copy(o.dir, dir / "crashed");
   }
-  kv_store crashed{opts_in(dir / "crashed")};
+  shard_core crashed{opts_in(dir / "crashed")};
   CHECK(status(crashed, 46) == commit_status::committed);
   CHECK(status(crashed, 47) == commit_status::committed);
   CHECK(status(crashed, 48) == commit_status::not_committed);
@@ -516,12 +516,12 @@ TEST_CASE("a shard remembers its one-phase commits by transaction id, across res
 
 TEST_CASE("a shard that forgot old one-phase commits says so instead of guessing") {
   strata::test::temp_dir dir;
-  kv_store s{opts_in(dir / "s")};
+  shard_core s{opts_in(dir / "s")};
   // Read-only commits are remembered too; fill the memory past its size in
   // one group.
   txn_part validated;
   std::vector<write_request> group;
-  auto n = kv_store::remembered_commits + 10;
+  auto n = shard_core::remembered_commits + 10;
   for (uint64_t t = 1; t <= n; ++t)
     group.push_back({write_request::type::commit, nullptr, &validated, t, false});
   auto outs = s.write(group);

@@ -15,7 +15,7 @@
 
 #include "backends/decision_log.hpp"
 #include "backends/fault.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
 #include "strata/routing.hpp"
 #include "strata/client.hpp"
 #include "tests/bank.hpp"
@@ -705,8 +705,8 @@ TEST_CASE("bank: 8 concurrent clients, 4 shards, 10000 transfers") {
 }
 
 /// Options that open the coordinator's log of the (closed) store in `f`.
-kv_store_options decision_log_options(const fixture& f) {
-  kv_store_options lo;
+shard_core_options decision_log_options(const fixture& f) {
+  shard_core_options lo;
   lo.dir = f.dir / "data/coordinator";
   lo.store_id = "strata/coordinator";
   lo.map_size = uint64_t{256} << 20;
@@ -726,7 +726,7 @@ TEST_CASE("decisions leave the coordinator's log after a barrier; leftovers are 
   }
   f.close();
   auto count_decisions = [&] {
-    kv_store log{decision_log_options(f)};
+    shard_core log{decision_log_options(f)};
     return decision_log::all(log).size();
   };
   // 300 commits, decisions dropped in batches of 64 once synced everywhere.
@@ -752,7 +752,7 @@ TEST_CASE("a logged decision naming a shard the store does not have is ignored a
   }
   f.close();
   {
-    kv_store log{decision_log_options(f)};
+    shard_core log{decision_log_options(f)};
     auto ops = std::vector<operation>{
       operation::set(decision_log::key(0xfeed), decision_log::encode({0, shards + 5}))};
     REQUIRE(log.write({write_request::plain_ops(ops)}).at(0).code == errc::none);

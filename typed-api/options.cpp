@@ -54,6 +54,10 @@ caf::error store_options::validate() const {
     return bad("max_frame_size must be below 4 GiB, got " + std::to_string(max_frame_size));
   if (request_timeout.count() <= 0)
     return bad("request_timeout must be positive");
+  if (engine != "lmdb" && engine != "memory")
+    return bad("engine must be lmdb or memory, got '" + engine + "'");
+  if (memory_snapshot && engine != "memory")
+    return bad("memory_snapshot needs engine memory");
   if (!is_log_level(log_level))
     return bad("log_level must be one of trace, debug, info, warning, error, "
                "critical, off; got '"

@@ -84,6 +84,19 @@ struct store_options {
   /// 0.2-0.5 s for 16 MiB, shows in the write latency).
   bool background_flush = true;
 
+  /// The storage engine under every local shard:
+  /// - "lmdb" (the default): a write-ahead log, memtables and LMDB; durable.
+  /// - "memory": ordered maps in memory; fast, not durable (a crash loses
+  ///   the data), for caches and tests. `map_size` then bounds the bytes of
+  ///   keys and values per shard.
+  /// Shards of one directory keep the engine they were created with only if
+  /// it keeps files: an lmdb directory opened as memory is not read.
+  std::string engine = "lmdb";
+
+  /// With engine "memory": a clean close saves each shard to
+  /// `memory.snapshot` in its directory, and the next open loads it.
+  bool memory_snapshot = false;
+
   /// Log level: trace, debug, info, warning, error, critical or off.
   std::string log_level = "info";
 

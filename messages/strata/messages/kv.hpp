@@ -93,6 +93,8 @@ struct shard_info {
   /// opened.
   uint64_t restarts = 0;
   std::string path;
+  /// The storage engine: "lmdb" or "memory".
+  std::string engine;
 };
 
 } // namespace strata

@@ -21,7 +21,8 @@
 
 #include "backends/data_dir.hpp"
 #include "backends/fault.hpp"
-#include "backends/kv_store.hpp"
+#include "backends/shard_core.hpp"
+#include "backends/wal.hpp"
 #include "strata/routing.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -33,8 +34,8 @@ bytes b(const std::string& s) {
   return bytes(s.begin(), s.end());
 }
 
-kv_store_options opts_in(const std::string& dir, uint64_t map_size = 64 << 20) {
-  kv_store_options o;
+shard_core_options opts_in(const std::string& dir, uint64_t map_size = 64 << 20) {
+  shard_core_options o;
   o.dir = dir;
   o.map_size = map_size;
   o.no_sync = true;
@@ -43,13 +44,13 @@ kv_store_options opts_in(const std::string& dir, uint64_t map_size = 64 << 20) {
 
 /// Options under which every write stays in the log until the next open
 /// (no flush to LMDB before).
-kv_store_options log_only_in(const std::string& dir) {
+shard_core_options log_only_in(const std::string& dir) {
   auto o = opts_in(dir);
   o.flush_entries = 1 << 20;
   return o;
 }
 
-write_outcome write_one(kv_store& s, std::vector<operation> ops) {
+write_outcome write_one(shard_core& s, std::vector<operation> ops) {
   write_group g{&ops};
   return s.write(g).at(0);
 }
@@ -71,7 +72,7 @@ uint64_t log_end(const std::filesystem::path& path) {
   return pos;
 }
 
-std::vector<entry> scan_all(const kv_store& s, scan_request req) {
+std::vector<entry> scan_all(const shard_core& s, scan_request req) {
   std::vector<entry> result;
   for (;;) {
     auto page = s.scan(req);
@@ -147,7 +148,7 @@ TEST_CASE("random operations agree with a reference model") {
   // Copies of the files taken between writes are what a crash would leave.
   std::vector<std::pair<std::string, std::map<std::string, bytes>>> crashes;
   {
-    kv_store s{o};
+    shard_core s{o};
     for (int round = 0; round < 3000; ++round) {
       auto dice = rng() % 100;
       if (dice < 50) {
@@ -242,7 +243,7 @@ TEST_CASE("random operations agree with a reference model") {
   }
   // Everything is still there after reopening.
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(s.size() == model.size());
     for (auto& [k, v] : model)
       REQUIRE(s.get(k) == std::optional<bytes>{v});
@@ -252,7 +253,7 @@ TEST_CASE("random operations agree with a reference model") {
   for (auto& [path, expected] : crashes) {
     auto co = o;
     co.dir = path;
-    kv_store s{co};
+    shard_core s{co};
     REQUIRE(s.size() == expected.size());
     scan_request req;
     auto all = scan_all(s, req);
@@ -271,7 +272,7 @@ TEST_CASE("a torn write-ahead log tail is cut off on open") {
   auto o = log_only_in(dir / "s");
   auto wal_path = dir / "s/wal.log";
   {
-    kv_store s{o};
+    shard_core s{o};
     for (int i = 0; i < 10; ++i)
       REQUIRE(write_one(s, {operation::set("k" + std::to_string(i), b("v"))}).code
               == errc::none);
@@ -287,7 +288,7 @@ TEST_CASE("a torn write-ahead log tail is cut off on open") {
   SECTION("cut in the middle of the last record") {
     std::filesystem::resize_file(crashed, full - 3);
     o.dir = dir / "crash";
-    kv_store s{o};
+    shard_core s{o};
     CHECK(s.size() == 9);
     CHECK(!s.has("k9"));
     CHECK(s.has("k8"));
@@ -301,7 +302,7 @@ TEST_CASE("a torn write-ahead log tail is cut off on open") {
       f << "\x10\x00\x00\x00garbage-garbage";
     }
     o.dir = dir / "crash";
-    kv_store s{o};
+    shard_core s{o};
     CHECK(s.size() == 10);
   }
   SECTION("a flipped byte ends the log at that record") {
@@ -311,7 +312,7 @@ TEST_CASE("a torn write-ahead log tail is cut off on open") {
       f.put('\x7f');
     }
     o.dir = dir / "crash";
-    kv_store s{o};
+    shard_core s{o};
     CHECK(s.size() == 9);
   }
 }
@@ -321,10 +322,10 @@ TEST_CASE("a shard refuses a directory made for another shard layout") {
   auto o = opts_in(dir / "s");
   o.shard = 1;
   o.shard_count = 4;
-  { kv_store s{o}; }
+  { shard_core s{o}; }
   o.shard_count = 8;
   try {
-    kv_store s{o};
+    shard_core s{o};
     FAIL("opened with a different shard count");
   } catch (const storage_error& e) {
     CHECK(e.code() == errc::consistency_violation);
@@ -332,7 +333,7 @@ TEST_CASE("a shard refuses a directory made for another shard layout") {
   }
   o.shard_count = 4;
   o.store_id = "other";
-  CHECK_THROWS_AS(kv_store{o}, storage_error);
+  CHECK_THROWS_AS(shard_core{o}, storage_error);
 }
 
 TEST_CASE("a data directory is locked against a second user") {
@@ -354,7 +355,7 @@ TEST_CASE("a full map rejects writes but keeps data readable and deletable") {
   std::vector<std::string> stored;
   bytes value(1000, 'x');
   {
-    kv_store s{o};
+    shard_core s{o};
     write_outcome out;
     for (int i = 0; i < 100000; ++i) {
       auto k = "key" + std::to_string(i);
@@ -390,7 +391,7 @@ TEST_CASE("a full map rejects writes but keeps data readable and deletable") {
   }
   // A larger map on the next open makes room without losing anything.
   o.map_size = 8 << 20;
-  kv_store s{o};
+  shard_core s{o};
   CHECK(s.size() == stored.size());
   for (auto& k : stored)
     REQUIRE(s.get(k) == std::optional<bytes>{value});
@@ -410,7 +411,7 @@ TEST_CASE("readers racing the writer and its flushes never go back in time") {
   test::temp_dir dir;
   auto o = opts_in(dir / "s");
   o.flush_entries = 16;
-  kv_store s{o};
+  shard_core s{o};
   constexpr int counters = 8;
   constexpr int rounds = 1500;
   auto encode = [](int x) { return b(std::to_string(1000000 + x)); };
@@ -466,7 +467,7 @@ TEST_CASE("a write-ahead log that cannot be written fails the group, nothing els
   test::temp_dir dir;
   auto o = log_only_in(dir / "s");
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(write_one(s, {operation::set("before", b("safe"))}).code == errc::none);
     auto log_size = std::filesystem::file_size(dir / "s/wal.log");
     REQUIRE(log_size == wal::chunk);
@@ -495,7 +496,7 @@ TEST_CASE("a write-ahead log that cannot be written fails the group, nothing els
   }
   // After a crash, the log holds exactly the acknowledged writes.
   o.dir = dir / "crash";
-  kv_store s{o};
+  shard_core s{o};
   CHECK(s.size() == 2);
   CHECK(!s.has("big"));
   CHECK(s.has("after"));
@@ -510,7 +511,7 @@ TEST_CASE("records of a failed group that stay in the log never replay") {
   test::temp_dir dir;
   auto o = log_only_in(dir / "s");
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(write_one(s, {operation::set("before", b("safe"))}).code == errc::none);
     // Two requests, two records of the same size as the write that follows.
     std::vector<operation> first{operation::set("x1", b("lost"))};
@@ -531,7 +532,7 @@ TEST_CASE("records of a failed group that stay in the log never replay") {
     std::filesystem::copy(dir / "s", dir / "crash");
   }
   o.dir = dir / "crash";
-  kv_store s{o};
+  shard_core s{o};
   CHECK(s.get("before") == std::optional<bytes>{b("safe")});
   CHECK(s.get("af") == std::optional<bytes>{b("kept")});
   CHECK(!s.has("x1"));
@@ -548,7 +549,7 @@ TEST_CASE("a map with no room for the sequence floor fails to open and loses not
   test::temp_dir dir;
   auto o = log_only_in(dir / "s");
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(write_one(s, {operation::set("a", b("1")), operation::set("b", b("2"))}).code
             == errc::none);
     REQUIRE(write_one(s, {operation::del("a"), operation::set("c", b("3"))}).code
@@ -558,14 +559,14 @@ TEST_CASE("a map with no room for the sequence floor fails to open and loses not
     // Both tries fail: the plain one and the one with headroom.
     fault::scoped_arm no_room{"store.record_floor", 2};
     try {
-      kv_store s{o};
+      shard_core s{o};
       FAIL("opened without room for the sequence floor");
     } catch (const storage_error& e) {
       CHECK(e.code() == errc::storage_full);
       CHECK(std::string{e.what()}.find("raise map_size") != std::string::npos);
     }
   }
-  kv_store s{o};
+  shard_core s{o};
   CHECK(!s.has("a"));
   CHECK(s.get("b") == std::optional<bytes>{b("2")});
   CHECK(s.get("c") == std::optional<bytes>{b("3")});
@@ -627,7 +628,7 @@ TEST_CASE("a shard replays only what followed its last flush, across many reused
   std::mt19937 gen{7};
   std::vector<std::pair<std::string, std::map<std::string, std::string>>> crashes;
   {
-    kv_store s{o};
+    shard_core s{o};
     for (int i = 0; i < 300; ++i) {
       auto key = "k" + std::to_string(gen() % 20);
       auto value = std::string(gen() % 3 == 0 ? 5 : 40, static_cast<char>('a' + i % 26));
@@ -646,7 +647,7 @@ TEST_CASE("a shard replays only what followed its last flush, across many reused
   for (auto& [path, expected] : crashes) {
     auto co = o;
     co.dir = path;
-    kv_store s{co};
+    shard_core s{co};
     REQUIRE(s.size() == expected.size());
     for (auto& [k, v] : expected)
       REQUIRE(s.get(k) == std::optional<bytes>{b(v)});
@@ -657,7 +658,7 @@ TEST_CASE("a shard whose log cannot be opened is refused with CONNECTION_FAILED"
   test::temp_dir dir;
   std::filesystem::create_directories(dir / "s/wal.log"); // a directory, not a file
   try {
-    kv_store s{opts_in(dir / "s")};
+    shard_core s{opts_in(dir / "s")};
     FAIL("opened without a log");
   } catch (const storage_error& e) {
     CHECK(e.code() == errc::connection_failed);
@@ -675,7 +676,7 @@ TEST_CASE("a group of more records than one pwritev takes is logged whole") {
   for (auto& x : ops)
     g.push_back(&x);
   {
-    kv_store s{o};
+    shard_core s{o};
     auto out = s.write(g);
     for (auto& x : out)
       REQUIRE(x.code == errc::none);
@@ -686,7 +687,7 @@ TEST_CASE("a group of more records than one pwritev takes is logged whole") {
   }
   auto c = o;
   c.dir = dir / "crashed";
-  kv_store s{c};
+  shard_core s{c};
   CHECK(s.size() == 3000);
   CHECK(s.get("k2999") == std::optional<bytes>{b("v")});
 }
@@ -700,7 +701,7 @@ TEST_CASE("sequence numbers seen before a machine crash are not handed out again
   auto o = opts_in(dir / "s");
   uint64_t seen = 0;
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(write_one(s, {operation::set("k", b("v0"))}).code == errc::none);
     txn_part part;
     part.writes.push_back(operation::set("x", b("t")));
@@ -718,7 +719,7 @@ TEST_CASE("sequence numbers seen before a machine crash are not handed out again
   auto po = o;
   po.dir = dir / "disk";
   for (int restart = 0; restart < 2; ++restart) {
-    kv_store s{po};
+    shard_core s{po};
     // Another write of k after the power loss, then a commit that read k
     // before it: it must be refused.
     REQUIRE(write_one(s, {operation::set("k", b("v" + std::to_string(restart + 1)))}).code
@@ -779,7 +780,7 @@ TEST_CASE("a record hidden in an old value never replays after the log is reused
   std::string victim = "victim";
   auto hidden_at = head_of_set(victim) + pad.size();
   {
-    kv_store s{o};
+    shard_core s{o};
     for (int i = 0; i < 5; ++i)
       REQUIRE(write_one(s, {operation::set("keep" + std::to_string(i), b("v"))}).code
               == errc::none);
@@ -797,7 +798,7 @@ TEST_CASE("a record hidden in an old value never replays after the log is reused
   for (auto d : {dir / "s", dir / "crashed"}) {
     auto c = o;
     c.dir = d;
-    kv_store s{c};
+    shard_core s{c};
     CHECK(!s.has("evil"));
     CHECK(s.size() == 7);
     CHECK(s.has("keep0"));
@@ -819,7 +820,7 @@ TEST_CASE("an intact record of another format left in a reused log does not bloc
   bytes value(fake.begin(), fake.end());
   std::string victim = "victim";
   {
-    kv_store s{o};
+    shard_core s{o};
     REQUIRE(write_one(s, {operation::set(victim, value)}).code == errc::none);
     REQUIRE(s.flush());
     std::string k = "k";
@@ -831,7 +832,7 @@ TEST_CASE("an intact record of another format left in a reused log does not bloc
   }
   auto c = o;
   c.dir = dir / "crashed";
-  std::optional<kv_store> s;
+  std::optional<shard_core> s;
   REQUIRE_NOTHROW(s.emplace(c));
   CHECK(s->size() == 2);
   CHECK(s->get(victim) == std::optional<bytes>{value});
@@ -860,7 +861,7 @@ TEST_CASE("a process killed in the middle of a background flush loses no acknowl
   if (pid == 0) {
     ::close(fds[0]);
     fault::arm_crash(std::get<0>(row).c_str(), std::get<1>(row));
-    kv_store s{o};
+    shard_core s{o};
     std::mt19937 gen{5};
     for (uint32_t i = 0; i < 200000; ++i) {
       auto k = "k" + std::to_string(gen() % 300);
@@ -904,7 +905,7 @@ TEST_CASE("a process killed in the middle of a background flush loses no acknowl
     else
       with_next = std::move(state);
   }
-  kv_store s{o};
+  shard_core s{o};
   std::map<std::string, std::string> found;
   scan_request all;
   all.values = true;

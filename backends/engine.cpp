@@ -1,0 +1,62 @@
+#include "backends/engine.hpp"
+
+#include "backends/lmdb_engine.hpp"
+#include "backends/memory_engine.hpp"
+
+namespace strata {
+
+const char* keyspace_name(keyspace ks) {
+  switch (ks) {
+    case keyspace::data:
+      return "data";
+    case keyspace::prepared:
+      return "prepared";
+    case keyspace::outcomes:
+      return "outcomes";
+    case keyspace::meta:
+      return "meta";
+    case keyspace::index:
+      return "index";
+    case keyspace::changes:
+      return "changes";
+  }
+  return "?";
+}
+
+const char* engine_name(engine_kind kind) {
+  return kind == engine_kind::memory ? "memory" : "lmdb";
+}
+
+bool parse_engine(std::string_view name, engine_kind& kind) {
+  if (name == "lmdb")
+    kind = engine_kind::lmdb;
+  else if (name == "memory")
+    kind = engine_kind::memory;
+  else
+    return false;
+  return true;
+}
+
+std::string txid_key(uint64_t txid) {
+  std::string key(8, '\0');
+  for (int b = 0; b < 8; ++b)
+    key[static_cast<size_t>(b)] = static_cast<char>((txid >> (8 * (7 - b))) & 0xff);
+  return key;
+}
+
+bool txid_of(std::string_view key, uint64_t& txid) {
+  if (key.size() != 8)
+    return false;
+  txid = 0;
+  for (auto ch : key)
+    txid = (txid << 8) | static_cast<unsigned char>(ch);
+  return true;
+}
+
+std::unique_ptr<engine> open_engine(const engine_options& opts) {
+  if (opts.engine == engine_kind::memory)
+    return std::make_unique<memory_engine>(opts);
+  return std::make_unique<lmdb_engine>(opts);
+}
+
+} // namespace strata

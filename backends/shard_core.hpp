@@ -1,0 +1,311 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/conflicts.hpp"
+#include "backends/engine.hpp"
+#include "strata/errc.hpp"
+#include "strata/messages/kv.hpp"
+
+namespace strata {
+
+/// Returns why `key` cannot be stored, or an empty string if it can.
+std::string key_problem(std::string_view key);
+
+/// Returns why a value of `size` bytes cannot be stored under a maximum of
+/// `max_size`, or an empty string if it can.
+std::string value_problem(size_t size, uint64_t max_size);
+
+/// Where and how a shard keeps its data: its engine, and which shard of
+/// which store it is. The identity is recorded on first open and checked on
+/// every later one.
+struct shard_core_options : engine_options {
+  /// This shard's index and the store's shard count.
+  uint32_t shard = 0;
+  uint32_t shard_count = 1;
+  /// The store this shard belongs to.
+  std::string store_id = "strata";
+};
+
+/// What a committed batch of data writes changed.
+struct committed_change {
+  /// The shard's sequence number of the batch.
+  uint64_t seq = 0;
+  /// The transaction it commits, 0 for a plain write.
+  uint64_t txid = 0;
+  /// Its operations on the data space, in order.
+  const std::vector<operation>* ops = nullptr;
+  /// If the observer asked: per set or delete, the value it replaced.
+  const std::vector<std::optional<bytes>>* before = nullptr;
+};
+
+/// Learns of every committed batch of data writes, in commit order, on the
+/// writer's thread, after the batch is applied and before its request is
+/// answered: the hook of the change log, of index maintenance and of events.
+/// A replay at open does not call it.
+class write_observer {
+public:
+  virtual ~write_observer() = default;
+
+  /// Whether `committed` needs the values the writes replaced; the engine
+  /// then reads them as it applies (a cost only while someone asks).
+  virtual bool wants_before_images() const = 0;
+
+  virtual void committed(const committed_change& change) = 0;
+};
+
+/// What a shard knows about a transaction's one-phase commit.
+enum class commit_status : uint8_t {
+  /// It was applied.
+  committed,
+  /// It was not, and now never will be: a commit of that id arriving later
+  /// is refused.
+  not_committed,
+  /// Too long ago to tell: the shard no longer remembers ids that low.
+  forgotten,
+};
+
+/// Outcome of one write request within a group commit.
+struct write_outcome {
+  /// `none` if the request's operations were applied.
+  errc code = errc::none;
+  /// Why not, for people.
+  std::string message;
+  /// How many delete operations found their key (clear counts every entry).
+  uint64_t deleted = 0;
+  /// A plain write that was not applied because a prepared transaction is
+  /// about to write one of its keys: retry it after the next outcome.
+  bool blocked = false;
+  /// A status request: the answer.
+  commit_status status = commit_status::not_committed;
+};
+
+/// One request of a group commit.
+struct write_request {
+  enum class type : uint8_t {
+    /// `ops`, all or nothing. Blocked while a prepared transaction is about
+    /// to write one of its keys.
+    plain,
+    /// One-phase commit of a transaction that touches only this shard:
+    /// validate `part`, then apply its writes (VERSION_CONFLICT if invalid).
+    /// With a `txid`, the shard remembers that it committed (`status`); a
+    /// second commit of the same id changes nothing and succeeds.
+    commit,
+    /// Phase one of two: validate `part` of transaction `txid`, log it and
+    /// lock it (VERSION_CONFLICT if invalid). Success is a yes vote.
+    prepare,
+    /// Phase two: apply (`commit`) or drop prepared transaction `txid`.
+    /// Unknown ids succeed: the outcome was applied already. Outcomes are
+    /// logged without a sync of their own (the coordinator's decision log
+    /// holds commits durably until a barrier); a later sync covers them.
+    resolve,
+    /// Makes everything logged so far durable (after unsynced outcomes).
+    barrier,
+    /// Whether the one-phase commit of `txid` was applied
+    /// (`write_outcome::status`). Answered in order with the group's
+    /// commits, and an id not seen yet is fenced: its commit, should it
+    /// still arrive, is refused. So the answer stays true.
+    status,
+  };
+  type kind = type::plain;
+  const std::vector<operation>* ops = nullptr;
+  const txn_part* part = nullptr;
+  uint64_t txid = 0;
+  bool commit = false;
+
+  static write_request plain_ops(const std::vector<operation>& x) {
+    return {type::plain, &x, nullptr, 0, false};
+  }
+};
+
+/// A read inside a transaction.
+struct txn_read {
+  /// The value, if the key exists.
+  std::optional<bytes> value;
+  /// The shard's sequence number the read saw (for validation).
+  uint64_t seq = 0;
+  /// A prepared transaction is about to write the key: nothing was read;
+  /// ask again after its outcome.
+  bool blocked = false;
+};
+
+/// A scan page read inside a transaction; see txn_read.
+struct txn_scan {
+  scan_page page;
+  uint64_t seq = 0;
+  bool blocked = false;
+};
+
+/// Write requests committed together: each one is a list of operations that
+/// is applied all or nothing.
+using write_group = std::vector<const std::vector<operation>*>;
+
+/// One shard: its data and what makes it a transaction participant, over any
+/// engine. The core owns what every engine shares: sequence numbers (handed
+/// out by the engine, one per batch), conflict checking, prepared
+/// transactions and their recovery, the outcomes of one-phase commits, and
+/// the observers that learn of commits. The engine only keeps key spaces.
+///
+/// ```
+///  write(group) ─▶ validate, lock, number ─▶ engine.apply (one log append,
+///                   (conflicts, prepared)     one sync) ─▶ observers ─▶ outcomes
+///  reads ───────▶ engine snapshot (transactional reads: unless a prepared
+///                 transaction is about to write the key)
+/// ```
+///
+/// Each request becomes one engine batch: a write its data operations; a
+/// one-phase commit its writes plus its id in `outcomes`; a prepare its part
+/// in `prepared`; a commit outcome the prepared writes plus the removal from
+/// `prepared`. Opening the core rebuilds prepared transactions (with their
+/// locks) and remembered commits from those key spaces, whatever the engine.
+///
+/// Thread safety: the read functions may run concurrently from any threads
+/// (if the engine declares concurrent readers; otherwise from the writer's);
+/// `write` and `flush` must be called by one thread at a time (the shard's
+/// writer). Errors throw `storage_error`.
+class shard_core {
+public:
+  /// Opens or creates the shard on its engine, which replays what it logged.
+  /// Throws CONSISTENCY_VIOLATION if the data belongs to another store, shard
+  /// index or shard count.
+  explicit shard_core(shard_core_options opts);
+  shard_core(const shard_core&) = delete;
+  shard_core& operator=(const shard_core&) = delete;
+  /// Closes the engine (LMDB: flushes the memtable, so that the next open has
+  /// nothing to replay).
+  ~shard_core();
+
+  /// What the engine below can do.
+  const engine_capabilities& capabilities() const {
+    return engine_->capabilities();
+  }
+
+  engine_kind engine() const {
+    return engine_->kind();
+  }
+
+  /// The value of `key`, if any.
+  std::optional<bytes> get(std::string_view key) const;
+
+  /// Whether `key` exists.
+  bool has(std::string_view key) const;
+
+  /// Values of `keys` in order, all read from one snapshot.
+  std::vector<std::optional<bytes>> get_many(const std::vector<std::string>& keys) const;
+
+  /// Looks up `keys[i]` for each i in `which`, all from one snapshot, and
+  /// calls `found(i, value)` for each key that exists; `value` is valid only
+  /// during the call. Saves copying keys and results for batched reads.
+  void read_each(const std::vector<std::string>& keys,
+                 const std::vector<uint32_t>& which,
+                 const std::function<void(uint32_t, std::string_view)>& found) const;
+
+  /// One page of keys (and values) in ascending order, from one snapshot.
+  scan_page scan(const scan_request& req) const;
+
+  /// Number of entries.
+  uint64_t size() const;
+
+  /// Reads `key` for a transaction: the value and the sequence number it
+  /// reflects, unless a prepared transaction is about to write the key.
+  txn_read read(std::string_view key) const;
+
+  /// Scans for a transaction, like `read` for a key range.
+  txn_scan read_range(const scan_request& req) const;
+
+  /// Transactions prepared on this shard and waiting for their outcome
+  /// (after a restart: in doubt until the coordinator answers).
+  std::vector<uint64_t> in_doubt() const;
+
+  /// Figures for operators.
+  shard_info info() const;
+
+  /// One-phase commits are remembered by transaction id for at least this
+  /// many of the highest ids (and across restarts), for `status`.
+  static constexpr size_t remembered_commits = size_t{1} << 16;
+
+  /// Makes every request of `group` durable with one WAL append and one sync
+  /// (group commit), applies them in order, and returns one outcome per
+  /// request. While the shard is full, requests that store values fail with
+  /// STORAGE_FULL and the others proceed. If the WAL cannot be written, the
+  /// group fails (TRANSACTION_ABORTED, or STORAGE_FULL for a full disk) and
+  /// the log is cut back; after a failed sync the shard refuses writes until
+  /// it is reopened. A group that is logged but cannot be applied (an LMDB
+  /// read error) fails with CONSISTENCY_VIOLATION: it is durable, a reopen
+  /// applies it, and until then the shard refuses writes.
+  std::vector<write_outcome> write(const write_group& group);
+
+  /// Like `write(group)` for requests of every kind: plain writes,
+  /// transaction commits, prepares and outcomes share one append and sync.
+  /// Each request sees the effects of those before it. Records that need no
+  /// durability (a read-only prepare or its outcome) are not logged.
+  std::vector<write_outcome> write(const std::vector<write_request>& group);
+
+  /// Moves everything to the engine's long-term form (LMDB: writes the
+  /// memtables to LMDB and empties both logs) on the calling thread (the
+  /// writer's). Returns false if the engine is full. Throws
+  /// CONSISTENCY_VIOLATION once the shard refuses writes (the logs are kept).
+  bool flush();
+
+  /// Waits until no background flush runs (tests, tools).
+  void wait_for_flush();
+
+  /// Adds an observer of commits; call it from the writer's thread (or
+  /// before writes begin).
+  void observe(std::shared_ptr<write_observer> observer);
+
+  const shard_core_options& options() const noexcept {
+    return opts_;
+  }
+
+private:
+  /// A transaction prepared here, with what it will write. `logged`: the
+  /// prepare is durable (it has writes).
+  struct prepared_txn {
+    txn_part part;
+    bool logged = false;
+  };
+
+  void recover();
+  void remember(uint64_t txid, bool committed);
+  commit_status status_of(uint64_t txid);
+  scan_page scan_with(const engine_snapshot& s, const scan_request& req) const;
+
+  shard_core_options opts_;
+  std::unique_ptr<strata::engine> engine_;
+
+  /// Guards `cc_` and `prepared_`: the writer changes them exclusively,
+  /// transactional reads check the locks under it shared (before they take
+  /// their engine snapshot).
+  mutable std::shared_mutex mtx_;
+  /// Locks and recent versions for validating transactions.
+  conflicts cc_;
+  /// Prepared transactions waiting for their outcome.
+  std::map<uint64_t, prepared_txn> prepared_;
+
+  /// One-phase commits by transaction id (writer thread only): committed
+  /// (true), or fenced by a status question that came first (false). The
+  /// highest `remembered_commits` ids stay; `outcomes_floor_` is the highest
+  /// id let go, at or below which an unknown id may be a forgotten commit.
+  /// Transaction ids grow over time (the coordinator's counter), so what
+  /// goes first is the oldest. The `outcomes` key space keeps the committed
+  /// ones across restarts; `dropped_` lists those let go since the last
+  /// batch that recorded a commit (which removes them, with the new floor).
+  std::map<uint64_t, bool> outcomes_;
+  uint64_t outcomes_floor_ = 0;
+  std::vector<uint64_t> dropped_;
+
+  std::vector<std::shared_ptr<write_observer>> observers_;
+  std::atomic<uint64_t> commits_{0};
+};
+
+} // namespace strata
