@@ -188,8 +188,17 @@ lmdb_engine::lmdb_engine(engine_options opts)
   auto t = lmdb::txn::write(env_);
   for (size_t s = 0; s < keyspace_count; ++s)
     dbs_[s] = t.open_db(keyspace_name(static_cast<keyspace>(s)), true);
-  auto meta = dbs_[static_cast<size_t>(keyspace::meta)];
+  own_ = t.open_db("engine", true);
+  auto meta = own_;
   std::string_view found;
+  // Format 1 kept these keys among the shard's metadata: they move here.
+  for (auto key : {"format", "applied", "seq_floor", "wal_epoch", "wal_epoch.1", "flushes"}) {
+    auto shared = dbs_[static_cast<size_t>(keyspace::meta)];
+    if (t.get(shared, key, found)) {
+      t.put(own_, key, std::string{found});
+      t.del(shared, key);
+    }
+  }
   if (t.get(meta, "format", found) && found != "1" && found != format_version)
     throw storage_error{errc::consistency_violation,
                         opts_.dir + " has format " + std::string{found}
@@ -345,7 +354,7 @@ void lmdb_engine::replay() {
   uint64_t epochs[2];
   for (int i = 0; i < 2; ++i)
     epochs[i] = emptied ? fresh_epoch() : logs_[i]->epoch();
-  auto meta = dbs_[static_cast<size_t>(keyspace::meta)];
+  auto meta = own_;
   if (!with_headroom([&] {
         if (STRATA_FAIL_POINT("store.record_floor")) // test builds: a full map
           throw storage_error{errc::storage_full, "injected: map full"};
@@ -808,7 +817,7 @@ bool lmdb_engine::commit_batch(flush_job& job, bool tombstones) {
   auto next = m.spaces[0].entries.begin();
   std::array<uint64_t, keyspace_count> entries{};
   bool first = true;
-  auto meta = dbs_[static_cast<size_t>(keyspace::meta)];
+  auto meta = own_;
   for (;;) {
     auto from_space = space;
     auto from = next;
@@ -891,8 +900,7 @@ bool lmdb_engine::commit_batch(flush_job& job, bool tombstones) {
 bool lmdb_engine::mature_free_pages() {
   return with_headroom([&] {
     auto t = lmdb::txn::write(env_);
-    t.put(dbs_[static_cast<size_t>(keyspace::meta)], "flushes",
-          std::to_string(flushes_.load()));
+    t.put(own_, "flushes", std::to_string(flushes_.load()));
     t.commit();
     std::unique_lock<std::shared_mutex> guard{mtx_};
     ++lmdb_gen_;

@@ -47,8 +47,8 @@ namespace strata {
 /// headroom, as LMDB's copy-on-write needs fresh pages to free old ones), so
 /// that space is freed and writes resume.
 ///
-/// Each key space is an LMDB named database of the same name; the `meta`
-/// database also holds the engine's own keys: `applied`, `seq_floor`,
+/// Each key space is an LMDB named database of the same name; the database
+/// `engine` holds the engine's own keys: `format`, `applied`, `seq_floor`,
 /// `wal_epoch`, `wal_epoch.1`, `flushes`.
 class lmdb_engine final : public engine {
 public:
@@ -154,6 +154,8 @@ private:
   engine_options opts_;
   lmdb::env env_;
   std::array<MDB_dbi, keyspace_count> dbs_{};
+  /// The engine's own keys (see the class comment).
+  MDB_dbi own_ = 0;
 
   /// Two write-ahead logs (`wal.log`, `wal.1.log`): new records go to the
   /// active one; the other holds the records of the memtable being flushed,

@@ -10,11 +10,13 @@ namespace strata {
 /// The open store of a shard in this process, for actors that read it
 /// directly (the router, transactions). Its supervisor empties the slot while
 /// the shard restarts and fills it with the reopened store; readers that find
-/// it empty ask the shard's actor instead, which answers once it is back.
+/// it empty ask the shard's actor instead, which answers once it is back. A
+/// store whose engine does not allow readers beside its writer stays out of
+/// the slot: its reads always go through the shard's actor.
 class shard_slot {
 public:
-  explicit shard_slot(std::shared_ptr<shard_core> store) : store_(std::move(store)) {
-    // nop
+  explicit shard_slot(std::shared_ptr<shard_core> store) {
+    set(std::move(store));
   }
 
   /// The store, or null while the shard restarts or is offline. Readers keep
@@ -24,6 +26,8 @@ public:
   }
 
   void set(std::shared_ptr<shard_core> store) {
+    if (store && !store->capabilities().concurrent_readers)
+      store = nullptr;
     std::atomic_store(&store_, std::move(store));
   }
 

@@ -95,8 +95,7 @@ const std::vector<strata::flag> node_flags = {
   {"--shards", "strata.shards"},       {"--map-size", "strata.map-size"},
   {"--routers", "strata.routers"},
   {"--expected-size", "strata.expected-size"},
-  {"--sync", "strata.sync"},           {"--engine", "strata.engine"},
-  {"--memory-snapshot", "strata.memory-snapshot"},           {"--max-value-size", "strata.max-value-size"},
+  {"--sync", "strata.sync"},           {"--engine", "strata.engine"},           {"--max-value-size", "strata.max-value-size"},
   {"--max-frame-size", "strata.max-frame-size"},
   {"--log-level", "strata.log-level"}, {"--host", "node.host"},
   {"--port", "node.port"},             {"--config", "config-file"},
@@ -127,6 +126,12 @@ int main(int argc, char** argv) {
   auto args = strata::translate_flags(argc, argv, node_flags);
   if (!args)
     return fail(args.error());
+  // --memory-snapshot: a switch (memory-snapshot=true in a config file).
+  auto snapshot_flag = std::find(args->begin(), args->end(), "--memory-snapshot");
+  if (snapshot_flag != args->end()) {
+    args->erase(snapshot_flag);
+    args->push_back("--strata.memory-snapshot");
+  }
   // --tls: serve over TLS, and reach shard nodes over TLS.
   auto tls_flag = std::find(args->begin(), args->end(), "--tls");
   bool tls = tls_flag != args->end();

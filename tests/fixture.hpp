@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,13 @@
 #include "tests/temp_dir.hpp"
 
 namespace strata::test {
+
+/// The engine the tests' stores run on: STRATA_TEST_ENGINE ("lmdb" when
+/// unset). ctest runs the storage and transaction tests under each engine.
+inline std::string test_engine() {
+  auto x = std::getenv("STRATA_TEST_ENGINE");
+  return x != nullptr && *x != '\0' ? x : "lmdb";
+}
 
 /// An actor system configured for strata, a scoped actor to make requests
 /// with, and a fresh temporary directory. Every actor it spawned through
@@ -42,6 +50,7 @@ public:
     o.map_size = 64 << 20;
     o.sync = sync_mode::nosync;
     o.log_level = "warning";
+    o.engine = test_engine();
     return o;
   }
 

@@ -31,6 +31,7 @@ spawn_shards(fixture& f, uint32_t n, const std::string& name = "shard",
     so.store.shard = i;
     so.store.shard_count = n;
     so.store.no_sync = true;
+    parse_engine(test_engine(), so.store.engine);
     if (tune)
       tune(so.store);
     auto s = spawn_shard(f.sys(), so);
@@ -49,6 +50,7 @@ inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> p
   shard_core_options lo;
   lo.dir = f.dir / name;
   lo.no_sync = true;
+  parse_engine(test_engine(), lo.engine);
   auto store = open_shard_core(lo, nullptr);
   REQUIRE(store);
   if (log)

@@ -437,6 +437,8 @@ TEST_CASE("options are validated field by field") {
   CHECK(bad([](auto& x) { x.map_size = 1000; }));
   CHECK(bad([](auto& x) { x.max_value_size = 0; }));
   CHECK(bad([](auto& x) { x.log_level = "INFO"; }));
+  CHECK(bad([](auto& x) { x.engine = "rocksdb"; }));
+  CHECK(bad([](auto& x) { x.memory_snapshot = true; }));
   CHECK(bad([](auto& x) { x.request_timeout = std::chrono::milliseconds{0}; }));
   o.expected_size = 10'000'000;
   o.shards = 4;
@@ -451,7 +453,7 @@ TEST_CASE("options are validated field by field") {
   CHECK(render(s.error()) == "INVALID_VALUE: shards must be 1 to 256, got 0");
 }
 
-TEST_CASE("data survives a restart, and the layout is checked on reopen") {
+TEST_CASE("data survives a restart, and the layout is checked on reopen", "[durable]") {
   fixture f;
   auto o = f.options(4);
   o.sync = sync_mode::durable;
@@ -486,7 +488,7 @@ TEST_CASE("data survives a restart, and the layout is checked on reopen") {
   CHECK(code_of(wrong.error()) == errc::consistency_violation);
 }
 
-TEST_CASE("a full map gives STORAGE_FULL; data stays and deletes work") {
+TEST_CASE("a full map gives STORAGE_FULL; data stays and deletes work", "[durable]") {
   fixture f;
   auto o = f.options(1);
   o.map_size = 1 << 20;
@@ -795,7 +797,7 @@ TEST_CASE("a router that stops answers the writes it holds") {
   CHECK(!shards[0].store->has("k2"));
 }
 
-TEST_CASE("a store closes once its last handle is dropped") {
+TEST_CASE("a store closes once its last handle is dropped", "[durable]") {
   fixture f;
   auto before = f.sys().registry().running();
   auto o = f.options(2);

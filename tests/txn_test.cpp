@@ -713,7 +713,7 @@ shard_core_options decision_log_options(const fixture& f) {
   return lo;
 }
 
-TEST_CASE("decisions leave the coordinator's log after a barrier; leftovers are re-driven harmlessly") {
+TEST_CASE("decisions leave the coordinator's log after a barrier; leftovers are re-driven harmlessly", "[durable]") {
   fixture f;
   auto o = f.options(shards);
   o.sync = sync_mode::durable;
@@ -740,7 +740,7 @@ TEST_CASE("decisions leave the coordinator's log after a barrier; leftovers are 
   CHECK(get(db, k[1]) == 299);
 }
 
-TEST_CASE("a logged decision naming a shard the store does not have is ignored as garbled") {
+TEST_CASE("a logged decision naming a shard the store does not have is ignored as garbled", "[durable]") {
   fixture f;
   auto o = f.options(shards);
   o.sync = sync_mode::durable;
