@@ -126,9 +126,39 @@ void shard_core::recover() {
                                     + res.message};
 }
 
-void shard_core::observe(std::shared_ptr<write_observer> observer) {
-  observers_.push_back(std::move(observer));
+void shard_core::add_hook(std::shared_ptr<write_hook> hook) {
+  hooks_.push_back(std::move(hook));
 }
+
+namespace {
+
+/// The engine's data space with a group's earlier writes on top.
+class overlay final : public pending_data {
+public:
+  overlay(const engine_snapshot& below,
+          const std::map<std::string, std::optional<bytes>, std::less<>>& written,
+          bool cleared)
+    : below_(below), written_(written), cleared_(cleared) {
+    // nop
+  }
+
+  bool get(std::string_view key, std::string_view& value) const override {
+    if (auto i = written_.find(key); i != written_.end()) {
+      if (!i->second)
+        return false;
+      value = {reinterpret_cast<const char*>(i->second->data()), i->second->size()};
+      return true;
+    }
+    return !cleared_ && below_.get(keyspace::data, key, value);
+  }
+
+private:
+  const engine_snapshot& below_;
+  const std::map<std::string, std::optional<bytes>, std::less<>>& written_;
+  bool cleared_;
+};
+
+} // namespace
 
 void shard_core::remember(uint64_t txid, bool committed) {
   outcomes_[txid] = committed;
@@ -333,8 +363,8 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
                            + " bytes); delete data or raise map_size",
                          0, false};
   };
-  bool images = std::any_of(observers_.begin(), observers_.end(),
-                            [](auto& o) { return o->wants_before_images(); });
+  bool images = std::any_of(hooks_.begin(), hooks_.end(),
+                            [](auto& h) { return h->wants_before_images(); });
   // Pass 1, under the lock that transactional reads share: validate, lock,
   // number and turn each request into a batch, so that each one sees the
   // ones before it. Nothing is applied before the batches are logged.
@@ -351,10 +381,38 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
     for (auto i : statuses)
       out[i].status = status_of(group[i].txid);
   };
+  // What the group's accepted batches wrote so far, for hooks that derive
+  // writes from the values a batch replaces.
+  std::map<std::string, std::optional<bytes>, std::less<>> written;
+  bool cleared = false;
   auto data_batch = [&](const std::vector<operation>& ops) {
     engine_batch b;
     b.parts.push_back({keyspace::data, &ops});
     b.before_images = images;
+    if (hooks_.empty())
+      return b;
+    engine_->read([&](const engine_snapshot& s) {
+      overlay data{s, written, cleared};
+      for (auto& h : hooks_) {
+        derived_writes extra;
+        h->extend(ops, data, extra);
+        for (auto& [space, more] : extra) {
+          if (space == keyspace::data)
+            throw storage_error{errc::invalid_value,
+                                "a write hook may not add writes to the data space"};
+          b.parts.push_back({space, &owned.emplace_back(std::move(more))});
+        }
+      }
+    });
+    for (auto& op : ops) {
+      if (op.kind == op_kind::clear) {
+        written.clear();
+        cleared = true;
+      } else {
+        written[op.key] = op.kind == op_kind::set ? std::optional<bytes>{op.value}
+                                                  : std::nullopt;
+      }
+    }
     return b;
   };
   batches.reserve(group.size());
@@ -562,11 +620,11 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
           remember(req.txid, true);
         break;
       case type::resolve: {
-        // Observers see the writes before they leave with the transaction.
+        // Hooks see the writes before they leave with the transaction.
         auto p = prepared_.find(req.txid);
         if (req.commit)
-          for (auto& o : observers_)
-            o->committed(
+          for (auto& h : hooks_)
+            h->committed(
               committed_change{effect.seq, req.txid, &p->second.part.writes, &effect.before});
         std::unique_lock<std::shared_mutex> g{mtx_};
         cc_.unlock(req.txid);
@@ -577,8 +635,8 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
         break;
     }
     if (data != nullptr)
-      for (auto& o : observers_)
-        o->committed(committed_change{effect.seq, req.txid, data, &effect.before});
+      for (auto& h : hooks_)
+        h->committed(committed_change{effect.seq, req.txid, data, &effect.before});
   }
   ++commits_;
   answer_statuses();

@@ -44,23 +44,52 @@ struct committed_change {
   uint64_t txid = 0;
   /// Its operations on the data space, in order.
   const std::vector<operation>* ops = nullptr;
-  /// If the observer asked: per set or delete, the value it replaced.
+  /// If a hook asked: per set or delete, the value it replaced.
   const std::vector<std::optional<bytes>>* before = nullptr;
 };
 
-/// Learns of every committed batch of data writes, in commit order, on the
-/// writer's thread, after the batch is applied and before its request is
-/// answered: the hook of the change log, of index maintenance and of events.
-/// A replay at open does not call it.
-class write_observer {
+/// The data space as a batch about to be logged will find it: the engine's
+/// state with the earlier batches of the same group on top.
+class pending_data {
 public:
-  virtual ~write_observer() = default;
+  virtual ~pending_data() = default;
+
+  /// The value `key` will have before the batch; false if none.
+  virtual bool get(std::string_view key, std::string_view& value) const = 0;
+};
+
+/// Derived writes of one batch, by key space.
+using derived_writes = std::vector<std::pair<keyspace, std::vector<operation>>>;
+
+/// The shard core's hook for what builds on its writes: index maintenance,
+/// the change log, events. Called on the writer's thread; a replay at open
+/// calls neither function (what `extend` added is in the log already).
+class write_hook {
+public:
+  virtual ~write_hook() = default;
+
+  /// Adds operations on other key spaces (index entries, change records) to a
+  /// batch of data writes before it is logged, so that they are applied in
+  /// the same durable, all-or-nothing write. `data` reads the values the
+  /// batch's keys have before it.
+  virtual void extend(const std::vector<operation>& ops, const pending_data& data,
+                      derived_writes& out) {
+    static_cast<void>(ops);
+    static_cast<void>(data);
+    static_cast<void>(out);
+  }
 
   /// Whether `committed` needs the values the writes replaced; the engine
   /// then reads them as it applies (a cost only while someone asks).
-  virtual bool wants_before_images() const = 0;
+  virtual bool wants_before_images() const {
+    return false;
+  }
 
-  virtual void committed(const committed_change& change) = 0;
+  /// Learns of every committed batch of data writes, in commit order, after
+  /// it is applied and before its request is answered.
+  virtual void committed(const committed_change& change) {
+    static_cast<void>(change);
+  }
 };
 
 /// What a shard knows about a transaction's one-phase commit.
@@ -153,11 +182,12 @@ using write_group = std::vector<const std::vector<operation>*>;
 /// engine. The core owns what every engine shares: sequence numbers (handed
 /// out by the engine, one per batch), conflict checking, prepared
 /// transactions and their recovery, the outcomes of one-phase commits, and
-/// the observers that learn of commits. The engine only keeps key spaces.
+/// the hooks that derive writes from them and learn of commits. The engine
+/// only keeps key spaces.
 ///
 /// ```
-///  write(group) ─▶ validate, lock, number ─▶ engine.apply (one log append,
-///                   (conflicts, prepared)     one sync) ─▶ observers ─▶ outcomes
+///  write(group) ─▶ validate, lock, number, ─▶ engine.apply (one log append,
+///                  hooks extend each batch      one sync) ─▶ hooks ─▶ outcomes
 ///  reads ───────▶ engine snapshot (transactional reads: unless a prepared
 ///                 transaction is about to write the key)
 /// ```
@@ -259,9 +289,15 @@ public:
   /// Waits until no background flush runs (tests, tools).
   void wait_for_flush();
 
-  /// Adds an observer of commits; call it from the writer's thread (or
-  /// before writes begin).
-  void observe(std::shared_ptr<write_observer> observer);
+  /// Adds a hook; call it from the writer's thread (or before writes
+  /// begin).
+  void add_hook(std::shared_ptr<write_hook> hook);
+
+  /// Calls `f` with a consistent snapshot of every key space, for readers of
+  /// what hooks derive (index entries, the change log).
+  void with_snapshot(function_ref<void(const engine_snapshot&)> f) const {
+    engine_->read(f);
+  }
 
   const shard_core_options& options() const noexcept {
     return opts_;
@@ -304,7 +340,7 @@ private:
   uint64_t outcomes_floor_ = 0;
   std::vector<uint64_t> dropped_;
 
-  std::vector<std::shared_ptr<write_observer>> observers_;
+  std::vector<std::shared_ptr<write_hook>> hooks_;
   std::atomic<uint64_t> commits_{0};
 };
 

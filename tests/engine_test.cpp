@@ -1,5 +1,5 @@
 // Backend tests of the storage-engine interface: every engine against one
-// model, and the shard core's engine-independent parts (observers, recovery
+// model, and the shard core's engine-independent parts (write hooks, recovery
 // from key spaces, a format-1 log), without actors.
 
 #include <catch2/catch.hpp>
@@ -281,7 +281,7 @@ TEST_CASE("a full memory engine refuses values with STORAGE_FULL and takes delet
 namespace {
 
 /// Records every commit, with the values it replaced.
-struct recorder : write_observer {
+struct recorder : write_hook {
   bool images = true;
   struct change {
     uint64_t seq;
@@ -302,7 +302,7 @@ struct recorder : write_observer {
 
 } // namespace
 
-TEST_CASE("observers see every commit in order with the values it replaced") {
+TEST_CASE("hooks see every commit in order with the values it replaced") {
   auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
@@ -313,7 +313,7 @@ TEST_CASE("observers see every commit in order with the values it replaced") {
   o.flush_entries = 30;
   shard_core s{o};
   auto rec = std::make_shared<recorder>();
-  s.observe(rec);
+  s.add_hook(rec);
   std::mt19937 rng{3};
   space_model m;
   // What each commit should report: its operations and the old values.
@@ -384,6 +384,135 @@ TEST_CASE("observers see every commit in order with the values it replaced") {
   rec->images = false;
   REQUIRE(write_one(s, {operation::set("k1", b("x"))}).code == errc::none);
   CHECK(rec->seen.back().before.empty());
+}
+
+namespace {
+
+/// A reverse index kept by a hook in the index space: "<value>\0<key>" for
+/// every key, derived from the values each batch replaces.
+struct reverse_index : write_hook {
+  void extend(const std::vector<operation>& ops, const pending_data& data,
+              derived_writes& out) override {
+    std::vector<operation> idx;
+    std::map<std::string, std::optional<std::string>> local; // this batch's
+    bool cleared = false;
+    for (auto& op : ops) {
+      if (op.kind == op_kind::clear) {
+        idx.clear();
+        idx.push_back(operation::clear());
+        local.clear();
+        cleared = true;
+        continue;
+      }
+      std::optional<std::string> old;
+      if (auto i = local.find(op.key); i != local.end()) {
+        old = i->second;
+      } else if (!cleared) {
+        std::string_view v;
+        if (data.get(op.key, v))
+          old = str(v);
+      }
+      if (old)
+        idx.push_back(operation::del(*old + '\0' + op.key));
+      if (op.kind == op_kind::set) {
+        std::string value(op.value.begin(), op.value.end());
+        idx.push_back(operation::set(value + '\0' + op.key, {}));
+        local[op.key] = value;
+      } else {
+        local[op.key] = std::nullopt;
+      }
+    }
+    if (!idx.empty())
+      out.emplace_back(keyspace::index, std::move(idx));
+  }
+};
+
+space_model index_of(const std::map<std::string, std::string>& data) {
+  space_model result;
+  for (auto& [k, v] : data)
+    result.emplace(v + '\0' + k, bytes{});
+  return result;
+}
+
+space_model index_in(const shard_core& s) {
+  space_model result;
+  s.with_snapshot([&](const engine_snapshot& snap) {
+    snap.scan(keyspace::index, {}, false, [&](std::string_view k, std::string_view v) {
+      result.emplace(str(k), b(str(v)));
+      return true;
+    });
+  });
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("a hook's derived writes are applied with the data, durably and all or nothing") {
+  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
+  INFO("engine " << engine_name(kind));
+  test::temp_dir dir;
+  shard_core_options o;
+  o.dir = dir / "s";
+  o.engine = kind;
+  o.snapshot = true;
+  o.no_sync = true;
+  o.flush_entries = 25;
+  std::mt19937 rng{11};
+  std::map<std::string, std::string> m;
+  uint64_t txid = 1;
+  for (int life = 0; life < 3; ++life) {
+    shard_core s{o};
+    s.add_hook(std::make_shared<reverse_index>());
+    REQUIRE(index_in(s) == index_of(m));
+    for (int round = 0; round < 150; ++round) {
+      // A group of plain writes and one-phase commits over few keys, so that
+      // later requests of a group rewrite what earlier ones wrote.
+      std::vector<std::vector<operation>> ops(1 + rng() % 4);
+      std::vector<txn_part> parts(ops.size());
+      std::vector<write_request> group;
+      for (size_t i = 0; i < ops.size(); ++i) {
+        for (int n = 0; n < 1 + static_cast<int>(rng() % 3); ++n) {
+          auto key = "k" + std::to_string(rng() % 12);
+          auto dice = rng() % 40;
+          if (dice == 0) {
+            ops[i].push_back(operation::clear());
+            m.clear();
+          } else if (dice < 12) {
+            ops[i].push_back(operation::del(key));
+            m.erase(key);
+          } else {
+            auto v = "v" + std::to_string(rng() % 5);
+            ops[i].push_back(operation::set(key, b(v)));
+            m[key] = v;
+          }
+        }
+        if (rng() % 2) {
+          group.push_back(write_request::plain_ops(ops[i]));
+        } else {
+          parts[i].writes = ops[i];
+          group.push_back({write_request::type::commit, nullptr, &parts[i], ++txid, false});
+        }
+      }
+      for (auto& out : s.write(group))
+        REQUIRE(out.code == errc::none);
+      // A prepared transaction: its index entries come with its commit.
+      if (round % 10 == 0) {
+        txn_part p;
+        auto key = "k" + std::to_string(rng() % 12);
+        p.writes.push_back(operation::set(key, b("prepared")));
+        auto id = ++txid;
+        write_request prep{write_request::type::prepare, nullptr, &p, id, false};
+        REQUIRE(s.write(std::vector<write_request>{prep}).at(0).code == errc::none);
+        REQUIRE(index_in(s) == index_of(m));
+        bool commit = rng() % 2;
+        write_request res{write_request::type::resolve, nullptr, nullptr, id, commit};
+        REQUIRE(s.write(std::vector<write_request>{res}).at(0).code == errc::none);
+        if (commit)
+          m[key] = "prepared";
+      }
+      REQUIRE(index_in(s) == index_of(m));
+    }
+  }
 }
 
 TEST_CASE("a shard of format 1 (log records of types 0-4) opens with everything in place") {
