@@ -244,7 +244,4 @@ public:
   virtual engine_info info() const = 0;
 };
 
-/// Opens or creates the engine `opts.engine` in `opts.dir`.
-std::unique_ptr<engine> open_engine(const engine_options& opts);
-
 } // namespace strata

@@ -5,6 +5,7 @@
 #include <deque>
 #include <mutex>
 
+#include "backends/engines.hpp"
 #include "backends/wal.hpp"
 
 namespace strata {

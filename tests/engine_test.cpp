@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/engine.hpp"
+#include "backends/engines.hpp"
 #include "backends/lmdb.hpp"
 #include "backends/memory_engine.hpp"
 #include "backends/shard_core.hpp"
