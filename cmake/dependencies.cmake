@@ -13,6 +13,10 @@ find_library(STRATA_CAF_IO_LIBRARY caf_io REQUIRED)
 find_library(STRATA_CAF_OPENSSL_LIBRARY caf_openssl REQUIRED)
 find_path(STRATA_LMDB_INCLUDE_DIR lmdb.h REQUIRED)
 find_library(STRATA_LMDB_LIBRARY lmdb REQUIRED)
+# RE2: linear-time regular expressions for queries (a user's pattern cannot
+# stall a shard).
+find_path(STRATA_RE2_INCLUDE_DIR re2/re2.h REQUIRED)
+find_library(STRATA_RE2_LIBRARY re2 REQUIRED)
 
 if(NOT TARGET strata::caf_core)
   add_library(strata::caf_core INTERFACE IMPORTED)
@@ -29,4 +33,8 @@ if(NOT TARGET strata::caf_core)
   set_target_properties(strata::lmdb PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${STRATA_LMDB_INCLUDE_DIR}"
     INTERFACE_LINK_LIBRARIES "${STRATA_LMDB_LIBRARY}")
+  add_library(strata::re2 INTERFACE IMPORTED)
+  set_target_properties(strata::re2 PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${STRATA_RE2_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES "${STRATA_RE2_LIBRARY};Threads::Threads")
 endif()

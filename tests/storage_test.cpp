@@ -412,7 +412,8 @@ TEST_CASE("errors render with the specification's names") {
         == "STORAGE_FULL: map full");
   CHECK(std::string{to_string(errc::serialization_failed)}
         == "SERIALIZATION_FAILED");
-  for (uint8_t i = 1; i <= 13; ++i) {
+  CHECK(std::string{to_string(errc::query_error)} == "QUERY_ERROR");
+  for (uint8_t i = 1; i <= 14; ++i) {
     auto code = static_cast<errc>(i);
     CHECK(parse_errc(to_string(code)) == code);
   }

@@ -9,7 +9,7 @@ namespace strata {
 
 namespace {
 
-constexpr std::array<const char*, 14> names = {
+constexpr std::array<const char*, 15> names = {
   "NONE",
   "CONNECTION_FAILED",
   "CONNECTION_LOST",
@@ -24,6 +24,7 @@ constexpr std::array<const char*, 14> names = {
   "INVALID_KEY",
   "INVALID_VALUE",
   "SERIALIZATION_FAILED",
+  "QUERY_ERROR",
 };
 
 } // namespace

@@ -44,6 +44,9 @@ enum class errc : uint8_t {
   invalid_value = 12,
   /// Bytes could not be turned into the requested type, or a value into bytes.
   serialization_failed = 13,
+  /// A query pattern cannot be evaluated: an unknown operator, an operand of
+  /// the wrong kind, a regex that does not compile, an empty field path.
+  query_error = 14,
 };
 
 /// Returns the specification's name of `x`, e.g. `KEY_NOT_FOUND`.

@@ -1,0 +1,521 @@
+#include "backends/query.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <re2/re2.h>
+
+namespace strata {
+
+namespace {
+
+/// The rank of a kind in the total order; integers and reals share one.
+int rank(doc_kind k) {
+  switch (k) {
+    case doc_kind::null:
+      return 0;
+    case doc_kind::boolean:
+      return 1;
+    case doc_kind::integer:
+    case doc_kind::real:
+      return 2;
+    case doc_kind::string:
+      return 3;
+    case doc_kind::bytes:
+      return 4;
+    case doc_kind::array:
+      return 5;
+    case doc_kind::object:
+      return 6;
+  }
+  return 7;
+}
+
+template <class T>
+int three_way(const T& x, const T& y) {
+  return x < y ? -1 : (y < x ? 1 : 0);
+}
+
+/// An integer against a real, exactly (no rounding of large integers).
+int compare_int_real(int64_t i, double r) {
+  if (std::isnan(r))
+    return 1; // NaN is below every number
+  // Every int64 lies in [-2^63, 2^63); reals outside decide at once.
+  if (r >= 9223372036854775808.0)
+    return -1;
+  if (r < -9223372036854775808.0)
+    return 1;
+  auto t = std::trunc(r);
+  auto ti = static_cast<int64_t>(t);
+  if (i != ti)
+    return i < ti ? -1 : 1;
+  // Same integral part: the fraction decides.
+  return r > t ? -1 : (r < t ? 1 : 0);
+}
+
+int compare_numbers(const document& x, const document& y) {
+  if (x.is_int() && y.is_int())
+    return three_way(x.as_int(), y.as_int());
+  if (x.is_int())
+    return compare_int_real(x.as_int(), y.as_real());
+  if (y.is_int())
+    return -compare_int_real(y.as_int(), x.as_real());
+  auto a = x.as_real();
+  auto b = y.as_real();
+  if (std::isnan(a) || std::isnan(b))
+    return std::isnan(a) ? (std::isnan(b) ? 0 : -1) : 1;
+  return three_way(a, b);
+}
+
+bool is_index(const std::string& step, size_t& i) {
+  if (step.empty() || step.size() > 9)
+    return false;
+  i = 0;
+  for (auto c : step) {
+    if (c < '0' || c > '9')
+      return false;
+    i = i * 10 + static_cast<size_t>(c - '0');
+  }
+  return true;
+}
+
+/// Whether `value` satisfies `op` against `operand` (one candidate value).
+bool test(const where_clause& c, const document& value) {
+  switch (c.op) {
+    case compare_op::eq:
+    case compare_op::ne:
+      return compare(value, c.value) == 0;
+    case compare_op::gt:
+    case compare_op::gte:
+    case compare_op::lt:
+    case compare_op::lte: {
+      // Ranges stay within a kind: "year > 1970" never matches a string.
+      if (rank(value.kind()) != rank(c.value.kind()))
+        return false;
+      auto r = compare(value, c.value);
+      return c.op == compare_op::gt    ? r > 0
+             : c.op == compare_op::gte ? r >= 0
+             : c.op == compare_op::lt  ? r < 0
+                                       : r <= 0;
+    }
+    case compare_op::in:
+    case compare_op::nin:
+      return std::any_of(c.value.as_array().begin(), c.value.as_array().end(),
+                         [&](const document& x) { return compare(value, x) == 0; });
+    case compare_op::regex:
+      return value.is_string() && RE2::PartialMatch(value.as_string(), *c.regex);
+    case compare_op::exists:
+      return true;
+  }
+  return false;
+}
+
+} // namespace
+
+int compare(const document& x, const document& y) {
+  auto rx = rank(x.kind());
+  auto ry = rank(y.kind());
+  if (rx != ry)
+    return rx < ry ? -1 : 1;
+  switch (x.kind()) {
+    case doc_kind::null:
+      return 0;
+    case doc_kind::boolean:
+      return three_way(x.as_bool(), y.as_bool());
+    case doc_kind::integer:
+    case doc_kind::real:
+      return compare_numbers(x, y);
+    case doc_kind::string: {
+      auto r = x.as_string().compare(y.as_string());
+      return r < 0 ? -1 : (r > 0 ? 1 : 0);
+    }
+    case doc_kind::bytes:
+      return three_way(x.as_bytes(), y.as_bytes());
+    case doc_kind::array: {
+      auto& a = x.as_array();
+      auto& b = y.as_array();
+      for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+        if (auto r = compare(a[i], b[i]); r != 0)
+          return r;
+      return three_way(a.size(), b.size());
+    }
+    case doc_kind::object: {
+      auto& a = x.as_object();
+      auto& b = y.as_object();
+      for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+        if (auto r = a[i].first.compare(b[i].first); r != 0)
+          return r < 0 ? -1 : 1;
+        if (auto r = compare(a[i].second, b[i].second); r != 0)
+          return r;
+      }
+      return three_way(a.size(), b.size());
+    }
+  }
+  return 0;
+}
+
+field_path field_path::parse(std::string_view text, std::string_view where) {
+  field_path p;
+  if (text.empty())
+    throw query_error{std::string{where} + ": the field path is empty"};
+  size_t start = 0;
+  for (;;) {
+    auto dot = text.find('.', start);
+    auto step = text.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (step.empty())
+      throw query_error{std::string{where} + ": the field path '" + std::string{text}
+                        + "' has an empty step"};
+    p.steps.emplace_back(step);
+    if (dot == std::string_view::npos)
+      return p;
+    start = dot + 1;
+  }
+}
+
+std::string field_path::str() const {
+  std::string out;
+  for (auto& s : steps) {
+    if (!out.empty())
+      out += '.';
+    out += s;
+  }
+  return out;
+}
+
+bool visit_path(const document& doc, const field_path& path, size_t step,
+                const std::function<bool(const document&)>& f) {
+  if (step == path.steps.size()) {
+    if (!f(doc))
+      return false;
+    if (doc.is_array())
+      for (auto& x : doc.as_array())
+        if (!f(x))
+          return false;
+    return true;
+  }
+  auto& name = path.steps[step];
+  if (doc.is_object()) {
+    if (auto next = doc.get(name))
+      return visit_path(*next, path, step + 1, f);
+    return true;
+  }
+  if (doc.is_array()) {
+    size_t i = 0;
+    if (is_index(name, i) && i < doc.as_array().size()
+        && !visit_path(doc.as_array()[i], path, step + 1, f))
+      return false;
+    for (auto& x : doc.as_array())
+      if (x.is_object() && !visit_path(x, path, step, f))
+        return false;
+  }
+  return true;
+}
+
+const document* first_at(const document& doc, const field_path& path) {
+  const document* found = nullptr;
+  visit_path(doc, path, 0, [&](const document& x) {
+    found = &x;
+    return false;
+  });
+  return found;
+}
+
+const char* to_string(compare_op op) {
+  static const char* names[] = {"eq", "ne", "gt", "gte", "lt", "lte",
+                                "in", "nin", "regex", "exists"};
+  return names[static_cast<size_t>(op)];
+}
+
+bool where_clause::matches(const document& doc) const {
+  switch (kind) {
+    case type::all:
+      return std::all_of(children.begin(), children.end(),
+                         [&](const where_clause& c) { return c.matches(doc); });
+    case type::any:
+      return std::any_of(children.begin(), children.end(),
+                         [&](const where_clause& c) { return c.matches(doc); });
+    case type::negate:
+      return !children.front().matches(doc);
+    case type::nested: {
+      bool hit = false;
+      visit_path(doc, path, 0, [&](const document& x) {
+        hit = children.front().matches(x);
+        return !hit;
+      });
+      return hit;
+    }
+    case type::condition:
+      break;
+  }
+  bool hit = false;
+  visit_path(doc, path, 0, [&](const document& x) {
+    hit = test(*this, x);
+    return !hit;
+  });
+  switch (op) {
+    case compare_op::ne:
+    case compare_op::nin:
+      return !hit; // no value at the path equals the operand
+    case compare_op::exists:
+      return hit == value.as_bool();
+    default:
+      return hit;
+  }
+}
+
+int query_pattern::order(const document& x, const document& y) const {
+  static const document null_doc;
+  for (auto& k : order_by) {
+    auto a = first_at(x, k.path);
+    auto b = first_at(y, k.path);
+    auto r = compare(a ? *a : null_doc, b ? *b : null_doc);
+    if (r != 0)
+      return k.descending ? -r : r;
+  }
+  return 0;
+}
+
+document query_pattern::project(const document& doc) const {
+  if (select.empty() || !doc.is_object())
+    return doc;
+  auto out = document::object();
+  for (auto& p : select) {
+    // Rebuild the path's objects down to the selected value.
+    const document* at = &doc;
+    document* into = &out;
+    for (size_t i = 0; i < p.steps.size() && at != nullptr; ++i) {
+      at = at->is_object() ? at->get(p.steps[i]) : nullptr;
+      if (at == nullptr)
+        break;
+      if (i + 1 == p.steps.size()) {
+        into->set(p.steps[i], *at);
+      } else {
+        auto next = into->get(p.steps[i]);
+        if (next == nullptr || !next->is_object())
+          next = &into->set(p.steps[i], document::object());
+        into = next;
+      }
+    }
+  }
+  return out;
+}
+
+where_clause make_condition(field_path path, compare_op op, document value,
+                            std::string_view where) {
+  where_clause c;
+  c.kind = where_clause::type::condition;
+  c.path = std::move(path);
+  c.op = op;
+  auto bad = [&](const std::string& what) {
+    return query_error{std::string{where} + ": operator " + to_string(op) + " " + what};
+  };
+  switch (op) {
+    case compare_op::in:
+    case compare_op::nin:
+      if (!value.is_array())
+        throw bad(std::string{"needs an array value, got "} + strata::to_string(value.kind()));
+      break;
+    case compare_op::exists:
+      if (!value.is_bool())
+        throw bad(std::string{"needs true or false, got "} + strata::to_string(value.kind()));
+      break;
+    case compare_op::regex: {
+      if (!value.is_string())
+        throw bad(std::string{"needs a string value, got "} + strata::to_string(value.kind()));
+      RE2::Options o;
+      o.set_log_errors(false);
+      auto re = std::make_shared<re2::RE2>(value.as_string(), o);
+      if (!re->ok())
+        throw bad("cannot compile '" + value.as_string() + "': " + re->error());
+      c.regex = std::move(re);
+      break;
+    }
+    default:
+      break;
+  }
+  c.value = std::move(value);
+  return c;
+}
+
+// -- JSON ----------------------------------------------------------------------
+
+namespace {
+
+document to_document(const rapidjson::Value& v, size_t depth, const std::string& where) {
+  if (depth > max_nesting_depth)
+    throw query_error{where + ": nested too deeply"};
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      return document{};
+    case rapidjson::kFalseType:
+      return document::boolean(false);
+    case rapidjson::kTrueType:
+      return document::boolean(true);
+    case rapidjson::kNumberType:
+      if (v.IsInt64())
+        return document::integer(v.GetInt64());
+      return document::real(v.GetDouble());
+    case rapidjson::kStringType:
+      return document::string(std::string{v.GetString(), v.GetStringLength()});
+    case rapidjson::kArrayType: {
+      document::array_type xs;
+      for (auto& x : v.GetArray())
+        xs.push_back(to_document(x, depth + 1, where));
+      return document::array(std::move(xs));
+    }
+    case rapidjson::kObjectType: {
+      auto out = document::object();
+      for (auto& m : v.GetObject())
+        out.set(std::string{m.name.GetString(), m.name.GetStringLength()},
+                to_document(m.value, depth + 1, where));
+      return out;
+    }
+  }
+  return document{};
+}
+
+void parse_text(rapidjson::Document& d, std::string_view json) {
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError())
+    throw query_error{std::string{"not JSON at offset "} + std::to_string(d.GetErrorOffset())
+                      + ": " + rapidjson::GetParseError_En(d.GetParseError())};
+}
+
+const rapidjson::Value* member(const rapidjson::Value& obj, const char* name) {
+  auto m = obj.FindMember(name);
+  return m == obj.MemberEnd() ? nullptr : &m->value;
+}
+
+std::string text_of(const rapidjson::Value& v, const std::string& where, const char* what) {
+  if (!v.IsString())
+    throw query_error{where + ": " + what + " must be a string"};
+  return std::string{v.GetString(), v.GetStringLength()};
+}
+
+where_clause parse_where(const rapidjson::Value& v, const std::string& where, size_t depth) {
+  if (depth > max_nesting_depth)
+    throw query_error{where + ": nested too deeply"};
+  if (!v.IsObject())
+    throw query_error{where + ": a where clause must be an object"};
+  for (auto& m : v.GetObject()) {
+    std::string_view name{m.name.GetString(), m.name.GetStringLength()};
+    if (name != "field" && name != "operator" && name != "value" && name != "conditions"
+        && name != "nested")
+      throw query_error{where + ": unknown member '" + std::string{name} + "'"};
+  }
+  auto field = member(v, "field");
+  auto op = member(v, "operator");
+  if (auto nested = member(v, "nested")) {
+    if (field == nullptr)
+      throw query_error{where + ": a nested clause needs a field"};
+    where_clause c;
+    c.kind = where_clause::type::nested;
+    c.path = field_path::parse(text_of(*field, where + ".field", "field"), where + ".field");
+    c.children.push_back(parse_where(*nested, where + ".nested", depth + 1));
+    return c;
+  }
+  if (op == nullptr)
+    throw query_error{where + ": missing operator"};
+  auto name = text_of(*op, where + ".operator", "operator");
+  if (name == "and" || name == "or" || name == "not") {
+    auto list = member(v, "conditions");
+    if (list == nullptr || !list->IsArray())
+      throw query_error{where + ": operator " + name + " needs an array of conditions"};
+    if (name == "not" ? list->Size() != 1 : list->Empty())
+      throw query_error{where + ": operator " + name
+                        + (name == "not" ? " takes exactly one condition"
+                                         : " needs at least one condition")};
+    where_clause c;
+    c.kind = name == "and"  ? where_clause::type::all
+             : name == "or" ? where_clause::type::any
+                            : where_clause::type::negate;
+    for (rapidjson::SizeType i = 0; i < list->Size(); ++i)
+      c.children.push_back(parse_where((*list)[i],
+                                       where + ".conditions[" + std::to_string(i) + "]",
+                                       depth + 1));
+    return c;
+  }
+  static const std::pair<const char*, compare_op> ops[] = {
+    {"eq", compare_op::eq},   {"ne", compare_op::ne},   {"gt", compare_op::gt},
+    {"gte", compare_op::gte}, {"lt", compare_op::lt},   {"lte", compare_op::lte},
+    {"in", compare_op::in},   {"nin", compare_op::nin}, {"regex", compare_op::regex},
+    {"exists", compare_op::exists}};
+  auto i = std::find_if(std::begin(ops), std::end(ops),
+                        [&](auto& x) { return name == x.first; });
+  if (i == std::end(ops))
+    throw query_error{where + ".operator: unknown operator '" + name + "'"};
+  if (field == nullptr)
+    throw query_error{where + ": operator " + name + " needs a field"};
+  auto value = member(v, "value");
+  if (value == nullptr)
+    throw query_error{where + ": operator " + name + " needs a value"};
+  auto path = field_path::parse(text_of(*field, where + ".field", "field"), where + ".field");
+  return make_condition(std::move(path), i->second,
+                        to_document(*value, 0, where + ".value"), where);
+}
+
+uint64_t count_of(const rapidjson::Value& v, const std::string& where) {
+  if (!v.IsUint64())
+    throw query_error{where + " must be a non-negative integer"};
+  return v.GetUint64();
+}
+
+} // namespace
+
+document parse_json_document(std::string_view json) {
+  rapidjson::Document d;
+  parse_text(d, json);
+  return to_document(d, 0, "value");
+}
+
+query_pattern parse_query(std::string_view json) {
+  rapidjson::Document d;
+  parse_text(d, json);
+  if (!d.IsObject())
+    throw query_error{"a query must be a JSON object"};
+  query_pattern q;
+  for (auto& m : d.GetObject()) {
+    std::string name{m.name.GetString(), m.name.GetStringLength()};
+    auto& v = m.value;
+    if (name == "where") {
+      q.where = parse_where(v, "where", 0);
+    } else if (name == "orderBy") {
+      if (!v.IsArray())
+        throw query_error{"orderBy must be an array"};
+      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+        auto at = "orderBy[" + std::to_string(i) + "]";
+        if (!v[i].IsObject() || member(v[i], "field") == nullptr)
+          throw query_error{at + ": needs a field"};
+        order_key k;
+        k.path = field_path::parse(text_of(*member(v[i], "field"), at + ".field", "field"),
+                                   at + ".field");
+        if (auto dir = member(v[i], "direction")) {
+          auto text = text_of(*dir, at + ".direction", "direction");
+          if (text != "asc" && text != "desc")
+            throw query_error{at + ".direction: must be asc or desc, got '" + text + "'"};
+          k.descending = text == "desc";
+        }
+        q.order_by.push_back(std::move(k));
+      }
+    } else if (name == "limit") {
+      q.limit = count_of(v, "limit");
+    } else if (name == "offset") {
+      q.offset = count_of(v, "offset");
+    } else if (name == "select") {
+      if (!v.IsArray())
+        throw query_error{"select must be an array of field paths"};
+      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+        auto at = "select[" + std::to_string(i) + "]";
+        q.select.push_back(field_path::parse(text_of(v[i], at, "a field path"), at));
+      }
+    } else {
+      throw query_error{"unknown member '" + name + "' (known: where, orderBy, limit, offset, select)"};
+    }
+  }
+  return q;
+}
+
+} // namespace strata
