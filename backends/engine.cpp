@@ -1,5 +1,7 @@
 #include "backends/engine.hpp"
 
+#include <charconv>
+
 namespace strata {
 
 const char* keyspace_name(keyspace ks) {
@@ -32,6 +34,15 @@ bool parse_engine(std::string_view name, engine_kind& kind) {
   else
     return false;
   return true;
+}
+
+uint64_t parse_stored_number(std::string_view text, const std::string& dir) {
+  uint64_t x = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
+  if (ec != std::errc{} || end != text.data() + text.size())
+    throw storage_error{errc::consistency_violation,
+                        dir + ": the stored number '" + std::string{text} + "' is corrupt"};
+  return x;
 }
 
 std::string txid_key(uint64_t txid) {

@@ -36,6 +36,21 @@ inline constexpr size_t keyspace_count = 6;
 /// The name of `ks` ("data", "prepared", ...), as engines store it.
 const char* keyspace_name(keyspace ks);
 
+/// Bytes as the view engines read and write.
+inline std::string_view view_of(const bytes& x) {
+  return {reinterpret_cast<const char*>(x.data()), x.size()};
+}
+
+/// A view an engine handed out, copied into owned bytes.
+inline bytes bytes_of(std::string_view x) {
+  auto first = reinterpret_cast<const uint8_t*>(x.data());
+  return bytes(first, first + x.size());
+}
+
+/// A decimal number kept under `meta` or an engine's own keys;
+/// CONSISTENCY_VIOLATION naming `dir` if it is garbled.
+uint64_t parse_stored_number(std::string_view text, const std::string& dir);
+
 /// A transaction id as a key of the `prepared` and `outcomes` spaces: 8 bytes,
 /// big endian, so that keys sort like ids.
 std::string txid_key(uint64_t txid);

@@ -1,7 +1,6 @@
 #include "backends/lmdb_engine.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <filesystem>
 #include <random>
 #include <system_error>
@@ -35,17 +34,8 @@ lmdb::env open_env(const engine_options& opts) {
 /// commit_batch).
 constexpr size_t flush_chunk_bytes = size_t{1} << 20;
 
-std::string_view as_view(const bytes& x) {
-  return {reinterpret_cast<const char*>(x.data()), x.size()};
-}
-
 std::string_view as_view(const std::optional<bytes>& x) {
-  return x ? as_view(*x) : std::string_view{};
-}
-
-bytes to_bytes(std::string_view x) {
-  auto first = reinterpret_cast<const uint8_t*>(x.data());
-  return bytes(first, first + x.size());
+  return x ? view_of(*x) : std::string_view{};
 }
 
 /// A random, non-zero epoch for the write-ahead log.
@@ -54,17 +44,6 @@ uint64_t fresh_epoch() {
   uint64_t x = 0;
   while (x == 0)
     x = (uint64_t{rd()} << 32) ^ rd();
-  return x;
-}
-
-/// A number stored in `meta`; CONSISTENCY_VIOLATION if garbled.
-uint64_t parse_number(std::string_view text, const std::string& dir) {
-  uint64_t x = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
-  if (ec != std::errc{} || end != text.data() + text.size())
-    throw storage_error{errc::consistency_violation,
-                        dir + ": the stored sequence number '" + std::string{text}
-                          + "' is corrupt"};
   return x;
 }
 
@@ -205,13 +184,13 @@ lmdb_engine::lmdb_engine(engine_options opts)
                           + ", which this version of strata cannot read"};
   t.put(meta, "format", format_version);
   if (t.get(meta, "applied", found))
-    applied_seq_ = parse_number(found, opts_.dir);
+    applied_seq_ = parse_stored_number(found, opts_.dir);
   if (t.get(meta, "seq_floor", found))
-    seq_floor_ = parse_number(found, opts_.dir);
+    seq_floor_ = parse_stored_number(found, opts_.dir);
   if (t.get(meta, "wal_epoch", found))
-    log_epoch_[0] = parse_number(found, opts_.dir);
+    log_epoch_[0] = parse_stored_number(found, opts_.dir);
   if (t.get(meta, "wal_epoch.1", found))
-    log_epoch_[1] = parse_number(found, opts_.dir);
+    log_epoch_[1] = parse_stored_number(found, opts_.dir);
   for (size_t s = 0; s < keyspace_count; ++s)
     lmdb_entries_[s] = t.entries(dbs_[s]);
   t.commit();
@@ -492,7 +471,7 @@ void lmdb_engine::apply_one(keyspace ks, const std::vector<operation>& ops,
         if (i == tab.entries.end()) {
           auto h = below(op.key);
           if (images)
-            effect.before.push_back(h.live ? std::optional<bytes>{to_bytes(h.data)}
+            effect.before.push_back(h.live ? std::optional<bytes>{bytes_of(h.data)}
                                             : std::nullopt);
           if (op.kind == op_kind::del && !h.live)
             break; // deleting a key that exists nowhere changes nothing
@@ -842,7 +821,7 @@ bool lmdb_engine::commit_batch(flush_job& job, bool tombstones) {
           t.del(dbs_[s], key);
           written += key.size() + 64;
         } else if (!tombstones && e.value) {
-          t.put(dbs_[s], key, as_view(*e.value));
+          t.put(dbs_[s], key, view_of(*e.value));
           written += key.size() + e.value->size() + 64;
         }
         ++i;

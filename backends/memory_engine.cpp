@@ -67,10 +67,6 @@ void sync_path(const std::string& path, int flags) {
   ::close(fd);
 }
 
-std::string_view as_view(const bytes& x) {
-  return {reinterpret_cast<const char*>(x.data()), x.size()};
-}
-
 size_t cost(const std::string& key, const bytes& value) {
   return key.size() + value.size();
 }
@@ -93,7 +89,7 @@ public:
     auto i = m.find(key);
     if (i == m.end())
       return false;
-    value = as_view(i->second);
+    value = view_of(i->second);
     return true;
   }
 
@@ -104,7 +100,7 @@ public:
     if (i != m.end() && skip_from && i->first == from)
       ++i;
     for (; i != m.end(); ++i)
-      if (!f(i->first, as_view(i->second)))
+      if (!f(i->first, view_of(i->second)))
         return;
   }
 
@@ -199,7 +195,7 @@ void memory_engine::save() const {
       put(out, key.size(), 4);
       out += key;
       put(out, value.size(), 4);
-      out += as_view(value);
+      out += view_of(value);
     }
   put(out, checksum(out), 4);
   std::error_code ec;

@@ -378,7 +378,9 @@ document to_document(const rapidjson::Value& v, size_t depth, const std::string&
 }
 
 void parse_text(rapidjson::Document& d, std::string_view json) {
-  d.Parse(json.data(), json.size());
+  // Iterative: a deeply nested text cannot exhaust the stack; the depth
+  // checks below then refuse it.
+  d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (d.HasParseError())
     throw query_error{std::string{"not JSON at offset "} + std::to_string(d.GetErrorOffset())
                       + ": " + rapidjson::GetParseError_En(d.GetParseError())};

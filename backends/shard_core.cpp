@@ -1,9 +1,9 @@
 #include "backends/shard_core.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <deque>
 #include <mutex>
+#include <optional>
 
 #include "backends/engines.hpp"
 #include "backends/wal.hpp"
@@ -28,24 +28,8 @@ std::string value_problem(size_t size, uint64_t max_size) {
 
 namespace {
 
-bytes to_bytes(std::string_view x) {
-  auto first = reinterpret_cast<const uint8_t*>(x.data());
-  return bytes(first, first + x.size());
-}
-
 bool has_prefix(std::string_view key, std::string_view prefix) {
   return key.substr(0, prefix.size()) == prefix;
-}
-
-/// A number stored in `meta`; CONSISTENCY_VIOLATION if garbled.
-uint64_t parse_number(std::string_view text, const std::string& dir) {
-  uint64_t x = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
-  if (ec != std::errc{} || end != text.data() + text.size())
-    throw storage_error{errc::consistency_violation,
-                        dir + ": the stored number '" + std::string{text}
-                          + "' is corrupt"};
-  return x;
 }
 
 } // namespace
@@ -82,7 +66,7 @@ void shard_core::recover() {
             + "; open it with the settings it was created with"};
     }
     if (s.get(keyspace::meta, "outcomes_floor", found))
-      outcomes_floor_ = parse_number(found, opts_.dir);
+      outcomes_floor_ = parse_stored_number(found, opts_.dir);
     // Transactions prepared before the restart: in doubt until their
     // coordinator answers, and locked until then.
     s.scan(keyspace::prepared, {}, false, [&](std::string_view key, std::string_view value) {
@@ -147,7 +131,7 @@ public:
     if (auto i = written_.find(key); i != written_.end()) {
       if (!i->second)
         return false;
-      value = {reinterpret_cast<const char*>(i->second->data()), i->second->size()};
+      value = view_of(*i->second);
       return true;
     }
     return !cleared_ && below_.get(keyspace::data, key, value);
@@ -188,7 +172,7 @@ std::optional<bytes> shard_core::get(std::string_view key) const {
   engine_->read([&](const engine_snapshot& s) {
     std::string_view v;
     if (s.get(keyspace::data, key, v))
-      result = to_bytes(v);
+      result = bytes_of(v);
   });
   return result;
 }
@@ -209,7 +193,7 @@ shard_core::get_many(const std::vector<std::string>& keys) const {
   engine_->read([&](const engine_snapshot& s) {
     std::string_view v;
     for (auto& key : keys)
-      result.push_back(s.get(keyspace::data, key, v) ? std::optional<bytes>{to_bytes(v)}
+      result.push_back(s.get(keyspace::data, key, v) ? std::optional<bytes>{bytes_of(v)}
                                                      : std::nullopt);
   });
   return result;
@@ -251,7 +235,7 @@ txn_read shard_core::read(std::string_view key) const {
     result.seq = s.seq();
     std::string_view v;
     if (s.get(keyspace::data, key, v))
-      result.value = to_bytes(v);
+      result.value = bytes_of(v);
   });
   return result;
 }
@@ -303,7 +287,7 @@ scan_page shard_core::scan_with(const engine_snapshot& s, const scan_request& re
     entry e;
     e.key = std::string{key};
     if (req.values)
-      e.value = to_bytes(value);
+      e.value = bytes_of(value);
     page_bytes += e.key.size() + e.value.size();
     page.entries.push_back(std::move(e));
     return true;
@@ -420,7 +404,11 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
   std::unique_lock<std::shared_mutex> guard{mtx_};
   auto full = engine_->full();
   auto seq = engine_->next_seq();
-  for (size_t i = 0; i < group.size(); ++i) {
+  // A hook that fails stops pass 1: that request, the ones after it and the
+  // accepted ones before it fail as a group that was never logged.
+  std::optional<storage_error> failure;
+  size_t reached = group.size();
+  for (size_t i = 0; i < group.size() && !failure; ++i) try {
     auto& req = group[i];
     switch (req.kind) {
       case type::plain: {
@@ -558,6 +546,9 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
         statuses.push_back(i);
         break;
     }
+  } catch (const storage_error& e) {
+    failure = e;
+    reached = i;
   }
   guard.unlock();
   auto fail_barriers = [&](errc code, const std::string& msg) {
@@ -565,6 +556,24 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
       if (group[i].kind == type::barrier)
         out[i] = write_outcome{code, msg, 0, false};
   };
+  auto undo_prepares = [&] {
+    guard.lock();
+    for (auto txid : prepared_now) {
+      cc_.unlock(txid);
+      prepared_.erase(txid);
+    }
+    guard.unlock();
+  };
+  if (failure) {
+    undo_prepares();
+    for (auto& [i, _] : accepted)
+      out[i] = write_outcome{failure->code(), failure->what(), 0, false};
+    for (auto i = reached; i < group.size(); ++i)
+      if (group[i].kind != type::status)
+        out[i] = write_outcome{failure->code(), failure->what(), 0, false};
+    answer_statuses();
+    return out;
+  }
   if (accepted.empty()) {
     if (barrier) {
       try {
@@ -584,12 +593,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
   if (!res.logged) {
     // The prepares of this group never happened. (Versions recorded for the
     // failed writes only make later validations stricter.)
-    guard.lock();
-    for (auto txid : prepared_now) {
-      cc_.unlock(txid);
-      prepared_.erase(txid);
-    }
-    guard.unlock();
+    undo_prepares();
     fail_accepted(res.code, res.message);
     fail_barriers(res.code, res.message); // nothing earlier is known durable
     answer_statuses();

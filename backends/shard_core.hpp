@@ -71,7 +71,9 @@ public:
   /// Adds operations on other key spaces (index entries, change records) to a
   /// batch of data writes before it is logged, so that they are applied in
   /// the same durable, all-or-nothing write. `data` reads the values the
-  /// batch's keys have before it.
+  /// batch's keys have before it. A `storage_error` thrown here (or a write
+  /// to the data space, INVALID_VALUE) fails the request, the ones after it
+  /// in its group and the group's accepted ones, and nothing is written.
   virtual void extend(const std::vector<operation>& ops, const pending_data& data,
                       derived_writes& out) {
     static_cast<void>(ops);

@@ -48,16 +48,7 @@ engine_options options(const std::string& dir, engine_kind kind) {
 }
 
 /// Everything `e` holds in `ks`, through a scan.
-space_model dump(const engine& e, keyspace ks) {
-  space_model result;
-  e.read([&](const engine_snapshot& s) {
-    s.scan(ks, {}, false, [&](std::string_view k, std::string_view v) {
-      result.emplace(str(k), b(str(v)));
-      return true;
-    });
-  });
-  return result;
-}
+space_model dump(const engine& e, keyspace ks);
 
 void require_equal(const engine& e, const model& m) {
   for (size_t s = 0; s < keyspace_count; ++s) {
@@ -66,6 +57,33 @@ void require_equal(const engine& e, const model& m) {
     REQUIRE(dump(e, ks) == m[s]);
     e.read([&](const engine_snapshot& snap) { REQUIRE(snap.count(ks) == m[s].size()); });
   }
+}
+
+/// A shard core on `kind` in `dir`, with small memtables.
+shard_core_options core_options(const std::string& dir, engine_kind kind,
+                                size_t flush_entries) {
+  shard_core_options o;
+  o.dir = dir;
+  o.engine = kind;
+  o.no_sync = true;
+  o.flush_entries = flush_entries;
+  return o;
+}
+
+/// Everything a snapshot holds in `ks`.
+space_model dump(const engine_snapshot& s, keyspace ks) {
+  space_model result;
+  s.scan(ks, {}, false, [&](std::string_view k, std::string_view v) {
+    result.emplace(str(k), b(str(v)));
+    return true;
+  });
+  return result;
+}
+
+space_model dump(const engine& e, keyspace ks) {
+  space_model result;
+  e.read([&](const engine_snapshot& s) { result = dump(s, ks); });
+  return result;
 }
 
 write_outcome write_one(shard_core& s, std::vector<operation> ops) {
@@ -306,12 +324,7 @@ TEST_CASE("hooks see every commit in order with the values it replaced") {
   auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
-  shard_core_options o;
-  o.dir = dir / "s";
-  o.engine = kind;
-  o.no_sync = true;
-  o.flush_entries = 30;
-  shard_core s{o};
+  shard_core s{core_options(dir / "s", kind, 30)};
   auto rec = std::make_shared<recorder>();
   s.add_hook(rec);
   std::mt19937 rng{3};
@@ -436,12 +449,7 @@ space_model index_of(const std::map<std::string, std::string>& data) {
 
 space_model index_in(const shard_core& s) {
   space_model result;
-  s.with_snapshot([&](const engine_snapshot& snap) {
-    snap.scan(keyspace::index, {}, false, [&](std::string_view k, std::string_view v) {
-      result.emplace(str(k), b(str(v)));
-      return true;
-    });
-  });
+  s.with_snapshot([&](const engine_snapshot& snap) { result = dump(snap, keyspace::index); });
   return result;
 }
 
@@ -451,12 +459,8 @@ TEST_CASE("a hook's derived writes are applied with the data, durably and all or
   auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
-  shard_core_options o;
-  o.dir = dir / "s";
-  o.engine = kind;
+  auto o = core_options(dir / "s", kind, 25);
   o.snapshot = true;
-  o.no_sync = true;
-  o.flush_entries = 25;
   std::mt19937 rng{11};
   std::map<std::string, std::string> m;
   uint64_t txid = 1;
@@ -513,6 +517,59 @@ TEST_CASE("a hook's derived writes are applied with the data, durably and all or
       REQUIRE(index_in(s) == index_of(m));
     }
   }
+}
+
+namespace {
+
+/// A hook that breaks its contract when a value is "bad": it writes to the
+/// data space.
+struct misbehaving : write_hook {
+  void extend(const std::vector<operation>& ops, const pending_data&,
+              derived_writes& out) override {
+    for (auto& op : ops)
+      if (op.kind == op_kind::set && op.value == b("bad"))
+        out.emplace_back(keyspace::data, std::vector<operation>{operation::del("victim")});
+  }
+};
+
+} // namespace
+
+TEST_CASE("a hook that fails fails its group with a clear error and writes nothing") {
+  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
+  INFO("engine " << engine_name(kind));
+  test::temp_dir dir;
+  shard_core s{core_options(dir / "s", kind, 1000)};
+  s.add_hook(std::make_shared<misbehaving>());
+  REQUIRE(write_one(s, {operation::set("victim", b("1"))}).code == errc::none);
+  // One group: a prepare, a write, the bad write, and one after it.
+  txn_part p;
+  p.writes.push_back(operation::set("prepared", b("p")));
+  std::vector<operation> before{operation::set("before", b("x"))};
+  std::vector<operation> bad{operation::set("k", b("bad"))};
+  std::vector<operation> after{operation::set("after", b("y"))};
+  std::vector<write_request> group{
+    {write_request::type::prepare, nullptr, &p, 77, false},
+    write_request::plain_ops(before),
+    write_request::plain_ops(bad),
+    write_request::plain_ops(after),
+  };
+  auto seq = s.read("victim").seq;
+  auto out = s.write(group);
+  for (auto& o : out) {
+    CHECK(o.code == errc::invalid_value);
+    CHECK_THAT(o.message, Catch::Contains("may not add writes to the data space"));
+  }
+  // Nothing was written, nothing stays locked or prepared.
+  CHECK(s.get("victim") == std::optional<bytes>{b("1")});
+  CHECK(!s.get("before"));
+  CHECK(!s.get("k"));
+  CHECK(!s.get("after"));
+  CHECK(s.in_doubt().empty());
+  CHECK(!s.read("prepared").blocked);
+  CHECK(s.read("victim").seq == seq);
+  // The shard goes on.
+  REQUIRE(write_one(s, {operation::set("after", b("y"))}).code == errc::none);
+  CHECK(s.get("after") == std::optional<bytes>{b("y")});
 }
 
 TEST_CASE("a shard of format 1 (log records of types 0-4) opens with everything in place") {

@@ -321,6 +321,19 @@ TEST_CASE("bad patterns are QUERY_ERROR naming what is wrong and where") {
   CHECK_THAT(error_of(R"({"wher": {}})"), Contains("unknown member 'wher'"));
   CHECK_THAT(error_of(R"({"where": )"), Contains("not JSON at offset"));
   CHECK_THAT(error_of(R"([1, 2])"), Contains("a query must be a JSON object"));
+  // Nesting far beyond any stack: refused, not a crash.
+  auto deep = std::string(200000, '[') + std::string(200000, ']');
+  CHECK_THAT(error_of(R"({"where": {"field": "a", "operator": "in", "value": )" + deep + "}}"),
+             Contains("nested too deeply"));
+  std::string open;
+  std::string close;
+  for (int i = 0; i < 200000; ++i) {
+    open += R"({"operator": "not", "conditions": [)";
+    close += "]}";
+  }
+  auto leaf = std::string{R"({"field": "a", "operator": "exists", "value": true})"};
+  CHECK_THAT(error_of(R"({"where": )" + open + leaf + close + "}"),
+             Contains("nested too deeply"));
   CHECK(error_of(R"({"where": {"field": "a", "operator": "regex", "value": "^x+$"}})")
         == "(parsed)");
 }
