@@ -35,8 +35,13 @@ using shard_writer_actor = caf::typed_actor<
   // outcome that releases it.
   caf::replies_to<atom::read, std::string>::with<maybe_bytes, uint64_t>,
   caf::replies_to<atom::read, scan_request>::with<scan_page, uint64_t>,
+  // Index definitions change on the writer's thread, between groups.
+  caf::reacts_to<atom::create_index, index_spec>,
+  caf::reacts_to<atom::drop_index, std::string>,
   // Commits everything queued so far (sent to itself).
-  caf::reacts_to<atom::flush>>;
+  caf::reacts_to<atom::flush>,
+  // One step of the pending index builds and drops (sent to itself).
+  caf::reacts_to<atom::build>>;
 
 /// What the coordinator needs of a shard: its side of commits. Both a shard
 /// actor and, in the same process, its writer offer it; talking to the

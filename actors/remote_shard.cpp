@@ -282,7 +282,9 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
                    shard_write_relay_handlers(
                      self, [](auto& state) { return state.target; }, st.cfg.max_value_size,
                      st.cfg.max_frame),
-                   shard_txn_read_relay_handlers(self), std::move(own)));
+                   shard_txn_read_relay_handlers(self), shard_query_relay_handlers(self),
+                   shard_index_relay_handlers(self, [](auto& st) { return st.target; }),
+                   std::move(own)));
 }
 
 remote_shard_actor spawn_remote_shard(caf::actor_system& sys, remote_shard_config cfg) {

@@ -91,7 +91,8 @@ remote_store(transactional_storage_actor::stateful_pointer<remote_store_state> s
     [](auto&&... hs) {
       return transactional_storage_actor::behavior_type{std::move(hs)...};
     },
-    std::tuple_cat(shard_read_relay_handlers(self), std::move(own)));
+    std::tuple_cat(shard_read_relay_handlers(self), indexed_relay_handlers(self),
+                   std::move(own)));
 }
 
 transactional_storage_actor spawn_remote_store(caf::actor_system& sys, caf::actor target,

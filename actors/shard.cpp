@@ -7,6 +7,7 @@
 #include "actors/checks.hpp"
 #include "actors/shard_reads.hpp"
 #include "actors/timeouts.hpp"
+#include "backends/indexes.hpp"
 
 namespace strata {
 
@@ -43,6 +44,24 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
     },
     [=](atom::info) -> caf::result<shard_info> {
       return guarded([&] { return store->info(); });
+    },
+    [=](atom::query, const shard_query& req) -> caf::result<shard_hits> {
+      return shard_reads::query(*store, req);
+    },
+    [=](atom::count, const std::string& pattern) -> caf::result<uint64_t> {
+      return shard_reads::count(*store, pattern);
+    },
+    [=](atom::partial, const std::string& pipeline) -> caf::result<bytes> {
+      return shard_reads::partial(*store, pipeline);
+    },
+    [=](atom::indexes) -> caf::result<std::vector<index_info>> {
+      return shard_reads::indexes(*store);
+    },
+    [=](atom::create_index, index_spec& spec) -> caf::result<void> {
+      return self->delegate(writer(), atom::create_index_v, std::move(spec));
+    },
+    [=](atom::drop_index, std::string& name) -> caf::result<void> {
+      return self->delegate(writer(), atom::drop_index_v, std::move(name));
     },
     // -- transactions ------------------------------------------------------------
     [=](atom::read, std::string& key) -> caf::result<maybe_bytes, uint64_t> {
@@ -183,7 +202,9 @@ struct shard_files {
 caf::expected<std::shared_ptr<shard_core>>
 open_shard_core(shard_core_options opts, std::shared_ptr<const void> keepalive) {
   auto files = guarded([&] {
-    return std::make_shared<shard_files>(std::move(keepalive), std::move(opts));
+    auto f = std::make_shared<shard_files>(std::move(keepalive), std::move(opts));
+    open_indexes(f->store);
+    return f;
   });
   if (!files)
     return std::move(files.error());

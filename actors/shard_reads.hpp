@@ -1,12 +1,17 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/expected.hpp>
 
 #include "actors/checks.hpp"
+#include "backends/aggregate.hpp"
+#include "backends/indexes.hpp"
+#include "backends/query_exec.hpp"
 #include "backends/shard_core.hpp"
 #include "strata/actors.hpp"
 
@@ -44,6 +49,81 @@ get_many(const shard_core& store, const std::vector<std::string>& keys) {
   if (auto err = check_keys(keys))
     return err;
   return guarded([&] { return to_wire(store.get_many(keys)); });
+}
+
+/// Runs `f`, turning a bad pattern into QUERY_ERROR and a result too large
+/// for one answer into QUOTA_EXCEEDED, besides storage failures.
+template <class F>
+auto query_guarded(F f) -> caf::expected<decltype(f())> {
+  try {
+    return guarded(f);
+  } catch (const query_error& e) {
+    return make_error(errc::query_error, e.what());
+  } catch (const result_too_large& e) {
+    return make_error(errc::quota_exceeded, e.what());
+  }
+}
+
+/// The shard's first `want` results of a query after a position.
+inline caf::expected<shard_hits> query(const shard_core& store, const shard_query& req) {
+  return query_guarded([&] {
+    auto start = std::chrono::steady_clock::now();
+    auto q = parse_query(req.pattern);
+    std::optional<query_position> after;
+    if (!req.after.empty()) {
+      auto pos = decode_sort(req.after);
+      if (pos.size() != 2 || !pos[0].is_array() || !pos[1].is_string())
+        throw query_error{"a query position does not decode"};
+      after = query_position{pos[0].as_array(), pos[1].as_string()};
+    }
+    shard_hits out;
+    store.with_snapshot([&](const engine_snapshot& snap) {
+      auto* ix = store.indexes();
+      auto r = ix ? ix->run(snap, q, after, req.want) : run_query(snap, q, after, req.want);
+      out.more = r.more;
+      out.plan = r.stats.plan;
+      out.estimated = snap.count(keyspace::data);
+      out.examined = r.stats.examined;
+      out.hits.reserve(r.hits.size());
+      for (auto& h : r.hits)
+        out.hits.push_back({std::move(h.key), std::move(h.value), encode_sort(h.sort), h.score});
+    });
+    out.micros = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                         std::chrono::steady_clock::now() - start)
+                                         .count());
+    return out;
+  });
+}
+
+/// How many of the shard's documents match `pattern`.
+inline caf::expected<uint64_t> count(const shard_core& store, const std::string& pattern) {
+  return query_guarded([&] {
+    auto q = parse_query(pattern);
+    uint64_t n = 0;
+    store.with_snapshot([&](const engine_snapshot& snap) {
+      auto* ix = store.indexes();
+      n = ix ? ix->count(snap, q) : count_matches(snap, q);
+    });
+    return n;
+  });
+}
+
+/// The shard's half of an aggregation pipeline, encoded.
+inline caf::expected<bytes> partial(const shard_core& store, const std::string& pipeline) {
+  return query_guarded([&] {
+    auto p = parse_pipeline(pipeline);
+    document result;
+    store.with_snapshot([&](const engine_snapshot& snap) { result = aggregate_partial(snap, p); });
+    return encode_document(result);
+  });
+}
+
+/// The shard's indexes with their figures.
+inline caf::expected<std::vector<index_info>> indexes(const shard_core& store) {
+  return guarded([&] {
+    auto* ix = store.indexes();
+    return ix ? ix->list() : std::vector<index_info>{};
+  });
 }
 
 /// What a transactional read saw: the value (or page) and the shard's

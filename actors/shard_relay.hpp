@@ -126,4 +126,71 @@ auto shard_txn_read_relay_handlers(Self* self) {
     });
 }
 
+/// A shard's parts of queries (`query`, `count`, `partial`), passed on to the
+/// target.
+template <class Self>
+auto shard_query_relay_handlers(Self* self) {
+  return std::make_tuple(
+    [self](atom::query, shard_query& req) -> caf::result<shard_hits> {
+      return relay<shard_hits>(self, atom::query_v, std::move(req));
+    },
+    [self](atom::count, std::string& pattern) -> caf::result<uint64_t> {
+      return relay<uint64_t>(self, atom::count_v, std::move(pattern));
+    },
+    [self](atom::partial, std::string& pipeline) -> caf::result<bytes> {
+      return relay<bytes>(self, atom::partial_v, std::move(pipeline));
+    });
+}
+
+/// A shard's index management: changes go to `dest(self->state)` (the
+/// writer of a local shard, or a remote shard), the list to the target.
+template <class Self, class Dest>
+auto shard_index_relay_handlers(Self* self, Dest dest) {
+  return std::make_tuple(
+    [self, dest](atom::create_index, index_spec& spec) -> caf::result<void> {
+      return relay_to<>(self, dest, atom::create_index_v, std::move(spec));
+    },
+    [self, dest](atom::drop_index, std::string& name) -> caf::result<void> {
+      return relay_to<>(self, dest, atom::drop_index_v, std::move(name));
+    },
+    [self](atom::indexes) -> caf::result<std::vector<index_info>> {
+      return relay<std::vector<index_info>>(self, atom::indexes_v);
+    });
+}
+
+/// The requests of `indexed_storage_actor` beyond `storage_actor` (queries,
+/// aggregations, indexes, explain), passed on to the target: for a client's
+/// stand-in for a remote store.
+template <class Self>
+auto indexed_relay_handlers(Self* self) {
+  return std::make_tuple(
+    [self](atom::query, query_request& req) -> caf::result<query_page> {
+      return relay<query_page>(self, atom::query_v, std::move(req));
+    },
+    [self](atom::count, std::string& pattern) -> caf::result<uint64_t> {
+      return relay<uint64_t>(self, atom::count_v, std::move(pattern));
+    },
+    [self](atom::find_one, std::string& pattern) -> caf::result<std::vector<query_result>> {
+      return relay<std::vector<query_result>>(self, atom::find_one_v, std::move(pattern));
+    },
+    [self](atom::find_many, std::string& pattern) -> caf::result<std::vector<query_result>> {
+      return relay<std::vector<query_result>>(self, atom::find_many_v, std::move(pattern));
+    },
+    [self](atom::aggregate, std::string& pipeline) -> caf::result<bytes> {
+      return relay<bytes>(self, atom::aggregate_v, std::move(pipeline));
+    },
+    [self](atom::create_index, index_spec& spec) -> caf::result<void> {
+      return relay<>(self, atom::create_index_v, std::move(spec));
+    },
+    [self](atom::drop_index, std::string& name) -> caf::result<void> {
+      return relay<>(self, atom::drop_index_v, std::move(name));
+    },
+    [self](atom::indexes) -> caf::result<std::vector<index_info>> {
+      return relay<std::vector<index_info>>(self, atom::indexes_v);
+    },
+    [self](atom::explain, std::string& pattern) -> caf::result<query_plan> {
+      return relay<query_plan>(self, atom::explain_v, std::move(pattern));
+    });
+}
+
 } // namespace strata

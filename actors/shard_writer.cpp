@@ -9,6 +9,8 @@
 
 #include "actors/checks.hpp"
 #include "backends/fault.hpp"
+#include "backends/indexes.hpp"
+#include "backends/log.hpp"
 #include "strata/error.hpp"
 
 namespace strata {
@@ -22,6 +24,16 @@ void schedule_flush(writer_ptr self) {
   if (!self->state.flush_scheduled) {
     self->state.flush_scheduled = true;
     self->send(self, atom::flush_v);
+  }
+}
+
+/// Documents or entries an index build or drop handles per step.
+constexpr size_t index_build_step = 2000;
+
+void schedule_build(writer_ptr self) {
+  if (!self->state.build_scheduled) {
+    self->state.build_scheduled = true;
+    self->send(self, atom::build_v);
   }
 }
 
@@ -211,6 +223,9 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
              std::shared_ptr<shard_core> store) {
   using reply = pending_write::reply;
   self->state.store = std::move(store);
+  // Builds or drops that a restart interrupted go on.
+  if (auto* ix = self->state.store->indexes(); ix && ix->pending())
+    schedule_build(self);
   return {
     [=](atom::set, std::string& key, bytes& value) -> caf::result<void> {
       // Test builds only: lets a test make the shard fail like a bug would.
@@ -290,6 +305,37 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
     },
     [=](atom::read, scan_request& req) -> caf::result<scan_page, uint64_t> {
       return park(self, parked_read{{}, std::move(req), {}});
+    },
+    [=](atom::create_index, index_spec& spec) -> caf::result<void> {
+      auto* ix = self->state.store->indexes();
+      if (!ix)
+        return make_error(errc::query_error, "this shard keeps no indexes");
+      auto done = guarded([&] { ix->create(spec); return true; });
+      if (!done)
+        return std::move(done.error());
+      schedule_build(self);
+      return caf::unit;
+    },
+    [=](atom::drop_index, std::string& name) -> caf::result<void> {
+      auto* ix = self->state.store->indexes();
+      if (!ix)
+        return make_error(errc::key_not_found, "no index named " + name);
+      auto done = guarded([&] { ix->drop(name); return true; });
+      if (!done)
+        return std::move(done.error());
+      schedule_build(self);
+      return caf::unit;
+    },
+    [=](atom::build) {
+      // One step, then back to the mailbox: writes go on between steps.
+      self->state.build_scheduled = false;
+      auto* ix = self->state.store->indexes();
+      auto more = guarded([&] { return ix && ix->step(index_build_step); });
+      if (!more)
+        log().warn("index build on {} stopped: {}", self->state.store->info().path,
+                   to_string(more.error()));
+      else if (*more)
+        schedule_build(self);
     },
     [=](atom::flush) {
       auto& st = self->state;

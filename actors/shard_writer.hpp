@@ -63,6 +63,8 @@ struct shard_writer_state {
   std::vector<pending_write> blocked;
   std::vector<parked_read> parked;
   bool flush_scheduled = false;
+  /// A step of index builds or drops is in the mailbox.
+  bool build_scheduled = false;
 };
 
 /// Group commit: a write is queued and a flush message is sent to self; the

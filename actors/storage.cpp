@@ -15,10 +15,12 @@
 
 #include "actors/checks.hpp"
 #include "actors/coordinator.hpp"
+#include "actors/join.hpp"
 #include "actors/merge.hpp"
 #include "actors/remote_shard.hpp"
 #include "actors/shard.hpp"
 #include "actors/shard_reads.hpp"
+#include "actors/storage_queries.hpp"
 #include "actors/timeouts.hpp"
 #include "actors/timer.hpp"
 #include "actors/transaction.hpp"
@@ -31,52 +33,6 @@ namespace strata {
 namespace {
 
 using storage_ptr = transactional_storage_actor::stateful_pointer<storage_state>;
-
-/// Counts the answers of a scatter/gather. Once all have arrived it runs
-/// `finish`, or delivers the first error instead.
-struct join {
-  join(size_t n, caf::response_promise promise, std::function<void()> f)
-    : pending(n), rp(std::move(promise)), finish(std::move(f)) {
-    // nop
-  }
-
-  join(const join&) = delete;
-  join& operator=(const join&) = delete;
-
-  /// Only the handlers of the requests hold a join. They go before all
-  /// answers came only when the router stops, and CAF 0.17 would leave the
-  /// client unanswered: answer it here.
-  ~join() {
-    if (pending > 0)
-      rp.deliver(make_error(errc::connection_lost,
-                            "the store stopped before this request was answered"));
-  }
-
-  void arrived() {
-    if (--pending > 0)
-      return;
-    if (first_error)
-      rp.deliver(std::move(first_error));
-    else
-      finish();
-  }
-
-  /// Prefixes a strata error's message with the shard it came from.
-  static caf::error annotate(caf::error err, size_t shard) {
-    if (code_of(err) == errc::none)
-      return err;
-    auto ctx = err.context().match_elements<std::string>()
-                 ? err.context().get_as<std::string>(0)
-                 : std::string{};
-    return make_error(code_of(err),
-                      "shard " + std::to_string(shard) + ": " + ctx);
-  }
-
-  size_t pending;
-  caf::response_promise rp;
-  std::function<void()> finish;
-  caf::error first_error;
-};
 
 /// Splits `keys` by shard, remembering each key's position in the request.
 struct key_split {
@@ -622,6 +578,35 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       return rp;
     },
     // -- transactions ----------------------------------------------------------------
+    // -- queries (level 2): scattered to the shards --------------------------------
+    [=](atom::query, const query_request& req) -> caf::result<query_page> {
+      return storage_queries::query(self, req);
+    },
+    [=](atom::count, const std::string& pattern) -> caf::result<uint64_t> {
+      return storage_queries::count(self, pattern);
+    },
+    [=](atom::find_one, const std::string& pattern) -> caf::result<std::vector<query_result>> {
+      return storage_queries::find(self, pattern, true);
+    },
+    [=](atom::find_many, const std::string& pattern)
+      -> caf::result<std::vector<query_result>> {
+      return storage_queries::find(self, pattern, false);
+    },
+    [=](atom::aggregate, const std::string& pipeline) -> caf::result<bytes> {
+      return storage_queries::aggregate(self, pipeline);
+    },
+    [=](atom::explain, const std::string& pattern) -> caf::result<query_plan> {
+      return storage_queries::explain(self, pattern);
+    },
+    [=](atom::create_index, const index_spec& spec) -> caf::result<void> {
+      return storage_queries::create_index(self, spec);
+    },
+    [=](atom::drop_index, const std::string& name) -> caf::result<void> {
+      return storage_queries::drop_index(self, name);
+    },
+    [=](atom::indexes) -> caf::result<std::vector<index_info>> {
+      return storage_queries::indexes(self);
+    },
     [=](atom::begin, const txn_options& opts) -> caf::result<transaction_actor> {
       if (auto problem = opts.problem(); !problem.empty())
         return make_error(errc::invalid_value, std::move(problem));

@@ -4,9 +4,10 @@
 #include <cmath>
 #include <cstring>
 
-#include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <re2/re2.h>
+
+#include "backends/query_json.hpp"
 
 namespace strata {
 
@@ -342,7 +343,7 @@ where_clause make_condition(field_path path, compare_op op, document value,
 
 // -- JSON ----------------------------------------------------------------------
 
-namespace {
+namespace query_json {
 
 document to_document(const rapidjson::Value& v, size_t depth, const std::string& where) {
   if (depth > max_nesting_depth)
@@ -465,7 +466,42 @@ uint64_t count_of(const rapidjson::Value& v, const std::string& where) {
   return v.GetUint64();
 }
 
-} // namespace
+std::vector<order_key> parse_order(const rapidjson::Value& v, const std::string& where) {
+  if (!v.IsArray())
+    throw query_error{where + " must be an array"};
+  std::vector<order_key> result;
+  for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+    auto at = where + "[" + std::to_string(i) + "]";
+    if (!v[i].IsObject() || member(v[i], "field") == nullptr)
+      throw query_error{at + ": needs a field"};
+    order_key k;
+    k.path = field_path::parse(text_of(*member(v[i], "field"), at + ".field", "field"),
+                               at + ".field");
+    if (auto dir = member(v[i], "direction")) {
+      auto text = text_of(*dir, at + ".direction", "direction");
+      if (text != "asc" && text != "desc")
+        throw query_error{at + ".direction: must be asc or desc, got '" + text + "'"};
+      k.descending = text == "desc";
+    }
+    result.push_back(std::move(k));
+  }
+  return result;
+}
+
+std::vector<field_path> parse_select(const rapidjson::Value& v, const std::string& where) {
+  if (!v.IsArray())
+    throw query_error{where + " must be an array of field paths"};
+  std::vector<field_path> result;
+  for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+    auto at = where + "[" + std::to_string(i) + "]";
+    result.push_back(field_path::parse(text_of(v[i], at, "a field path"), at));
+  }
+  return result;
+}
+
+} // namespace query_json
+
+using namespace query_json;
 
 document parse_json_document(std::string_view json) {
   rapidjson::Document d;
@@ -485,34 +521,13 @@ query_pattern parse_query(std::string_view json) {
     if (name == "where") {
       q.where = parse_where(v, "where", 0);
     } else if (name == "orderBy") {
-      if (!v.IsArray())
-        throw query_error{"orderBy must be an array"};
-      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
-        auto at = "orderBy[" + std::to_string(i) + "]";
-        if (!v[i].IsObject() || member(v[i], "field") == nullptr)
-          throw query_error{at + ": needs a field"};
-        order_key k;
-        k.path = field_path::parse(text_of(*member(v[i], "field"), at + ".field", "field"),
-                                   at + ".field");
-        if (auto dir = member(v[i], "direction")) {
-          auto text = text_of(*dir, at + ".direction", "direction");
-          if (text != "asc" && text != "desc")
-            throw query_error{at + ".direction: must be asc or desc, got '" + text + "'"};
-          k.descending = text == "desc";
-        }
-        q.order_by.push_back(std::move(k));
-      }
+      q.order_by = parse_order(v, "orderBy");
     } else if (name == "limit") {
       q.limit = count_of(v, "limit");
     } else if (name == "offset") {
       q.offset = count_of(v, "offset");
     } else if (name == "select") {
-      if (!v.IsArray())
-        throw query_error{"select must be an array of field paths"};
-      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
-        auto at = "select[" + std::to_string(i) + "]";
-        q.select.push_back(field_path::parse(text_of(v[i], at, "a field path"), at));
-      }
+      q.select = parse_select(v, "select");
     } else {
       throw query_error{"unknown member '" + name + "' (known: where, orderBy, limit, offset, select)"};
     }

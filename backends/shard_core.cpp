@@ -115,6 +115,26 @@ void shard_core::add_hook(std::shared_ptr<write_hook> hook) {
   hooks_.push_back(std::move(hook));
 }
 
+void shard_core::attach_indexes(std::shared_ptr<index_set> indexes) {
+  indexes_ = std::move(indexes);
+}
+
+void shard_core::write_spaces(const derived_writes& writes) {
+  engine_batch batch;
+  for (auto& [space, ops] : writes) {
+    if (space == keyspace::data)
+      throw storage_error{errc::invalid_value, "write_spaces does not write data"};
+    if (!ops.empty())
+      batch.parts.push_back({space, &ops});
+  }
+  if (batch.parts.empty())
+    return;
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  auto res = engine_->apply({batch}, true);
+  if (res.code != errc::none)
+    throw storage_error{res.code, opts_.dir + ": " + res.message};
+}
+
 namespace {
 
 /// The engine's data space with a group's earlier writes on top.

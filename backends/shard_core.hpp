@@ -176,6 +176,8 @@ struct txn_scan {
   bool blocked = false;
 };
 
+class index_set;
+
 /// Write requests committed together: each one is a list of operations that
 /// is applied all or nothing.
 using write_group = std::vector<const std::vector<operation>*>;
@@ -295,6 +297,20 @@ public:
   /// begin).
   void add_hook(std::shared_ptr<write_hook> hook);
 
+  /// Records the shard's secondary indexes (see `open_indexes`, which also
+  /// adds them as a hook).
+  void attach_indexes(std::shared_ptr<index_set> indexes);
+
+  /// The shard's secondary indexes; null if none were attached.
+  index_set* indexes() const {
+    return indexes_.get();
+  }
+
+  /// Applies writes to key spaces other than data (an index build's entries,
+  /// index definitions) as one durable batch, under the core's write lock.
+  /// Called on the writer's thread; a storage_error if it fails.
+  void write_spaces(const derived_writes& writes);
+
   /// Calls `f` with a consistent snapshot of every key space, for readers of
   /// what hooks derive (index entries, the change log).
   void with_snapshot(function_ref<void(const engine_snapshot&)> f) const {
@@ -343,6 +359,7 @@ private:
   std::vector<uint64_t> dropped_;
 
   std::vector<std::shared_ptr<write_hook>> hooks_;
+  std::shared_ptr<index_set> indexes_;
   std::atomic<uint64_t> commits_{0};
 };
 

@@ -31,6 +31,17 @@ void announce_messages(caf::actor_system_config& cfg) {
   cfg.add_message_type<node_role>("strata::node_role");
   cfg.add_message_type<node_status>("strata::node_status");
   cfg.add_message_type<node_info>("strata::node_info");
+  cfg.add_message_type<query_request>("strata::query_request");
+  cfg.add_message_type<query_result>("strata::query_result");
+  cfg.add_message_type<query_page>("strata::query_page");
+  cfg.add_message_type<shard_query>("strata::shard_query");
+  cfg.add_message_type<shard_hit>("strata::shard_hit");
+  cfg.add_message_type<shard_hits>("strata::shard_hits");
+  cfg.add_message_type<shard_plan>("strata::shard_plan");
+  cfg.add_message_type<query_plan>("strata::query_plan");
+  cfg.add_message_type<index_field>("strata::index_field");
+  cfg.add_message_type<index_spec>("strata::index_spec");
+  cfg.add_message_type<index_info>("strata::index_info");
   // Actor handles in messages: `begin` answers a transaction, `recover`
   // names the coordinator, a shard node hands out its shards.
   cfg.add_message_type<transaction_actor>("strata::transaction_actor");

@@ -261,6 +261,8 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
     std::tuple_cat(shard_write_relay_handlers(
                      self, [](auto& st) { return st.writer; },
                      self->state.cfg.shard.max_value_size),
+                   shard_query_relay_handlers(self),
+                   shard_index_relay_handlers(self, [](auto& st) { return st.writer; }),
                    std::move(own)));
 }
 

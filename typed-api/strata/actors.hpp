@@ -45,6 +45,37 @@ using storage_actor = caf::typed_actor<
   // Applies a list of operations; see batch_result.
   caf::replies_to<atom::batch, std::vector<operation>>::with<batch_result>>;
 
+/// Level 2 of the specification, QueryableStorage: the storage interface
+/// plus queries over the documents it holds (values written as documents by
+/// the typed client or `strata-cli set --doc`; other values are invisible to
+/// queries). Patterns and pipelines are JSON text (docs/queries.md); a bad
+/// one answers QUERY_ERROR naming what is wrong and where.
+using queryable_storage_actor = storage_actor::extend<
+  // One page of results in the pattern's order (order_by, then key); page on
+  // with the page's continuation.
+  caf::replies_to<atom::query, query_request>::with<query_page>,
+  // How many documents match the pattern's where clause.
+  caf::replies_to<atom::count, std::string>::with<uint64_t>,
+  // The first result, if any (empty vector: none).
+  caf::replies_to<atom::find_one, std::string>::with<std::vector<query_result>>,
+  // Every result; QUOTA_EXCEEDED past `limits::max_find_results`.
+  caf::replies_to<atom::find_many, std::string>::with<std::vector<query_result>>,
+  // Runs an aggregation pipeline: an encoded document, an array of results.
+  caf::replies_to<atom::aggregate, std::string>::with<bytes>>;
+
+/// Level 2 of the specification, IndexedStorage: queries plus secondary
+/// indexes that the planner uses, kept in the same durable write as the data.
+using indexed_storage_actor = queryable_storage_actor::extend<
+  // Creates an index on every shard and builds it in the background;
+  // DUPLICATE_KEY if the name is taken, QUERY_ERROR for a bad definition.
+  caf::reacts_to<atom::create_index, index_spec>,
+  // Drops an index; KEY_NOT_FOUND if there is none of that name.
+  caf::reacts_to<atom::drop_index, std::string>,
+  // Every index with its state and figures, summed over the shards.
+  caf::replies_to<atom::indexes>::with<std::vector<index_info>>,
+  // How each shard runs the pattern (its first page), and what it took.
+  caf::replies_to<atom::explain, std::string>::with<query_plan>>;
+
 /// One open transaction (the spec's Transaction). Writes are buffered in the
 /// transaction and reads see them; nothing reaches the store before commit.
 /// After commit, rollback or a timeout, every request fails with
@@ -74,10 +105,10 @@ using transaction_actor = caf::typed_actor<
   // commit answer was lost (a timeout) asks to learn the outcome.
   caf::replies_to<atom::status>::with<txn_info>>;
 
-/// Level 3 of the specification, TransactionalStorage: the storage interface
-/// plus transactions. `set_many`, `del_many`, `batch` and `clear` are atomic
+/// Level 3 of the specification, TransactionalStorage: the indexed storage
+/// interface plus transactions. `set_many`, `del_many`, `batch` and `clear` are atomic
 /// across shards.
-using transactional_storage_actor = storage_actor::extend<
+using transactional_storage_actor = indexed_storage_actor::extend<
   // Opens a transaction; INVALID_VALUE for unusable options.
   caf::replies_to<atom::begin, txn_options>::with<transaction_actor>,
   // The node registry (the spec's getNodes): this process and every shard
@@ -127,7 +158,17 @@ using shard_actor = storage_actor::extend<
   caf::reacts_to<atom::sync>,
   // Resolves the transactions in doubt by asking the coordinator; answers
   // how many there were.
-  caf::replies_to<atom::recover, coordinator_actor>::with<uint64_t>>;
+  caf::replies_to<atom::recover, coordinator_actor>::with<uint64_t>,
+  // The shard's first results of a query after a position, in its order.
+  caf::replies_to<atom::query, shard_query>::with<shard_hits>,
+  // How many of the shard's documents match a pattern.
+  caf::replies_to<atom::count, std::string>::with<uint64_t>,
+  // The shard's half of an aggregation pipeline (see backends/aggregate.hpp).
+  caf::replies_to<atom::partial, std::string>::with<bytes>,
+  // The shard's side of index management (see indexed_storage_actor).
+  caf::reacts_to<atom::create_index, index_spec>,
+  caf::reacts_to<atom::drop_index, std::string>,
+  caf::replies_to<atom::indexes>::with<std::vector<index_info>>>;
 
 } // namespace strata
 

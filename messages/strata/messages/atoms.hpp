@@ -40,6 +40,17 @@ STRATA_ATOM(ping, "ping")
 STRATA_ATOM(tick, "tick")
 STRATA_ATOM(restart, "restart")
 STRATA_ATOM(retry, "retry")
+STRATA_ATOM(query, "query")
+STRATA_ATOM(count, "count")
+STRATA_ATOM(find_one, "find_one")
+STRATA_ATOM(find_many, "find_many")
+STRATA_ATOM(aggregate, "aggregate")
+STRATA_ATOM(partial, "partial")
+STRATA_ATOM(explain, "explain")
+STRATA_ATOM(create_index, "mkindex")
+STRATA_ATOM(drop_index, "dropindex")
+STRATA_ATOM(indexes, "indexes")
+STRATA_ATOM(build, "build")
 
 #undef STRATA_ATOM
 

@@ -9,6 +9,7 @@
 
 #include "strata/messages/cluster.hpp"
 #include "strata/messages/kv.hpp"
+#include "strata/messages/query.hpp"
 #include "strata/messages/txn.hpp"
 
 /// CAF serialization of the key-value layer's types, and the wire-only types.
@@ -102,6 +103,65 @@ typename Inspector::result_type inspect(Inspector& f, txn_prepare& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, txn_outcome& x) {
   return f(caf::meta::type_name("strata::txn_outcome"), x.txid, x.commit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, query_request& x) {
+  return f(caf::meta::type_name("strata::query_request"), x.pattern, x.continuation,
+           x.limit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, query_result& x) {
+  return f(caf::meta::type_name("strata::query_result"), x.key, x.value, x.score, x.shard);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, query_page& x) {
+  return f(caf::meta::type_name("strata::query_page"), x.results, x.more, x.continuation);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shard_query& x) {
+  return f(caf::meta::type_name("strata::shard_query"), x.pattern, x.after, x.want);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shard_hit& x) {
+  return f(caf::meta::type_name("strata::shard_hit"), x.key, x.value, x.sort, x.score);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shard_hits& x) {
+  return f(caf::meta::type_name("strata::shard_hits"), x.hits, x.more, x.plan, x.estimated,
+           x.examined, x.micros);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shard_plan& x) {
+  return f(caf::meta::type_name("strata::shard_plan"), x.shard, x.plan, x.estimated,
+           x.examined, x.returned, x.micros);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, query_plan& x) {
+  return f(caf::meta::type_name("strata::query_plan"), x.shards, x.returned, x.micros);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, index_field& x) {
+  return f(caf::meta::type_name("strata::index_field"), x.name, x.type, x.descending);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, index_spec& x) {
+  return f(caf::meta::type_name("strata::index_spec"), x.name, x.fields, x.unique, x.sparse);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, index_info& x) {
+  return f(caf::meta::type_name("strata::index_info"), x.spec, x.state, x.built, x.total,
+           x.entries, x.size, x.hits, x.misses);
 }
 
 /// Prints an op_kind in CAF's diagnostics.

@@ -1,0 +1,877 @@
+#include "backends/indexes.hpp"
+
+#include <algorithm>
+#include <map>
+#include <queue>
+#include <set>
+#include <unordered_set>
+
+#include "backends/index_key.hpp"
+#include "strata/envelope.hpp"
+
+namespace strata {
+
+namespace {
+
+constexpr std::string_view meta_prefix = "index:";
+/// Most entries one document may have in one index (array fields multiply).
+constexpr size_t max_entries_per_document = 1000;
+
+bool valid_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+         || c == '_' || c == '-' || c == '.';
+}
+
+std::string entry_prefix(const std::string& name) {
+  std::string p = name;
+  p.push_back('\0');
+  return p;
+}
+
+/// The smallest string greater than every string starting with `p`.
+std::string successor(std::string p) {
+  while (!p.empty() && static_cast<uint8_t>(p.back()) == 0xff)
+    p.pop_back();
+  if (p.empty())
+    return std::string(1, '\xff') + std::string(600, '\xff'); // past every key
+  p.back() = static_cast<char>(static_cast<uint8_t>(p.back()) + 1);
+  return p;
+}
+
+std::string_view key_of_entry(std::string_view entry) {
+  if (entry.size() < 2)
+    return {};
+  auto n = (static_cast<size_t>(static_cast<uint8_t>(entry[entry.size() - 2])) << 8)
+           | static_cast<uint8_t>(entry[entry.size() - 1]);
+  if (n + 2 > entry.size())
+    return {};
+  return entry.substr(entry.size() - 2 - n, n);
+}
+
+bool is_hash(const index_def& d) {
+  return d.spec.fields.front().type == "hash";
+}
+
+// -- definitions as stored --------------------------------------------------------
+
+bytes encode_def(const index_def& d) {
+  auto fields = document::array();
+  for (auto& f : d.spec.fields) {
+    auto x = document::object();
+    x.set("name", document{f.name});
+    x.set("type", document{f.type});
+    x.set("descending", document::boolean(f.descending));
+    fields.push_back(std::move(x));
+  }
+  auto doc = document::object();
+  doc.set("name", document{d.spec.name});
+  doc.set("fields", std::move(fields));
+  doc.set("unique", document::boolean(d.spec.unique));
+  doc.set("sparse", document::boolean(d.spec.sparse));
+  doc.set("state", document{d.state});
+  doc.set("cursor", document{d.cursor});
+  doc.set("built", document::integer(static_cast<int64_t>(d.built)));
+  doc.set("multikey", document::boolean(d.multikey));
+  return encode_doc(doc);
+}
+
+index_def decode_def(std::string_view stored) {
+  document doc;
+  if (!stored_document(stored, doc) || !doc.is_object())
+    throw storage_error{errc::consistency_violation, "an index definition does not decode"};
+  try {
+    index_def d;
+    d.spec.name = doc.get("name")->as_string();
+    for (auto& f : doc.get("fields")->as_array())
+      d.spec.fields.push_back({f.get("name")->as_string(), f.get("type")->as_string(),
+                               f.get("descending")->as_bool()});
+    d.spec.unique = doc.get("unique")->as_bool();
+    d.spec.sparse = doc.get("sparse")->as_bool();
+    d.state = doc.get("state")->as_string();
+    d.cursor = doc.get("cursor")->as_string();
+    d.built = static_cast<uint64_t>(doc.get("built")->as_int());
+    d.multikey = doc.get("multikey")->as_bool();
+    for (auto& f : d.spec.fields)
+      d.paths.push_back(field_path::parse(f.name, "index field"));
+    return d;
+  } catch (const std::exception& e) {
+    throw storage_error{errc::consistency_violation,
+                        std::string{"an index definition does not decode: "} + e.what()};
+  }
+}
+
+// -- entries ------------------------------------------------------------------------
+
+/// The distinct values of `path` in `doc` by their encoding: an array field
+/// gives the array and each element. Empty if the field is missing.
+std::vector<std::pair<std::string, document>> field_values(const document& doc,
+                                                            const field_path& path) {
+  std::vector<std::pair<std::string, document>> out;
+  std::set<std::string> seen;
+  visit_path(doc, path, 0, [&](const document& v) {
+    std::string enc;
+    index_key::append(enc, v);
+    if (seen.insert(enc).second)
+      out.emplace_back(std::move(enc), v);
+    return true;
+  });
+  return out;
+}
+
+/// The entry keys of `doc` (stored under `pk`) in index `d`. `multi` is set
+/// if there are several.
+std::vector<std::string> entries_of(const index_def& d, std::string_view pk,
+                                    const document& doc, bool& multi) {
+  std::vector<std::vector<std::pair<std::string, document>>> per_field;
+  for (size_t i = 0; i < d.paths.size(); ++i) {
+    auto vals = field_values(doc, d.paths[i]);
+    if (vals.empty()) {
+      if (d.spec.sparse && i == 0)
+        return {};
+      std::string enc;
+      index_key::append(enc, document{});
+      vals.emplace_back(std::move(enc), document{});
+    }
+    per_field.push_back(std::move(vals));
+  }
+  size_t combos = 1;
+  for (auto& v : per_field) {
+    combos *= v.size();
+    if (combos > max_entries_per_document)
+      throw storage_error{errc::invalid_value,
+                          "document '" + std::string{pk} + "' would have more than "
+                            + std::to_string(max_entries_per_document)
+                            + " entries in index " + d.spec.name + " (array fields)"};
+  }
+  multi = combos > 1;
+  auto prefix = entry_prefix(d.spec.name);
+  std::vector<std::string> keys;
+  std::vector<size_t> pick(per_field.size(), 0);
+  for (size_t c = 0; c < combos; ++c) {
+    std::string values;
+    for (size_t i = 0; i < per_field.size(); ++i) {
+      auto& enc = per_field[i][pick[i]].first;
+      if (d.spec.fields[i].descending)
+        for (char ch : enc)
+          values.push_back(static_cast<char>(~static_cast<uint8_t>(ch)));
+      else
+        values += enc;
+    }
+    auto key = prefix;
+    if (is_hash(d)) {
+      auto h = index_key::hash(values);
+      for (int i = 7; i >= 0; --i)
+        key.push_back(static_cast<char>((h >> (i * 8)) & 0xff));
+    } else {
+      key += values;
+    }
+    key += pk;
+    key.push_back(static_cast<char>((pk.size() >> 8) & 0xff));
+    key.push_back(static_cast<char>(pk.size() & 0xff));
+    if (key.size() > max_index_key)
+      throw storage_error{errc::invalid_value,
+                          "document '" + std::string{pk} + "': its key and values in index "
+                            + d.spec.name + " take " + std::to_string(key.size())
+                            + " bytes, more than the " + std::to_string(max_index_key)
+                            + " an index entry may"};
+    keys.push_back(std::move(key));
+    for (size_t i = per_field.size(); i-- > 0;) { // next combination
+      if (++pick[i] < per_field[i].size())
+        break;
+      pick[i] = 0;
+    }
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+std::vector<std::string> entries_of_value(const index_def& d, std::string_view pk,
+                                          std::string_view value, bool& multi) {
+  document doc;
+  multi = false;
+  if (!stored_document(value, doc))
+    return {};
+  return entries_of(d, pk, doc, multi);
+}
+
+// -- planning -----------------------------------------------------------------------
+
+/// A key range of the index key space: [lo, hi).
+struct key_range {
+  std::string lo;
+  std::string hi;
+};
+
+struct plan {
+  const index_def* def = nullptr;
+  std::shared_ptr<index_counters> counters;
+  std::vector<key_range> ranges;
+  std::string text;
+  /// Entries come in the query's order.
+  bool ordered = false;
+  uint64_t estimate = 0;
+};
+
+/// The top-level conjuncts of a where clause.
+std::vector<const where_clause*> conjuncts(const query_pattern& q) {
+  std::vector<const where_clause*> out;
+  if (!q.where)
+    return out;
+  if (q.where->kind == where_clause::type::all) {
+    for (auto& c : q.where->children)
+      out.push_back(&c);
+  } else {
+    out.push_back(&*q.where);
+  }
+  return out;
+}
+
+bool same_path(const field_path& x, const field_path& y) {
+  return x.steps == y.steps;
+}
+
+const where_clause* find_cond(const std::vector<const where_clause*>& cs, const field_path& p,
+                              compare_op op) {
+  for (auto* c : cs)
+    if (c->kind == where_clause::type::condition && c->op == op && same_path(c->path, p))
+      return c;
+  return nullptr;
+}
+
+std::string enc_field(const index_def& d, size_t i, const document& v) {
+  std::string out;
+  if (d.spec.fields[i].descending)
+    index_key::append_descending(out, v);
+  else
+    index_key::append(out, v);
+  return out;
+}
+
+/// The ranges of `d` that hold every document `q` can match, or nothing if
+/// `d` cannot narrow `q` down.
+std::optional<plan> plan_for(const index_def& d, const query_pattern& q,
+                             const std::vector<const where_clause*>& cs) {
+  plan p;
+  p.def = &d;
+  auto prefix = entry_prefix(d.spec.name);
+  if (is_hash(d)) {
+    // Equality on every field (or `in` on a single one).
+    std::vector<std::string> values{std::string{}};
+    for (size_t i = 0; i < d.paths.size(); ++i) {
+      if (auto* c = find_cond(cs, d.paths[i], compare_op::eq)) {
+        for (auto& v : values)
+          v += enc_field(d, i, c->value);
+      } else if (auto* in = find_cond(cs, d.paths[i], compare_op::in);
+                 in && d.paths.size() == 1) {
+        values.clear();
+        for (auto& v : in->value.as_array())
+          values.push_back(enc_field(d, 0, v));
+      } else {
+        return std::nullopt;
+      }
+    }
+    for (auto& v : values) {
+      auto key = prefix;
+      auto h = index_key::hash(v);
+      for (int i = 7; i >= 0; --i)
+        key.push_back(static_cast<char>((h >> (i * 8)) & 0xff));
+      p.ranges.push_back({key, successor(key)});
+    }
+    p.text = "index " + d.spec.name + " (hash, " + std::to_string(p.ranges.size())
+             + (p.ranges.size() == 1 ? " value)" : " values)");
+    return p;
+  }
+  // btree: equality on leading fields, then a range or a list.
+  std::string eq = prefix;
+  size_t k = 0;
+  std::string how;
+  while (k < d.paths.size()) {
+    auto* c = find_cond(cs, d.paths[k], compare_op::eq);
+    if (!c)
+      break;
+    eq += enc_field(d, k, c->value);
+    ++k;
+  }
+  if (k > 0)
+    how = "eq on " + std::to_string(k) + (k == 1 ? " field" : " fields");
+  bool ranged = false;
+  if (k < d.paths.size()) {
+    auto& path = d.paths[k];
+    auto* in = find_cond(cs, path, compare_op::in);
+    auto* gt = find_cond(cs, path, compare_op::gt);
+    auto* gte = find_cond(cs, path, compare_op::gte);
+    auto* lt = find_cond(cs, path, compare_op::lt);
+    auto* lte = find_cond(cs, path, compare_op::lte);
+    if (in) {
+      for (auto& v : in->value.as_array()) {
+        auto key = eq + enc_field(d, k, v);
+        p.ranges.push_back({key, successor(key)});
+      }
+      std::sort(p.ranges.begin(), p.ranges.end(),
+                [](const key_range& x, const key_range& y) { return x.lo < y.lo; });
+      how += (how.empty() ? "" : ", ") + std::string{"in ("} + std::to_string(p.ranges.size())
+             + " values)";
+      ranged = true;
+    } else if ((gt || gte || lt || lte) && !d.spec.fields[k].descending) {
+      auto* low = gt ? gt : gte;
+      auto* high = lt ? lt : lte;
+      auto kinds = index_key::kind_range(low ? low->value : high->value);
+      key_range r;
+      if (gt)
+        r.lo = successor(eq + enc_field(d, k, gt->value));
+      else if (gte)
+        r.lo = eq + enc_field(d, k, gte->value);
+      else
+        r.lo = eq + std::string(1, static_cast<char>(kinds.first));
+      if (lt)
+        r.hi = eq + enc_field(d, k, lt->value);
+      else if (lte)
+        r.hi = successor(eq + enc_field(d, k, lte->value));
+      else
+        r.hi = eq + std::string(1, static_cast<char>(kinds.second));
+      if (r.lo < r.hi)
+        p.ranges.push_back(std::move(r));
+      how += (how.empty() ? "" : ", ") + std::string{"range"};
+      ranged = true;
+    }
+  }
+  if (!ranged && k > 0)
+    p.ranges.push_back({eq, successor(eq)});
+  // The index's order is the query's if the order_by names the fields after
+  // the equal ones, in the index's directions, and every document is there
+  // once.
+  auto order_fits = !q.order_by.empty() && !d.multikey && !(d.spec.sparse && k == 0)
+                    && q.order_by.size() == d.paths.size() - k && !(ranged && p.ranges.size() > 1);
+  for (size_t i = 0; order_fits && i < q.order_by.size(); ++i)
+    order_fits = same_path(q.order_by[i].path, d.paths[k + i])
+                 && q.order_by[i].descending == d.spec.fields[k + i].descending;
+  if (!ranged && k == 0) {
+    if (!order_fits)
+      return std::nullopt;
+    p.ranges.push_back({prefix, successor(prefix)});
+    how = "order";
+  }
+  p.ordered = order_fits;
+  p.text = "index " + d.spec.name + " (" + how + (order_fits && how != "order" ? ", order" : "")
+           + ")";
+  return p;
+}
+
+/// Counts the entries in `p`'s ranges, stopping at `cap`.
+uint64_t estimate(const engine_snapshot& snap, const plan& p, uint64_t cap) {
+  uint64_t n = 0;
+  for (auto& r : p.ranges) {
+    snap.scan(keyspace::index, r.lo, false, [&](std::string_view k, std::string_view) {
+      if (k >= r.hi || n >= cap)
+        return false;
+      ++n;
+      return true;
+    });
+    if (n >= cap)
+      break;
+  }
+  return n;
+}
+
+} // namespace
+
+// -- index_set -------------------------------------------------------------------------
+
+void check_index_spec(const index_spec& spec) {
+  if (spec.name.empty() || spec.name.size() > 64
+      || !std::all_of(spec.name.begin(), spec.name.end(), valid_name_char))
+    throw query_error{"index name '" + spec.name
+                      + "': 1 to 64 characters of letters, digits, '_', '-' and '.'"};
+  if (spec.fields.empty() || spec.fields.size() > 8)
+    throw query_error{"index " + spec.name + ": 1 to 8 fields"};
+  for (size_t i = 0; i < spec.fields.size(); ++i) {
+    auto& f = spec.fields[i];
+    auto at = "index " + spec.name + ": fields[" + std::to_string(i) + "]";
+    field_path::parse(f.name, at + ".name");
+    if (f.type == "fulltext" || f.type == "spatial")
+      throw query_error{at + ": " + f.type + " indexes are not available in this release"};
+    if (f.type != "btree" && f.type != "hash")
+      throw query_error{at + ".type: unknown index type '" + f.type
+                        + "' (known: btree, hash)"};
+    if (f.type != spec.fields.front().type)
+      throw query_error{at + ".type: every field of an index has the same type"};
+    if (f.type == "hash" && f.descending)
+      throw query_error{at + ": a hash index has no order"};
+  }
+  if (spec.unique)
+    throw query_error{"index " + spec.name
+                      + ": unique indexes (unique across every shard) are not available in "
+                        "this release"};
+}
+
+index_set::index_set(shard_core& core) : core_(core) {
+  def_list defs;
+  core.with_snapshot([&](const engine_snapshot& snap) {
+    snap.scan(keyspace::meta, meta_prefix, false, [&](std::string_view k, std::string_view v) {
+      if (k.substr(0, meta_prefix.size()) != meta_prefix)
+        return false;
+      auto e = std::make_shared<entry_state>();
+      e->def = decode_def(v);
+      auto prefix = entry_prefix(e->def.spec.name);
+      uint64_t n = 0;
+      uint64_t size = 0;
+      snap.scan(keyspace::index, prefix, false, [&](std::string_view ik, std::string_view iv) {
+        if (ik.substr(0, prefix.size()) != prefix)
+          return false;
+        ++n;
+        size += ik.size() + iv.size();
+        return true;
+      });
+      e->counters->entries = n;
+      e->counters->bytes = size;
+      defs.push_back(std::move(e));
+      return true;
+    });
+  });
+  defs_ = std::make_shared<const def_list>(std::move(defs));
+}
+
+std::shared_ptr<const index_set::def_list> index_set::current() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return defs_;
+}
+
+void index_set::publish(def_list defs) {
+  auto next = std::make_shared<const def_list>(std::move(defs));
+  std::lock_guard<std::mutex> guard{mtx_};
+  defs_ = std::move(next);
+}
+
+void index_set::save(const index_def& def, derived_writes& out) const {
+  std::vector<operation> ops;
+  ops.push_back(operation::set(std::string{meta_prefix} + def.spec.name, encode_def(def)));
+  out.emplace_back(keyspace::meta, std::move(ops));
+}
+
+void index_set::create(const index_spec& spec) {
+  try {
+    check_index_spec(spec);
+  } catch (const query_error& e) {
+    throw storage_error{errc::query_error, e.what()};
+  }
+  auto defs = *current();
+  for (auto& e : defs) {
+    if (e->def.spec.name != spec.name)
+      continue;
+    auto same = e->def.state != "dropping" && e->def.spec.unique == spec.unique
+                && e->def.spec.sparse == spec.sparse
+                && e->def.spec.fields.size() == spec.fields.size()
+                && std::equal(spec.fields.begin(), spec.fields.end(),
+                              e->def.spec.fields.begin(),
+                              [](const index_field& x, const index_field& y) {
+                                return x.name == y.name && x.type == y.type
+                                       && x.descending == y.descending;
+                              });
+    if (same)
+      return;
+    throw storage_error{errc::duplicate_key,
+                        "an index named " + spec.name
+                          + (e->def.state == "dropping" ? " is still being dropped"
+                                                         : " exists with another definition")};
+  }
+  auto e = std::make_shared<entry_state>();
+  e->def.spec = spec;
+  for (auto& f : spec.fields)
+    e->def.paths.push_back(field_path::parse(f.name, "index field"));
+  derived_writes w;
+  save(e->def, w);
+  core_.write_spaces(w);
+  defs.push_back(std::move(e));
+  publish(std::move(defs));
+}
+
+void index_set::drop(const std::string& name) {
+  auto defs = *current();
+  for (auto& e : defs) {
+    if (e->def.spec.name != name || e->def.state == "dropping")
+      continue;
+    auto next = std::make_shared<entry_state>(*e);
+    next->def.state = "dropping";
+    next->def.cursor.clear();
+    derived_writes w;
+    save(next->def, w);
+    core_.write_spaces(w);
+    e = std::move(next);
+    publish(std::move(defs));
+    return;
+  }
+  throw storage_error{errc::key_not_found, "no index named " + name};
+}
+
+bool index_set::step(size_t budget) {
+  auto defs = *current();
+  auto changed = false;
+  for (size_t i = 0; i < defs.size() && budget > 0; ++i) {
+    auto& e = defs[i];
+    if (e->def.state == "ready")
+      continue;
+    auto next = std::make_shared<entry_state>(*e);
+    auto& d = next->def;
+    std::vector<operation> index_ops;
+    uint64_t added = 0;
+    uint64_t added_bytes = 0;
+    bool done = true;
+    if (d.state == "building") {
+      core_.with_snapshot([&](const engine_snapshot& snap) {
+        snap.scan(keyspace::data, d.cursor, !d.cursor.empty(),
+                  [&](std::string_view k, std::string_view v) {
+                    if (budget == 0) {
+                      done = false;
+                      return false;
+                    }
+                    --budget;
+                    bool multi = false;
+                    for (auto& key : entries_of_value(d, k, v, multi)) {
+                      std::string_view existing;
+                      if (!snap.get(keyspace::index, key, existing)) {
+                        ++added;
+                        added_bytes += key.size();
+                      }
+                      index_ops.push_back(operation::set(key, {}));
+                    }
+                    d.multikey = d.multikey || multi;
+                    d.cursor = std::string{k};
+                    ++d.built;
+                    return true;
+                  });
+      });
+      if (done)
+        d.state = "ready";
+    } else { // dropping
+      auto prefix = entry_prefix(d.spec.name);
+      core_.with_snapshot([&](const engine_snapshot& snap) {
+        snap.scan(keyspace::index, prefix, false, [&](std::string_view k, std::string_view) {
+          if (k.substr(0, prefix.size()) != prefix)
+            return false;
+          if (budget == 0) {
+            done = false;
+            return false;
+          }
+          --budget;
+          index_ops.push_back(operation::del(std::string{k}));
+          return true;
+        });
+      });
+    }
+    derived_writes w;
+    w.emplace_back(keyspace::index, std::move(index_ops));
+    if (d.state == "dropping" && done)
+      w.emplace_back(keyspace::meta, std::vector<operation>{operation::del(
+                                       std::string{meta_prefix} + d.spec.name)});
+    else
+      save(d, w);
+    core_.write_spaces(w);
+    if (d.state == "dropping") {
+      next->counters->entries = 0;
+      next->counters->bytes = 0;
+    } else {
+      next->counters->entries += added;
+      next->counters->bytes += added_bytes;
+    }
+    changed = true;
+    if (d.state == "dropping" && done) {
+      defs.erase(defs.begin() + static_cast<ptrdiff_t>(i));
+      --i;
+    } else {
+      e = std::move(next);
+    }
+  }
+  if (changed)
+    publish(defs);
+  return std::any_of(defs.begin(), defs.end(),
+                     [](auto& e) { return e->def.state != "ready"; });
+}
+
+bool index_set::pending() const {
+  auto defs = current();
+  return std::any_of(defs->begin(), defs->end(),
+                     [](auto& e) { return e->def.state != "ready"; });
+}
+
+std::vector<index_info> index_set::list() const {
+  auto defs = current();
+  uint64_t total = 0;
+  core_.with_snapshot([&](const engine_snapshot& snap) { total = snap.count(keyspace::data); });
+  std::vector<index_info> out;
+  for (auto& e : *defs) {
+    if (e->def.state == "dropping")
+      continue;
+    index_info x;
+    x.spec = e->def.spec;
+    x.state = e->def.state;
+    x.built = e->def.state == "ready" ? total : std::min(e->def.built, total);
+    x.total = total;
+    x.entries = e->counters->entries;
+    x.size = e->counters->bytes;
+    x.hits = e->counters->hits;
+    x.misses = e->counters->misses;
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+void index_set::extend(const std::vector<operation>& ops, const pending_data& data,
+                       derived_writes& out) {
+  auto defs = current();
+  bool any = std::any_of(defs->begin(), defs->end(),
+                         [](auto& e) { return e->def.state != "dropping"; });
+  if (!any)
+    return;
+  std::vector<operation> index_ops;
+  // Values this batch gave its keys so far (the pending data is the state
+  // before the batch).
+  std::map<std::string, std::optional<std::string>, std::less<>> mine;
+  bool cleared = false;
+  auto before = [&](std::string_view key) -> std::optional<std::string> {
+    if (auto i = mine.find(key); i != mine.end())
+      return i->second;
+    if (cleared)
+      return std::nullopt;
+    std::string_view v;
+    if (data.get(key, v))
+      return std::string{v};
+    return std::nullopt;
+  };
+  std::vector<std::shared_ptr<const entry_state>> became_multikey;
+  for (auto& op : ops) {
+    if (op.kind == op_kind::clear) {
+      index_ops.push_back(operation::clear());
+      for (auto& e : *defs) {
+        e->counters->entries = 0;
+        e->counters->bytes = 0;
+      }
+      mine.clear();
+      cleared = true;
+      continue;
+    }
+    auto old = before(op.key);
+    std::optional<std::string> now;
+    if (op.kind == op_kind::set)
+      now = std::string{reinterpret_cast<const char*>(op.value.data()), op.value.size()};
+    for (auto& e : *defs) {
+      if (e->def.state == "dropping")
+        continue;
+      bool multi_old = false;
+      bool multi_new = false;
+      auto was = old ? entries_of_value(e->def, op.key, *old, multi_old)
+                     : std::vector<std::string>{};
+      auto is = now ? entries_of_value(e->def, op.key, *now, multi_new)
+                    : std::vector<std::string>{};
+      for (auto& k : was)
+        if (!std::binary_search(is.begin(), is.end(), k)) {
+          index_ops.push_back(operation::del(k));
+          e->counters->entries -= std::min<uint64_t>(1, e->counters->entries);
+          e->counters->bytes -= std::min<uint64_t>(k.size(), e->counters->bytes);
+        }
+      for (auto& k : is)
+        if (!std::binary_search(was.begin(), was.end(), k)) {
+          index_ops.push_back(operation::set(k, {}));
+          ++e->counters->entries;
+          e->counters->bytes += k.size();
+        }
+      if (multi_new && !e->def.multikey)
+        became_multikey.push_back(e);
+    }
+    mine[op.key] = std::move(now);
+  }
+  if (!index_ops.empty())
+    out.emplace_back(keyspace::index, std::move(index_ops));
+  if (!became_multikey.empty()) {
+    // Recorded with the batch; in memory at once (harmless if the batch fails:
+    // the flag only stops the index from serving orders).
+    auto next = *defs;
+    for (auto& e : next)
+      if (std::find(became_multikey.begin(), became_multikey.end(), e)
+          != became_multikey.end()) {
+        auto m = std::make_shared<entry_state>(*e);
+        m->def.multikey = true;
+        save(m->def, out);
+        e = std::move(m);
+      }
+    publish(std::move(next));
+  }
+}
+
+// -- queries -------------------------------------------------------------------------
+
+namespace {
+
+/// Picks the ready index that narrows `q` most, or none (scan).
+std::optional<plan> choose(const engine_snapshot& snap, const query_pattern& q,
+                           const std::vector<std::pair<const index_def*,
+                                                       std::shared_ptr<index_counters>>>& defs) {
+  auto cs = conjuncts(q);
+  auto total = snap.count(keyspace::data);
+  std::optional<plan> best;
+  for (auto& [d, counters] : defs) {
+    auto p = plan_for(*d, q, cs);
+    if (!p) {
+      ++counters->misses;
+      continue;
+    }
+    p->counters = counters;
+    // An index that keeps more than a quarter of the data is no better than
+    // reading it all, unless it serves the order (a limit stops it early).
+    auto cap = std::max<uint64_t>(1000, total / 4);
+    p->estimate = estimate(snap, *p, cap);
+    auto useful = p->estimate < cap || p->ordered;
+    if (!useful) {
+      ++counters->misses;
+      continue;
+    }
+    if (!best || p->estimate < best->estimate || (p->ordered && !best->ordered
+                                                  && p->estimate <= best->estimate))
+      best = std::move(p);
+  }
+  if (best)
+    ++best->counters->hits;
+  return best;
+}
+
+/// Calls `f(key, value)` for the documents `p` finds, each once, in the
+/// index's order; `f` returns false to stop.
+template <class F>
+void for_each_candidate(const engine_snapshot& snap, const plan& p, uint64_t& examined, F f) {
+  std::unordered_set<std::string> seen;
+  auto dedupe = p.def->multikey || p.ranges.size() > 1;
+  for (auto& r : p.ranges) {
+    bool go = true;
+    snap.scan(keyspace::index, r.lo, false, [&](std::string_view k, std::string_view) {
+      if (k >= r.hi)
+        return false;
+      auto pk = key_of_entry(k);
+      if (dedupe && !seen.insert(std::string{pk}).second)
+        return true;
+      std::string_view value;
+      if (!snap.get(keyspace::data, pk, value))
+        return true;
+      ++examined;
+      go = f(pk, value);
+      return go;
+    });
+    if (!go)
+      return;
+  }
+}
+
+} // namespace
+
+shard_query_result index_set::run(const engine_snapshot& snap, const query_pattern& q,
+                                  const std::optional<query_position>& after,
+                                  size_t want) const {
+  auto defs = current();
+  std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
+  for (auto& e : *defs)
+    if (e->def.state == "ready")
+      ready.emplace_back(&e->def, e->counters);
+  auto p = ready.empty() || (!q.where && q.order_by.empty())
+             ? std::nullopt
+             : choose(snap, q, ready);
+  if (!p)
+    return run_query(snap, q, after, want);
+  shard_query_result r;
+  r.stats.plan = p->text;
+  document doc;
+  auto visit = [&](auto&& take) {
+    for_each_candidate(snap, *p, r.stats.examined, [&](std::string_view k, std::string_view v) {
+      if (!stored_document(v, doc) || !q.matches(doc))
+        return true;
+      ++r.stats.matched;
+      return take(k, v);
+    });
+  };
+  auto sort_of = [&q](const document& d) {
+    std::vector<document> out;
+    for (auto& o : q.order_by) {
+      auto* v = first_at(d, o.path);
+      out.push_back(v ? *v : document{});
+    }
+    return out;
+  };
+  auto hit = [&](std::string_view k, std::string_view v, std::vector<document> sort) {
+    query_hit h;
+    h.key = std::string{k};
+    h.sort = std::move(sort);
+    h.value = q.select.empty() ? bytes_of(v) : encode_doc(q.project(doc));
+    return h;
+  };
+  if (p->ordered || q.order_by.empty()) {
+    // Candidates come in the query's order (key order without order_by only
+    // if the plan keeps it: otherwise collect and sort below).
+    if (p->ordered) {
+      visit([&](std::string_view k, std::string_view v) {
+        auto sort = sort_of(doc);
+        if (after && order_results(q, sort, k, after->sort, after->key) <= 0)
+          return true;
+        if (r.hits.size() == want) {
+          r.more = true;
+          return false;
+        }
+        r.hits.push_back(hit(k, v, std::move(sort)));
+        return true;
+      });
+      return r;
+    }
+  }
+  // Keep the best `want` in the query's order.
+  auto worse = [&q](const query_hit& x, const query_hit& y) {
+    return order_results(q, x.sort, x.key, y.sort, y.key) < 0;
+  };
+  std::priority_queue<query_hit, std::vector<query_hit>, decltype(worse)> best{worse};
+  visit([&](std::string_view k, std::string_view v) {
+    auto sort = sort_of(doc);
+    if (after && order_results(q, sort, k, after->sort, after->key) <= 0)
+      return true;
+    if (best.size() == want) {
+      r.more = true;
+      if (want == 0)
+        return false;
+      auto& top = best.top();
+      if (order_results(q, sort, k, top.sort, top.key) >= 0)
+        return true;
+      best.pop();
+    }
+    best.push(hit(k, v, std::move(sort)));
+    return true;
+  });
+  r.hits.resize(best.size());
+  for (auto i = r.hits.size(); i > 0; --i) {
+    r.hits[i - 1] = std::move(const_cast<query_hit&>(best.top()));
+    best.pop();
+  }
+  return r;
+}
+
+void open_indexes(shard_core& core) {
+  auto ix = std::make_shared<index_set>(core);
+  core.add_hook(ix);
+  core.attach_indexes(std::move(ix));
+}
+
+uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) const {
+  auto defs = current();
+  std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
+  for (auto& e : *defs)
+    if (e->def.state == "ready")
+      ready.emplace_back(&e->def, e->counters);
+  auto p = ready.empty() || !q.where ? std::nullopt : choose(snap, q, ready);
+  if (!p)
+    return count_matches(snap, q);
+  uint64_t n = 0;
+  uint64_t examined = 0;
+  document doc;
+  for_each_candidate(snap, *p, examined, [&](std::string_view, std::string_view v) {
+    if (stored_document(v, doc) && q.matches(doc))
+      ++n;
+    return true;
+  });
+  return n;
+}
+
+} // namespace strata

@@ -1,0 +1,219 @@
+#include "backends/query_exec.hpp"
+
+#include <algorithm>
+#include <queue>
+
+#include "strata/envelope.hpp"
+
+namespace strata {
+
+namespace {
+
+/// The query's sort values of `doc` (null for a missing field).
+std::vector<document> sort_values(const query_pattern& q, const document& doc) {
+  std::vector<document> result;
+  result.reserve(q.order_by.size());
+  for (auto& k : q.order_by) {
+    auto* v = first_at(doc, k.path);
+    result.push_back(v ? *v : document{});
+  }
+  return result;
+}
+
+/// Builds the hit for a matching document.
+query_hit make_hit(const query_pattern& q, std::string_view key, std::string_view value,
+                   const document& doc) {
+  query_hit h;
+  h.key = std::string{key};
+  h.sort = sort_values(q, doc);
+  if (q.select.empty())
+    h.value = bytes_of(value);
+  else
+    h.value = encode_doc(q.project(doc));
+  return h;
+}
+
+bool after_position(const query_pattern& q, const std::vector<document>& sort,
+                    std::string_view key, const std::optional<query_position>& after) {
+  return !after || order_results(q, sort, key, after->sort, after->key) > 0;
+}
+
+} // namespace
+
+int order_results(const query_pattern& q, const std::vector<document>& xs,
+                  std::string_view xk, const std::vector<document>& ys,
+                  std::string_view yk) {
+  auto n = std::min({q.order_by.size(), xs.size(), ys.size()});
+  for (size_t i = 0; i < n; ++i) {
+    auto c = compare(xs[i], ys[i]);
+    if (c != 0)
+      return q.order_by[i].descending ? -c : c;
+  }
+  return xk.compare(yk);
+}
+
+bool stored_document(std::string_view value, document& out) {
+  auto* data = reinterpret_cast<const uint8_t*>(value.data());
+  if (value.size() < value_header_size || data[0] != value_magic
+      || data[1] != value_format_version
+      || data[2] != static_cast<uint8_t>(value_encoding::document)
+      || data[3] != static_cast<uint8_t>(value_compression::none))
+    return false;
+  try {
+    out = decode_document(data + value_header_size, value.size() - value_header_size);
+    return true;
+  } catch (const codec_error&) {
+    return false;
+  }
+}
+
+shard_query_result run_query(const engine_snapshot& snap, const query_pattern& q,
+                             const std::optional<query_position>& after, size_t want) {
+  shard_query_result r;
+  document doc;
+  if (q.order_by.empty()) {
+    // Key order is the query's order: read from the position, stop early.
+    std::string_view from = after ? std::string_view{after->key} : std::string_view{};
+    snap.scan(keyspace::data, from, after.has_value(),
+              [&](std::string_view k, std::string_view v) {
+                ++r.stats.examined;
+                if (!stored_document(v, doc) || !q.matches(doc))
+                  return true;
+                ++r.stats.matched;
+                if (r.hits.size() == want) {
+                  r.more = true;
+                  return false;
+                }
+                r.hits.push_back(make_hit(q, k, v, doc));
+                return true;
+              });
+    return r;
+  }
+  // Keep the best `want` in a heap whose top is the worst of them.
+  auto worse = [&q](const query_hit& x, const query_hit& y) {
+    return order_results(q, x.sort, x.key, y.sort, y.key) < 0;
+  };
+  std::priority_queue<query_hit, std::vector<query_hit>, decltype(worse)> best{worse};
+  snap.scan(keyspace::data, {}, false, [&](std::string_view k, std::string_view v) {
+    ++r.stats.examined;
+    if (!stored_document(v, doc) || !q.matches(doc))
+      return true;
+    ++r.stats.matched;
+    auto sort = sort_values(q, doc);
+    if (!after_position(q, sort, k, after))
+      return true;
+    if (best.size() == want) {
+      r.more = true;
+      if (want == 0)
+        return false;
+      auto& top = best.top();
+      if (order_results(q, sort, k, top.sort, top.key) >= 0)
+        return true;
+      best.pop();
+    }
+    auto h = make_hit(q, k, v, doc);
+    h.sort = std::move(sort);
+    best.push(std::move(h));
+    return true;
+  });
+  r.hits.resize(best.size());
+  for (auto i = r.hits.size(); i > 0; --i) {
+    r.hits[i - 1] = std::move(const_cast<query_hit&>(best.top()));
+    best.pop();
+  }
+  return r;
+}
+
+uint64_t count_matches(const engine_snapshot& snap, const query_pattern& q) {
+  uint64_t n = 0;
+  document doc;
+  snap.scan(keyspace::data, {}, false, [&](std::string_view, std::string_view v) {
+    if (stored_document(v, doc) && q.matches(doc))
+      ++n;
+    return true;
+  });
+  return n;
+}
+
+std::vector<query_hit> merge_results(const query_pattern& q,
+                                     std::vector<std::vector<query_hit>>& lists,
+                                     bool cut, size_t want, bool& more) {
+  using cursor = std::pair<size_t, size_t>; // list, position
+  auto later = [&](const cursor& x, const cursor& y) {
+    auto& a = lists[x.first][x.second];
+    auto& b = lists[y.first][y.second];
+    return order_results(q, a.sort, a.key, b.sort, b.key) > 0;
+  };
+  std::priority_queue<cursor, std::vector<cursor>, decltype(later)> heads{later};
+  size_t total = 0;
+  for (size_t i = 0; i < lists.size(); ++i) {
+    total += lists[i].size();
+    if (!lists[i].empty())
+      heads.emplace(i, 0);
+  }
+  std::vector<query_hit> result;
+  result.reserve(std::min(want, total));
+  while (!heads.empty() && result.size() < want) {
+    auto [i, j] = heads.top();
+    heads.pop();
+    result.push_back(std::move(lists[i][j]));
+    if (j + 1 < lists[i].size())
+      heads.emplace(i, j + 1);
+  }
+  more = cut || total > result.size();
+  return result;
+}
+
+bytes encode_cursor(const query_cursor& c) {
+  auto doc = document::array();
+  doc.push_back(document{static_cast<int64_t>(c.delivered)});
+  if (c.position) {
+    auto sort = document::array();
+    for (auto& v : c.position->sort)
+      sort.push_back(v);
+    doc.push_back(std::move(sort));
+    doc.push_back(document{c.position->key});
+  }
+  return encode_doc(doc);
+}
+
+query_cursor decode_cursor(const bytes& data) {
+  query_cursor c;
+  if (data.empty())
+    return c;
+  document doc;
+  std::string_view text{reinterpret_cast<const char*>(data.data()), data.size()};
+  if (!stored_document(text, doc) || !doc.is_array()
+      || (doc.as_array().size() != 1 && doc.as_array().size() != 3)
+      || !doc.as_array()[0].is_int() || doc.as_array()[0].as_int() < 0)
+    throw query_error{"continuation: not one that this store handed out"};
+  auto& xs = doc.as_array();
+  c.delivered = static_cast<uint64_t>(xs[0].as_int());
+  if (xs.size() == 3) {
+    if (!xs[1].is_array() || !xs[2].is_string())
+      throw query_error{"continuation: not one that this store handed out"};
+    c.position = query_position{xs[1].as_array(), xs[2].as_string()};
+  }
+  return c;
+}
+
+bytes encode_sort(const std::vector<document>& sort) {
+  if (sort.empty())
+    return {};
+  return encode_document(document::array(sort));
+}
+
+std::vector<document> decode_sort(const bytes& data) {
+  if (data.empty())
+    return {};
+  try {
+    auto doc = decode_document(data.data(), data.size());
+    if (doc.is_array())
+      return std::move(doc.as_array());
+  } catch (const codec_error&) {
+    // below
+  }
+  throw query_error{"sort values of a shard's result do not decode"};
+}
+
+} // namespace strata
