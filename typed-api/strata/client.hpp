@@ -24,6 +24,7 @@
 #include "strata/actors.hpp"
 #include "strata/codec.hpp"
 #include "strata/error.hpp"
+#include "strata/pattern.hpp"
 #include "strata/store.hpp"
 #include "strata/timer.hpp"
 
@@ -227,6 +228,12 @@ inline caf::error no_transactions() {
   return make_error(errc::invalid_value,
                     "this client was made from a storage_actor: transactions and "
                     "the node registry need a transactional_storage_actor");
+}
+
+inline caf::error no_queries() {
+  return make_error(errc::invalid_value,
+                    "this client was made from a storage_actor: queries and indexes "
+                    "need a transactional_storage_actor");
 }
 
 inline scan_request make_scan(const scan_options& opts, bool values) {
@@ -753,6 +760,127 @@ private:
   value_type current_;
 };
 
+/// One result of a query: the key, its value (or, for a pattern that
+/// selects fields, a `T` made of them) and the relevance score.
+template <class T>
+struct query_match {
+  std::string key;
+  T value;
+  double score = 0;
+};
+
+namespace detail {
+
+template <class T>
+caf::expected<query_match<T>> decode_match(query_result& r) {
+  auto v = decode<T>(r.value);
+  if (!v)
+    return make_error(code_of(v.error()), "value of key '" + r.key + "': " + render(v.error()));
+  return query_match<T>{std::move(r.key), std::move(*v), r.score};
+}
+
+} // namespace detail
+
+/// A lazy query: fetches one page of results when the previous one is used
+/// up, in the pattern's order. Works with range-for; a failed request or a
+/// value that does not decode throws `storage_error` with the strata code
+/// (QUERY_ERROR, SERIALIZATION_FAILED, ...). Stopping early stops the work:
+/// the shards only ever compute the next page.
+template <class T>
+class query_range {
+public:
+  class iterator {
+  public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = query_match<T>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+
+    iterator() = default;
+    explicit iterator(query_range* range) : range_(range) {
+      if (!range_->load())
+        range_ = nullptr;
+    }
+    reference operator*() const {
+      return range_->current_;
+    }
+    pointer operator->() const {
+      return &range_->current_;
+    }
+    iterator& operator++() {
+      ++range_->pos_;
+      if (!range_->load())
+        range_ = nullptr;
+      return *this;
+    }
+    bool operator==(const iterator& other) const {
+      return range_ == other.range_;
+    }
+    bool operator!=(const iterator& other) const {
+      return range_ != other.range_;
+    }
+
+  private:
+    query_range* range_ = nullptr;
+  };
+
+  query_range(caf::scoped_actor& self, transactional_storage_actor handle,
+              std::chrono::milliseconds timeout, query_request req)
+    : self_(&self), handle_(std::move(handle)), timeout_(timeout), req_(std::move(req)) {
+    // nop
+  }
+
+  /// Starts the query (fetches the first page). Call once.
+  iterator begin() {
+    return iterator{this};
+  }
+
+  iterator end() {
+    return iterator{};
+  }
+
+private:
+  bool load() {
+    while (pos_ >= page_.results.size()) {
+      if (fetched_ && !page_.more)
+        return false;
+      fetch();
+    }
+    auto m = detail::decode_match<T>(page_.results[pos_]);
+    if (!m)
+      throw storage_error{code_of(m.error()), render(m.error())};
+    current_ = std::move(*m);
+    return true;
+  }
+
+  void fetch() {
+    if (!handle_)
+      throw storage_error{errc::invalid_value, render(detail::no_queries())};
+    if (fetched_)
+      req_.continuation = std::move(page_.continuation);
+    caf::error failure;
+    (*self_)
+      ->request(handle_, detail::timeout_for(handle_, (*self_)->node(), timeout_),
+                atom::query_v, req_)
+      .receive([&](query_page& p) { page_ = std::move(p); },
+               [&](caf::error& e) { failure = std::move(e); });
+    if (failure)
+      throw storage_error{code_of(failure), render(failure)};
+    fetched_ = true;
+    pos_ = 0;
+  }
+
+  caf::scoped_actor* self_;
+  transactional_storage_actor handle_;
+  std::chrono::milliseconds timeout_;
+  query_request req_;
+  query_page page_;
+  size_t pos_ = 0;
+  bool fetched_ = false;
+  query_match<T> current_;
+};
+
 namespace detail {
 
 /// The typed requests that a store and a transaction answer alike, waiting
@@ -1059,7 +1187,107 @@ public:
     return {self, handle_, timeout_, detail::make_scan(opts, true)};
   }
 
+  // -- queries and indexes (level 2) ------------------------------------------------
+
+  /// The results of `p` in its order, fetched `page` at a time (0: the
+  /// store's default). Lazy: range-for over it.
+  query_range<T> query(const pattern& p, uint32_t page = 0) {
+    return query_json(p.json(), page);
+  }
+
+  /// Like `query`, for a pattern in its JSON text form.
+  query_range<T> query_json(std::string json, uint32_t page = 0) {
+    query_request req;
+    req.pattern = std::move(json);
+    req.limit = page;
+    return {self, txn_handle_, timeout_, std::move(req)};
+  }
+
+  /// How many documents match `p`'s where clause.
+  caf::expected<uint64_t> count(const pattern& p) {
+    return ask_indexed<uint64_t>(atom::count_v, p.json());
+  }
+
+  /// The first result of `p`, if any.
+  caf::expected<std::optional<query_match<T>>> find_one(const pattern& p) {
+    auto rs = ask_indexed<std::vector<query_result>>(atom::find_one_v, p.json());
+    if (!rs)
+      return std::move(rs.error());
+    if (rs->empty())
+      return std::optional<query_match<T>>{};
+    auto m = detail::decode_match<T>(rs->front());
+    if (!m)
+      return std::move(m.error());
+    return std::optional<query_match<T>>{std::move(*m)};
+  }
+
+  /// Every result of `p`; QUOTA_EXCEEDED past `limits::max_find_results`
+  /// (use `query` for more).
+  caf::expected<std::vector<query_match<T>>> find_many(const pattern& p) {
+    auto rs = ask_indexed<std::vector<query_result>>(atom::find_many_v, p.json());
+    if (!rs)
+      return std::move(rs.error());
+    std::vector<query_match<T>> out;
+    for (auto& r : *rs) {
+      auto m = detail::decode_match<T>(r);
+      if (!m)
+        return std::move(m.error());
+      out.push_back(std::move(*m));
+    }
+    return out;
+  }
+
+  /// Runs an aggregation pipeline (JSON text, docs/queries.md); an array of
+  /// result documents.
+  caf::expected<document> aggregate(const std::string& pipeline) {
+    auto b = ask_indexed<bytes>(atom::aggregate_v, pipeline);
+    if (!b)
+      return std::move(b.error());
+    try {
+      return decode_document(*b);
+    } catch (const codec_error& e) {
+      return make_error(errc::serialization_failed, e.what());
+    }
+  }
+
+  /// Creates an index on every shard; it serves queries once built.
+  caf::error create_index(const index_spec& spec) {
+    auto r = ask_indexed<caf::unit_t>(atom::create_index_v, spec);
+    return r ? caf::error{} : std::move(r.error());
+  }
+
+  caf::error drop_index(const std::string& name) {
+    auto r = ask_indexed<caf::unit_t>(atom::drop_index_v, name);
+    return r ? caf::error{} : std::move(r.error());
+  }
+
+  /// Every index, with its state and figures.
+  caf::expected<std::vector<index_info>> indexes() {
+    return ask_indexed<std::vector<index_info>>(atom::indexes_v);
+  }
+
+  /// How the shards run `p`.
+  caf::expected<query_plan> explain(const pattern& p) {
+    return ask_indexed<query_plan>(atom::explain_v, p.json());
+  }
+
 private:
+  template <class R, class... Ts>
+  caf::expected<R> ask_indexed(Ts&&... xs) {
+    if (!txn_handle_)
+      return detail::no_queries();
+    caf::expected<R> result{caf::error{}};
+    auto req = self->request(txn_handle_,
+                             detail::timeout_for(txn_handle_, self->node(), timeout_),
+                             std::forward<Ts>(xs)...);
+    if constexpr (std::is_same_v<R, caf::unit_t>)
+      req.receive([&] { result = caf::unit; }, [&](caf::error& e) { result = std::move(e); });
+    else
+      req.receive([&](R& x) { result = std::move(x); },
+                  [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
   transactional_storage_actor txn_handle_;
 };
 

@@ -1,0 +1,310 @@
+// Queries and indexes through the storage actor: random patterns against a
+// brute-force reference with 1 and 4 shards, with and without every index
+// kind; index builds while writers run; explain; bad patterns and index
+// definitions; the typed client's builder and lazy range. Real LMDB in temp
+// dirs.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "strata/client.hpp"
+#include "tests/fixture.hpp"
+#include "tests/query_model.hpp"
+
+using namespace strata;
+using strata::test::fixture;
+
+namespace {
+
+index_spec make_index(std::string name, std::vector<index_field> fields, bool sparse = false) {
+  index_spec s;
+  s.name = std::move(name);
+  s.fields = std::move(fields);
+  s.sparse = sparse;
+  return s;
+}
+
+/// Waits until every index of the store is ready.
+void wait_ready(fixture& f, const transactional_storage_actor& store) {
+  for (int i = 0; i < 2000; ++i) {
+    auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
+    REQUIRE(list);
+    if (std::all_of(list->begin(), list->end(),
+                    [](const index_info& x) { return x.state == "ready"; }))
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  FAIL("indexes never became ready");
+}
+
+void create_all_kinds(fixture& f, const transactional_storage_actor& store) {
+  for (auto& s : {make_index("by_a", {{"a", "btree", false}}),
+                  make_index("n_desc", {{"n", "btree", true}}),
+                  make_index("a_hash", {{"a", "hash", false}}),
+                  make_index("a_n", {{"a", "btree", false}, {"n", "btree", true}}),
+                  make_index("tags", {{"tags", "btree", false}}),
+                  make_index("bc", {{"b.c", "btree", false}}, true)})
+    REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, s));
+}
+
+} // namespace
+
+TEST_CASE("queries agree with a brute-force reference, with and without indexes") {
+  for (uint32_t shards : {1u, 4u}) {
+    for (bool indexed : {false, true}) {
+      DYNAMIC_SECTION(shards << " shard(s)" << (indexed ? ", every index kind" : "")) {
+        fixture f;
+        auto store = f.open(f.options(shards));
+        if (indexed)
+          create_all_kinds(f, store);
+        test::check_queries_against_model(f, store, 500, 120, 7 + shards);
+        if (indexed) {
+          wait_ready(f, store);
+          auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
+          REQUIRE(list);
+          REQUIRE(list->size() == 6);
+          uint64_t hits = 0;
+          for (auto& x : *list) {
+            hits += x.hits;
+            CHECK(x.total == 501);
+            CHECK(x.built == 501);
+          }
+          CHECK(hits > 0);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("an index built while writers run matches the data, and explain shows it") {
+  fixture f;
+  auto store = f.open(f.options(4));
+  std::vector<entry> entries;
+  for (int i = 0; i < 20000; ++i) {
+    auto d = document::object();
+    d.set("n", document::integer(i % 1000));
+    d.set("w", document::string("writer0"));
+    entries.push_back({"k" + std::to_string(i), encode_doc(d)});
+  }
+  REQUIRE_FALSE(f.ask_void(store, atom::set_many_v, entries));
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::thread writer{[&] {
+    caf::scoped_actor self{f.sys()};
+    for (int i = 0; !stop; ++i) {
+      auto d = document::object();
+      d.set("n", document::integer(i % 1000));
+      d.set("w", document::string("writer1"));
+      caf::error err;
+      self->request(store, caf::infinite, atom::set_v, "k" + std::to_string(i % 30000),
+                    encode_doc(d))
+        .receive([] {}, [&](caf::error& e) { err = e; });
+      if (err)
+        break;
+      if (i % 7 == 0)
+        self->request(store, caf::infinite, atom::del_v, "k" + std::to_string((i * 13) % 30000))
+          .receive([](bool) {}, [&](caf::error& e) { err = e; });
+      ++written;
+    }
+  }};
+  REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("n", {{"n", "btree", false}})));
+  // While it builds, queries are answered by scanning.
+  auto plan = f.ask<query_plan>(store, atom::explain_v,
+                                std::string{R"({"where":{"field":"n","operator":"eq","value":5}})"});
+  REQUIRE(plan);
+  wait_ready(f, store);
+  stop = true;
+  writer.join();
+  CHECK(written > 100);
+  // Every value of n: the indexed answer equals the scanned one.
+  for (int n = 0; n < 1000; n += 37) {
+    auto text = R"({"where":{"operator":"and","conditions":[{"field":"n","operator":"eq","value":)"
+                + std::to_string(n)
+                + R"(},{"field":"w","operator":"regex","value":"writer"}]}})";
+    auto indexed = f.ask<std::vector<query_result>>(store, atom::find_many_v, text);
+    // The same predicate in a form no index serves.
+    auto scan_text = R"({"where":{"operator":"not","conditions":[{"operator":"or","conditions":[{"field":"n","operator":"lt","value":)"
+                     + std::to_string(n) + R"(},{"field":"n","operator":"gt","value":)"
+                     + std::to_string(n) + R"(}]}]}})";
+    auto scanned = f.ask<std::vector<query_result>>(store, atom::find_many_v, scan_text);
+    REQUIRE(indexed);
+    REQUIRE(scanned);
+    std::vector<std::string> a, b;
+    for (auto& r : *indexed)
+      a.push_back(r.key);
+    for (auto& r : *scanned)
+      b.push_back(r.key);
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    REQUIRE(a == b);
+  }
+  plan = f.ask<query_plan>(store, atom::explain_v,
+                           std::string{R"({"where":{"field":"n","operator":"eq","value":5}})"});
+  REQUIRE(plan);
+  REQUIRE(plan->shards.size() == 4);
+  uint64_t examined = 0;
+  for (auto& s : plan->shards) {
+    CHECK(s.plan == "index n (eq on 1 field)");
+    examined += s.examined;
+  }
+  CHECK(examined < 100);
+  CHECK(plan->returned == examined);
+  // Dropped: the next query scans.
+  REQUIRE_FALSE(f.ask_void(store, atom::drop_index_v, std::string{"n"}));
+  plan = f.ask<query_plan>(store, atom::explain_v,
+                           std::string{R"({"where":{"field":"n","operator":"eq","value":5}})"});
+  REQUIRE(plan);
+  for (auto& s : plan->shards)
+    CHECK(s.plan == "scan");
+  auto err = f.ask_void(store, atom::drop_index_v, std::string{"n"});
+  CHECK(code_of(err) == errc::key_not_found);
+}
+
+TEST_CASE("indexes survive a restart of the store") {
+  fixture f;
+  auto o = f.options(2);
+  auto store = f.open(o);
+  REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("n", {{"n", "btree", false}})));
+  std::vector<entry> entries;
+  for (int i = 0; i < 100; ++i) {
+    auto d = document::object();
+    d.set("n", document::integer(i));
+    entries.push_back({"k" + std::to_string(i), encode_doc(d)});
+  }
+  REQUIRE_FALSE(f.ask_void(store, atom::set_many_v, entries));
+  wait_ready(f, store);
+  f.close();
+  store = f.open(o);
+  auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
+  REQUIRE(list);
+  REQUIRE(list->size() == 1);
+  CHECK(list->front().entries == 100);
+  auto text = std::string{R"({"where":{"field":"n","operator":"gte","value":90},"orderBy":[{"field":"n"}]})"};
+  auto found = f.ask<std::vector<query_result>>(store, atom::find_many_v, text);
+  REQUIRE(found);
+  REQUIRE(found->size() == 10);
+  CHECK(found->front().key == "k90");
+}
+
+TEST_CASE("bad patterns, pipelines and index definitions answer QUERY_ERROR") {
+  fixture f;
+  auto store = f.open(f.options(2));
+  auto expect = [&](caf::error err, errc code, const std::string& part) {
+    INFO(render(err));
+    CHECK(code_of(err) == code);
+    CHECK_THAT(render(err), Catch::Contains(part));
+  };
+  auto ask_count = [&](const std::string& text) {
+    auto r = f.ask<uint64_t>(store, atom::count_v, text);
+    return r ? caf::error{} : r.error();
+  };
+  expect(ask_count("{"), errc::query_error, "not JSON");
+  expect(ask_count(R"({"where":{"field":"a","operator":"like","value":1}})"), errc::query_error,
+         "unknown operator 'like'");
+  expect(ask_count(R"({"where":{"field":"a","operator":"in","value":1}})"), errc::query_error,
+         "where");
+  expect(ask_count(R"({"where":{"field":"a","operator":"regex","value":"(("}})"),
+         errc::query_error, "regex");
+  expect(ask_count(R"({"where":{"field":"","operator":"eq","value":1}})"), errc::query_error,
+         "where.field");
+  query_request req;
+  req.pattern = "{}";
+  req.continuation = {1, 2, 3};
+  auto page = f.ask<query_page>(store, atom::query_v, req);
+  REQUIRE_FALSE(page);
+  expect(page.error(), errc::query_error, "continuation");
+  auto agg = f.ask<bytes>(store, atom::aggregate_v, std::string{R"([{"bogus": 1}])"});
+  REQUIRE_FALSE(agg);
+  expect(agg.error(), errc::query_error, "unknown stage 'bogus'");
+  agg = f.ask<bytes>(store, atom::aggregate_v,
+                     std::string{R"([{"group": {"by": ["a"], "fields": {"x": {"median": "a"}}}}])"});
+  REQUIRE_FALSE(agg);
+  expect(agg.error(), errc::query_error, "unknown accumulator 'median'");
+  expect(f.ask_void(store, atom::create_index_v, make_index("bad name", {{"a", "btree", false}})),
+         errc::query_error, "index name");
+  expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "fulltext", false}})),
+         errc::query_error, "not available");
+  REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "btree", false}})));
+  expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"b", "btree", false}})),
+         errc::duplicate_key, "another definition");
+  // A document whose indexed value is too long is refused, nothing stored.
+  auto d = document::object();
+  d.set("a", document::string(std::string(600, 'y')));
+  wait_ready(f, store);
+  auto err = f.ask_void(store, atom::set_v, std::string{"long"}, encode_doc(d));
+  expect(err, errc::invalid_value, "index x");
+  auto has = f.ask<bool>(store, atom::has_v, std::string{"long"});
+  REQUIRE(has);
+  CHECK_FALSE(*has);
+}
+
+namespace {
+
+struct book {
+  std::string title;
+  std::string author;
+  int64_t year = 0;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(CEREAL_NVP(title), CEREAL_NVP(author), CEREAL_NVP(year));
+  }
+};
+
+} // namespace
+
+TEST_CASE("the typed client queries with a builder and a lazy range") {
+  fixture f;
+  auto handle = f.open(f.options(3));
+  blocking_store<book> books{f.sys(), handle};
+  std::vector<book> all = {{"Dune", "Herbert", 1965},
+                           {"Dune Messiah", "Herbert", 1969},
+                           {"Children of Dune", "Herbert", 1976},
+                           {"Solaris", "Lem", 1961},
+                           {"The Invincible", "Lem", 1964},
+                           {"Foundation", "Asimov", 1951}};
+  for (size_t i = 0; i < all.size(); ++i)
+    REQUIRE_FALSE(books.set("book" + std::to_string(i), all[i]));
+  REQUIRE_FALSE(books.create_index({"by_author", {{"author", "hash", false}}, false, false}));
+  auto herbert_before_1970 = pattern{where("author").eq("Herbert") && where("year").lt(1970)}
+                               .order_by("year", order::desc);
+  std::vector<std::string> titles;
+  for (auto& r : books.query(herbert_before_1970))
+    titles.push_back(r.value.title);
+  CHECK(titles == std::vector<std::string>{"Dune Messiah", "Dune"});
+  auto n = books.count(pattern{where("author").in({"Lem", "Asimov"})});
+  REQUIRE(n);
+  CHECK(*n == 3);
+  auto first = books.find_one(pattern{where("title").regex("^The")});
+  REQUIRE(first);
+  REQUIRE(*first);
+  CHECK((*first)->value.author == "Lem");
+  auto none = books.find_one(pattern{where("year").gt(2000)});
+  REQUIRE(none);
+  CHECK_FALSE(*none);
+  // Paging through everything one result at a time, oldest first.
+  titles.clear();
+  for (auto& r : books.query(pattern{}.order_by("year"), 1))
+    titles.push_back(r.value.title);
+  CHECK(titles.size() == 6);
+  CHECK(titles.front() == "Foundation");
+  CHECK(titles.back() == "Children of Dune");
+  auto agg = books.aggregate(R"([{"group": {"by": ["author"], "fields": {"books": {"count": "*"}}}},
+                                 {"sort": [{"field": "books", "direction": "desc"}]}, {"limit": 1}])");
+  REQUIRE(agg);
+  REQUIRE(agg->as_array().size() == 1);
+  CHECK(agg->as_array()[0].get("author")->as_string() == "Herbert");
+  CHECK(agg->as_array()[0].get("books")->as_int() == 3);
+  auto plan = books.explain(pattern{where("author").eq("Lem")});
+  REQUIRE(plan);
+  auto bad = books.count(pattern{where("year").in({})}.limit(1));
+  // An empty `in` list is allowed and matches nothing.
+  REQUIRE(bad);
+  CHECK(*bad == 0);
+  CHECK_THROWS_AS([&] {
+    for (auto& r : books.query_json("{\"where\": 5}"))
+      static_cast<void>(r);
+  }(), storage_error);
+}
