@@ -6,6 +6,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "backends/fault.hpp"
 #include "backends/index_key.hpp"
 #include "strata/envelope.hpp"
 
@@ -567,6 +568,7 @@ bool index_set::step(size_t budget) {
     else
       save(d, w);
     core_.write_spaces(w);
+    STRATA_FAULT_POINT("index.after_step");
     if (d.state == "dropping") {
       next->counters->entries = 0;
       next->counters->bytes = 0;

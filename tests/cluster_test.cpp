@@ -25,6 +25,7 @@
 #include "tests/bank.hpp"
 #include "tests/fixture.hpp"
 #include "tests/process.hpp"
+#include "tests/query_model.hpp"
 
 using namespace strata;
 using namespace std::chrono_literals;
@@ -1246,4 +1247,54 @@ TEST_CASE("a shard node that comes back after an outage is found within a reconn
   INFO("served again " << took->count() << " ms after the node listened");
   CHECK(*took < 1000ms);
   CHECK(**db.get("k") == "v");
+}
+
+TEST_CASE("queries and indexes on shard nodes; a node killed mid-build resumes the build") {
+  fixture f;
+  shard_nodes nodes{f.dir, 2};
+  f.open(cluster_options(f, nodes, 30s));
+  auto make = [](std::string name, std::string field, std::string type) {
+    index_spec s;
+    s.name = std::move(name);
+    s.fields = {{std::move(field), std::move(type), false}};
+    return s;
+  };
+  REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("by_a", "a", "btree")));
+  REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("n_hash", "n", "hash")));
+  test::check_queries_against_model(f, f.store, 400, 60, 21);
+  // Enough documents for several build steps per shard.
+  std::vector<entry> entries;
+  for (int i = 0; i < 12000; ++i) {
+    auto d = document::object();
+    d.set("v", document::integer(i % 500));
+    entries.push_back({"m" + std::to_string(i), encode_doc(d)});
+  }
+  REQUIRE_FALSE(f.ask_void(f.store, atom::set_many_v, entries));
+  nodes.kill(1);
+  nodes.start(1, "index.after_step:2");
+  REQUIRE(wait_for([&] { return bool{f.ask<uint64_t>(f.store, atom::size_v)}; }, 15s));
+  REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("by_v", "v", "btree")));
+  // Node 1 kills itself after its second build step.
+  CHECK(nodes.procs[1]->stop(0) == 128 + SIGKILL);
+  nodes.procs[1].reset();
+  nodes.start(1);
+  REQUIRE(wait_for(
+    [&] {
+      auto list = f.ask<std::vector<index_info>>(f.store, atom::indexes_v);
+      return list && std::all_of(list->begin(), list->end(),
+                                 [](const index_info& x) { return x.state == "ready"; });
+    },
+    30s));
+  for (int v = 0; v < 500; v += 41) {
+    auto by_index = f.ask<uint64_t>(f.store, atom::count_v,
+                                    R"({"where":{"field":"v","operator":"eq","value":)"
+                                      + std::to_string(v) + "}}");
+    REQUIRE(by_index);
+    CHECK(*by_index == 24);
+  }
+  auto plan = f.ask<query_plan>(f.store, atom::explain_v,
+                                std::string{R"({"where":{"field":"v","operator":"eq","value":7}})"});
+  REQUIRE(plan);
+  for (auto& s : plan->shards)
+    CHECK(s.plan == "index by_v (eq on 1 field)");
 }
