@@ -82,7 +82,7 @@ inline caf::expected<shard_hits> query(const shard_core& store, const shard_quer
       auto r = ix ? ix->run(snap, q, after, req.want) : run_query(snap, q, after, req.want);
       out.more = r.more;
       out.plan = r.stats.plan;
-      out.estimated = snap.count(keyspace::data);
+      out.estimated = r.stats.estimated;
       out.examined = r.stats.examined;
       out.hits.reserve(r.hits.size());
       for (auto& h : r.hits)

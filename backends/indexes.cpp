@@ -779,6 +779,7 @@ shard_query_result index_set::run(const engine_snapshot& snap, const query_patte
     return run_query(snap, q, after, want);
   shard_query_result r;
   r.stats.plan = p->text;
+  r.stats.estimated = p->estimate;
   document doc;
   auto visit = [&](auto&& take) {
     for_each_candidate(snap, *p, r.stats.examined, [&](std::string_view k, std::string_view v) {

@@ -70,6 +70,7 @@ bool stored_document(std::string_view value, document& out) {
 shard_query_result run_query(const engine_snapshot& snap, const query_pattern& q,
                              const std::optional<query_position>& after, size_t want) {
   shard_query_result r;
+  r.stats.estimated = snap.count(keyspace::data);
   document doc;
   if (q.order_by.empty()) {
     // Key order is the query's order: read from the position, stop early.

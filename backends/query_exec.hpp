@@ -46,6 +46,9 @@ struct query_hit {
 struct query_stats {
   /// "scan" or "index NAME".
   std::string plan = "scan";
+  /// Rows the plan expected to look at: the index entries in its ranges (up
+  /// to the planner's cap), or every stored value for a scan.
+  uint64_t estimated = 0;
   /// Stored values looked at.
   uint64_t examined = 0;
   /// Of those, documents that matched.

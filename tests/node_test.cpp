@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+
 #include <atomic>
 #include <csignal>
 #include <optional>
@@ -107,6 +109,47 @@ TEST_CASE("strata-cli drives a node") {
   CHECK(cli({"del", "--", "-k"}).out == "true\n");
   CHECK(cli({"clear"}).code == 0);
   CHECK(cli({"size"}).out == "0\n");
+  // Documents, queries and indexes.
+  {
+    std::ofstream jsonl{f.dir / "books.jsonl"};
+    jsonl << R"({"key": "b1", "value": {"author": "Lem", "year": 1961}})" << "\n"
+          << R"({"key": "b2", "value": {"author": "Herbert", "year": 1965}})" << "\n"
+          << "\n"
+          << R"({"key": "b3", "value": {"author": "Lem", "year": 1964}})" << "\n";
+  }
+  r = cli({"load", f.dir / "books.jsonl"});
+  CHECK(r.code == 0);
+  CHECK(r.out == "loaded 3\n");
+  CHECK(cli({"set", "--doc", "b4", R"({"author": "Asimov", "year": 1951})"}).out == "OK\n");
+  CHECK(cli({"get", "b4"}).out == "{\"author\":\"Asimov\",\"year\":1951}\n");
+  r = cli({"index", "create", "by_year", "year:desc", "--wait"});
+  CHECK(r.code == 0);
+  CHECK(r.err.find("4/4") != std::string::npos);
+  CHECK(cli({"index", "list"}).out.rfind("by_year\tyear:desc\tready 4/4\tentries 4", 0) == 0);
+  auto lem = R"({"where": {"field": "author", "operator": "eq", "value": "Lem"},
+                 "orderBy": [{"field": "year", "direction": "desc"}], "select": ["year"]})";
+  CHECK(cli({"query", lem}).out == "b3\t{\"year\":1964}\nb1\t{\"year\":1961}\n");
+  CHECK(cli({"--json", "query", lem}).out
+        == "[{\"key\":\"b3\",\"value\":{\"year\":1964},\"score\":0},"
+           "{\"key\":\"b1\",\"value\":{\"year\":1961},\"score\":0}]\n");
+  CHECK(cli({"count", R"({"where": {"field": "year", "operator": "lt", "value": 1962}})"}).out
+        == "2\n");
+  CHECK(cli({"aggregate", R"([{"group": {"by": ["author"], "fields": {"n": {"count": "*"}}}},
+                              {"sort": [{"field": "n", "direction": "desc"}]}, {"limit": 1}])"})
+          .out
+        == "{\"author\":\"Lem\",\"n\":2}\n");
+  r = cli({"explain", R"({"orderBy": [{"field": "year", "direction": "desc"}], "limit": 1})"});
+  CHECK(r.out.find("index by_year (order)") != std::string::npos);
+  r = cli({"query", R"({"where": {"field": "year", "operator": "between", "value": 1}})"});
+  CHECK(r.code == 1);
+  CHECK(r.err == "error: QUERY_ERROR: where.operator: unknown operator 'between'\n");
+  r = cli({"set", "--doc", "bad", "{not json"});
+  CHECK(r.code == 1);
+  CHECK(r.err.rfind("error: INVALID_VALUE: not a JSON value", 0) == 0);
+  CHECK(cli({"index", "drop", "by_year"}).out == "OK\n");
+  r = cli({"index", "drop", "by_year"});
+  CHECK(r.code == 1);
+  CHECK(r.err == "error: KEY_NOT_FOUND: no index named by_year\n");
   CHECK(node.stop(SIGTERM) == 0);
   // Nothing listens any more.
   r = cli({"size"});

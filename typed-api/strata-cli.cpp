@@ -3,8 +3,12 @@
 //   strata-cli [--host H] --port N [--json] COMMAND [ARGS]     (a running node)
 //   strata-cli --data DIR [--shards K] [--json] COMMAND [ARGS] (embedded, no node)
 //
-// Commands: set KEY VALUE, get KEY, del KEY, has KEY, size, clear,
-//           keys [--prefix P] [--limit N], scan [--prefix P] [--limit N].
+// Commands: set [--doc] KEY VALUE, get KEY, del KEY, has KEY, size, clear,
+//           keys [--prefix P] [--limit N], scan [--prefix P] [--limit N],
+//           nodes, load FILE.jsonl, query PATTERN, count PATTERN,
+//           aggregate PIPELINE, explain PATTERN,
+//           index create NAME FIELD[:desc|:hash]... [--sparse] [--wait],
+//           index drop NAME, index list.
 // Errors exit non-zero with `error: CODE: message` on stderr; `get` of a
 // missing key exits 1 with `not found` on stderr.
 //
@@ -14,9 +18,14 @@
 // are not valid UTF-8 print as {"$bytes": base64} too, so that nothing is lost.
 // `--` ends the options: `strata-cli --port N set -- k --v` stores "--v".
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +35,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "backends/query.hpp"
 #include "strata/client.hpp"
 #include "strata/codec.hpp"
 #include "strata/document.hpp"
@@ -51,6 +61,20 @@ const char* usage =
   "  scan [--prefix P] [--limit N]   list keys and values in order\n"
   "  nodes              print the node registry: address, status, role,\n"
   "                     shards, last heartbeat, node id, error\n"
+  "  set --doc KEY JSON store JSON text as a document (queries see documents)\n"
+  "  load FILE          store each line {\"key\": K, \"value\": JSON} of a JSON\n"
+  "                     Lines file as a document, in batches, with progress\n"
+  "  query PATTERN      print the documents a JSON query pattern finds, in its\n"
+  "                     order (docs/queries.md): key TAB value per line\n"
+  "  count PATTERN      print how many documents match\n"
+  "  aggregate PIPELINE print the result documents of a JSON pipeline\n"
+  "  explain PATTERN    print how each shard runs the pattern\n"
+  "  index create NAME FIELD[:desc|:hash]... [--sparse] [--wait]\n"
+  "                     create an index (built in the background; --wait shows\n"
+  "                     the build's progress until it is ready)\n"
+  "  index drop NAME    drop an index\n"
+  "  index list         print the indexes: state, progress, entries, bytes,\n"
+  "                     hits, misses\n"
   "options:\n"
   "  --timeout MS       request timeout (default 30000)\n"
   "  --connect-timeout MS  how long to keep trying to reach the node\n"
@@ -71,6 +95,9 @@ struct cli_args {
   std::chrono::milliseconds connect_timeout{0}; // 0: `timeout`
   std::string prefix;
   uint64_t limit = 0; // 0: everything
+  bool doc = false;
+  bool sparse = false;
+  bool wait = false;
   bool tls = false;
   std::string tls_cert;
   std::string tls_key;
@@ -142,6 +169,12 @@ cli_args parse(int argc, char** argv) {
       if (a.connect_timeout.count() == 0)
         throw usage_error{"--connect-timeout must be at least 1 ms"};
     }
+    else if (arg == "--doc")
+      a.doc = true;
+    else if (arg == "--sparse")
+      a.sparse = true;
+    else if (arg == "--wait")
+      a.wait = true;
     else if (arg == "--prefix")
       a.prefix = value();
     else if (arg == "--limit")
@@ -160,7 +193,16 @@ cli_args parse(int argc, char** argv) {
   static const std::vector<std::pair<std::string, size_t>> arity = {
     {"set", 3}, {"get", 2}, {"del", 2},  {"has", 2},
     {"size", 1}, {"clear", 1}, {"keys", 1}, {"scan", 1}, {"nodes", 1},
+    {"load", 2}, {"query", 2}, {"count", 2}, {"aggregate", 2}, {"explain", 2},
   };
+  if (a.command[0] == "index") {
+    auto& c = a.command;
+    auto sub = c.size() > 1 ? c[1] : std::string{};
+    if ((sub == "create" && c.size() >= 4) || (sub == "drop" && c.size() == 3)
+        || (sub == "list" && c.size() == 2))
+      return a;
+    throw usage_error{"index create NAME FIELD..., index drop NAME or index list"};
+  }
   for (auto& [name, n] : arity)
     if (a.command[0] == name) {
       if (a.command.size() != n)
@@ -208,7 +250,8 @@ public:
     auto& cmd = args_.command;
     auto& name = cmd[0];
     if (name == "set") {
-      check(ask_void(atom::set_v, cmd[1], encode_raw(cmd[2])));
+      check(ask_void(atom::set_v, cmd[1],
+                     args_.doc ? encode_doc(json_document(cmd[2])) : encode_raw(cmd[2])));
       print(args_.json ? "{\"ok\":true}" : "OK");
     } else if (name == "get") {
       auto v = ask<maybe_bytes>(atom::get_v, cmd[1]);
@@ -231,6 +274,23 @@ public:
       print(args_.json ? "{\"ok\":true}" : "OK");
     } else if (name == "nodes") {
       nodes();
+    } else if (name == "load") {
+      return load(cmd[1]);
+    } else if (name == "query") {
+      query(cmd[1]);
+    } else if (name == "count") {
+      print(std::to_string(*ask<uint64_t>(atom::count_v, cmd[1])));
+    } else if (name == "aggregate") {
+      auto result = decode_document(*ask<bytes>(atom::aggregate_v, cmd[1]));
+      if (args_.json)
+        print(to_json(result));
+      else
+        for (auto& row : result.as_array())
+          print(to_json(row));
+    } else if (name == "explain") {
+      explain(cmd[1]);
+    } else if (name == "index") {
+      index(cmd);
     } else {
       scan(name == "scan");
     }
@@ -238,6 +298,202 @@ public:
   }
 
 private:
+  static document json_document(const std::string& text) {
+    try {
+      return parse_json_document(text);
+    } catch (const query_error& e) {
+      throw make_error(errc::invalid_value, std::string{"not a JSON value: "} + e.what());
+    }
+  }
+
+  /// Progress on stderr, redrawn in place on a terminal.
+  static void progress(const std::string& what, uint64_t done, uint64_t total) {
+    static const bool tty = ::isatty(2) != 0;
+    auto pct = total == 0 ? 100 : static_cast<int>(done * 100 / total);
+    std::string bar(static_cast<size_t>(pct / 5), '#');
+    bar.resize(20, '.');
+    std::cerr << (tty ? "\r" : "") << what << " [" << bar << "] " << done << "/" << total
+              << (tty ? "" : "\n") << std::flush;
+  }
+
+  int load(const std::string& path) {
+    std::ifstream in{path};
+    if (!in)
+      throw make_error(errc::invalid_value, "cannot read " + path);
+    in.seekg(0, std::ios::end);
+    auto total = static_cast<uint64_t>(in.tellg());
+    in.seekg(0);
+    std::vector<entry> batch;
+    uint64_t loaded = 0;
+    uint64_t line_no = 0;
+    auto flush = [&] {
+      if (batch.empty())
+        return;
+      check(ask_void(atom::set_many_v, batch));
+      loaded += batch.size();
+      batch.clear();
+      auto at = static_cast<int64_t>(in.tellg());
+      progress("loading", at < 0 ? total : static_cast<uint64_t>(at), total);
+    };
+    std::string line;
+    while (std::getline(in, line)) {
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string::npos)
+        continue;
+      document d;
+      try {
+        d = parse_json_document(line);
+      } catch (const query_error& e) {
+        flush();
+        throw make_error(errc::invalid_value, path + ":" + std::to_string(line_no)
+                                                + ": not JSON (" + e.what() + "); "
+                                                + std::to_string(loaded)
+                                                + " documents were stored before it");
+      }
+      auto* key = d.is_object() ? d.get("key") : nullptr;
+      auto* value = d.is_object() ? d.get("value") : nullptr;
+      if (!key || !key->is_string() || !value) {
+        flush();
+        throw make_error(errc::invalid_value,
+                         path + ":" + std::to_string(line_no)
+                           + ": a line must be {\"key\": string, \"value\": JSON}; "
+                           + std::to_string(loaded) + " documents were stored before it");
+      }
+      batch.push_back({key->as_string(), encode_doc(*value)});
+      if (batch.size() == 1000)
+        flush();
+    }
+    flush();
+    progress("loading", total, total);
+    std::cerr << "\n";
+    print(args_.json ? "{\"loaded\":" + std::to_string(loaded) + "}"
+                     : "loaded " + std::to_string(loaded));
+    return 0;
+  }
+
+  void query(const std::string& text) {
+    query_request req;
+    req.pattern = text;
+    req.limit = args_.limit > 0 ? static_cast<uint32_t>(std::min<uint64_t>(
+                                    args_.limit, limits::max_page_entries))
+                                : limits::default_query_page;
+    bool first = true;
+    if (args_.json)
+      std::cout << "[";
+    for (;;) {
+      auto page = ask<query_page>(atom::query_v, req);
+      for (auto& r : page->results) {
+        if (args_.json)
+          std::cout << (first ? "" : ",") << "{\"key\":" << quote(r.key)
+                    << ",\"value\":" << show(r.value, true) << ",\"score\":" << r.score
+                    << "}";
+        else
+          std::cout << r.key << '\t' << show(r.value, false) << '\n';
+        first = false;
+      }
+      if (!page->more)
+        break;
+      req.continuation = std::move(page->continuation);
+    }
+    if (args_.json)
+      std::cout << "]\n";
+    std::cout.flush();
+  }
+
+  void explain(const std::string& text) {
+    auto plan = ask<query_plan>(atom::explain_v, text);
+    if (args_.json) {
+      std::cout << "{\"returned\":" << plan->returned << ",\"micros\":" << plan->micros
+                << ",\"shards\":[";
+      for (size_t i = 0; i < plan->shards.size(); ++i) {
+        auto& s = plan->shards[i];
+        std::cout << (i ? "," : "") << "{\"shard\":" << s.shard << ",\"plan\":"
+                  << quote(s.plan) << ",\"estimated\":" << s.estimated
+                  << ",\"examined\":" << s.examined << ",\"returned\":" << s.returned
+                  << ",\"micros\":" << s.micros << "}";
+      }
+      std::cout << "]}\n";
+    } else {
+      for (auto& s : plan->shards)
+        std::cout << "shard " << s.shard << '\t' << s.plan << "\testimated " << s.estimated
+                  << "\texamined " << s.examined << "\treturned " << s.returned << '\t'
+                  << s.micros << " us\n";
+      std::cout << "merged\treturned " << plan->returned << '\t' << plan->micros << " us\n";
+    }
+    std::cout.flush();
+  }
+
+  void index(const std::vector<std::string>& cmd) {
+    if (cmd[1] == "create") {
+      index_spec spec;
+      spec.name = cmd[2];
+      spec.sparse = args_.sparse;
+      for (size_t i = 3; i < cmd.size(); ++i) {
+        index_field f;
+        auto& text = cmd[i];
+        auto colon = text.rfind(':');
+        f.name = text.substr(0, colon);
+        if (colon != std::string::npos) {
+          auto how = text.substr(colon + 1);
+          if (how == "desc")
+            f.descending = true;
+          else if (how == "hash")
+            f.type = "hash";
+          else if (how != "asc")
+            throw make_error(errc::invalid_value, "field " + text
+                                                    + ": the suffix is :asc, :desc or :hash");
+        }
+        spec.fields.push_back(std::move(f));
+      }
+      check(ask_void(atom::create_index_v, spec));
+      while (args_.wait) {
+        auto list = ask<std::vector<index_info>>(atom::indexes_v);
+        auto i = std::find_if(list->begin(), list->end(),
+                              [&](const index_info& x) { return x.spec.name == spec.name; });
+        if (i == list->end())
+          throw make_error(errc::key_not_found, "index " + spec.name + " went away");
+        progress("building " + spec.name, i->built, i->total);
+        if (i->state == "ready") {
+          std::cerr << "\n";
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds{200});
+      }
+      print(args_.json ? "{\"ok\":true}" : "OK");
+    } else if (cmd[1] == "drop") {
+      check(ask_void(atom::drop_index_v, cmd[2]));
+      print(args_.json ? "{\"ok\":true}" : "OK");
+    } else {
+      auto list = ask<std::vector<index_info>>(atom::indexes_v);
+      if (args_.json)
+        std::cout << "[";
+      bool first = true;
+      for (auto& x : *list) {
+        std::string fields;
+        for (auto& f : x.spec.fields)
+          fields += (fields.empty() ? "" : ",") + f.name
+                    + (f.type == "hash" ? ":hash" : f.descending ? ":desc" : "");
+        if (args_.json) {
+          std::cout << (first ? "" : ",") << "{\"name\":" << quote(x.spec.name)
+                    << ",\"fields\":" << quote(fields) << ",\"sparse\":"
+                    << (x.spec.sparse ? "true" : "false") << ",\"state\":\"" << x.state
+                    << "\",\"built\":" << x.built << ",\"total\":" << x.total
+                    << ",\"entries\":" << x.entries << ",\"size\":" << x.size
+                    << ",\"hits\":" << x.hits << ",\"misses\":" << x.misses << "}";
+        } else {
+          std::cout << x.spec.name << '\t' << fields << (x.spec.sparse ? "\tsparse" : "")
+                    << '\t' << x.state << ' ' << x.built << '/' << x.total << "\tentries "
+                    << x.entries << "\tbytes " << x.size << "\thits " << x.hits
+                    << "\tmisses " << x.misses << '\n';
+        }
+        first = false;
+      }
+      if (args_.json)
+        std::cout << "]\n";
+      std::cout.flush();
+    }
+  }
+
   void nodes() {
     using namespace std::chrono;
     auto all = ask<std::vector<node_info>>(atom::nodes_v);
