@@ -86,6 +86,13 @@ int main(int argc, char** argv) {
     for (auto& [key, b] : blocking.entries(scan))
       std::cout << key << ": " << b.title << " by " << b.author << " (" << b.year
                 << ")\n";
+    // Queries over the documents' fields, helped by an index on year.
+    blocking.create_index({"by_year", {{"year"}}});
+    using strata::where;
+    for (auto& r : blocking.query(strata::pattern{where("year").lt(1900)
+                                                  || where("tags").eq("sf")}
+                                    .order_by("year")))
+      std::cout << "query: " << r.value.title << " (" << r.value.year << ")\n";
   }
 
   // Shut the store down; the actor system's destructor waits until every
