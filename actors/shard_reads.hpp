@@ -64,34 +64,58 @@ auto query_guarded(F f) -> caf::expected<decltype(f())> {
   }
 }
 
+/// The position a shard query starts after, decoded.
+inline std::optional<query_position> position_of(const shard_query& req) {
+  if (req.after.empty())
+    return std::nullopt;
+  auto pos = decode_sort(req.after);
+  if (pos.size() != 2 || !pos[0].is_array() || !pos[1].is_string())
+    throw query_error{"a query position does not decode"};
+  return query_position{pos[0].as_array(), pos[1].as_string()};
+}
+
+/// Runs a parsed query on the shard's snapshot: with its best index, or, if
+/// `may_scan`, by scanning. Nothing if no index helps and it may not scan.
+/// `micros` and the plan's estimate are filled in.
+inline std::optional<shard_query_result>
+run_on(const shard_core& store, const query_pattern& q,
+       const std::optional<query_position>& after, uint64_t want, bool may_scan,
+       uint64_t& micros) {
+  auto start = std::chrono::steady_clock::now();
+  std::optional<shard_query_result> r;
+  store.with_snapshot([&](const engine_snapshot& snap) {
+    if (auto* ix = store.indexes())
+      r = ix->run_indexed(snap, q, after, want);
+    if (!r && may_scan)
+      r = run_query(snap, q, after, want);
+  });
+  micros = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+  return r;
+}
+
+/// A shard's result as it travels.
+inline shard_hits hits_to_wire(shard_query_result r, uint64_t micros) {
+  shard_hits out;
+  out.more = r.more;
+  out.plan = std::move(r.stats.plan);
+  out.estimated = r.stats.estimated;
+  out.examined = r.stats.examined;
+  out.micros = micros;
+  out.hits.reserve(r.hits.size());
+  for (auto& h : r.hits)
+    out.hits.push_back({std::move(h.key), std::move(h.value), encode_sort(h.sort), h.score});
+  return out;
+}
+
 /// The shard's first `want` results of a query after a position.
 inline caf::expected<shard_hits> query(const shard_core& store, const shard_query& req) {
   return query_guarded([&] {
-    auto start = std::chrono::steady_clock::now();
     auto q = parse_query(req.pattern);
-    std::optional<query_position> after;
-    if (!req.after.empty()) {
-      auto pos = decode_sort(req.after);
-      if (pos.size() != 2 || !pos[0].is_array() || !pos[1].is_string())
-        throw query_error{"a query position does not decode"};
-      after = query_position{pos[0].as_array(), pos[1].as_string()};
-    }
-    shard_hits out;
-    store.with_snapshot([&](const engine_snapshot& snap) {
-      auto* ix = store.indexes();
-      auto r = ix ? ix->run(snap, q, after, req.want) : run_query(snap, q, after, req.want);
-      out.more = r.more;
-      out.plan = r.stats.plan;
-      out.estimated = r.stats.estimated;
-      out.examined = r.stats.examined;
-      out.hits.reserve(r.hits.size());
-      for (auto& h : r.hits)
-        out.hits.push_back({std::move(h.key), std::move(h.value), encode_sort(h.sort), h.score});
-    });
-    out.micros = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                         std::chrono::steady_clock::now() - start)
-                                         .count());
-    return out;
+    uint64_t micros = 0;
+    auto r = run_on(store, q, position_of(req), req.want, true, micros);
+    return hits_to_wire(std::move(*r), micros);
   });
 }
 

@@ -656,15 +656,20 @@ void index_set::extend(const std::vector<operation>& ops, const pending_data& da
     std::optional<std::string> now;
     if (op.kind == op_kind::set)
       now = std::string{reinterpret_cast<const char*>(op.value.data()), op.value.size()};
+    // Each document decoded once for all indexes.
+    document old_doc;
+    document new_doc;
+    auto had_doc = old && stored_document(*old, old_doc);
+    auto has_doc = now && stored_document(*now, new_doc);
     for (auto& e : *defs) {
       if (e->def.state == "dropping")
         continue;
       bool multi_old = false;
       bool multi_new = false;
-      auto was = old ? entries_of_value(e->def, op.key, *old, multi_old)
-                     : std::vector<std::string>{};
-      auto is = now ? entries_of_value(e->def, op.key, *now, multi_new)
-                    : std::vector<std::string>{};
+      auto was = had_doc ? entries_of(e->def, op.key, old_doc, multi_old)
+                         : std::vector<std::string>{};
+      auto is = has_doc ? entries_of(e->def, op.key, new_doc, multi_new)
+                        : std::vector<std::string>{};
       for (auto& k : was)
         if (!std::binary_search(is.begin(), is.end(), k)) {
           index_ops.push_back(operation::del(k));
@@ -707,7 +712,8 @@ namespace {
 /// Picks the ready index that narrows `q` most, or none (scan).
 std::optional<plan> choose(const engine_snapshot& snap, const query_pattern& q,
                            const std::vector<std::pair<const index_def*,
-                                                       std::shared_ptr<index_counters>>>& defs) {
+                                                       std::shared_ptr<index_counters>>>& defs,
+                           size_t want) {
   auto cs = conjuncts(q);
   auto total = snap.count(keyspace::data);
   std::optional<plan> best;
@@ -718,6 +724,15 @@ std::optional<plan> choose(const engine_snapshot& snap, const query_pattern& q,
       continue;
     }
     p->counters = counters;
+    if (p->ordered && want <= 1000) {
+      // Serves the order and stops after `want` results: no count needed.
+      p->estimate = want;
+      if (!best || !best->ordered)
+        best = std::move(p);
+      continue;
+    }
+    if (best && best->ordered && want <= 1000)
+      continue;
     // An index that keeps more than a quarter of the data is no better than
     // reading it all, unless it serves the order (a limit stops it early).
     auto cap = std::max<uint64_t>(1000, total / 4);
@@ -767,6 +782,14 @@ void for_each_candidate(const engine_snapshot& snap, const plan& p, uint64_t& ex
 shard_query_result index_set::run(const engine_snapshot& snap, const query_pattern& q,
                                   const std::optional<query_position>& after,
                                   size_t want) const {
+  if (auto r = run_indexed(snap, q, after, want))
+    return std::move(*r);
+  return run_query(snap, q, after, want);
+}
+
+std::optional<shard_query_result>
+index_set::run_indexed(const engine_snapshot& snap, const query_pattern& q,
+                       const std::optional<query_position>& after, size_t want) const {
   auto defs = current();
   std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
   for (auto& e : *defs)
@@ -774,9 +797,9 @@ shard_query_result index_set::run(const engine_snapshot& snap, const query_patte
       ready.emplace_back(&e->def, e->counters);
   auto p = ready.empty() || (!q.where && q.order_by.empty())
              ? std::nullopt
-             : choose(snap, q, ready);
+             : choose(snap, q, ready, want);
   if (!p)
-    return run_query(snap, q, after, want);
+    return std::nullopt;
   shard_query_result r;
   r.stats.plan = p->text;
   r.stats.estimated = p->estimate;
@@ -863,7 +886,7 @@ uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) c
   for (auto& e : *defs)
     if (e->def.state == "ready")
       ready.emplace_back(&e->def, e->counters);
-  auto p = ready.empty() || !q.where ? std::nullopt : choose(snap, q, ready);
+  auto p = ready.empty() || !q.where ? std::nullopt : choose(snap, q, ready, SIZE_MAX);
   if (!p)
     return count_matches(snap, q);
   uint64_t n = 0;

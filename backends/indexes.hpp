@@ -96,6 +96,13 @@ public:
   shard_query_result run(const engine_snapshot& snap, const query_pattern& q,
                          const std::optional<query_position>& after, size_t want) const;
 
+  /// Runs a query with the best ready index; nothing if no index narrows it
+  /// down (the caller would scan).
+  std::optional<shard_query_result> run_indexed(const engine_snapshot& snap,
+                                                const query_pattern& q,
+                                                const std::optional<query_position>& after,
+                                                size_t want) const;
+
   /// Counts matches with the best ready index, or by scanning.
   uint64_t count(const engine_snapshot& snap, const query_pattern& q) const;
 
