@@ -71,6 +71,9 @@ remote_transaction(transaction_actor::stateful_pointer<remote_transaction_state>
     [self](atom::scan, scan_request& req) -> caf::result<scan_page> {
       return relay<scan_page>(self, atom::scan_v, std::move(req));
     },
+    [self](atom::query, query_request& req) -> caf::result<query_page> {
+      return relay<query_page>(self, atom::query_v, std::move(req));
+    },
     [self](atom::commit) -> caf::result<void> { return relay<>(self, atom::commit_v); },
     [self](atom::rollback) -> caf::result<void> { return relay<>(self, atom::rollback_v); },
     [self](atom::savepoint, std::string& name) -> caf::result<void> {

@@ -186,31 +186,14 @@ caf::result<query_page> query(storage_ptr self, const query_request& req) {
         cursor = decode_cursor(req.continuation);
       }))
     return err;
-  auto page = req.limit == 0 ? limits::default_query_page
-                             : std::min(req.limit, limits::max_page_entries);
-  auto unlimited = q->limit == 0;
-  auto remaining = unlimited ? std::numeric_limits<uint64_t>::max()
-                   : q->limit > cursor.delivered ? q->limit - cursor.delivered
-                                                  : 0;
-  if (remaining == 0)
+  auto page = plan_page(*q, cursor, req.limit);
+  if (page.exhausted)
     return query_page{};
-  auto skip = cursor.position ? 0 : q->offset;
-  auto take = std::min<uint64_t>(page, remaining);
   auto rp = self->make_response_promise();
-  merged_hits(self, rp, q, req.pattern, cursor.position, skip + take,
-              [rp, q, skip, cursor, unlimited](std::vector<query_hit>& hits, bool more,
-                                                  std::vector<shard_hits>&) mutable {
-                query_page out;
-                for (size_t i = std::min<size_t>(skip, hits.size()); i < hits.size(); ++i)
-                  out.results.push_back(to_result(hits[i]));
-                auto delivered = cursor.delivered + out.results.size();
-                out.more = more && !out.results.empty() && (unlimited || delivered < q->limit);
-                if (out.more) {
-                  auto& last = hits.back();
-                  query_cursor next{delivered, query_position{last.sort, out.results.back().key}};
-                  out.continuation = encode_cursor(next);
-                }
-                rp.deliver(std::move(out));
+  merged_hits(self, rp, q, req.pattern, cursor.position, page.skip + page.take,
+              [rp, q, cursor, page](std::vector<query_hit>& hits, bool more,
+                                    std::vector<shard_hits>&) mutable {
+                rp.deliver(make_page(*q, cursor, page, hits, more));
               });
   return rp;
 }

@@ -15,6 +15,7 @@
 #include "actors/shard_reads.hpp"
 #include "actors/timeouts.hpp"
 #include "backends/conflicts.hpp"
+#include "backends/query_exec.hpp"
 #include "backends/shard_core.hpp"
 #include "strata/routing.hpp"
 
@@ -445,6 +446,67 @@ transaction(transaction_impl::stateful_pointer<transaction_state> self,
                 finished();
             });
       return caf::delegated<scan_page>{};
+    },
+    [=](atom::query, query_request& req) -> caf::result<query_page> {
+      if (auto err = not_active(self))
+        return err;
+      // The transaction's view, read with its own scans (so its writes are
+      // seen and, under SERIALIZABLE, every range read is validated at
+      // commit: a phantom cannot commit), fed page by page to a collector
+      // that keeps the page's results.
+      struct run {
+        query_pattern q;
+        query_cursor cursor;
+        page_request page;
+        std::unique_ptr<query_collector> collector;
+        scan_request next;
+      };
+      auto r = std::make_shared<run>();
+      try {
+        r->q = parse_query(req.pattern);
+        r->cursor = decode_cursor(req.continuation);
+      } catch (const query_error& e) {
+        return make_error(errc::query_error, e.what());
+      }
+      r->page = plan_page(r->q, r->cursor, req.limit);
+      if (r->page.exhausted)
+        return query_page{};
+      auto in_key_order = r->q.order_by.empty();
+      r->collector = std::make_unique<query_collector>(
+        r->q, r->cursor.position, r->page.skip + r->page.take, in_key_order);
+      if (in_key_order && r->cursor.position)
+        r->next.after = r->cursor.position->key;
+      r->next.limit = limits::max_page_entries;
+      auto id = owe(self);
+      auto me = caf::actor_cast<transaction_impl>(self);
+      auto step = std::make_shared<std::function<void()>>();
+      *step = [self, r, id, me, step] {
+        self->request(me, caf::infinite, atom::scan_v, r->next)
+          .then(
+            [self, r, id, step](scan_page& p) {
+              auto go = true;
+              for (auto& e : p.entries)
+                if (!(go = r->collector->feed(e.key, {reinterpret_cast<const char*>(
+                                                         e.value.data()),
+                                                       e.value.size()})))
+                  break;
+              if (go && p.more && !p.entries.empty()) {
+                r->next.after = p.entries.back().key;
+                (*step)();
+                return;
+              }
+              auto found = r->collector->finish();
+              settle(self, id,
+                     make_page(r->q, r->cursor, r->page, found.hits, found.more));
+              *step = nullptr; // ends the cycle step -> lambda -> step
+            },
+            [self, id, step](caf::error& err) {
+              settle(self, id, std::move(err));
+              *step = nullptr;
+            });
+      };
+      (*step)();
+      return caf::delegated<query_page>{};
     },
     [=](atom::commit) -> caf::result<void> {
       if (auto err = not_active(self))

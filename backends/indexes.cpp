@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <queue>
 #include <set>
 #include <unordered_set>
 
@@ -800,77 +799,15 @@ index_set::run_indexed(const engine_snapshot& snap, const query_pattern& q,
              : choose(snap, q, ready, want);
   if (!p)
     return std::nullopt;
-  shard_query_result r;
+  // Candidates come in the index's order: in the query's order if the plan
+  // serves it, else collected and sorted.
+  query_collector c{q, after, want, p->ordered};
+  uint64_t examined = 0;
+  for_each_candidate(snap, *p, examined,
+                     [&](std::string_view k, std::string_view v) { return c.feed(k, v); });
+  auto r = c.finish();
   r.stats.plan = p->text;
   r.stats.estimated = p->estimate;
-  document doc;
-  auto visit = [&](auto&& take) {
-    for_each_candidate(snap, *p, r.stats.examined, [&](std::string_view k, std::string_view v) {
-      if (!stored_document(v, doc) || !q.matches(doc))
-        return true;
-      ++r.stats.matched;
-      return take(k, v);
-    });
-  };
-  auto sort_of = [&q](const document& d) {
-    std::vector<document> out;
-    for (auto& o : q.order_by) {
-      auto* v = first_at(d, o.path);
-      out.push_back(v ? *v : document{});
-    }
-    return out;
-  };
-  auto hit = [&](std::string_view k, std::string_view v, std::vector<document> sort) {
-    query_hit h;
-    h.key = std::string{k};
-    h.sort = std::move(sort);
-    h.value = q.select.empty() ? bytes_of(v) : encode_doc(q.project(doc));
-    return h;
-  };
-  if (p->ordered || q.order_by.empty()) {
-    // Candidates come in the query's order (key order without order_by only
-    // if the plan keeps it: otherwise collect and sort below).
-    if (p->ordered) {
-      visit([&](std::string_view k, std::string_view v) {
-        auto sort = sort_of(doc);
-        if (after && order_results(q, sort, k, after->sort, after->key) <= 0)
-          return true;
-        if (r.hits.size() == want) {
-          r.more = true;
-          return false;
-        }
-        r.hits.push_back(hit(k, v, std::move(sort)));
-        return true;
-      });
-      return r;
-    }
-  }
-  // Keep the best `want` in the query's order.
-  auto worse = [&q](const query_hit& x, const query_hit& y) {
-    return order_results(q, x.sort, x.key, y.sort, y.key) < 0;
-  };
-  std::priority_queue<query_hit, std::vector<query_hit>, decltype(worse)> best{worse};
-  visit([&](std::string_view k, std::string_view v) {
-    auto sort = sort_of(doc);
-    if (after && order_results(q, sort, k, after->sort, after->key) <= 0)
-      return true;
-    if (best.size() == want) {
-      r.more = true;
-      if (want == 0)
-        return false;
-      auto& top = best.top();
-      if (order_results(q, sort, k, top.sort, top.key) >= 0)
-        return true;
-      best.pop();
-    }
-    best.push(hit(k, v, std::move(sort)));
-    return true;
-  });
-  r.hits.resize(best.size());
-  for (auto i = r.hits.size(); i > 0; --i) {
-    r.hits[i - 1] = std::move(const_cast<query_hit&>(best.top()));
-    best.pop();
-  }
   return r;
 }
 

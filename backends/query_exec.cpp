@@ -67,61 +67,72 @@ bool stored_document(std::string_view value, document& out) {
   }
 }
 
+query_collector::query_collector(const query_pattern& q,
+                                 const std::optional<query_position>& after, size_t want,
+                                 bool in_order)
+  : q_(q), after_(after), want_(want), in_order_(in_order) {
+  // nop
+}
+
+bool query_collector::feed(std::string_view key, std::string_view value) {
+  ++r_.stats.examined;
+  if (!stored_document(value, doc_) || !q_.matches(doc_))
+    return true;
+  ++r_.stats.matched;
+  auto sort = sort_values(q_, doc_);
+  if (!after_position(q_, sort, key, after_))
+    return true;
+  auto worse = [this](const query_hit& x, const query_hit& y) {
+    return order_results(q_, x.sort, x.key, y.sort, y.key) < 0;
+  };
+  if (in_order_) {
+    if (r_.hits.size() == want_) {
+      r_.more = true;
+      return false;
+    }
+  } else if (heap_.size() == want_) {
+    r_.more = true;
+    if (want_ == 0)
+      return false;
+    auto& top = heap_.front();
+    if (order_results(q_, sort, key, top.sort, top.key) >= 0)
+      return true;
+    std::pop_heap(heap_.begin(), heap_.end(), worse);
+    heap_.pop_back();
+  }
+  auto h = make_hit(q_, key, value, doc_);
+  h.sort = std::move(sort);
+  if (in_order_) {
+    r_.hits.push_back(std::move(h));
+  } else {
+    heap_.push_back(std::move(h));
+    std::push_heap(heap_.begin(), heap_.end(), worse);
+  }
+  return true;
+}
+
+shard_query_result query_collector::finish() {
+  if (!in_order_) {
+    std::sort(heap_.begin(), heap_.end(), [this](const query_hit& x, const query_hit& y) {
+      return order_results(q_, x.sort, x.key, y.sort, y.key) < 0;
+    });
+    r_.hits = std::move(heap_);
+  }
+  return std::move(r_);
+}
+
 shard_query_result run_query(const engine_snapshot& snap, const query_pattern& q,
                              const std::optional<query_position>& after, size_t want) {
-  shard_query_result r;
+  // Without order_by key order is the query's: read from the position and
+  // stop early; with it every document is looked at.
+  auto in_key_order = q.order_by.empty();
+  query_collector c{q, after, want, in_key_order};
+  std::string_view from = after && in_key_order ? std::string_view{after->key}
+                                                : std::string_view{};
+  snap.scan(keyspace::data, from, after && in_key_order,
+            [&](std::string_view k, std::string_view v) { return c.feed(k, v); });
+  auto r = c.finish();
   r.stats.estimated = snap.count(keyspace::data);
-  document doc;
-  if (q.order_by.empty()) {
-    // Key order is the query's order: read from the position, stop early.
-    std::string_view from = after ? std::string_view{after->key} : std::string_view{};
-    snap.scan(keyspace::data, from, after.has_value(),
-              [&](std::string_view k, std::string_view v) {
-                ++r.stats.examined;
-                if (!stored_document(v, doc) || !q.matches(doc))
-                  return true;
-                ++r.stats.matched;
-                if (r.hits.size() == want) {
-                  r.more = true;
-                  return false;
-                }
-                r.hits.push_back(make_hit(q, k, v, doc));
-                return true;
-              });
-    return r;
-  }
-  // Keep the best `want` in a heap whose top is the worst of them.
-  auto worse = [&q](const query_hit& x, const query_hit& y) {
-    return order_results(q, x.sort, x.key, y.sort, y.key) < 0;
-  };
-  std::priority_queue<query_hit, std::vector<query_hit>, decltype(worse)> best{worse};
-  snap.scan(keyspace::data, {}, false, [&](std::string_view k, std::string_view v) {
-    ++r.stats.examined;
-    if (!stored_document(v, doc) || !q.matches(doc))
-      return true;
-    ++r.stats.matched;
-    auto sort = sort_values(q, doc);
-    if (!after_position(q, sort, k, after))
-      return true;
-    if (best.size() == want) {
-      r.more = true;
-      if (want == 0)
-        return false;
-      auto& top = best.top();
-      if (order_results(q, sort, k, top.sort, top.key) >= 0)
-        return true;
-      best.pop();
-    }
-    auto h = make_hit(q, k, v, doc);
-    h.sort = std::move(sort);
-    best.push(std::move(h));
-    return true;
-  });
-  r.hits.resize(best.size());
-  for (auto i = r.hits.size(); i > 0; --i) {
-    r.hits[i - 1] = std::move(const_cast<query_hit&>(best.top()));
-    best.pop();
-  }
   return r;
 }
 
@@ -196,6 +207,32 @@ query_cursor decode_cursor(const bytes& data) {
     c.position = query_position{xs[1].as_array(), xs[2].as_string()};
   }
   return c;
+}
+
+page_request plan_page(const query_pattern& q, const query_cursor& c, uint32_t page) {
+  page_request p;
+  auto size = page == 0 ? limits::default_query_page : std::min(page, limits::max_page_entries);
+  auto remaining = q.limit == 0               ? UINT64_MAX
+                   : q.limit > c.delivered    ? q.limit - c.delivered
+                                              : 0;
+  p.exhausted = remaining == 0;
+  p.skip = c.position ? 0 : q.offset;
+  p.take = std::min<uint64_t>(size, remaining);
+  return p;
+}
+
+query_page make_page(const query_pattern& q, const query_cursor& c, const page_request& p,
+                     std::vector<query_hit>& hits, bool more) {
+  query_page out;
+  for (size_t i = std::min<size_t>(p.skip, hits.size()); i < hits.size(); ++i)
+    out.results.push_back({std::move(hits[i].key), std::move(hits[i].value), hits[i].score,
+                           hits[i].shard});
+  auto delivered = c.delivered + out.results.size();
+  out.more = more && !out.results.empty() && (q.limit == 0 || delivered < q.limit);
+  if (out.more)
+    out.continuation = encode_cursor(
+      {delivered, query_position{hits.back().sort, out.results.back().key}});
+  return out;
 }
 
 bytes encode_sort(const std::vector<document>& sort) {

@@ -9,6 +9,7 @@
 
 #include "backends/engine.hpp"
 #include "backends/query.hpp"
+#include "strata/messages/query.hpp"
 
 /// @file
 /// Running query patterns over a shard's data (one engine snapshot) and
@@ -72,6 +73,34 @@ int order_results(const query_pattern& q, const std::vector<document>& xs,
 /// (raw values, or bytes written by another client): queries do not see them.
 bool stored_document(std::string_view value, document& out);
 
+/// Keeps the first `want` results of a query after a position, in the
+/// query's order, from the stored values fed to it; memory stays bounded by
+/// `want`. Values that are not documents or do not match are skipped.
+class query_collector {
+public:
+  /// `in_order`: values arrive in the query's order (key order for a query
+  /// without order_by, an index's order), so feeding stops after `want`.
+  query_collector(const query_pattern& q, const std::optional<query_position>& after,
+                  size_t want, bool in_order);
+
+  /// Looks at one stored value; false once more values cannot change the
+  /// result.
+  bool feed(std::string_view key, std::string_view value);
+
+  /// The results in the query's order, and the figures.
+  shard_query_result finish();
+
+private:
+  const query_pattern& q_;
+  const std::optional<query_position>& after_;
+  size_t want_;
+  bool in_order_;
+  document doc_;
+  shard_query_result r_;
+  /// Not in order: a heap whose top is the worst result kept.
+  std::vector<query_hit> heap_;
+};
+
 /// The first `want` results of `q` after `after` (from the start without
 /// one) in the query's order, over the data of one snapshot. Ignores the
 /// pattern's offset and limit: the caller asks for what it needs. Without
@@ -102,6 +131,24 @@ bytes encode_cursor(const query_cursor& c);
 
 /// query_error if `data` is not a continuation this build wrote.
 query_cursor decode_cursor(const bytes& data);
+
+/// What one page of a query asks of the shards.
+struct page_request {
+  /// The limit is reached: the answer is an empty last page.
+  bool exhausted = false;
+  /// Results to skip first: the offset, on the first page only.
+  uint64_t skip = 0;
+  /// Results in this page.
+  uint64_t take = 0;
+};
+
+/// The page after cursor `c` of at most `page` results (0: the default).
+page_request plan_page(const query_pattern& q, const query_cursor& c, uint32_t page);
+
+/// The page from the first `skip + take` results in order (`more`: others
+/// follow them), with the continuation after its last result.
+query_page make_page(const query_pattern& q, const query_cursor& c, const page_request& p,
+                     std::vector<query_hit>& hits, bool more);
 
 /// The sort values, encoded as one document (an array), for the wire.
 bytes encode_sort(const std::vector<document>& sort);

@@ -526,6 +526,92 @@ TEST_CASE("isolation: PMP, predicate many preceders (phantom), prevented by SERI
   CHECK(anomaly == allowed("PMP", level));
 }
 
+namespace {
+
+struct item {
+  std::string kind;
+  int64_t n = 0;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(CEREAL_NVP(kind), CEREAL_NVP(n));
+  }
+};
+
+size_t count_query(blocking_txn<item>& tx, const pattern& p) {
+  size_t n = 0;
+  for (auto& r : tx.query(p)) {
+    static_cast<void>(r);
+    ++n;
+  }
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("isolation: PMP through a query's predicate, prevented by SERIALIZABLE") {
+  fixture f;
+  f.open(f.options(shards));
+  blocking_store<item> db{f.sys(), f.store};
+  auto level = GENERATE(isolation::read_uncommitted, isolation::read_committed,
+                        isolation::repeatable_read, isolation::serializable);
+  INFO(to_string(level));
+  REQUIRE(!db.set("p/1", {"a", 10}));
+  REQUIRE(!db.set("p/2", {"b", 20}));
+  auto kind_a = pattern{where("kind").eq("a")};
+  auto t1 = *db.begin(at(level));
+  auto first = count_query(t1, kind_a);
+  CHECK(first == 1);
+  // Another transaction adds a document that matches the predicate, under a
+  // key nobody read.
+  auto t2 = *db.begin(at(level));
+  REQUIRE(!t2.set("q/9", {"a", 30}));
+  REQUIRE(!t2.commit());
+  auto second = count_query(t1, kind_a);
+  REQUIRE(!t1.set("p/summary", {"sum", static_cast<int64_t>(second)}));
+  auto err = t1.commit();
+  bool committed = !err;
+  if (!committed)
+    CHECK(code_of(err) == errc::version_conflict);
+  bool anomaly = committed && first != second;
+  CHECK(anomaly == allowed("PMP", level));
+  CHECK(committed == (level != isolation::serializable));
+}
+
+TEST_CASE("a transaction's query sees its own writes, in order, paged") {
+  fixture f;
+  f.open(f.options(shards));
+  blocking_store<item> db{f.sys(), f.store};
+  for (int i = 0; i < 30; ++i)
+    REQUIRE(!db.set("k" + std::to_string(100 + i), {i % 2 ? "odd" : "even", i}));
+  REQUIRE(!db.create_index({"by_n", {{"n"}}}));
+  auto tx = *db.begin();
+  REQUIRE(!tx.set("k999", {"odd", 1000}));   // new, matches
+  REQUIRE(!tx.set("k101", {"even", 1}));     // was odd: no longer matches
+  REQUIRE(*tx.del("k103"));                  // gone
+  std::vector<int64_t> ns;
+  for (auto& r : tx.query(pattern{where("kind").eq("odd")}.order_by("n", order::desc).limit(5), 2))
+    ns.push_back(r.value.n);
+  CHECK(ns == std::vector<int64_t>{1000, 29, 27, 25, 23});
+  // The store does not see them before commit.
+  auto outside = db.count(pattern{where("n").eq(1000)});
+  REQUIRE(outside);
+  CHECK(*outside == 0);
+  REQUIRE(!tx.commit());
+  auto inside = db.count(pattern{where("kind").eq("odd")});
+  REQUIRE(inside);
+  CHECK(*inside == 14);
+  // A bad pattern in a transaction answers QUERY_ERROR and the transaction
+  // stays usable.
+  auto t2 = *db.begin();
+  CHECK_THROWS_AS([&] {
+    for (auto& r : t2.query(pattern{where("").eq(1)}))
+      static_cast<void>(r);
+  }(), storage_error);
+  CHECK(*t2.get("k999"));
+  REQUIRE(!t2.commit());
+}
+
 TEST_CASE("isolation: P4 lost update, prevented from REPEATABLE_READ up") {
   fixture f;
   f.open(f.options(shards));

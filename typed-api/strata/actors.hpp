@@ -89,6 +89,10 @@ using transaction_actor = caf::typed_actor<
   caf::replies_to<atom::del, std::string>::with<bool>,
   caf::replies_to<atom::has, std::string>::with<bool>,
   caf::replies_to<atom::scan, scan_request>::with<scan_page>,
+  // A query over the transaction's view (its own writes included); under
+  // SERIALIZABLE what it read is validated at commit. Each page reads the
+  // whole key space.
+  caf::replies_to<atom::query, query_request>::with<query_page>,
   // Makes every write durable and visible at once, or fails (for example
   // VERSION_CONFLICT) and changes nothing.
   caf::reacts_to<atom::commit>,

@@ -785,8 +785,9 @@ caf::expected<query_match<T>> decode_match(query_result& r) {
 /// up, in the pattern's order. Works with range-for; a failed request or a
 /// value that does not decode throws `storage_error` with the strata code
 /// (QUERY_ERROR, SERIALIZATION_FAILED, ...). Stopping early stops the work:
-/// the shards only ever compute the next page.
-template <class T>
+/// the shards only ever compute the next page. Inside a transaction (Handle
+/// transaction_actor) every page reads the transaction's whole view.
+template <class T, class Handle = transactional_storage_actor>
 class query_range {
 public:
   class iterator {
@@ -825,8 +826,8 @@ public:
     query_range* range_ = nullptr;
   };
 
-  query_range(caf::scoped_actor& self, transactional_storage_actor handle,
-              std::chrono::milliseconds timeout, query_request req)
+  query_range(caf::scoped_actor& self, Handle handle, std::chrono::milliseconds timeout,
+              query_request req)
     : self_(&self), handle_(std::move(handle)), timeout_(timeout), req_(std::move(req)) {
     // nop
   }
@@ -872,7 +873,7 @@ private:
   }
 
   caf::scoped_actor* self_;
-  transactional_storage_actor handle_;
+  Handle handle_;
   std::chrono::milliseconds timeout_;
   query_request req_;
   query_page page_;
@@ -1033,6 +1034,16 @@ public:
   }
 
   /// Id and state (active, committed, aborted).
+  /// The results of `p` over the transaction's view (its own writes
+  /// included), page by page. Under SERIALIZABLE a document that would change
+  /// the results, written by another transaction meanwhile, fails the commit.
+  query_range<T, transaction_actor> query(const pattern& p, uint32_t page = 0) {
+    query_request req;
+    req.pattern = p.json();
+    req.limit = page;
+    return {*this->self_, this->handle_, this->timeout_, std::move(req)};
+  }
+
   caf::expected<txn_info> info() {
     return this->template ask<txn_info>(atom::info_v);
   }
