@@ -17,28 +17,13 @@
 #include "backends/query_exec.hpp"
 #include "backends/shard_core.hpp"
 #include "strata/envelope.hpp"
+#include "tests/random_docs.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace strata;
+using strata::test::random_scalar;
 
 namespace {
-
-document random_scalar(std::mt19937& rng) {
-  switch (rng() % 6) {
-    case 0:
-      return document{};
-    case 1:
-      return document::boolean(rng() % 2 == 0);
-    case 2:
-      return document::integer(static_cast<int64_t>(rng() % 9) - 4);
-    case 3:
-      return document::real((static_cast<double>(rng() % 13) - 6) / 2);
-    default: {
-      static const char* words[] = {"ant", "bee", "bear", "cat", "be", ""};
-      return document::string(words[rng() % 6]);
-    }
-  }
-}
 
 document random_value(std::mt19937& rng, int depth = 0) {
   auto r = rng() % 10;

@@ -18,40 +18,24 @@
 #include "backends/query_exec.hpp"
 #include "strata/envelope.hpp"
 #include "tests/fixture.hpp"
+#include "tests/random_docs.hpp"
 
 namespace strata::test {
-
-inline document model_scalar(std::mt19937& rng) {
-  switch (rng() % 6) {
-    case 0:
-      return document{};
-    case 1:
-      return document::boolean(rng() % 2 == 0);
-    case 2:
-      return document::integer(static_cast<int64_t>(rng() % 9) - 4);
-    case 3:
-      return document::real((static_cast<double>(rng() % 13) - 6) / 2);
-    default: {
-      static const char* words[] = {"ant", "bee", "bear", "cat", "be", ""};
-      return document::string(words[rng() % 6]);
-    }
-  }
-}
 
 inline document model_doc(std::mt19937& rng, int i) {
   auto d = document::object();
   d.set("i", document::integer(i));
   if (rng() % 6)
-    d.set("a", model_scalar(rng));
+    d.set("a", random_scalar(rng));
   if (rng() % 3 == 0) {
     document::array_type xs;
     for (auto n = rng() % 4; n > 0; --n)
-      xs.push_back(model_scalar(rng));
+      xs.push_back(random_scalar(rng));
     d.set("tags", document::array(std::move(xs)));
   }
   if (rng() % 2) {
     auto b = document::object();
-    b.set("c", model_scalar(rng));
+    b.set("c", random_scalar(rng));
     d.set("b", b);
   }
   d.set("group", document::string(std::string(1, static_cast<char>('p' + rng() % 4))));
@@ -67,7 +51,7 @@ inline std::string model_condition(std::mt19937& rng) {
   std::string op = ops[rng() % 10];
   document v;
   if (op == "in" || op == "nin")
-    v = document::array({model_scalar(rng), model_scalar(rng)});
+    v = document::array({random_scalar(rng), random_scalar(rng)});
   else if (op == "exists")
     v = document::boolean(rng() % 2 == 0);
   else if (op == "regex")
@@ -75,7 +59,7 @@ inline std::string model_condition(std::mt19937& rng) {
   else if (field == "n")
     v = document::integer(static_cast<int64_t>(rng() % 100));
   else
-    v = model_scalar(rng);
+    v = random_scalar(rng);
   return "{\"field\":\"" + field + "\",\"operator\":\"" + op + "\",\"value\":" + to_json(v)
          + "}";
 }

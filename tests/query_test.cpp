@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "backends/query.hpp"
+#include "tests/random_docs.hpp"
 
 using namespace strata;
+using strata::test::random_scalar;
 
 namespace {
 
@@ -147,23 +149,6 @@ bool reference(const document& d, const std::vector<std::string>& steps, compare
       });
   }
   return false;
-}
-
-document random_scalar(std::mt19937& rng) {
-  switch (rng() % 6) {
-    case 0:
-      return document{};
-    case 1:
-      return document::boolean(rng() % 2 == 0);
-    case 2:
-      return document::integer(static_cast<int64_t>(rng() % 7) - 3);
-    case 3:
-      return document::real((static_cast<double>(rng() % 13) - 6) / 2);
-    default: {
-      static const char* words[] = {"ant", "bee", "bear", "cat", "be", ""};
-      return document::string(words[rng() % 6]);
-    }
-  }
 }
 
 document random_doc(std::mt19937& rng) {

@@ -639,6 +639,49 @@ private:
 
 // -- blocking ----------------------------------------------------------------------
 
+namespace detail {
+
+/// The input iterator of a lazy range: `Range` fetches pages as needed in
+/// `load()` (false at the end), steps with `advance()` and holds the current
+/// element in `current_`.
+template <class Range, class Value>
+class lazy_iterator {
+public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = Value;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const value_type*;
+  using reference = const value_type&;
+
+  lazy_iterator() = default;
+  explicit lazy_iterator(Range* range) : range_(range) {
+    if (!range_->load())
+      range_ = nullptr;
+  }
+  reference operator*() const {
+    return range_->current_;
+  }
+  pointer operator->() const {
+    return &range_->current_;
+  }
+  lazy_iterator& operator++() {
+    if (!range_->advance())
+      range_ = nullptr;
+    return *this;
+  }
+  bool operator==(const lazy_iterator& other) const {
+    return range_ == other.range_;
+  }
+  bool operator!=(const lazy_iterator& other) const {
+    return range_ != other.range_;
+  }
+
+private:
+  Range* range_ = nullptr;
+};
+
+} // namespace detail
+
 template <class T>
 class blocking_store;
 
@@ -655,40 +698,8 @@ public:
     Yield == scan_yield::keys, std::string,
     std::conditional_t<Yield == scan_yield::values, T, std::pair<std::string, T>>>;
 
-  class iterator {
-  public:
-    using iterator_category = std::input_iterator_tag;
-    using value_type = scan_range::value_type;
-    using difference_type = std::ptrdiff_t;
-    using pointer = const value_type*;
-    using reference = const value_type&;
-
-    iterator() = default;
-    explicit iterator(scan_range* range) : range_(range) {
-      if (!range_->load())
-        range_ = nullptr;
-    }
-    reference operator*() const {
-      return range_->current_;
-    }
-    pointer operator->() const {
-      return &range_->current_;
-    }
-    iterator& operator++() {
-      if (!range_->advance())
-        range_ = nullptr;
-      return *this;
-    }
-    bool operator==(const iterator& other) const {
-      return range_ == other.range_;
-    }
-    bool operator!=(const iterator& other) const {
-      return range_ != other.range_;
-    }
-
-  private:
-    scan_range* range_ = nullptr;
-  };
+  using iterator = detail::lazy_iterator<scan_range, value_type>;
+  friend iterator;
 
   scan_range(caf::scoped_actor& self, storage_actor handle,
              std::chrono::milliseconds timeout, scan_request req)
@@ -790,41 +801,8 @@ caf::expected<query_match<T>> decode_match(query_result& r) {
 template <class T, class Handle = transactional_storage_actor>
 class query_range {
 public:
-  class iterator {
-  public:
-    using iterator_category = std::input_iterator_tag;
-    using value_type = query_match<T>;
-    using difference_type = std::ptrdiff_t;
-    using pointer = const value_type*;
-    using reference = const value_type&;
-
-    iterator() = default;
-    explicit iterator(query_range* range) : range_(range) {
-      if (!range_->load())
-        range_ = nullptr;
-    }
-    reference operator*() const {
-      return range_->current_;
-    }
-    pointer operator->() const {
-      return &range_->current_;
-    }
-    iterator& operator++() {
-      ++range_->pos_;
-      if (!range_->load())
-        range_ = nullptr;
-      return *this;
-    }
-    bool operator==(const iterator& other) const {
-      return range_ == other.range_;
-    }
-    bool operator!=(const iterator& other) const {
-      return range_ != other.range_;
-    }
-
-  private:
-    query_range* range_ = nullptr;
-  };
+  using iterator = detail::lazy_iterator<query_range, query_match<T>>;
+  friend iterator;
 
   query_range(caf::scoped_actor& self, Handle handle, std::chrono::milliseconds timeout,
               query_request req)
@@ -842,6 +820,11 @@ public:
   }
 
 private:
+  bool advance() {
+    ++pos_;
+    return load();
+  }
+
   bool load() {
     while (pos_ >= page_.results.size()) {
       if (fetched_ && !page_.more)
