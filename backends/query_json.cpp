@@ -1,0 +1,163 @@
+#include "backends/query_json.hpp"
+
+#include <algorithm>
+
+#include <rapidjson/error/en.h>
+
+namespace strata::query_json {
+
+document to_document(const rapidjson::Value& v, size_t depth, const std::string& where) {
+  if (depth > max_nesting_depth)
+    throw query_error{where + ": nested too deeply"};
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      return document{};
+    case rapidjson::kFalseType:
+      return document::boolean(false);
+    case rapidjson::kTrueType:
+      return document::boolean(true);
+    case rapidjson::kNumberType:
+      if (v.IsInt64())
+        return document::integer(v.GetInt64());
+      return document::real(v.GetDouble());
+    case rapidjson::kStringType:
+      return document::string(std::string{v.GetString(), v.GetStringLength()});
+    case rapidjson::kArrayType: {
+      document::array_type xs;
+      for (auto& x : v.GetArray())
+        xs.push_back(to_document(x, depth + 1, where));
+      return document::array(std::move(xs));
+    }
+    case rapidjson::kObjectType: {
+      auto out = document::object();
+      for (auto& m : v.GetObject())
+        out.set(std::string{m.name.GetString(), m.name.GetStringLength()},
+                to_document(m.value, depth + 1, where));
+      return out;
+    }
+  }
+  return document{};
+}
+
+void parse_text(rapidjson::Document& d, std::string_view json) {
+  // Iterative: a deeply nested text cannot exhaust the stack; the depth
+  // checks below then refuse it.
+  d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
+  if (d.HasParseError())
+    throw query_error{std::string{"not JSON at offset "} + std::to_string(d.GetErrorOffset())
+                      + ": " + rapidjson::GetParseError_En(d.GetParseError())};
+}
+
+const rapidjson::Value* member(const rapidjson::Value& obj, const char* name) {
+  auto m = obj.FindMember(name);
+  return m == obj.MemberEnd() ? nullptr : &m->value;
+}
+
+std::string text_of(const rapidjson::Value& v, const std::string& where, const char* what) {
+  if (!v.IsString())
+    throw query_error{where + ": " + what + " must be a string"};
+  return std::string{v.GetString(), v.GetStringLength()};
+}
+
+where_clause parse_where(const rapidjson::Value& v, const std::string& where, size_t depth) {
+  if (depth > max_nesting_depth)
+    throw query_error{where + ": nested too deeply"};
+  if (!v.IsObject())
+    throw query_error{where + ": a where clause must be an object"};
+  for (auto& m : v.GetObject()) {
+    std::string_view name{m.name.GetString(), m.name.GetStringLength()};
+    if (name != "field" && name != "operator" && name != "value" && name != "conditions"
+        && name != "nested")
+      throw query_error{where + ": unknown member '" + std::string{name} + "'"};
+  }
+  auto field = member(v, "field");
+  auto op = member(v, "operator");
+  if (auto nested = member(v, "nested")) {
+    if (field == nullptr)
+      throw query_error{where + ": a nested clause needs a field"};
+    where_clause c;
+    c.kind = where_clause::type::nested;
+    c.path = field_path::parse(text_of(*field, where + ".field", "field"), where + ".field");
+    c.children.push_back(parse_where(*nested, where + ".nested", depth + 1));
+    return c;
+  }
+  if (op == nullptr)
+    throw query_error{where + ": missing operator"};
+  auto name = text_of(*op, where + ".operator", "operator");
+  if (name == "and" || name == "or" || name == "not") {
+    auto list = member(v, "conditions");
+    if (list == nullptr || !list->IsArray())
+      throw query_error{where + ": operator " + name + " needs an array of conditions"};
+    if (name == "not" ? list->Size() != 1 : list->Empty())
+      throw query_error{where + ": operator " + name
+                        + (name == "not" ? " takes exactly one condition"
+                                         : " needs at least one condition")};
+    where_clause c;
+    c.kind = name == "and"  ? where_clause::type::all
+             : name == "or" ? where_clause::type::any
+                            : where_clause::type::negate;
+    for (rapidjson::SizeType i = 0; i < list->Size(); ++i)
+      c.children.push_back(parse_where((*list)[i],
+                                       where + ".conditions[" + std::to_string(i) + "]",
+                                       depth + 1));
+    return c;
+  }
+  static const std::pair<const char*, compare_op> ops[] = {
+    {"eq", compare_op::eq},   {"ne", compare_op::ne},   {"gt", compare_op::gt},
+    {"gte", compare_op::gte}, {"lt", compare_op::lt},   {"lte", compare_op::lte},
+    {"in", compare_op::in},   {"nin", compare_op::nin}, {"regex", compare_op::regex},
+    {"exists", compare_op::exists}};
+  auto i = std::find_if(std::begin(ops), std::end(ops),
+                        [&](auto& x) { return name == x.first; });
+  if (i == std::end(ops))
+    throw query_error{where + ".operator: unknown operator '" + name + "'"};
+  if (field == nullptr)
+    throw query_error{where + ": operator " + name + " needs a field"};
+  auto value = member(v, "value");
+  if (value == nullptr)
+    throw query_error{where + ": operator " + name + " needs a value"};
+  auto path = field_path::parse(text_of(*field, where + ".field", "field"), where + ".field");
+  return make_condition(std::move(path), i->second,
+                        to_document(*value, 0, where + ".value"), where);
+}
+
+uint64_t count_of(const rapidjson::Value& v, const std::string& where) {
+  if (!v.IsUint64())
+    throw query_error{where + " must be a non-negative integer"};
+  return v.GetUint64();
+}
+
+std::vector<order_key> parse_order(const rapidjson::Value& v, const std::string& where) {
+  if (!v.IsArray())
+    throw query_error{where + " must be an array"};
+  std::vector<order_key> result;
+  for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+    auto at = where + "[" + std::to_string(i) + "]";
+    if (!v[i].IsObject() || member(v[i], "field") == nullptr)
+      throw query_error{at + ": needs a field"};
+    order_key k;
+    k.path = field_path::parse(text_of(*member(v[i], "field"), at + ".field", "field"),
+                               at + ".field");
+    if (auto dir = member(v[i], "direction")) {
+      auto text = text_of(*dir, at + ".direction", "direction");
+      if (text != "asc" && text != "desc")
+        throw query_error{at + ".direction: must be asc or desc, got '" + text + "'"};
+      k.descending = text == "desc";
+    }
+    result.push_back(std::move(k));
+  }
+  return result;
+}
+
+std::vector<field_path> parse_select(const rapidjson::Value& v, const std::string& where) {
+  if (!v.IsArray())
+    throw query_error{where + " must be an array of field paths"};
+  std::vector<field_path> result;
+  for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+    auto at = where + "[" + std::to_string(i) + "]";
+    result.push_back(field_path::parse(text_of(v[i], at, "a field path"), at));
+  }
+  return result;
+}
+
+} // namespace strata::query_json
