@@ -161,3 +161,41 @@ std::vector<field_path> parse_select(const rapidjson::Value& v, const std::strin
 }
 
 } // namespace strata::query_json
+
+namespace strata {
+
+using namespace query_json;
+
+document parse_json_document(std::string_view json) {
+  rapidjson::Document d;
+  parse_text(d, json);
+  return to_document(d, 0, "value");
+}
+
+query_pattern parse_query(std::string_view json) {
+  rapidjson::Document d;
+  parse_text(d, json);
+  if (!d.IsObject())
+    throw query_error{"a query must be a JSON object"};
+  query_pattern q;
+  for (auto& m : d.GetObject()) {
+    std::string name{m.name.GetString(), m.name.GetStringLength()};
+    auto& v = m.value;
+    if (name == "where") {
+      q.where = parse_where(v, "where", 0);
+    } else if (name == "orderBy") {
+      q.order_by = parse_order(v, "orderBy");
+    } else if (name == "limit") {
+      q.limit = count_of(v, "limit");
+    } else if (name == "offset") {
+      q.offset = count_of(v, "offset");
+    } else if (name == "select") {
+      q.select = parse_select(v, "select");
+    } else {
+      throw query_error{"unknown member '" + name + "' (known: where, orderBy, limit, offset, select)"};
+    }
+  }
+  return q;
+}
+
+} // namespace strata
