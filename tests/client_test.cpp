@@ -252,3 +252,80 @@ TEST_CASE("event-based client: continuations inside an actor") {
     },
     [&](caf::error& e) { FAIL(render(e)); });
 }
+
+TEST_CASE("event-based client: queries inside an actor") {
+  fixture f;
+  auto s = f.open(f.options(3));
+  store<account> accounts{s};
+  blocking_store<account> setup{f.sys(), s};
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(!setup.set(key_of(i), make_account(i)));
+  auto report = caf::actor{f.self};
+  auto rich = pattern{where("balance").gte(1000)}.order_by("balance", order::desc);
+  // count, then two pages of the query, then find_many, then a group-by.
+  f.sys().spawn([=](caf::event_based_actor* self) {
+    accounts.count(self, rich).then(
+      [=](uint64_t n) {
+        accounts.query(self, rich, {}, 5).then(
+          [=](std::pair<std::vector<query_match<account>>, bytes> first) {
+            accounts.query(self, rich, first.second, 5).then(
+              [=](std::pair<std::vector<query_match<account>>, bytes> second) {
+                accounts.find_many(self, rich).then(
+                  [=](std::vector<query_match<account>> all) {
+                    accounts
+                      .aggregate(self, R"([{"group": {"by": ["tags"], "fields":
+                                           {"n": {"count": "*"}}}}])")
+                      .then(
+                        [=](document groups) {
+                          self->send(report, n, first.first.front().value.balance,
+                                     static_cast<uint64_t>(first.first.size()
+                                                           + second.first.size()),
+                                     second.second.empty(),
+                                     static_cast<uint64_t>(all.size()),
+                                     static_cast<uint64_t>(groups.as_array().size()));
+                        },
+                        [=](caf::error e) { self->send(report, e); });
+                  },
+                  [=](caf::error e) { self->send(report, e); });
+              },
+              [=](caf::error e) { self->send(report, e); });
+          },
+          [=](caf::error e) { self->send(report, e); });
+      },
+      [=](caf::error e) { self->send(report, e); });
+  });
+  f.self->receive(
+    [&](uint64_t n, int64_t top, uint64_t paged, bool last, uint64_t all, uint64_t groups) {
+      CHECK(n == 9); // balances 1050 .. 1850
+      CHECK(top == 1850);
+      CHECK(paged == 9);
+      CHECK(last);
+      CHECK(all == 9);
+      CHECK(groups == 3); // tags t0, t1, t2 (the arrays as a whole)
+    },
+    [&](caf::error& e) { FAIL(render(e)); });
+  // A bad pattern reaches the error handler.
+  f.sys().spawn([=](caf::event_based_actor* self) {
+    accounts.count(self, pattern{where("balance").in({})}.limit(1))
+      .then([=](uint64_t n) { self->send(report, n); },
+            [=](caf::error e) { self->send(report, e); });
+    accounts.count(self, pattern{where("").eq(1)})
+      .then([=](uint64_t n) { self->send(report, n); },
+            [=](caf::error e) { self->send(report, e); });
+  });
+  // The two answers may come in either order.
+  int counted = 0;
+  int refused = 0;
+  for (int i = 0; i < 2; ++i)
+    f.self->receive(
+      [&](uint64_t n) {
+        CHECK(n == 0);
+        ++counted;
+      },
+      [&](caf::error& e) {
+        CHECK(code_of(e) == errc::query_error);
+        ++refused;
+      });
+  CHECK(counted == 1);
+  CHECK(refused == 1);
+}

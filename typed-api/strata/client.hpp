@@ -362,6 +362,27 @@ protected:
 /// A typed view of an open transaction for event-based actors. Cheap to
 /// copy; `get`, `set`, `del` and `has` as for `store<T>`, seeing the
 /// transaction's own writes.
+/// One result of a query: the key, its value (or, for a pattern that
+/// selects fields, a `T` made of them) and the relevance score.
+template <class T>
+struct query_match {
+  std::string key;
+  T value;
+  double score = 0;
+};
+
+namespace detail {
+
+template <class T>
+caf::expected<query_match<T>> decode_match(query_result& r) {
+  auto v = decode<T>(r.value);
+  if (!v)
+    return make_error(code_of(v.error()), "value of key '" + r.key + "': " + render(v.error()));
+  return query_match<T>{std::move(r.key), std::move(*v), r.score};
+}
+
+} // namespace detail
+
 template <class T>
 class txn : public detail::async_ops<T, transaction_actor> {
 public:
@@ -624,7 +645,92 @@ public:
     });
   }
 
+  // -- queries (level 2) -------------------------------------------------------------
+
+  /// One page of `p`'s results after `continuation` (empty: the first page);
+  /// the second member is the next page's continuation, empty after the last.
+  template <class Self>
+  pending<std::pair<std::vector<query_match<T>>, bytes>>
+  query(Self* self, const pattern& p, bytes continuation = {}, uint32_t page = 0) const {
+    query_request req;
+    req.pattern = p.json();
+    req.continuation = std::move(continuation);
+    req.limit = page;
+    return indexed<std::pair<std::vector<query_match<T>>, bytes>, query_page>(
+      self,
+      [](query_page& pg) -> caf::expected<std::pair<std::vector<query_match<T>>, bytes>> {
+        std::vector<query_match<T>> out;
+        for (auto& r : pg.results) {
+          auto m = detail::decode_match<T>(r);
+          if (!m)
+            return std::move(m.error());
+          out.push_back(std::move(*m));
+        }
+        return std::make_pair(std::move(out), pg.more ? std::move(pg.continuation) : bytes{});
+      },
+      atom::query_v, std::move(req));
+  }
+
+  /// How many documents match `p`.
+  template <class Self>
+  pending<uint64_t> count(Self* self, const pattern& p) const {
+    return indexed<uint64_t, uint64_t>(
+      self, [](uint64_t n) -> caf::expected<uint64_t> { return n; }, atom::count_v, p.json());
+  }
+
+  /// Every result of `p` (QUOTA_EXCEEDED past `limits::max_find_results`).
+  template <class Self>
+  pending<std::vector<query_match<T>>> find_many(Self* self, const pattern& p) const {
+    return indexed<std::vector<query_match<T>>, std::vector<query_result>>(
+      self,
+      [](std::vector<query_result>& rs) -> caf::expected<std::vector<query_match<T>>> {
+        std::vector<query_match<T>> out;
+        for (auto& r : rs) {
+          auto m = detail::decode_match<T>(r);
+          if (!m)
+            return std::move(m.error());
+          out.push_back(std::move(*m));
+        }
+        return out;
+      },
+      atom::find_many_v, p.json());
+  }
+
+  /// Runs an aggregation pipeline: an array of result documents.
+  template <class Self>
+  pending<document> aggregate(Self* self, std::string pipeline) const {
+    return indexed<document, bytes>(
+      self,
+      [](bytes& b) -> caf::expected<document> {
+        try {
+          return decode_document(b);
+        } catch (const codec_error& e) {
+          return make_error(errc::serialization_failed, e.what());
+        }
+      },
+      atom::aggregate_v, std::move(pipeline));
+  }
+
 private:
+  /// Sends `xs...` to the store's indexed interface and converts the answer.
+  template <class R, class Answer, class Self, class Convert, class... Ts>
+  pending<R> indexed(Self* self, Convert convert, Ts... xs) const {
+    return super::template make<R>([=, h = txn_handle_, t = timeout_](auto ok, auto fail) {
+      if (!h)
+        return fail(detail::no_queries());
+      self->request(h, detail::timeout_for(h, self->node(), t), xs...)
+        .then(
+          [ok, fail, convert](Answer& answer) {
+            auto r = convert(answer);
+            if (r)
+              ok(std::move(*r));
+            else
+              fail(std::move(r.error()));
+          },
+          [fail](caf::error& e) { fail(std::move(e)); });
+    });
+  }
+
   store(std::shared_ptr<detail::proxy_owner> owner, const transactional_storage_actor& h,
         std::chrono::milliseconds timeout)
     : super(owner->use(h), timeout), owner_(owner), txn_handle_(owner->use(h)) {
@@ -770,27 +876,6 @@ private:
   bool fetched_ = false;
   value_type current_;
 };
-
-/// One result of a query: the key, its value (or, for a pattern that
-/// selects fields, a `T` made of them) and the relevance score.
-template <class T>
-struct query_match {
-  std::string key;
-  T value;
-  double score = 0;
-};
-
-namespace detail {
-
-template <class T>
-caf::expected<query_match<T>> decode_match(query_result& r) {
-  auto v = decode<T>(r.value);
-  if (!v)
-    return make_error(code_of(v.error()), "value of key '" + r.key + "': " + render(v.error()));
-  return query_match<T>{std::move(r.key), std::move(*v), r.score};
-}
-
-} // namespace detail
 
 /// A lazy query: fetches one page of results when the previous one is used
 /// up, in the pattern's order. Works with range-for; a failed request or a
