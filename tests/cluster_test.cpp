@@ -1249,7 +1249,7 @@ TEST_CASE("a shard node that comes back after an outage is found within a reconn
   CHECK(**db.get("k") == "v");
 }
 
-TEST_CASE("queries and indexes on shard nodes; a node killed mid-build resumes the build") {
+TEST_CASE("queries and indexes on shard nodes, and a node killed mid-build resumes the build") {
   fixture f;
   shard_nodes nodes{f.dir, 2};
   f.open(cluster_options(f, nodes, 30s));

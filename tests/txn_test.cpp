@@ -799,7 +799,7 @@ shard_core_options decision_log_options(const fixture& f) {
   return lo;
 }
 
-TEST_CASE("decisions leave the coordinator's log after a barrier; leftovers are re-driven harmlessly", "[durable]") {
+TEST_CASE("decisions leave the coordinator's log after a barrier, and leftovers are re-driven harmlessly", "[durable]") {
   fixture f;
   auto o = f.options(shards);
   o.sync = sync_mode::durable;
@@ -900,7 +900,7 @@ TEST_CASE("a store's shutdown ends its open transactions") {
   f.store = nullptr;
 }
 
-TEST_CASE("a commit waits for reads in flight; a reply after rollback is harmless") {
+TEST_CASE("a commit waits for reads in flight, and a reply after rollback is harmless") {
   // Through shard actors only, so that reads are messages still in flight
   // when the next request arrives.
   fixture f;
