@@ -61,6 +61,8 @@ auto query_guarded(F f) -> caf::expected<decltype(f())> {
     return make_error(errc::query_error, e.what());
   } catch (const result_too_large& e) {
     return make_error(errc::quota_exceeded, e.what());
+  } catch (const codec_error& e) {
+    return make_error(errc::serialization_failed, e.what());
   }
 }
 

@@ -57,8 +57,9 @@ void gather(storage_ptr self, caf::response_promise rp, Done done, Ts... xs) {
   }
 }
 
-/// Runs `f`, answering a bad pattern with QUERY_ERROR and a too large
-/// result with QUOTA_EXCEEDED.
+/// Runs `f`, answering a bad pattern with QUERY_ERROR, a too large result
+/// with QUOTA_EXCEEDED, a value that does not decode with SERIALIZATION_FAILED
+/// and a failing engine with its own code.
 template <class F>
 caf::error checked(F f) {
   try {
@@ -70,6 +71,9 @@ caf::error checked(F f) {
     return make_error(errc::quota_exceeded, e.what());
   } catch (const codec_error& e) {
     return make_error(errc::serialization_failed, e.what());
+  } catch (const storage_error& e) {
+    // A local shard's engine failing under a read on the router's thread.
+    return make_error(e.code(), e.what());
   }
 }
 

@@ -1262,6 +1262,7 @@ TEST_CASE("queries and indexes on shard nodes, and a node killed mid-build resum
   REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("by_a", "a", "btree")));
   REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("n_hash", "n", "hash")));
   test::check_queries_against_model(f, f.store, 400, 60, 21);
+#ifdef STRATA_FAULT_INJECTION // the node kills itself at a crash point
   // Enough documents for several build steps per shard.
   std::vector<entry> entries;
   for (int i = 0; i < 12000; ++i) {
@@ -1297,4 +1298,5 @@ TEST_CASE("queries and indexes on shard nodes, and a node killed mid-build resum
   REQUIRE(plan);
   for (auto& s : plan->shards)
     CHECK(s.plan == "index by_v (eq on 1 field)");
+#endif
 }

@@ -381,6 +381,20 @@ caf::expected<query_match<T>> decode_match(query_result& r) {
   return query_match<T>{std::move(r.key), std::move(*v), r.score};
 }
 
+/// Every result decoded, or the first one that does not decode as a `T`.
+template <class T>
+caf::expected<std::vector<query_match<T>>> decode_matches(std::vector<query_result>& rs) {
+  std::vector<query_match<T>> out;
+  out.reserve(rs.size());
+  for (auto& r : rs) {
+    auto m = decode_match<T>(r);
+    if (!m)
+      return std::move(m.error());
+    out.push_back(std::move(*m));
+  }
+  return out;
+}
+
 } // namespace detail
 
 template <class T>
@@ -659,14 +673,10 @@ public:
     return indexed<std::pair<std::vector<query_match<T>>, bytes>, query_page>(
       self,
       [](query_page& pg) -> caf::expected<std::pair<std::vector<query_match<T>>, bytes>> {
-        std::vector<query_match<T>> out;
-        for (auto& r : pg.results) {
-          auto m = detail::decode_match<T>(r);
-          if (!m)
-            return std::move(m.error());
-          out.push_back(std::move(*m));
-        }
-        return std::make_pair(std::move(out), pg.more ? std::move(pg.continuation) : bytes{});
+        auto out = detail::decode_matches<T>(pg.results);
+        if (!out)
+          return std::move(out.error());
+        return std::make_pair(std::move(*out), pg.more ? std::move(pg.continuation) : bytes{});
       },
       atom::query_v, std::move(req));
   }
@@ -683,16 +693,7 @@ public:
   pending<std::vector<query_match<T>>> find_many(Self* self, const pattern& p) const {
     return indexed<std::vector<query_match<T>>, std::vector<query_result>>(
       self,
-      [](std::vector<query_result>& rs) -> caf::expected<std::vector<query_match<T>>> {
-        std::vector<query_match<T>> out;
-        for (auto& r : rs) {
-          auto m = detail::decode_match<T>(r);
-          if (!m)
-            return std::move(m.error());
-          out.push_back(std::move(*m));
-        }
-        return out;
-      },
+      [](std::vector<query_result>& rs) { return detail::decode_matches<T>(rs); },
       atom::find_many_v, p.json());
   }
 
@@ -1306,14 +1307,7 @@ public:
     auto rs = ask_indexed<std::vector<query_result>>(atom::find_many_v, p.json());
     if (!rs)
       return std::move(rs.error());
-    std::vector<query_match<T>> out;
-    for (auto& r : *rs) {
-      auto m = detail::decode_match<T>(r);
-      if (!m)
-        return std::move(m.error());
-      out.push_back(std::move(*m));
-    }
-    return out;
+    return detail::decode_matches<T>(*rs);
   }
 
   /// Runs an aggregation pipeline (JSON text, docs/queries.md); an array of
