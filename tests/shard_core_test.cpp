@@ -648,7 +648,9 @@ TEST_CASE("a shard replays only what followed its last flush, across many reused
         crashes.emplace_back(copy, model);
       }
     }
-    REQUIRE(s.info().flushes > 20);
+    // Background flushes let writes run on to twice the threshold, so the
+    // count depends on timing; any count this size reuses both logs often.
+    REQUIRE(s.info().flushes > 10);
   }
   crashes.emplace_back(dir / "s", model);
   for (auto& [path, expected] : crashes) {
