@@ -331,11 +331,16 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
       self->state.build_scheduled = false;
       auto* ix = self->state.store->indexes();
       auto more = guarded([&] { return ix && ix->step(index_build_step); });
-      if (!more)
-        log().warn("index build on {} stopped: {}", self->state.store->info().path,
-                   to_string(more.error()));
-      else if (*more)
+      if (more && *more) {
         schedule_build(self);
+      } else if (!more) {
+        // The engine's trouble (a full map, I/O): the step is tried again
+        // later, and writes go on meanwhile.
+        log().warn("index step on {} failed, retrying in 1 s: {}",
+                   self->state.store->info().path, to_string(more.error()));
+        self->state.build_scheduled = true;
+        self->delayed_send(self, std::chrono::seconds(1), atom::build_v);
+      }
     },
     [=](atom::flush) {
       auto& st = self->state;

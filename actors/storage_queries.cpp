@@ -354,8 +354,11 @@ caf::result<std::vector<index_info>> indexes(storage_ptr self) {
             out.push_back(std::move(x));
             continue;
           }
-          if (x.state != "ready")
+          // A failed shard fails the index; a building one keeps it building.
+          if (i->state != "failed" && x.state != "ready") {
             i->state = x.state;
+            i->error = x.error;
+          }
           i->built += x.built;
           i->total += x.total;
           i->entries += x.entries;

@@ -72,6 +72,10 @@ bytes encode_def(const index_def& d) {
   doc.set("cursor", document{d.cursor});
   doc.set("built", document::integer(static_cast<int64_t>(d.built)));
   doc.set("multikey", document::boolean(d.multikey));
+  if (d.state == "failed") {
+    doc.set("error", document{d.error});
+    doc.set("purged", document::boolean(d.purged));
+  }
   return encode_doc(doc);
 }
 
@@ -91,6 +95,10 @@ index_def decode_def(std::string_view stored) {
     d.cursor = doc.get("cursor")->as_string();
     d.built = static_cast<uint64_t>(doc.get("built")->as_int());
     d.multikey = doc.get("multikey")->as_bool();
+    if (d.state == "failed") {
+      d.error = doc.get("error")->as_string();
+      d.purged = doc.get("purged")->as_bool();
+    }
     for (auto& f : d.spec.fields)
       d.paths.push_back(field_path::parse(f.name, "index field"));
     return d;
@@ -468,6 +476,9 @@ void index_set::create(const index_spec& spec) {
                                 return x.name == y.name && x.type == y.type
                                        && x.descending == y.descending;
                               });
+    if (e->def.state == "failed")
+      throw storage_error{errc::duplicate_key, "index " + spec.name + " failed (" + e->def.error
+                                                 + "): drop it before creating it again"};
     if (same)
       return;
     throw storage_error{errc::duplicate_key,
@@ -504,12 +515,27 @@ void index_set::drop(const std::string& name) {
   throw storage_error{errc::key_not_found, "no index named " + name};
 }
 
+namespace {
+
+/// Whether steps have work on an index: building, dropping, or failed with
+/// entries left.
+bool has_work(const index_def& d) {
+  return d.state == "building" || d.state == "dropping" || (d.state == "failed" && !d.purged);
+}
+
+/// Whether writes keep an index's entries.
+bool maintained(const index_def& d) {
+  return d.state == "building" || d.state == "ready";
+}
+
+} // namespace
+
 bool index_set::step(size_t budget) {
   auto defs = *current();
   auto changed = false;
   for (size_t i = 0; i < defs.size() && budget > 0; ++i) {
     auto& e = defs[i];
-    if (e->def.state == "ready")
+    if (e->def.state == "ready" || (e->def.state == "failed" && e->def.purged))
       continue;
     auto next = std::make_shared<entry_state>(*e);
     auto& d = next->def;
@@ -518,32 +544,44 @@ bool index_set::step(size_t budget) {
     uint64_t added_bytes = 0;
     bool done = true;
     if (d.state == "building") {
-      core_.with_snapshot([&](const engine_snapshot& snap) {
-        snap.scan(keyspace::data, d.cursor, !d.cursor.empty(),
-                  [&](std::string_view k, std::string_view v) {
-                    if (budget == 0) {
-                      done = false;
-                      return false;
-                    }
-                    --budget;
-                    bool multi = false;
-                    for (auto& key : entries_of_value(d, k, v, multi)) {
-                      std::string_view existing;
-                      if (!snap.get(keyspace::index, key, existing)) {
-                        ++added;
-                        added_bytes += key.size();
+      try {
+        core_.with_snapshot([&](const engine_snapshot& snap) {
+          snap.scan(keyspace::data, d.cursor, !d.cursor.empty(),
+                    [&](std::string_view k, std::string_view v) {
+                      if (budget == 0) {
+                        done = false;
+                        return false;
                       }
-                      index_ops.push_back(operation::set(key, {}));
-                    }
-                    d.multikey = d.multikey || multi;
-                    d.cursor = std::string{k};
-                    ++d.built;
-                    return true;
-                  });
-      });
-      if (done)
-        d.state = "ready";
-    } else { // dropping
+                      --budget;
+                      bool multi = false;
+                      for (auto& key : entries_of_value(d, k, v, multi)) {
+                        std::string_view existing;
+                        if (!snap.get(keyspace::index, key, existing)) {
+                          ++added;
+                          added_bytes += key.size();
+                        }
+                        index_ops.push_back(operation::set(key, {}));
+                      }
+                      d.multikey = d.multikey || multi;
+                      d.cursor = std::string{k};
+                      ++d.built;
+                      return true;
+                    });
+        });
+        if (done)
+          d.state = "ready";
+      } catch (const storage_error& err) {
+        if (err.code() != errc::invalid_value)
+          throw; // the engine's trouble: the step is retried
+        // This data cannot have the index: it fails, and its entries go.
+        d.state = "failed";
+        d.error = err.what();
+        d.cursor.clear();
+        index_ops.clear();
+        added = added_bytes = 0;
+        done = false;
+      }
+    } else { // dropping, or failed and not yet purged
       auto prefix = entry_prefix(d.spec.name);
       core_.with_snapshot([&](const engine_snapshot& snap) {
         snap.scan(keyspace::index, prefix, false, [&](std::string_view k, std::string_view) {
@@ -559,6 +597,8 @@ bool index_set::step(size_t budget) {
         });
       });
     }
+    if (d.state == "failed" && done)
+      d.purged = true;
     derived_writes w;
     w.emplace_back(keyspace::index, std::move(index_ops));
     if (d.state == "dropping" && done)
@@ -568,7 +608,7 @@ bool index_set::step(size_t budget) {
       save(d, w);
     core_.write_spaces(w);
     STRATA_FAULT_POINT("index.after_step");
-    if (d.state == "dropping") {
+    if (d.state != "building" && d.state != "ready") {
       next->counters->entries = 0;
       next->counters->bytes = 0;
     } else {
@@ -585,14 +625,12 @@ bool index_set::step(size_t budget) {
   }
   if (changed)
     publish(defs);
-  return std::any_of(defs.begin(), defs.end(),
-                     [](auto& e) { return e->def.state != "ready"; });
+  return std::any_of(defs.begin(), defs.end(), [](auto& e) { return has_work(e->def); });
 }
 
 bool index_set::pending() const {
   auto defs = current();
-  return std::any_of(defs->begin(), defs->end(),
-                     [](auto& e) { return e->def.state != "ready"; });
+  return std::any_of(defs->begin(), defs->end(), [](auto& e) { return has_work(e->def); });
 }
 
 std::vector<index_info> index_set::list() const {
@@ -606,6 +644,7 @@ std::vector<index_info> index_set::list() const {
     index_info x;
     x.spec = e->def.spec;
     x.state = e->def.state;
+    x.error = e->def.error;
     x.built = e->def.state == "ready" ? total : std::min(e->def.built, total);
     x.total = total;
     x.entries = e->counters->entries;
@@ -620,8 +659,7 @@ std::vector<index_info> index_set::list() const {
 void index_set::extend(const std::vector<operation>& ops, const pending_data& data,
                        derived_writes& out) {
   auto defs = current();
-  bool any = std::any_of(defs->begin(), defs->end(),
-                         [](auto& e) { return e->def.state != "dropping"; });
+  bool any = std::any_of(defs->begin(), defs->end(), [](auto& e) { return maintained(e->def); });
   if (!any)
     return;
   std::vector<operation> index_ops;
@@ -661,7 +699,7 @@ void index_set::extend(const std::vector<operation>& ops, const pending_data& da
     auto had_doc = old && stored_document(*old, old_doc);
     auto has_doc = now && stored_document(*now, new_doc);
     for (auto& e : *defs) {
-      if (e->def.state == "dropping")
+      if (!maintained(e->def))
         continue;
       bool multi_old = false;
       bool multi_new = false;

@@ -34,16 +34,24 @@
 /// thread (`build_step`), between write groups, from a cursor kept in its
 /// definition: writes meanwhile maintain entries for every key, and each step
 /// indexes the next keys from the current data, so a crash resumes where the
-/// last step ended. Only complete ("ready") indexes serve queries.
+/// last step ended. Only complete ("ready") indexes serve queries. A build that
+/// meets a document it cannot index (INVALID_VALUE: too many entries, a key too
+/// long) fails: the index keeps its definition and the reason, its entries are
+/// removed in steps, writes no longer maintain it, and it stays "failed" until
+/// it is dropped.
 namespace strata {
 
 /// One index of a shard, as stored.
 struct index_def {
   index_spec spec;
   std::vector<field_path> paths;
-  /// "building", "ready" or "dropping".
+  /// "building", "ready", "failed" or "dropping".
   std::string state = "building";
-  /// Building: the last data key indexed; dropping: the last entry removed.
+  /// Why the build failed.
+  std::string error;
+  /// Failed: its entries are all removed.
+  bool purged = false;
+  /// Building: the last data key indexed.
   std::string cursor;
   uint64_t built = 0;
   /// Some document has several entries (an array field): the index's order

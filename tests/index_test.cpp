@@ -348,3 +348,66 @@ TEST_CASE("bad index definitions and documents that cannot be indexed are refuse
   CHECK_FALSE(core.has("ok"));
   CHECK(entries(core, "x").empty());
 }
+
+TEST_CASE("a build that meets a document it cannot index fails, and the data stays writable") {
+  test::temp_dir dir;
+  auto o = options(dir.path(), engine_kind::lmdb);
+  std::vector<operation> ops;
+  for (int i = 0; i < 500; ++i) {
+    auto d = document::object();
+    d.set("a", document::integer(i));
+    ops.push_back(operation::set("k" + std::to_string(1000 + i), encode_doc(d)));
+  }
+  auto long_doc = document::object();
+  long_doc.set("a", document::string(std::string(600, 'x')));
+  ops.push_back(operation::set("k1300x", encode_doc(long_doc))); // met halfway through
+  {
+    shard_core core{o};
+    open_indexes(core);
+    write(core, ops);
+    auto& ix = *core.indexes();
+    ix.create(spec("a", {{"a", "btree", false}}));
+    ix.create(spec("b", {{"b", "btree", false}}, true)); // unaffected
+    build_all(ix);
+    auto list = ix.list();
+    REQUIRE(list.size() == 2);
+    CHECK(list[0].spec.name == "a");
+    CHECK(list[0].state == "failed");
+    CHECK_THAT(list[0].error, Catch::Contains("k1300x"));
+    CHECK_THAT(list[0].error, Catch::Contains("index a"));
+    CHECK(list[1].state == "ready");
+    CHECK(entries(core, "a").empty()); // what the build had done is gone
+    CHECK(list[0].entries == 0);
+    // Writes no longer keep it (the long value is accepted now), queries
+    // scan, and creating it again says why it cannot be.
+    write(core, {operation::set("k2", encode_doc(long_doc))});
+    CHECK(entries(core, "a").empty());
+    auto q = parse_query(R"({"where":{"field":"a","operator":"lt","value":3}})");
+    core.with_snapshot([&](const engine_snapshot& snap) {
+      auto r = ix.run(snap, q, std::nullopt, 10);
+      CHECK(keys_of(r) == std::vector<std::string>{"k1000", "k1001", "k1002"});
+    });
+    try {
+      ix.create(spec("a", {{"a", "btree", false}}));
+      FAIL("created over a failed index");
+    } catch (const storage_error& e) {
+      CHECK(e.code() == errc::duplicate_key);
+      CHECK_THAT(e.what(), Catch::Contains("drop it"));
+    }
+  }
+  // The failure is durable; dropping it and fixing the data lets it build.
+  shard_core core{o};
+  open_indexes(core);
+  auto& ix = *core.indexes();
+  CHECK(ix.list().at(0).state == "failed");
+  CHECK_FALSE(ix.pending());
+  ix.drop("a");
+  build_all(ix);
+  write(core, {operation::del("k1300x"), operation::del("k2")});
+  ix.create(spec("a", {{"a", "btree", false}}));
+  build_all(ix);
+  auto list = ix.list();
+  CHECK(list.at(0).state == "ready");
+  CHECK(list.at(0).error.empty());
+  CHECK(entries(core, "a").size() == 500);
+}

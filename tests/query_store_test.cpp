@@ -241,6 +241,25 @@ TEST_CASE("bad patterns, pipelines and index definitions answer QUERY_ERROR") {
   auto has = f.ask<bool>(store, atom::has_v, std::string{"long"});
   REQUIRE(has);
   CHECK_FALSE(*has);
+  // Stored before an index on its field exists, the same document fails that
+  // index's build: the store reports the index failed, naming the document.
+  d.set("b", document::string(std::string(600, 'z')));
+  d.set("a", document::integer(1));
+  REQUIRE_FALSE(f.ask_void(store, atom::set_v, std::string{"long_b"}, encode_doc(d)));
+  REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("y", {{"b", "btree", false}})));
+  std::optional<index_info> y;
+  for (int i = 0; i < 500 && !(y && y->state == "failed"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
+    REQUIRE(list);
+    REQUIRE(list->size() == 2);
+    y = list->back();
+  }
+  REQUIRE(y->state == "failed");
+  CHECK_THAT(y->error, Catch::Contains("long_b"));
+  expect(f.ask_void(store, atom::create_index_v, make_index("y", {{"b", "btree", false}})),
+         errc::duplicate_key, "drop it");
+  REQUIRE_FALSE(f.ask_void(store, atom::drop_index_v, std::string{"y"}));
 }
 
 namespace {

@@ -457,6 +457,10 @@ private:
           std::cerr << "\n";
           break;
         }
+        if (i->state == "failed") {
+          std::cerr << "\n";
+          throw make_error(errc::invalid_value, "index " + spec.name + " failed: " + i->error);
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds{200});
       }
       print(args_.json ? "{\"ok\":true}" : "OK");
@@ -479,12 +483,18 @@ private:
                     << (x.spec.sparse ? "true" : "false") << ",\"state\":\"" << x.state
                     << "\",\"built\":" << x.built << ",\"total\":" << x.total
                     << ",\"entries\":" << x.entries << ",\"size\":" << x.size
-                    << ",\"hits\":" << x.hits << ",\"misses\":" << x.misses << "}";
+                    << ",\"hits\":" << x.hits << ",\"misses\":" << x.misses;
+          if (!x.error.empty())
+            std::cout << ",\"error\":" << quote(x.error);
+          std::cout << "}";
         } else {
           std::cout << x.spec.name << '\t' << fields << (x.spec.sparse ? "\tsparse" : "")
                     << '\t' << x.state << ' ' << x.built << '/' << x.total << "\tentries "
                     << x.entries << "\tbytes " << x.size << "\thits " << x.hits
-                    << "\tmisses " << x.misses << '\n';
+                    << "\tmisses " << x.misses;
+          if (!x.error.empty())
+            std::cout << "\t" << x.error;
+          std::cout << '\n';
         }
         first = false;
       }

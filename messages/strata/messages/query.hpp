@@ -123,8 +123,11 @@ struct index_spec {
 struct index_info {
   index_spec spec;
   /// "building" until every shard indexed its existing documents, then
-  /// "ready": only ready indexes serve queries.
+  /// "ready": only ready indexes serve queries. "failed" if a shard met a
+  /// document it cannot index (`error` says which): such an index is not
+  /// kept up to date and serves nothing until it is dropped.
   std::string state;
+  std::string error;
   /// Documents indexed by the build so far, of `total`.
   uint64_t built = 0;
   uint64_t total = 0;

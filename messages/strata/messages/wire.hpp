@@ -160,8 +160,8 @@ typename Inspector::result_type inspect(Inspector& f, index_spec& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, index_info& x) {
-  return f(caf::meta::type_name("strata::index_info"), x.spec, x.state, x.built, x.total,
-           x.entries, x.size, x.hits, x.misses);
+  return f(caf::meta::type_name("strata::index_info"), x.spec, x.state, x.error, x.built,
+           x.total, x.entries, x.size, x.hits, x.misses);
 }
 
 /// Prints an op_kind in CAF's diagnostics.
