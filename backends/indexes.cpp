@@ -7,6 +7,7 @@
 
 #include "backends/fault.hpp"
 #include "backends/index_key.hpp"
+#include "backends/text_index.hpp"
 #include "strata/envelope.hpp"
 
 namespace strata {
@@ -50,6 +51,26 @@ std::string_view key_of_entry(std::string_view entry) {
 
 bool is_hash(const index_def& d) {
   return d.spec.fields.front().type == "hash";
+}
+
+bool is_text(const index_def& d) {
+  return d.spec.fields.front().type == "fulltext";
+}
+
+using index_entry = text_index::entry;
+
+/// An entry's suffix: the document's key and its length.
+std::string key_suffix(std::string_view pk) {
+  std::string s{pk};
+  s.push_back(static_cast<char>((pk.size() >> 8) & 0xff));
+  s.push_back(static_cast<char>(pk.size() & 0xff));
+  return s;
+}
+
+index_entry* find_entry(std::vector<index_entry>& es, const std::string& key) {
+  auto i = std::lower_bound(es.begin(), es.end(), key,
+                            [](const index_entry& e, const std::string& k) { return e.key < k; });
+  return i != es.end() && i->key == key ? &*i : nullptr;
 }
 
 // -- definitions as stored --------------------------------------------------------
@@ -126,10 +147,21 @@ std::vector<std::pair<std::string, document>> field_values(const document& doc,
   return out;
 }
 
-/// The entry keys of `doc` (stored under `pk`) in index `d`. `multi` is set
-/// if there are several.
-std::vector<std::string> entries_of(const index_def& d, std::string_view pk,
+/// The entries of `doc` (stored under `pk`) in index `d`, sorted by key.
+/// `multi` is set if a btree or hash index has several.
+std::vector<index_entry> entries_of(const index_def& d, std::string_view pk,
                                     const document& doc, bool& multi) {
+  if (is_text(d)) {
+    auto es = text_index::entries(entry_prefix(d.spec.name), d.paths[0], key_suffix(pk), doc,
+                                  d.spec.name);
+    for (auto& e : es)
+      if (e.key.size() > max_index_key)
+        throw storage_error{errc::invalid_value,
+                            "document '" + std::string{pk} + "': its key is too long for "
+                              + "fulltext index " + d.spec.name + " (entries of at most "
+                              + std::to_string(max_index_key) + " bytes)"};
+    return es;
+  }
   std::vector<std::vector<std::pair<std::string, document>>> per_field;
   for (size_t i = 0; i < d.paths.size(); ++i) {
     auto vals = field_values(doc, d.paths[i]);
@@ -153,7 +185,7 @@ std::vector<std::string> entries_of(const index_def& d, std::string_view pk,
   }
   multi = combos > 1;
   auto prefix = entry_prefix(d.spec.name);
-  std::vector<std::string> keys;
+  std::vector<index_entry> keys;
   std::vector<size_t> pick(per_field.size(), 0);
   for (size_t c = 0; c < combos; ++c) {
     std::string values;
@@ -182,19 +214,22 @@ std::vector<std::string> entries_of(const index_def& d, std::string_view pk,
                             + d.spec.name + " take " + std::to_string(key.size())
                             + " bytes, more than the " + std::to_string(max_index_key)
                             + " an index entry may"};
-    keys.push_back(std::move(key));
+    keys.push_back({std::move(key), {}});
     for (size_t i = per_field.size(); i-- > 0;) { // next combination
       if (++pick[i] < per_field[i].size())
         break;
       pick[i] = 0;
     }
   }
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  auto by_key = [](const index_entry& x, const index_entry& y) { return x.key < y.key; };
+  std::sort(keys.begin(), keys.end(), by_key);
+  keys.erase(std::unique(keys.begin(), keys.end(),
+                         [](const index_entry& x, const index_entry& y) { return x.key == y.key; }),
+             keys.end());
   return keys;
 }
 
-std::vector<std::string> entries_of_value(const index_def& d, std::string_view pk,
+std::vector<index_entry> entries_of_value(const index_def& d, std::string_view pk,
                                           std::string_view value, bool& multi) {
   document doc;
   multi = false;
@@ -260,6 +295,8 @@ std::string enc_field(const index_def& d, size_t i, const document& v) {
 /// `d` cannot narrow `q` down.
 std::optional<plan> plan_for(const index_def& d, const query_pattern& q,
                              const std::vector<const where_clause*>& cs) {
+  if (is_text(d))
+    return std::nullopt; // serves text conditions only (text_search)
   plan p;
   p.def = &d;
   auto prefix = entry_prefix(d.spec.name);
@@ -397,16 +434,20 @@ void check_index_spec(const index_spec& spec) {
     auto& f = spec.fields[i];
     auto at = "index " + spec.name + ": fields[" + std::to_string(i) + "]";
     field_path::parse(f.name, at + ".name");
-    if (f.type == "fulltext" || f.type == "spatial")
+    if (f.type == "spatial")
       throw query_error{at + ": " + f.type + " indexes are not available in this release"};
-    if (f.type != "btree" && f.type != "hash")
+    if (f.type != "btree" && f.type != "hash" && f.type != "fulltext")
       throw query_error{at + ".type: unknown index type '" + f.type
-                        + "' (known: btree, hash)"};
+                        + "' (known: btree, hash, fulltext)"};
     if (f.type != spec.fields.front().type)
       throw query_error{at + ".type: every field of an index has the same type"};
     if (f.type == "hash" && f.descending)
       throw query_error{at + ": a hash index has no order"};
+    if (f.type == "fulltext" && f.descending)
+      throw query_error{at + ": a fulltext index has no order"};
   }
+  if (spec.fields.front().type == "fulltext" && spec.fields.size() > 1)
+    throw query_error{"index " + spec.name + ": a fulltext index has one field"};
   if (spec.unique)
     throw query_error{"index " + spec.name
                       + ": unique indexes (unique across every shard) are not available in "
@@ -424,20 +465,60 @@ index_set::index_set(shard_core& core) : core_(core) {
       auto prefix = entry_prefix(e->def.spec.name);
       uint64_t n = 0;
       uint64_t size = 0;
+      uint64_t docs = 0;
+      uint64_t words = 0;
+      auto text = is_text(e->def);
       snap.scan(keyspace::index, prefix, false, [&](std::string_view ik, std::string_view iv) {
         if (ik.substr(0, prefix.size()) != prefix)
           return false;
         ++n;
         size += ik.size() + iv.size();
+        if (text)
+          if (auto w = text_index::doc_words(ik.substr(prefix.size()), iv)) {
+            ++docs;
+            words += *w;
+          }
         return true;
       });
       e->counters->entries = n;
       e->counters->bytes = size;
+      e->counters->docs = docs;
+      e->counters->words = words;
       defs.push_back(std::move(e));
       return true;
     });
   });
   defs_ = std::make_shared<const def_list>(std::move(defs));
+}
+
+void index_set::recount(const index_def& d, index_counters& n) const {
+  auto prefix = entry_prefix(d.spec.name);
+  // A fulltext index's figures come from its documents' entries alone.
+  auto from = is_text(d) ? prefix + 'd' : prefix;
+  uint64_t entries = 0;
+  uint64_t size = 0;
+  uint64_t docs = 0;
+  uint64_t words = 0;
+  core_.with_snapshot([&](const engine_snapshot& snap) {
+    snap.scan(keyspace::index, from, false, [&](std::string_view k, std::string_view v) {
+      if (k.substr(0, from.size()) != from)
+        return false;
+      ++entries;
+      size += k.size() + v.size();
+      if (auto w = text_index::doc_words(k.substr(prefix.size()), v)) {
+        ++docs;
+        words += *w;
+      }
+      return true;
+    });
+  });
+  if (is_text(d)) {
+    n.docs = docs;
+    n.words = words;
+  } else {
+    n.entries = entries;
+    n.bytes = size;
+  }
 }
 
 std::shared_ptr<const index_set::def_list> index_set::current() const {
@@ -542,6 +623,8 @@ bool index_set::step(size_t budget) {
     std::vector<operation> index_ops;
     uint64_t added = 0;
     uint64_t added_bytes = 0;
+    uint64_t added_docs = 0;
+    uint64_t added_words = 0;
     bool done = true;
     if (d.state == "building") {
       try {
@@ -554,13 +637,18 @@ bool index_set::step(size_t budget) {
                       }
                       --budget;
                       bool multi = false;
-                      for (auto& key : entries_of_value(d, k, v, multi)) {
-                        std::string_view existing;
-                        if (!snap.get(keyspace::index, key, existing)) {
+                      auto es = entries_of_value(d, k, v, multi);
+                      std::string_view existing;
+                      if (!es.empty() && !snap.get(keyspace::index, es.front().key, existing)) {
+                        added_docs += 1; // a document's first entry is new: all are
+                        added_words += text_index::words_of(entry_prefix(d.spec.name), es);
+                      }
+                      for (auto& x : es) {
+                        if (!snap.get(keyspace::index, x.key, existing)) {
                           ++added;
-                          added_bytes += key.size();
+                          added_bytes += x.key.size() + x.value.size();
                         }
-                        index_ops.push_back(operation::set(key, {}));
+                        index_ops.push_back(operation::set(x.key, bytes_of(x.value)));
                       }
                       d.multikey = d.multikey || multi;
                       d.cursor = std::string{k};
@@ -578,7 +666,7 @@ bool index_set::step(size_t budget) {
         d.error = err.what();
         d.cursor.clear();
         index_ops.clear();
-        added = added_bytes = 0;
+        added = added_bytes = added_docs = added_words = 0;
         done = false;
       }
     } else { // dropping, or failed and not yet purged
@@ -608,13 +696,25 @@ bool index_set::step(size_t budget) {
       save(d, w);
     core_.write_spaces(w);
     STRATA_FAULT_POINT("index.after_step");
+    auto finished = d.state == "ready";
     if (d.state != "building" && d.state != "ready") {
       next->counters->entries = 0;
       next->counters->bytes = 0;
+      next->counters->docs = 0;
+      next->counters->words = 0;
     } else {
       next->counters->entries += added;
       next->counters->bytes += added_bytes;
+      if (is_text(d)) {
+        next->counters->docs += added_docs;
+        next->counters->words += added_words;
+      }
     }
+    // While it was built, a write could not tell whether the build had
+    // indexed its key's old value yet, so the figures may be off: counted
+    // anew from the entries (BM25 needs exact statistics).
+    if (finished)
+      recount(d, *next->counters);
     changed = true;
     if (d.state == "dropping" && done) {
       defs.erase(defs.begin() + static_cast<ptrdiff_t>(i));
@@ -684,6 +784,8 @@ void index_set::extend(const std::vector<operation>& ops, const pending_data& da
       for (auto& e : *defs) {
         e->counters->entries = 0;
         e->counters->bytes = 0;
+        e->counters->docs = 0;
+        e->counters->words = 0;
       }
       mine.clear();
       cleared = true;
@@ -704,21 +806,34 @@ void index_set::extend(const std::vector<operation>& ops, const pending_data& da
       bool multi_old = false;
       bool multi_new = false;
       auto was = had_doc ? entries_of(e->def, op.key, old_doc, multi_old)
-                         : std::vector<std::string>{};
+                         : std::vector<index_entry>{};
       auto is = has_doc ? entries_of(e->def, op.key, new_doc, multi_new)
-                        : std::vector<std::string>{};
-      for (auto& k : was)
-        if (!std::binary_search(is.begin(), is.end(), k)) {
-          index_ops.push_back(operation::del(k));
-          e->counters->entries -= std::min<uint64_t>(1, e->counters->entries);
-          e->counters->bytes -= std::min<uint64_t>(k.size(), e->counters->bytes);
+                        : std::vector<index_entry>{};
+      auto& n = *e->counters;
+      for (auto& x : was)
+        if (!find_entry(is, x.key)) {
+          index_ops.push_back(operation::del(x.key));
+          n.entries -= std::min<uint64_t>(1, n.entries);
+          n.bytes -= std::min<uint64_t>(x.key.size() + x.value.size(), n.bytes);
         }
-      for (auto& k : is)
-        if (!std::binary_search(was.begin(), was.end(), k)) {
-          index_ops.push_back(operation::set(k, {}));
-          ++e->counters->entries;
-          e->counters->bytes += k.size();
+      for (auto& x : is) {
+        auto* old_entry = find_entry(was, x.key);
+        if (!old_entry || old_entry->value != x.value)
+          index_ops.push_back(operation::set(x.key, bytes_of(x.value)));
+        if (!old_entry) {
+          ++n.entries;
+          n.bytes += x.key.size() + x.value.size();
         }
+      }
+      if (is_text(e->def)) {
+        auto prefix = entry_prefix(e->def.spec.name);
+        auto w_old = text_index::words_of(prefix, was);
+        auto w_new = text_index::words_of(prefix, is);
+        n.docs += (is.empty() ? 0 : 1);
+        n.docs -= std::min<uint64_t>(was.empty() ? 0 : 1, n.docs);
+        n.words += w_new;
+        n.words -= std::min<uint64_t>(w_old, n.words);
+      }
       if (multi_new && !e->def.multikey)
         became_multikey.push_back(e);
     }
@@ -814,6 +929,79 @@ void for_each_candidate(const engine_snapshot& snap, const plan& p, uint64_t& ex
   }
 }
 
+/// The ready fulltext index on text condition `t`'s field, if any. `building`
+/// gets the name of one still building.
+template <class Defs>
+std::pair<const index_def*, std::shared_ptr<index_counters>>
+text_index_for(const Defs& defs, const where_clause& t, std::string& building) {
+  for (auto& e : defs) {
+    if (!is_text(e->def) || !same_path(e->def.paths[0], t.path))
+      continue;
+    if (e->def.state == "ready")
+      return {&e->def, e->counters};
+    if (e->def.state == "building")
+      building = e->def.spec.name;
+  }
+  return {nullptr, nullptr};
+}
+
+/// The documents holding every term of `t`, through fulltext index `d`.
+std::vector<text_index::hit> text_candidates(const engine_snapshot& snap, const index_def& d,
+                                             index_counters& n, const where_clause& t,
+                                             uint64_t& postings) {
+  ++n.hits;
+  return text_index::search(snap, entry_prefix(d.spec.name), t, n.docs, n.words, postings);
+}
+
+/// A query with a text condition, through fulltext index `d`.
+shard_query_result text_query(const engine_snapshot& snap, const index_def& d,
+                              index_counters& n, const where_clause& t, const query_pattern& q,
+                              const std::optional<query_position>& after, size_t want) {
+  uint64_t postings = 0;
+  auto found = text_candidates(snap, d, n, t, postings);
+  query_collector c{q, after, want, false};
+  auto feed = [&](const text_index::hit& h) {
+    auto pk = key_of_entry(h.suffix);
+    std::string_view value;
+    if (snap.get(keyspace::data, pk, value))
+      c.feed(pk, value, h.score);
+  };
+  bool more = false;
+  if (q.order_by.size() == 1 && q.order_by[0].score && q.order_by[0].descending
+      && &*q.where == &t) {
+    // Ordered by relevance and filtered by the words alone: the page is known
+    // from the postings, and only its documents are read.
+    std::vector<const text_index::hit*> page;
+    for (auto& h : found)
+      if (!after
+          || order_results(q, {document::real(h.score)}, key_of_entry(h.suffix), after->sort,
+                           after->key)
+               > 0)
+        page.push_back(&h);
+    auto better = [](const text_index::hit* x, const text_index::hit* y) {
+      return x->score != y->score ? x->score > y->score
+                                  : key_of_entry(x->suffix) < key_of_entry(y->suffix);
+    };
+    if (page.size() > want) {
+      std::nth_element(page.begin(), page.begin() + static_cast<ptrdiff_t>(want), page.end(),
+                       better);
+      page.resize(want);
+      more = true;
+    }
+    for (auto* h : page)
+      feed(*h);
+  } else {
+    for (auto& h : found)
+      feed(h);
+  }
+  auto r = c.finish();
+  r.more = r.more || more;
+  r.stats.plan = "index " + d.spec.name + " (text, " + std::to_string(t.terms.size())
+                 + (t.terms.size() == 1 ? " term)" : " terms)");
+  r.stats.estimated = postings;
+  return r;
+}
+
 } // namespace
 
 shard_query_result index_set::run(const engine_snapshot& snap, const query_pattern& q,
@@ -828,6 +1016,15 @@ std::optional<shard_query_result>
 index_set::run_indexed(const engine_snapshot& snap, const query_pattern& q,
                        const std::optional<query_position>& after, size_t want) const {
   auto defs = current();
+  if (auto* t = q.text()) {
+    std::string building;
+    auto [d, n] = text_index_for(*defs, *t, building);
+    if (!d)
+      throw query_error{"where: text search on '" + t->path.str()
+                        + "' needs a ready fulltext index on that field"
+                        + (building.empty() ? "" : " (index " + building + " is building)")};
+    return text_query(snap, *d, *n, *t, q, after, want);
+  }
   std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
   for (auto& e : *defs)
     if (e->def.state == "ready")
@@ -857,6 +1054,25 @@ void open_indexes(shard_core& core) {
 
 uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) const {
   auto defs = current();
+  if (auto* t = q.text()) {
+    std::string building;
+    if (auto [d, n] = text_index_for(*defs, *t, building); d) {
+      uint64_t postings = 0;
+      auto found = text_candidates(snap, *d, *n, *t, postings);
+      if (&*q.where == t)
+        return found.size();
+      uint64_t matched = 0;
+      document doc;
+      for (auto& h : found) {
+        std::string_view value;
+        if (snap.get(keyspace::data, key_of_entry(h.suffix), value) && stored_document(value, doc)
+            && q.matches(doc))
+          ++matched;
+      }
+      return matched;
+    }
+    return count_matches(snap, q); // the words are matched document by document
+  }
   std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
   for (auto& e : *defs)
     if (e->def.state == "ready")

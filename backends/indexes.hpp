@@ -65,6 +65,10 @@ struct index_counters {
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> hits{0};
   std::atomic<uint64_t> misses{0};
+  /// Fulltext: documents with words, and their words in all (BM25's
+  /// statistics).
+  std::atomic<uint64_t> docs{0};
+  std::atomic<uint64_t> words{0};
 };
 
 /// Most bytes of an index entry's key (LMDB's key limit, less room).
@@ -130,6 +134,8 @@ private:
   void publish(def_list defs);
   void save(const index_def& def, derived_writes& out) const;
   void apply(derived_writes writes);
+  /// Counts an index's figures from its entries.
+  void recount(const index_def& d, index_counters& n) const;
 
   shard_core& core_;
   mutable std::mutex mtx_;

@@ -6,6 +6,7 @@
 
 #include <re2/re2.h>
 
+#include "backends/text.hpp"
 
 namespace strata {
 
@@ -108,6 +109,8 @@ bool test(const where_clause& c, const document& value) {
       return value.is_string() && RE2::PartialMatch(value.as_string(), *c.regex);
     case compare_op::exists:
       return true;
+    case compare_op::text:
+      return false; // matched as a whole (where_clause::matches)
   }
   return false;
 }
@@ -224,7 +227,7 @@ const document* first_at(const document& doc, const field_path& path) {
 
 const char* to_string(compare_op op) {
   static const char* names[] = {"eq", "ne", "gt", "gte", "lt", "lte",
-                                "in", "nin", "regex", "exists"};
+                                "in", "nin", "regex", "exists", "text"};
   return names[static_cast<size_t>(op)];
 }
 
@@ -249,6 +252,17 @@ bool where_clause::matches(const document& doc) const {
     case type::condition:
       break;
   }
+  if (op == compare_op::text) {
+    // Every term somewhere in the field's strings.
+    std::vector<std::string> words;
+    visit_path(doc, path, 0, [&](const document& x) {
+      if (x.is_string())
+        text::append_terms(x.as_string(), words);
+      return true;
+    });
+    std::sort(words.begin(), words.end());
+    return std::includes(words.begin(), words.end(), terms.begin(), terms.end());
+  }
   bool hit = false;
   visit_path(doc, path, 0, [&](const document& x) {
     hit = test(*this, x);
@@ -265,9 +279,26 @@ bool where_clause::matches(const document& doc) const {
   }
 }
 
+const where_clause* query_pattern::text() const {
+  auto is_text = [](const where_clause& c) {
+    return c.kind == where_clause::type::condition && c.op == compare_op::text;
+  };
+  if (!where)
+    return nullptr;
+  if (is_text(*where))
+    return &*where;
+  if (where->kind == where_clause::type::all)
+    for (auto& c : where->children)
+      if (is_text(c))
+        return &c;
+  return nullptr;
+}
+
 int query_pattern::order(const document& x, const document& y) const {
   static const document null_doc;
   for (auto& k : order_by) {
+    if (k.score)
+      continue; // documents alone have no relevance
     auto a = first_at(x, k.path);
     auto b = first_at(y, k.path);
     auto r = compare(a ? *a : null_doc, b ? *b : null_doc);
@@ -321,6 +352,16 @@ where_clause make_condition(field_path path, compare_op op, document value,
       if (!value.is_bool())
         throw bad(std::string{"needs true or false, got "} + strata::to_string(value.kind()));
       break;
+    case compare_op::text: {
+      if (!value.is_string())
+        throw bad(std::string{"needs a string value, got "} + strata::to_string(value.kind()));
+      c.terms = text::terms(value.as_string());
+      std::sort(c.terms.begin(), c.terms.end());
+      c.terms.erase(std::unique(c.terms.begin(), c.terms.end()), c.terms.end());
+      if (c.terms.empty())
+        throw bad("has no words to search for in '" + value.as_string() + "'");
+      break;
+    }
     case compare_op::regex: {
       if (!value.is_string())
         throw bad(std::string{"needs a string value, got "} + strata::to_string(value.kind()));

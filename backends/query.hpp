@@ -61,7 +61,10 @@ bool visit_path(const document& doc, const field_path& path, size_t step,
 /// The first value at `path` (arrays whole), or null if there is none.
 const document* first_at(const document& doc, const field_path& path);
 
-enum class compare_op : uint8_t { eq, ne, gt, gte, lt, lte, in, nin, regex, exists };
+/// `text`: the strings at the field hold every word of the operand (after
+/// the fulltext index's case folding and stemming); queries with one need a
+/// fulltext index on the field and are ordered by relevance.
+enum class compare_op : uint8_t { eq, ne, gt, gte, lt, lte, in, nin, regex, exists, text };
 
 /// "eq", "ne", ...
 const char* to_string(compare_op op);
@@ -75,6 +78,7 @@ struct where_clause {
   compare_op op = compare_op::eq;
   document value;             // condition's operand
   std::shared_ptr<const re2::RE2> regex; // op regex, compiled once
+  std::vector<std::string> terms;        // op text: the operand's terms, sorted, distinct
   std::vector<where_clause> children;    // all, any, negate (one), nested (one)
 
   /// Whether `doc` satisfies this clause.
@@ -85,6 +89,9 @@ struct where_clause {
 struct order_key {
   field_path path;
   bool descending = false;
+  /// The field `$score`: the result's relevance to the query's text
+  /// condition (0 without one).
+  bool score = false;
 };
 
 /// A query: which documents, in which order, which page, which fields.
@@ -108,6 +115,9 @@ struct query_pattern {
 
   /// `doc` with only the `select`ed fields (all of it without a selection).
   document project(const document& doc) const;
+
+  /// The text condition (at the top, or in a top-level `and`), if any.
+  const where_clause* text() const;
 };
 
 /// Builds a condition; query_error if the operand does not fit the operator
@@ -122,7 +132,9 @@ where_clause make_condition(field_path path, compare_op op, document value,
 ///   "offset": 0, "select": ["title"]}`; a where clause is a condition
 /// (`field`, `operator`, `value`), a logical clause (`operator` "and", "or"
 /// or "not", `conditions`), or a nested one (`field`, `nested`).
-/// Throws query_error naming the place of the first problem.
+/// Throws query_error naming the place of the first problem. A text condition
+/// must stand at the top or in a top-level `and`, once; without an `orderBy`
+/// such a query is ordered by `$score`, descending.
 query_pattern parse_query(std::string_view json);
 
 /// A JSON value as a document: integers that fit int64 as integers, other

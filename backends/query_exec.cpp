@@ -10,10 +10,14 @@ namespace strata {
 namespace {
 
 /// The query's sort values of `doc` (null for a missing field).
-std::vector<document> sort_values(const query_pattern& q, const document& doc) {
+std::vector<document> sort_values(const query_pattern& q, const document& doc, double score) {
   std::vector<document> result;
   result.reserve(q.order_by.size());
   for (auto& k : q.order_by) {
+    if (k.score) {
+      result.push_back(document::real(score));
+      continue;
+    }
     auto* v = first_at(doc, k.path);
     result.push_back(v ? *v : document{});
   }
@@ -25,7 +29,6 @@ query_hit make_hit(const query_pattern& q, std::string_view key, std::string_vie
                    const document& doc) {
   query_hit h;
   h.key = std::string{key};
-  h.sort = sort_values(q, doc);
   if (q.select.empty())
     h.value = bytes_of(value);
   else
@@ -74,12 +77,12 @@ query_collector::query_collector(const query_pattern& q,
   // nop
 }
 
-bool query_collector::feed(std::string_view key, std::string_view value) {
+bool query_collector::feed(std::string_view key, std::string_view value, double score) {
   ++r_.stats.examined;
   if (!stored_document(value, doc_) || !q_.matches(doc_))
     return true;
   ++r_.stats.matched;
-  auto sort = sort_values(q_, doc_);
+  auto sort = sort_values(q_, doc_, score);
   if (!after_position(q_, sort, key, after_))
     return true;
   auto worse = [this](const query_hit& x, const query_hit& y) {
@@ -102,6 +105,7 @@ bool query_collector::feed(std::string_view key, std::string_view value) {
   }
   auto h = make_hit(q_, key, value, doc_);
   h.sort = std::move(sort);
+  h.score = score;
   if (in_order_) {
     r_.hits.push_back(std::move(h));
   } else {
@@ -123,6 +127,10 @@ shard_query_result query_collector::finish() {
 
 shard_query_result run_query(const engine_snapshot& snap, const query_pattern& q,
                              const std::optional<query_position>& after, size_t want) {
+  // Relevance needs the index's statistics.
+  if (auto* t = q.text())
+    throw query_error{"where: text search on '" + t->path.str()
+                      + "' needs a ready fulltext index on that field"};
   // Without order_by key order is the query's: read from the position and
   // stop early; with it every document is looked at.
   auto in_key_order = q.order_by.empty();

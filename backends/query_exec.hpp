@@ -83,9 +83,9 @@ public:
   query_collector(const query_pattern& q, const std::optional<query_position>& after,
                   size_t want, bool in_order);
 
-  /// Looks at one stored value; false once more values cannot change the
-  /// result.
-  bool feed(std::string_view key, std::string_view value);
+  /// Looks at one stored value, with its relevance if the query has a text
+  /// condition; false once more values cannot change the result.
+  bool feed(std::string_view key, std::string_view value, double score = 0);
 
   /// The results in the query's order, and the figures.
   shard_query_result finish();
@@ -106,6 +106,7 @@ private:
 /// pattern's offset and limit: the caller asks for what it needs. Without
 /// `order_by` the data is read in key order and reading stops after `want`
 /// results; with it every document is looked at, keeping the best `want`.
+/// query_error for a query with a text condition (it needs a fulltext index).
 shard_query_result run_query(const engine_snapshot& snap, const query_pattern& q,
                              const std::optional<query_position>& after, size_t want);
 

@@ -106,7 +106,7 @@ where_clause parse_where(const rapidjson::Value& v, const std::string& where, si
     {"eq", compare_op::eq},   {"ne", compare_op::ne},   {"gt", compare_op::gt},
     {"gte", compare_op::gte}, {"lt", compare_op::lt},   {"lte", compare_op::lte},
     {"in", compare_op::in},   {"nin", compare_op::nin}, {"regex", compare_op::regex},
-    {"exists", compare_op::exists}};
+    {"exists", compare_op::exists}, {"text", compare_op::text}};
   auto i = std::find_if(std::begin(ops), std::end(ops),
                         [&](auto& x) { return name == x.first; });
   if (i == std::end(ops))
@@ -144,6 +144,7 @@ std::vector<order_key> parse_order(const rapidjson::Value& v, const std::string&
         throw query_error{at + ".direction: must be asc or desc, got '" + text + "'"};
       k.descending = text == "desc";
     }
+    k.score = k.path.steps.size() == 1 && k.path.steps[0] == "$score";
     result.push_back(std::move(k));
   }
   return result;
@@ -172,6 +173,28 @@ document parse_json_document(std::string_view json) {
   return to_document(d, 0, "value");
 }
 
+namespace {
+
+/// query_error unless text conditions stand only at the top or in a
+/// top-level `and`, once: a fulltext index must be able to drive the query.
+void check_text(const where_clause& c, const std::string& at, bool allowed, int& seen) {
+  if (c.kind == where_clause::type::condition && c.op == compare_op::text) {
+    if (!allowed)
+      throw query_error{at + ": a text condition stands at the top of where or in a "
+                             "top-level and, not under or, not or nested"};
+    if (++seen > 1)
+      throw query_error{at + ": one text condition per query"};
+  }
+  for (size_t i = 0; i < c.children.size(); ++i)
+    check_text(c.children[i],
+               at + (c.kind == where_clause::type::nested ? ".nested"
+                                                           : ".conditions[" + std::to_string(i)
+                                                               + "]"),
+               allowed && at == "where" && c.kind == where_clause::type::all, seen);
+}
+
+} // namespace
+
 query_pattern parse_query(std::string_view json) {
   rapidjson::Document d;
   parse_text(d, json);
@@ -193,6 +216,17 @@ query_pattern parse_query(std::string_view json) {
       q.select = parse_select(v, "select");
     } else {
       throw query_error{"unknown member '" + name + "' (known: where, orderBy, limit, offset, select)"};
+    }
+  }
+  if (q.where) {
+    int seen = 0;
+    check_text(*q.where, "where", true, seen);
+    if (seen > 0 && q.order_by.empty()) {
+      order_key k;
+      k.path = field_path::parse("$score", "orderBy");
+      k.descending = true;
+      k.score = true;
+      q.order_by.push_back(std::move(k));
     }
   }
   return q;

@@ -17,6 +17,9 @@ find_library(STRATA_LMDB_LIBRARY lmdb REQUIRED)
 # stall a shard).
 find_path(STRATA_RE2_INCLUDE_DIR re2/re2.h REQUIRED)
 find_library(STRATA_RE2_LIBRARY re2 REQUIRED)
+# The Snowball stemmers, for fulltext indexes.
+find_path(STRATA_STEMMER_INCLUDE_DIR libstemmer.h REQUIRED)
+find_library(STRATA_STEMMER_LIBRARY stemmer REQUIRED)
 
 if(NOT TARGET strata::caf_core)
   add_library(strata::caf_core INTERFACE IMPORTED)
@@ -37,4 +40,8 @@ if(NOT TARGET strata::caf_core)
   set_target_properties(strata::re2 PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${STRATA_RE2_INCLUDE_DIR}"
     INTERFACE_LINK_LIBRARIES "${STRATA_RE2_LIBRARY};Threads::Threads")
+  add_library(strata::stemmer INTERFACE IMPORTED)
+  set_target_properties(strata::stemmer PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${STRATA_STEMMER_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES "${STRATA_STEMMER_LIBRARY}")
 endif()

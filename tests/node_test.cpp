@@ -140,6 +140,14 @@ TEST_CASE("strata-cli drives a node") {
         == "{\"author\":\"Lem\",\"n\":2}\n");
   r = cli({"explain", R"({"orderBy": [{"field": "year", "direction": "desc"}], "limit": 1})"});
   CHECK(r.out.find("index by_year (order)") != std::string::npos);
+  CHECK(cli({"set", "--doc", "b5", R"({"author": "Lem", "title": "Solaris and the ocean"})"}).out
+        == "OK\n");
+  r = cli({"index", "create", "titles", "title:text", "--wait"});
+  CHECK(r.code == 0);
+  CHECK(cli({"index", "list"}).out.find("titles\ttitle:text\tready 5/5") != std::string::npos);
+  r = cli({"--json", "query", R"({"where": {"field": "title", "operator": "text", "value": "Oceans"},
+                                  "select": ["author"]})"});
+  CHECK(r.out.rfind(R"([{"key":"b5","value":{"author":"Lem"},"score":0.)", 0) == 0);
   r = cli({"query", R"({"where": {"field": "year", "operator": "between", "value": 1}})"});
   CHECK(r.code == 1);
   CHECK(r.err == "error: QUERY_ERROR: where.operator: unknown operator 'between'\n");

@@ -227,7 +227,7 @@ TEST_CASE("bad patterns, pipelines and index definitions answer QUERY_ERROR") {
   expect(agg.error(), errc::query_error, "unknown accumulator 'median'");
   expect(f.ask_void(store, atom::create_index_v, make_index("bad name", {{"a", "btree", false}})),
          errc::query_error, "index name");
-  expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "fulltext", false}})),
+  expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "spatial", false}})),
          errc::query_error, "not available");
   REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "btree", false}})));
   expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"b", "btree", false}})),
@@ -329,4 +329,77 @@ TEST_CASE("the typed client queries with a builder and a lazy range") {
     for (auto& r : books.query_json("{\"where\": 5}"))
       static_cast<void>(r);
   }(), storage_error);
+}
+
+TEST_CASE("fulltext search through the store: relevance across shards, pages, count, explain") {
+  fixture f;
+  auto handle = f.open(f.options(4));
+  blocking_store<book> books{f.sys(), handle};
+  // 200 books; every title has "saga", one in five "ocean", one in seven
+  // "storm" (as "storms" or "Stormy" now and then: stemmed alike).
+  std::set<std::string> both;
+  for (int i = 0; i < 200; ++i) {
+    std::string title = "saga number " + std::to_string(i);
+    bool ocean = i % 5 == 0;
+    bool storm = i % 7 == 0;
+    if (ocean)
+      title += i % 2 ? " Ocean" : " oceans";
+    if (storm)
+      title += i % 3 ? " storm" : " storms and more storms";
+    if (ocean && storm)
+      both.insert("b" + std::to_string(i));
+    REQUIRE_FALSE(books.set("b" + std::to_string(i), {title, "anon", 2000 + i % 20}));
+  }
+  auto search = pattern{where("title").text("ocean STORM")};
+  // Without an index: QUERY_ERROR naming what it needs.
+  CHECK_THROWS_WITH(
+    [&] {
+      for (auto& r : books.query(search))
+        static_cast<void>(r);
+    }(),
+    Catch::Contains("needs a ready fulltext index"));
+  REQUIRE_FALSE(books.create_index({"title_text", {{"title", "fulltext", false}}, false, false}));
+  wait_ready(f, handle);
+  std::vector<query_match<book>> found;
+  for (auto& r : books.query(search, 1)) // one result per page: continuations
+    found.push_back(r);
+  std::set<std::string> keys;
+  for (size_t i = 0; i < found.size(); ++i) {
+    keys.insert(found[i].key);
+    CHECK(found[i].score > 0);
+    if (i > 0)
+      CHECK(found[i - 1].score >= found[i].score);
+  }
+  CHECK(keys == both);
+  std::vector<std::string> one_page;
+  for (auto& r : books.query(search))
+    one_page.push_back(r.key);
+  REQUIRE(one_page.size() == found.size());
+  for (size_t i = 0; i < found.size(); ++i)
+    CHECK(one_page[i] == found[i].key);
+  auto n = books.count(pattern{where("title").text("storm")});
+  REQUIRE(n);
+  CHECK(*n == 29);
+  // With another condition and an order of the user's.
+  std::vector<int64_t> years;
+  for (auto& r : books.query(pattern{where("title").text("oceans") && where("year").gte(2015)}
+                               .order_by("year")))
+    years.push_back(r.value.year);
+  CHECK(years.size() == 10); // "oceans" finds "Ocean" too: i % 20 == 15
+
+  CHECK(std::is_sorted(years.begin(), years.end()));
+  auto plan = books.explain(search);
+  REQUIRE(plan);
+  REQUIRE(plan->shards.size() == 4);
+  for (auto& s : plan->shards)
+    CHECK_THAT(s.plan, Catch::Contains("index title_text (text, 2 terms)"));
+  // Not inside a transaction: relevance needs the shards' indexes.
+  auto tx = books.begin();
+  REQUIRE(tx);
+  CHECK_THROWS_WITH(
+    [&] {
+      for (auto& r : tx->query(search))
+        static_cast<void>(r);
+    }(),
+    Catch::Contains("not available in a transaction"));
 }

@@ -147,6 +147,8 @@ bool reference(const document& d, const std::vector<std::string>& steps, compare
       return any([&](auto& x) {
         return x.is_string() && x.as_string().rfind(v.as_string().substr(1), 0) == 0;
       });
+    case compare_op::text:
+      throw std::logic_error{"text conditions have their reference in fulltext_test"};
   }
   return false;
 }

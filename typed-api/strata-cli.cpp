@@ -7,7 +7,7 @@
 //           keys [--prefix P] [--limit N], scan [--prefix P] [--limit N],
 //           nodes, load FILE.jsonl, query PATTERN, count PATTERN,
 //           aggregate PIPELINE, explain PATTERN,
-//           index create NAME FIELD[:desc|:hash]... [--sparse] [--wait],
+//           index create NAME FIELD[:desc|:hash|:text]... [--sparse] [--wait],
 //           index drop NAME, index list.
 // Errors exit non-zero with `error: CODE: message` on stderr; `get` of a
 // missing key exits 1 with `not found` on stderr.
@@ -69,7 +69,7 @@ const char* usage =
   "  count PATTERN      print how many documents match\n"
   "  aggregate PIPELINE print the result documents of a JSON pipeline\n"
   "  explain PATTERN    print how each shard runs the pattern\n"
-  "  index create NAME FIELD[:desc|:hash]... [--sparse] [--wait]\n"
+  "  index create NAME FIELD[:desc|:hash|:text]... [--sparse] [--wait]\n"
   "                     create an index (built in the background; --wait shows\n"
   "                     the build's progress until it is ready)\n"
   "  index drop NAME    drop an index\n"
@@ -439,9 +439,11 @@ private:
             f.descending = true;
           else if (how == "hash")
             f.type = "hash";
+          else if (how == "text")
+            f.type = "fulltext";
           else if (how != "asc")
-            throw make_error(errc::invalid_value, "field " + text
-                                                    + ": the suffix is :asc, :desc or :hash");
+            throw make_error(errc::invalid_value,
+                             "field " + text + ": the suffix is :asc, :desc, :hash or :text");
         }
         spec.fields.push_back(std::move(f));
       }
@@ -476,7 +478,10 @@ private:
         std::string fields;
         for (auto& f : x.spec.fields)
           fields += (fields.empty() ? "" : ",") + f.name
-                    + (f.type == "hash" ? ":hash" : f.descending ? ":desc" : "");
+                    + (f.type == "hash"       ? ":hash"
+                       : f.type == "fulltext" ? ":text"
+                       : f.descending         ? ":desc"
+                                              : "");
         if (args_.json) {
           std::cout << (first ? "" : ",") << "{\"name\":" << quote(x.spec.name)
                     << ",\"fields\":" << quote(fields) << ",\"sparse\":"

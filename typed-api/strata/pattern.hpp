@@ -116,6 +116,13 @@ public:
   where_clause_text regex(const std::string& re) const {
     return make("regex", document{re});
   }
+  /// The field's text holds every word of `words` (case-folded and stemmed
+  /// as a fulltext index does: "Running" finds "runs"). Needs a fulltext
+  /// index on the field; results come by relevance (`order_by("$score",
+  /// order::desc)`) unless ordered otherwise, each with its `score`.
+  where_clause_text text(const std::string& words) const {
+    return make("text", document{words});
+  }
   /// The field exists (or, with false, does not).
   where_clause_text exists(bool yes = true) const {
     return make("exists", document::boolean(yes));
