@@ -464,9 +464,9 @@ transaction(transaction_impl::stateful_pointer<transaction_state> self,
       auto r = std::make_shared<run>();
       try {
         r->q = parse_query(req.pattern);
-        if (r->q.text())
-          throw query_error{"where: text search is not available in a transaction (relevance "
-                            "needs the shards' fulltext indexes); search the store"};
+        if (r->q.text() || r->q.near())
+          throw query_error{"where: text and near are not available in a transaction (their "
+                            "order needs the shards' indexes); search the store"};
         r->cursor = decode_cursor(req.continuation);
       } catch (const query_error& e) {
         return make_error(errc::query_error, e.what());

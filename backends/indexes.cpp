@@ -1,12 +1,14 @@
 #include "backends/indexes.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <unordered_set>
 
 #include "backends/fault.hpp"
 #include "backends/index_key.hpp"
+#include "backends/spatial_index.hpp"
 #include "backends/text_index.hpp"
 #include "strata/envelope.hpp"
 
@@ -55,6 +57,10 @@ bool is_hash(const index_def& d) {
 
 bool is_text(const index_def& d) {
   return d.spec.fields.front().type == "fulltext";
+}
+
+bool is_spatial(const index_def& d) {
+  return d.spec.fields.front().type == "spatial";
 }
 
 using index_entry = text_index::entry;
@@ -151,14 +157,16 @@ std::vector<std::pair<std::string, document>> field_values(const document& doc,
 /// `multi` is set if a btree or hash index has several.
 std::vector<index_entry> entries_of(const index_def& d, std::string_view pk,
                                     const document& doc, bool& multi) {
-  if (is_text(d)) {
-    auto es = text_index::entries(entry_prefix(d.spec.name), d.paths[0], key_suffix(pk), doc,
-                                  d.spec.name);
+  if (is_text(d) || is_spatial(d)) {
+    auto es = is_text(d) ? text_index::entries(entry_prefix(d.spec.name), d.paths[0],
+                                               key_suffix(pk), doc, d.spec.name)
+                         : spatial_index::entries(entry_prefix(d.spec.name), d.paths[0],
+                                                  key_suffix(pk), doc, d.spec.name);
     for (auto& e : es)
       if (e.key.size() > max_index_key)
         throw storage_error{errc::invalid_value,
                             "document '" + std::string{pk} + "': its key is too long for "
-                              + "fulltext index " + d.spec.name + " (entries of at most "
+                              + "index " + d.spec.name + " (entries of at most "
                               + std::to_string(max_index_key) + " bytes)"};
     return es;
   }
@@ -295,8 +303,8 @@ std::string enc_field(const index_def& d, size_t i, const document& v) {
 /// `d` cannot narrow `q` down.
 std::optional<plan> plan_for(const index_def& d, const query_pattern& q,
                              const std::vector<const where_clause*>& cs) {
-  if (is_text(d))
-    return std::nullopt; // serves text conditions only (text_search)
+  if (is_text(d) || is_spatial(d))
+    return std::nullopt; // serve their own conditions (text_query, spatial_query)
   plan p;
   p.def = &d;
   auto prefix = entry_prefix(d.spec.name);
@@ -434,20 +442,19 @@ void check_index_spec(const index_spec& spec) {
     auto& f = spec.fields[i];
     auto at = "index " + spec.name + ": fields[" + std::to_string(i) + "]";
     field_path::parse(f.name, at + ".name");
-    if (f.type == "spatial")
-      throw query_error{at + ": " + f.type + " indexes are not available in this release"};
-    if (f.type != "btree" && f.type != "hash" && f.type != "fulltext")
+    if (f.type != "btree" && f.type != "hash" && f.type != "fulltext" && f.type != "spatial")
       throw query_error{at + ".type: unknown index type '" + f.type
-                        + "' (known: btree, hash, fulltext)"};
+                        + "' (known: btree, hash, fulltext, spatial)"};
     if (f.type != spec.fields.front().type)
       throw query_error{at + ".type: every field of an index has the same type"};
     if (f.type == "hash" && f.descending)
       throw query_error{at + ": a hash index has no order"};
-    if (f.type == "fulltext" && f.descending)
-      throw query_error{at + ": a fulltext index has no order"};
+    if ((f.type == "fulltext" || f.type == "spatial") && f.descending)
+      throw query_error{at + ": a " + f.type + " index has no order"};
   }
-  if (spec.fields.front().type == "fulltext" && spec.fields.size() > 1)
-    throw query_error{"index " + spec.name + ": a fulltext index has one field"};
+  auto& kind = spec.fields.front().type;
+  if ((kind == "fulltext" || kind == "spatial") && spec.fields.size() > 1)
+    throw query_error{"index " + spec.name + ": a " + kind + " index has one field"};
   if (spec.unique)
     throw query_error{"index " + spec.name
                       + ": unique indexes (unique across every shard) are not available in "
@@ -1002,6 +1009,132 @@ shard_query_result text_query(const engine_snapshot& snap, const index_def& d,
   return r;
 }
 
+/// The ready spatial index on `path`, if any; `building` as for text.
+template <class Defs>
+std::pair<const index_def*, std::shared_ptr<index_counters>>
+spatial_index_for(const Defs& defs, const field_path& path, std::string& building) {
+  for (auto& e : defs) {
+    if (!is_spatial(e->def) || !same_path(e->def.paths[0], path))
+      continue;
+    if (e->def.state == "ready")
+      return {&e->def, e->counters};
+    if (e->def.state == "building")
+      building = e->def.spec.name;
+  }
+  return {nullptr, nullptr};
+}
+
+/// The farthest any point within the bounds can be from `c`.
+double farthest(const spatial_index::point& c) {
+  using namespace spatial_index;
+  double r = 0;
+  for (auto x : {min_coord, max_coord})
+    for (auto y : {min_coord, max_coord})
+      r = std::max(r, std::hypot(x - c.x, y - c.y));
+  return r;
+}
+
+/// A query with a near condition through spatial index `d`: the points within
+/// a radius that grows (doubling, from what the shard's density suggests)
+/// until it holds `want` matches after the position, or everything.
+shard_query_result near_query(const engine_snapshot& snap, const index_def& d,
+                              index_counters& n, const where_clause& t, const query_pattern& q,
+                              const std::optional<query_position>& after, size_t want) {
+  ++n.hits;
+  auto prefix = entry_prefix(d.spec.name);
+  spatial_index::point c{t.geo[0], t.geo[1]};
+  auto max_r = farthest(c);
+  // Ordered by distance alone, a radius suffices; any other order needs all.
+  auto by_distance = q.order_by.size() == 1 && q.order_by[0].score && !q.order_by[0].descending;
+  auto points = std::max<double>(1, static_cast<double>(n.entries.load()));
+  auto area = (spatial_index::max_coord - spatial_index::min_coord)
+              * (spatial_index::max_coord - spatial_index::min_coord);
+  auto r = by_distance ? std::sqrt(area * static_cast<double>(want + 1) / (M_PI * points)) * 2
+                       : max_r;
+  uint64_t examined = 0;
+  std::vector<std::pair<const spatial_index::hit*, std::string_view>> page; // hit, value
+  std::vector<spatial_index::hit> found;
+  document doc;
+  for (;;) {
+    r = std::min(r, max_r);
+    found = spatial_index::within_radius(snap, prefix, c, r, examined);
+    std::sort(found.begin(), found.end(), [](auto& x, auto& y) {
+      return x.distance != y.distance ? x.distance < y.distance : x.suffix < y.suffix;
+    });
+    page.clear();
+    for (auto& h : found) {
+      auto pk = key_of_entry(h.suffix);
+      if (by_distance && after
+          && order_results(q, {document::real(h.distance)}, pk, after->sort, after->key) <= 0)
+        continue;
+      std::string_view value;
+      if (!snap.get(keyspace::data, pk, value) || !stored_document(value, doc) || !q.matches(doc))
+        continue;
+      page.emplace_back(&h, value);
+      if (by_distance && page.size() > want)
+        break;
+    }
+    // Everything outside the radius is farther than everything inside.
+    if (!by_distance || page.size() > want || r >= max_r)
+      break;
+    r *= 2;
+  }
+  query_collector col{q, after, want, false};
+  for (auto& [h, value] : page)
+    col.feed(key_of_entry(h->suffix), value, h->distance);
+  auto res = col.finish();
+  res.stats.plan = "index " + d.spec.name + " (near)";
+  res.stats.estimated = found.size();
+  res.stats.examined = examined;
+  return res;
+}
+
+/// A query with a top-level within_box or within_radius condition through
+/// spatial index `d`: the points in the box or circle, then the rest of the
+/// where clause on their documents.
+shard_query_result within_query(const engine_snapshot& snap, const index_def& d,
+                                index_counters& n, const where_clause& t,
+                                const query_pattern& q,
+                                const std::optional<query_position>& after, size_t want) {
+  ++n.hits;
+  auto prefix = entry_prefix(d.spec.name);
+  uint64_t examined = 0;
+  auto found = t.op == compare_op::within_box
+                 ? spatial_index::within_box(snap, prefix, {t.geo[0], t.geo[1]},
+                                             {t.geo[2], t.geo[3]}, examined)
+                 : spatial_index::within_radius(snap, prefix, {t.geo[0], t.geo[1]}, t.geo[2],
+                                                examined);
+  query_collector col{q, after, want, false};
+  for (auto& h : found) {
+    auto pk = key_of_entry(h.suffix);
+    std::string_view value;
+    if (snap.get(keyspace::data, pk, value))
+      col.feed(pk, value);
+  }
+  auto res = col.finish();
+  res.stats.plan = "index " + d.spec.name
+                   + (t.op == compare_op::within_box ? " (box)" : " (radius)");
+  res.stats.estimated = examined;
+  return res;
+}
+
+/// The first top-level within_box or within_radius condition that a ready
+/// spatial index serves.
+template <class Defs>
+std::tuple<const where_clause*, const index_def*, std::shared_ptr<index_counters>>
+spatial_filter(const Defs& defs, const query_pattern& q) {
+  for (auto* c : conjuncts(q)) {
+    if (c->kind != where_clause::type::condition
+        || (c->op != compare_op::within_box && c->op != compare_op::within_radius))
+      continue;
+    std::string building;
+    auto [d, n] = spatial_index_for(defs, c->path, building);
+    if (d)
+      return {c, d, n};
+  }
+  return {nullptr, nullptr, nullptr};
+}
+
 } // namespace
 
 shard_query_result index_set::run(const engine_snapshot& snap, const query_pattern& q,
@@ -1025,6 +1158,17 @@ index_set::run_indexed(const engine_snapshot& snap, const query_pattern& q,
                         + (building.empty() ? "" : " (index " + building + " is building)")};
     return text_query(snap, *d, *n, *t, q, after, want);
   }
+  if (auto* t = q.near()) {
+    std::string building;
+    auto [d, n] = spatial_index_for(*defs, t->path, building);
+    if (!d)
+      throw query_error{"where: near on '" + t->path.str()
+                        + "' needs a ready spatial index on that field"
+                        + (building.empty() ? "" : " (index " + building + " is building)")};
+    return near_query(snap, *d, *n, *t, q, after, want);
+  }
+  if (auto [t, d, n] = spatial_filter(*defs, q); t)
+    return within_query(snap, *d, *n, *t, q, after, want);
   std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
   for (auto& e : *defs)
     if (e->def.state == "ready")
@@ -1054,6 +1198,27 @@ void open_indexes(shard_core& core) {
 
 uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) const {
   auto defs = current();
+  if (auto [t, d, n] = spatial_filter(*defs, q); t && !q.text()) {
+    ++n->hits;
+    uint64_t examined = 0;
+    auto prefix = entry_prefix(d->spec.name);
+    auto found = t->op == compare_op::within_box
+                   ? spatial_index::within_box(snap, prefix, {t->geo[0], t->geo[1]},
+                                               {t->geo[2], t->geo[3]}, examined)
+                   : spatial_index::within_radius(snap, prefix, {t->geo[0], t->geo[1]},
+                                                  t->geo[2], examined);
+    if (&*q.where == t)
+      return found.size();
+    uint64_t matched = 0;
+    document doc;
+    for (auto& h : found) {
+      std::string_view value;
+      if (snap.get(keyspace::data, key_of_entry(h.suffix), value) && stored_document(value, doc)
+          && q.matches(doc))
+        ++matched;
+    }
+    return matched;
+  }
   if (auto* t = q.text()) {
     std::string building;
     if (auto [d, n] = text_index_for(*defs, *t, building); d) {

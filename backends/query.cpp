@@ -110,6 +110,9 @@ bool test(const where_clause& c, const document& value) {
     case compare_op::exists:
       return true;
     case compare_op::text:
+    case compare_op::within_box:
+    case compare_op::within_radius:
+    case compare_op::near:
       return false; // matched as a whole (where_clause::matches)
   }
   return false;
@@ -227,7 +230,9 @@ const document* first_at(const document& doc, const field_path& path) {
 
 const char* to_string(compare_op op) {
   static const char* names[] = {"eq", "ne", "gt", "gte", "lt", "lte",
-                                "in", "nin", "regex", "exists", "text"};
+                                "in",        "nin",           "regex", "exists",
+                                "text",      "within_box",    "within_radius",
+                                "near"};
   return names[static_cast<size_t>(op)];
 }
 
@@ -251,6 +256,18 @@ bool where_clause::matches(const document& doc) const {
     }
     case type::condition:
       break;
+  }
+  if (op == compare_op::within_box || op == compare_op::within_radius
+      || op == compare_op::near) {
+    auto p = point_at(doc, path);
+    if (!p)
+      return false;
+    if (op == compare_op::within_box)
+      return p->first >= geo[0] && p->first <= geo[2] && p->second >= geo[1]
+             && p->second <= geo[3];
+    if (op == compare_op::within_radius)
+      return std::hypot(p->first - geo[0], p->second - geo[1]) <= geo[2];
+    return true;
   }
   if (op == compare_op::text) {
     // Every term somewhere in the field's strings.
@@ -279,9 +296,28 @@ bool where_clause::matches(const document& doc) const {
   }
 }
 
-const where_clause* query_pattern::text() const {
-  auto is_text = [](const where_clause& c) {
-    return c.kind == where_clause::type::condition && c.op == compare_op::text;
+std::optional<std::pair<double, double>> point_at(const document& doc, const field_path& path) {
+  auto* v = first_at(doc, path);
+  if (v == nullptr || !v->is_array() || v->as_array().size() != 2)
+    return std::nullopt;
+  auto num = [](const document& d, double& out) {
+    if (d.is_int())
+      out = static_cast<double>(d.as_int());
+    else if (d.is_real())
+      out = d.as_real();
+    else
+      return false;
+    return std::isfinite(out);
+  };
+  std::pair<double, double> p;
+  if (!num(v->as_array()[0], p.first) || !num(v->as_array()[1], p.second))
+    return std::nullopt;
+  return p;
+}
+
+const where_clause* query_pattern::ranking(compare_op op) const {
+  auto is_text = [op](const where_clause& c) {
+    return c.kind == where_clause::type::condition && c.op == op;
   };
   if (!where)
     return nullptr;
@@ -360,6 +396,43 @@ where_clause make_condition(field_path path, compare_op op, document value,
       c.terms.erase(std::unique(c.terms.begin(), c.terms.end()), c.terms.end());
       if (c.terms.empty())
         throw bad("has no words to search for in '" + value.as_string() + "'");
+      break;
+    }
+    case compare_op::within_box:
+    case compare_op::within_radius:
+    case compare_op::near: {
+      auto pt = [&](const document* d, const char* what) {
+        field_path self{{"p"}};
+        auto holder = document::object();
+        if (d)
+          holder.set("p", *d);
+        auto p = point_at(holder, self);
+        if (!p)
+          throw bad(std::string{"needs "} + what + " as [x, y], two finite numbers");
+        c.geo.push_back(p->first);
+        c.geo.push_back(p->second);
+      };
+      if (op == compare_op::near) {
+        pt(&value, "a point");
+      } else if (op == compare_op::within_box) {
+        if (!value.is_array() || value.as_array().size() != 2)
+          throw bad("needs [[x1, y1], [x2, y2]]");
+        pt(&value.as_array()[0], "a corner");
+        pt(&value.as_array()[1], "a corner");
+        if (c.geo[0] > c.geo[2])
+          std::swap(c.geo[0], c.geo[2]);
+        if (c.geo[1] > c.geo[3])
+          std::swap(c.geo[1], c.geo[3]);
+      } else {
+        auto* radius = value.is_object() ? value.get("radius") : nullptr;
+        pt(value.is_object() ? value.get("center") : nullptr, "a center");
+        if (radius == nullptr || !(radius->is_int() || radius->is_real()))
+          throw bad("needs {\"center\": [x, y], \"radius\": r}");
+        auto r = radius->is_int() ? static_cast<double>(radius->as_int()) : radius->as_real();
+        if (!(r >= 0) || !std::isfinite(r))
+          throw bad("needs a radius of 0 or more");
+        c.geo.push_back(r);
+      }
       break;
     }
     case compare_op::regex: {

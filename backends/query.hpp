@@ -61,10 +61,19 @@ bool visit_path(const document& doc, const field_path& path, size_t step,
 /// The first value at `path` (arrays whole), or null if there is none.
 const document* first_at(const document& doc, const field_path& path);
 
+/// The 2-D point at `path`: an array of two finite numbers `[x, y]`.
+std::optional<std::pair<double, double>> point_at(const document& doc, const field_path& path);
+
 /// `text`: the strings at the field hold every word of the operand (after
 /// the fulltext index's case folding and stemming); queries with one need a
 /// fulltext index on the field and are ordered by relevance.
-enum class compare_op : uint8_t { eq, ne, gt, gte, lt, lte, in, nin, regex, exists, text };
+/// `within_box`, `within_radius`: the field is a point `[x, y]` in the box
+/// `[[x1, y1], [x2, y2]]` / within `{"center": [x, y], "radius": r}`.
+/// `near`: the field is a point; queries with one need a spatial index and are
+/// ordered by distance from the operand `[x, y]`, nearest first.
+enum class compare_op : uint8_t {
+  eq, ne, gt, gte, lt, lte, in, nin, regex, exists, text, within_box, within_radius, near
+};
 
 /// "eq", "ne", ...
 const char* to_string(compare_op op);
@@ -79,6 +88,9 @@ struct where_clause {
   document value;             // condition's operand
   std::shared_ptr<const re2::RE2> regex; // op regex, compiled once
   std::vector<std::string> terms;        // op text: the operand's terms, sorted, distinct
+  /// Spatial operands: within_box x1 y1 x2 y2 (x1 <= x2, y1 <= y2);
+  /// within_radius x y r; near x y.
+  std::vector<double> geo;
   std::vector<where_clause> children;    // all, any, negate (one), nested (one)
 
   /// Whether `doc` satisfies this clause.
@@ -117,7 +129,17 @@ struct query_pattern {
   document project(const document& doc) const;
 
   /// The text condition (at the top, or in a top-level `and`), if any.
-  const where_clause* text() const;
+  const where_clause* text() const {
+    return ranking(compare_op::text);
+  }
+
+  /// The near condition (at the top, or in a top-level `and`), if any.
+  const where_clause* near() const {
+    return ranking(compare_op::near);
+  }
+
+  /// The condition with operator `op` at the top or in a top-level `and`.
+  const where_clause* ranking(compare_op op) const;
 };
 
 /// Builds a condition; query_error if the operand does not fit the operator
@@ -132,9 +154,10 @@ where_clause make_condition(field_path path, compare_op op, document value,
 ///   "offset": 0, "select": ["title"]}`; a where clause is a condition
 /// (`field`, `operator`, `value`), a logical clause (`operator` "and", "or"
 /// or "not", `conditions`), or a nested one (`field`, `nested`).
-/// Throws query_error naming the place of the first problem. A text condition
-/// must stand at the top or in a top-level `and`, once; without an `orderBy`
-/// such a query is ordered by `$score`, descending.
+/// Throws query_error naming the place of the first problem. A text or near
+/// condition must stand at the top or in a top-level `and`, and a query has
+/// at most one; without an `orderBy` such a query is ordered by `$score`:
+/// relevance descending, distance ascending.
 query_pattern parse_query(std::string_view json);
 
 /// A JSON value as a document: integers that fit int64 as integers, other

@@ -131,6 +131,9 @@ shard_query_result run_query(const engine_snapshot& snap, const query_pattern& q
   if (auto* t = q.text())
     throw query_error{"where: text search on '" + t->path.str()
                       + "' needs a ready fulltext index on that field"};
+  if (auto* t = q.near()) // distance needs the index's points
+    throw query_error{"where: near on '" + t->path.str()
+                      + "' needs a ready spatial index on that field"};
   // Without order_by key order is the query's: read from the position and
   // stop early; with it every document is looked at.
   auto in_key_order = q.order_by.empty();

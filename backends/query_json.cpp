@@ -42,7 +42,9 @@ document to_document(const rapidjson::Value& v, size_t depth, const std::string&
 void parse_text(rapidjson::Document& d, std::string_view json) {
   // Iterative: a deeply nested text cannot exhaust the stack; the depth
   // checks below then refuse it.
-  d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
+  // Full precision: a number in a query must equal the stored double exactly.
+  d.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(json.data(),
+                                                                              json.size());
   if (d.HasParseError())
     throw query_error{std::string{"not JSON at offset "} + std::to_string(d.GetErrorOffset())
                       + ": " + rapidjson::GetParseError_En(d.GetParseError())};
@@ -106,7 +108,9 @@ where_clause parse_where(const rapidjson::Value& v, const std::string& where, si
     {"eq", compare_op::eq},   {"ne", compare_op::ne},   {"gt", compare_op::gt},
     {"gte", compare_op::gte}, {"lt", compare_op::lt},   {"lte", compare_op::lte},
     {"in", compare_op::in},   {"nin", compare_op::nin}, {"regex", compare_op::regex},
-    {"exists", compare_op::exists}, {"text", compare_op::text}};
+    {"exists", compare_op::exists}, {"text", compare_op::text},
+    {"within_box", compare_op::within_box}, {"within_radius", compare_op::within_radius},
+    {"near", compare_op::near}};
   auto i = std::find_if(std::begin(ops), std::end(ops),
                         [&](auto& x) { return name == x.first; });
   if (i == std::end(ops))
@@ -175,15 +179,19 @@ document parse_json_document(std::string_view json) {
 
 namespace {
 
-/// query_error unless text conditions stand only at the top or in a
-/// top-level `and`, once: a fulltext index must be able to drive the query.
+/// query_error unless text and near conditions stand only at the top or in a
+/// top-level `and`, one per query: an index must be able to drive the query
+/// and its order.
 void check_text(const where_clause& c, const std::string& at, bool allowed, int& seen) {
-  if (c.kind == where_clause::type::condition && c.op == compare_op::text) {
+  if (c.kind == where_clause::type::condition
+      && (c.op == compare_op::text || c.op == compare_op::near)) {
+    auto what = std::string{"a "} + to_string(c.op) + " condition";
     if (!allowed)
-      throw query_error{at + ": a text condition stands at the top of where or in a "
-                             "top-level and, not under or, not or nested"};
+      throw query_error{at + ": " + what
+                        + " stands at the top of where or in a top-level and, not under or, "
+                          "not or nested"};
     if (++seen > 1)
-      throw query_error{at + ": one text condition per query"};
+      throw query_error{at + ": one text or near condition per query"};
   }
   for (size_t i = 0; i < c.children.size(); ++i)
     check_text(c.children[i],
@@ -224,7 +232,7 @@ query_pattern parse_query(std::string_view json) {
     if (seen > 0 && q.order_by.empty()) {
       order_key k;
       k.path = field_path::parse("$score", "orderBy");
-      k.descending = true;
+      k.descending = !q.near(); // relevance: best first; distance: nearest first
       k.score = true;
       q.order_by.push_back(std::move(k));
     }

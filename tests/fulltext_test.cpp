@@ -154,7 +154,7 @@ TEST_CASE("text queries refuse what they cannot do, with QUERY_ERROR's message")
           "where.conditions[0]: a text condition");
   refused(R"({"where":{"operator":"and","conditions":[)"
           R"({"field":"body","operator":"text","value":"a"},{"field":"t","operator":"text","value":"b"}]}})",
-          "one text condition");
+          "one text or near condition");
   test::temp_dir dir;
   shard_core core{options(dir.path(), engine_kind::lmdb)};
   open_indexes(core);

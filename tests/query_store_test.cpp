@@ -227,8 +227,11 @@ TEST_CASE("bad patterns, pipelines and index definitions answer QUERY_ERROR") {
   expect(agg.error(), errc::query_error, "unknown accumulator 'median'");
   expect(f.ask_void(store, atom::create_index_v, make_index("bad name", {{"a", "btree", false}})),
          errc::query_error, "index name");
-  expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "spatial", false}})),
-         errc::query_error, "not available");
+  expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "rtree", false}})),
+         errc::query_error, "unknown index type 'rtree'");
+  auto unique = make_index("u", {{"a", "btree", false}});
+  unique.unique = true;
+  expect(f.ask_void(store, atom::create_index_v, unique), errc::query_error, "not available");
   REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "btree", false}})));
   expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"b", "btree", false}})),
          errc::duplicate_key, "another definition");
@@ -402,4 +405,59 @@ TEST_CASE("fulltext search through the store: relevance across shards, pages, co
         static_cast<void>(r);
     }(),
     Catch::Contains("not available in a transaction"));
+}
+
+TEST_CASE("the nearest points through the store: merged across shards, paged, in a box") {
+  fixture f;
+  auto store = f.open(f.options(4));
+  REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("at", {{"at", "spatial", false}})));
+  std::mt19937 rng{21};
+  std::vector<std::pair<double, std::string>> by_distance; // from (10, 20)
+  std::vector<entry> entries;
+  for (int i = 0; i < 500; ++i) {
+    auto x = static_cast<double>(static_cast<int>(rng() % 200) - 100);
+    auto y = static_cast<double>(static_cast<int>(rng() % 200) - 100);
+    auto d = document::object();
+    d.set("at", document::array({document::real(x), document::real(y)}));
+    d.set("i", document::integer(i));
+    auto key = "s" + std::to_string(i);
+    entries.push_back({key, encode_doc(d)});
+    by_distance.emplace_back(std::hypot(x - 10, y - 20), key);
+  }
+  REQUIRE_FALSE(f.ask_void(store, atom::set_many_v, entries));
+  wait_ready(f, store);
+  std::sort(by_distance.begin(), by_distance.end());
+  // 25 nearest, 4 per page through continuations.
+  query_request req;
+  req.pattern = R"({"where":{"field":"at","operator":"near","value":[10,20]},"limit":25})";
+  req.limit = 4;
+  std::vector<query_result> got;
+  for (;;) {
+    auto page = f.ask<query_page>(store, atom::query_v, req);
+    REQUIRE(page);
+    got.insert(got.end(), page->results.begin(), page->results.end());
+    if (!page->more)
+      break;
+    req.continuation = page->continuation;
+  }
+  REQUIRE(got.size() == 25);
+  for (size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].key == by_distance[i].second);
+    CHECK(got[i].score == by_distance[i].first);
+  }
+  auto in_box = f.ask<uint64_t>(store, atom::count_v,
+                                std::string{R"({"where":{"field":"at","operator":"within_box","value":[[0,0],[50,50]]}})"});
+  REQUIRE(in_box);
+  uint64_t expected = 0;
+  for (auto& e : entries) {
+    document d;
+    REQUIRE(stored_document(std::string_view{reinterpret_cast<const char*>(e.value.data()), e.value.size()}, d));
+    auto& p = d.get("at")->as_array();
+    expected += p[0].as_real() >= 0 && p[0].as_real() <= 50 && p[1].as_real() >= 0 && p[1].as_real() <= 50;
+  }
+  CHECK(*in_box == expected);
+  auto plan = f.ask<query_plan>(store, atom::explain_v, req.pattern);
+  REQUIRE(plan);
+  for (auto& s : plan->shards)
+    CHECK(s.plan == "index at (near)");
 }

@@ -148,7 +148,11 @@ bool reference(const document& d, const std::vector<std::string>& steps, compare
         return x.is_string() && x.as_string().rfind(v.as_string().substr(1), 0) == 0;
       });
     case compare_op::text:
-      throw std::logic_error{"text conditions have their reference in fulltext_test"};
+    case compare_op::within_box:
+    case compare_op::within_radius:
+    case compare_op::near:
+      throw std::logic_error{"text and spatial conditions have their references in "
+                             "fulltext_test and spatial_test"};
   }
   return false;
 }
@@ -323,4 +327,19 @@ TEST_CASE("bad patterns are QUERY_ERROR naming what is wrong and where") {
              Contains("nested too deeply"));
   CHECK(error_of(R"({"where": {"field": "a", "operator": "regex", "value": "^x+$"}})")
         == "(parsed)");
+}
+
+TEST_CASE("numbers in a query's JSON equal the stored doubles to the last bit") {
+  std::mt19937_64 rng{3};
+  for (int i = 0; i < 2000; ++i) {
+    auto x = std::uniform_real_distribution<double>{-1e6, 1e6}(rng) / 3;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", x);
+    auto q = parse_query(std::string{R"({"where":{"field":"v","operator":"eq","value":)"} + buf
+                         + "}}");
+    auto d = document::object();
+    d.set("v", document::real(x));
+    INFO(buf);
+    REQUIRE(q.matches(d));
+  }
 }
