@@ -19,7 +19,7 @@
 ///
 ///     CODE (u64 BE) KEY LEN  ->  x, y (two doubles)
 ///
-/// A box becomes a few dozen code ranges (quadtree cells inside it, or on
+/// A box becomes at most 16 code ranges (quadtree cells inside it, or on
 /// its edge, which are then filtered by the stored coordinates, so no
 /// document is read to decide); a radius is its bounding box filtered by
 /// distance; the k nearest come from a radius grown until it holds k.

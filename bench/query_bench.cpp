@@ -580,7 +580,115 @@ int main(int argc, char** argv) {
         caf::anon_send_exit(*ft, caf::exit_reason::user_shutdown);
       }
 
-      // 5. Write throughput with 3 indexes against none (fresh stores).
+      // 5. Spatial: the 10 nearest points, against an R*Tree searched the same
+      // way (a box grown until the circle inside it holds 10), with the
+      // documents fetched by id.
+      {
+        auto count = std::max<uint64_t>(n / 5, 1000);
+        strata::store_options po = so;
+        po.data_dir = (base / "spatial").string();
+        auto places = strata::spawn_store(sys, po);
+        if (!places)
+          fail(strata::render(places.error()));
+        ask_void(sys, *places, strata::atom::create_index_v, index_on("at", "at", "spatial"));
+        auto rt_path = (base / "rtree.sqlite").string();
+        sqlite_db rt{rt_path};
+        rt.exec("CREATE VIRTUAL TABLE pts USING rtree(id, minX, maxX, minY, maxY)");
+        rt.exec("CREATE TABLE places(id INTEGER PRIMARY KEY, doc TEXT)");
+        auto* ins_pt = rt.prepare("INSERT INTO pts VALUES(?,?,?,?,?)");
+        auto* ins_doc = rt.prepare("INSERT INTO places VALUES(?,?)");
+        rt.exec("BEGIN");
+        std::mt19937_64 rng{5};
+        std::uniform_real_distribution<double> coord{-180, 180};
+        std::vector<strata::entry> batch;
+        for (uint64_t i = 0; i < count; ++i) {
+          auto x = coord(rng);
+          auto y = coord(rng);
+          auto d = strata::document::object();
+          d.set("at", strata::document::array({strata::document::real(x), strata::document::real(y)}));
+          d.set("name", strata::document::string("place " + std::to_string(i)));
+          batch.push_back({"p" + std::to_string(i), strata::encode_doc(d)});
+          auto json = strata::to_json(d);
+          sqlite3_bind_int64(ins_pt, 1, static_cast<int64_t>(i));
+          sqlite3_bind_double(ins_pt, 2, x);
+          sqlite3_bind_double(ins_pt, 3, x);
+          sqlite3_bind_double(ins_pt, 4, y);
+          sqlite3_bind_double(ins_pt, 5, y);
+          sqlite3_bind_int64(ins_doc, 1, static_cast<int64_t>(i));
+          sqlite3_bind_text(ins_doc, 2, json.c_str(), -1, SQLITE_TRANSIENT);
+          if (sqlite3_step(ins_pt) != SQLITE_DONE || sqlite3_step(ins_doc) != SQLITE_DONE)
+            fail("rtree insert");
+          sqlite3_reset(ins_pt);
+          sqlite3_reset(ins_doc);
+          if (batch.size() == 2000 || i + 1 == count) {
+            ask_void(sys, *places, strata::atom::set_many_v, std::move(batch));
+            batch.clear();
+          }
+        }
+        rt.exec("COMMIT");
+        sqlite3_finalize(ins_pt);
+        sqlite3_finalize(ins_doc);
+        wait_ready(sys, *places);
+        auto center = [](uint64_t i) {
+          return std::pair<double, double>{-170 + static_cast<double>((i * 7919) % 340),
+                                           -170 + static_cast<double>((i * 104729) % 340)};
+        };
+        auto strata_knn = pump<strata::query_page>(sys, *places, strata::atom::query_v, 8, opts.seconds,
+                                                   [&](uint64_t i) {
+                                                     auto [x, y] = center(i);
+                                                     strata::query_request req;
+                                                     req.pattern = R"({"where":{"field":"at","operator":"near","value":[)"
+                                                                   + std::to_string(x) + "," + std::to_string(y)
+                                                                   + "]},\"limit\":10}";
+                                                     req.limit = 10;
+                                                     return req;
+                                                   });
+        auto density = static_cast<double>(count) / (360.0 * 360.0);
+        auto sql_knn = sqlite_pump(rt_path, 2, opts.seconds, [&](sqlite_db& db, uint64_t i) {
+          thread_local sqlite3_stmt* box = nullptr;
+          thread_local sqlite3_stmt* doc = nullptr;
+          thread_local sqlite3* owner = nullptr;
+          if (owner != db.db) {
+            box = db.prepare("SELECT id, minX, minY FROM pts WHERE minX >= ? AND maxX <= ? AND "
+                             "minY >= ? AND maxY <= ?");
+            doc = db.prepare("SELECT doc FROM places WHERE id = ?");
+            owner = db.db;
+          }
+          auto [x, y] = center(i);
+          auto w = std::sqrt(10.0 / density) ;
+          std::vector<std::pair<double, int64_t>> near;
+          for (;;) {
+            near.clear();
+            sqlite3_bind_double(box, 1, x - w);
+            sqlite3_bind_double(box, 2, x + w);
+            sqlite3_bind_double(box, 3, y - w);
+            sqlite3_bind_double(box, 4, y + w);
+            while (sqlite3_step(box) == SQLITE_ROW) {
+              auto d = std::hypot(sqlite3_column_double(box, 1) - x, sqlite3_column_double(box, 2) - y);
+              if (d <= w)
+                near.emplace_back(d, sqlite3_column_int64(box, 0));
+            }
+            sqlite3_reset(box);
+            if (near.size() >= 10 || w > 600)
+              break;
+            w *= 2;
+          }
+          std::partial_sort(near.begin(), near.begin() + std::min<size_t>(10, near.size()),
+                            near.end());
+          for (size_t k = 0; k < 10 && k < near.size(); ++k) {
+            sqlite3_bind_int64(doc, 1, near[k].second);
+            if (sqlite3_step(doc) != SQLITE_ROW)
+              fail("rtree: no document");
+            sqlite3_reset(doc);
+          }
+        });
+        rows.push_back({"spatial 10 nearest (8 in flight)", strata_knn, sql_knn, "q/s",
+                        "R*Tree"});
+        print_row(rows.back());
+        caf::anon_send_exit(*places, caf::exit_reason::user_shutdown);
+      }
+
+      // 6. Write throughput with 3 indexes against none (fresh stores).
       auto writes = std::min<uint64_t>(n, 200000);
       double rate[2];
       for (int with = 0; with < 2; ++with) {

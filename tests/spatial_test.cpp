@@ -17,6 +17,7 @@
 #include "backends/query_exec.hpp"
 #include "backends/shard_core.hpp"
 #include "strata/envelope.hpp"
+#include "strata/pattern.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace strata;
@@ -236,4 +237,16 @@ TEST_CASE("spatial bounds and bad operands are refused clearly") {
   index_spec two = spatial("two");
   two.fields.push_back({"b", "spatial", false});
   CHECK_THROWS_WITH(ix.create(two), Catch::Contains("one field"));
+}
+
+TEST_CASE("the pattern builder writes spatial conditions the parser reads") {
+  auto q = parse_query(pattern{where("at").near(1.5, -2)}.limit(3).json());
+  REQUIRE(q.near());
+  CHECK(q.near()->geo == std::vector<double>{1.5, -2});
+  CHECK(q.order_by.at(0).score);
+  CHECK_FALSE(q.order_by.at(0).descending);
+  q = parse_query(pattern{where("at").within_box(3, 4, 1, 2)}.json());
+  CHECK(q.where->geo == std::vector<double>{1, 2, 3, 4});
+  q = parse_query(pattern{where("at").within_radius(0.25, 0, 7)}.json());
+  CHECK(q.where->geo == std::vector<double>{0.25, 0, 7});
 }

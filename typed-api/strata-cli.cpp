@@ -7,7 +7,7 @@
 //           keys [--prefix P] [--limit N], scan [--prefix P] [--limit N],
 //           nodes, load FILE.jsonl, query PATTERN, count PATTERN,
 //           aggregate PIPELINE, explain PATTERN,
-//           index create NAME FIELD[:desc|:hash|:text]... [--sparse] [--wait],
+//           index create NAME FIELD[:desc|:hash|:text|:spatial]... [--sparse] [--wait],
 //           index drop NAME, index list.
 // Errors exit non-zero with `error: CODE: message` on stderr; `get` of a
 // missing key exits 1 with `not found` on stderr.
@@ -69,7 +69,7 @@ const char* usage =
   "  count PATTERN      print how many documents match\n"
   "  aggregate PIPELINE print the result documents of a JSON pipeline\n"
   "  explain PATTERN    print how each shard runs the pattern\n"
-  "  index create NAME FIELD[:desc|:hash|:text]... [--sparse] [--wait]\n"
+  "  index create NAME FIELD[:desc|:hash|:text|:spatial]... [--sparse] [--wait]\n"
   "                     create an index (built in the background; --wait shows\n"
   "                     the build's progress until it is ready)\n"
   "  index drop NAME    drop an index\n"
@@ -441,9 +441,11 @@ private:
             f.type = "hash";
           else if (how == "text")
             f.type = "fulltext";
+          else if (how == "spatial")
+            f.type = "spatial";
           else if (how != "asc")
             throw make_error(errc::invalid_value,
-                             "field " + text + ": the suffix is :asc, :desc, :hash or :text");
+                             "field " + text + ": the suffix is :asc, :desc, :hash, :text or :spatial");
         }
         spec.fields.push_back(std::move(f));
       }
@@ -480,6 +482,7 @@ private:
           fields += (fields.empty() ? "" : ",") + f.name
                     + (f.type == "hash"       ? ":hash"
                        : f.type == "fulltext" ? ":text"
+                       : f.type == "spatial"  ? ":spatial"
                        : f.descending         ? ":desc"
                                               : "");
         if (args_.json) {

@@ -123,6 +123,23 @@ public:
   where_clause_text text(const std::string& words) const {
     return make("text", document{words});
   }
+  /// The field is a point `[x, y]` in the box with corners (x1, y1), (x2, y2).
+  where_clause_text within_box(double x1, double y1, double x2, double y2) const {
+    return make("within_box",
+                document::array({point(x1, y1), point(x2, y2)}));
+  }
+  /// The field is a point at most `radius` from (x, y).
+  where_clause_text within_radius(double x, double y, double radius) const {
+    auto v = document::object();
+    v.set("center", point(x, y));
+    v.set("radius", document::real(radius));
+    return make("within_radius", v);
+  }
+  /// The field is a point; results come nearest to (x, y) first, each with its
+  /// distance as `score`. Needs a spatial index on the field.
+  where_clause_text near(double x, double y) const {
+    return make("near", point(x, y));
+  }
   /// The field exists (or, with false, does not).
   where_clause_text exists(bool yes = true) const {
     return make("exists", document::boolean(yes));
@@ -135,6 +152,9 @@ public:
   }
 
 private:
+  static document point(double x, double y) {
+    return document::array({document::real(x), document::real(y)});
+  }
   where_clause_text make(const char* op, const document& v) const {
     return where_clause_text{"{\"field\":" + to_json(document{field_}) + ",\"operator\":\""
                              + op + "\",\"value\":" + to_json(v) + "}"};
