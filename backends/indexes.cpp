@@ -1089,6 +1089,19 @@ shard_query_result near_query(const engine_snapshot& snap, const index_def& d,
   return res;
 }
 
+/// The points of within_box or within_radius condition `t`, through spatial
+/// index `d`.
+std::vector<spatial_index::hit> spatial_hits(const engine_snapshot& snap, const index_def& d,
+                                             index_counters& n, const where_clause& t,
+                                             uint64_t& examined) {
+  ++n.hits;
+  auto prefix = entry_prefix(d.spec.name);
+  if (t.op == compare_op::within_box)
+    return spatial_index::within_box(snap, prefix, {t.geo[0], t.geo[1]}, {t.geo[2], t.geo[3]},
+                                     examined);
+  return spatial_index::within_radius(snap, prefix, {t.geo[0], t.geo[1]}, t.geo[2], examined);
+}
+
 /// A query with a top-level within_box or within_radius condition through
 /// spatial index `d`: the points in the box or circle, then the rest of the
 /// where clause on their documents.
@@ -1096,14 +1109,8 @@ shard_query_result within_query(const engine_snapshot& snap, const index_def& d,
                                 index_counters& n, const where_clause& t,
                                 const query_pattern& q,
                                 const std::optional<query_position>& after, size_t want) {
-  ++n.hits;
-  auto prefix = entry_prefix(d.spec.name);
   uint64_t examined = 0;
-  auto found = t.op == compare_op::within_box
-                 ? spatial_index::within_box(snap, prefix, {t.geo[0], t.geo[1]},
-                                             {t.geo[2], t.geo[3]}, examined)
-                 : spatial_index::within_radius(snap, prefix, {t.geo[0], t.geo[1]}, t.geo[2],
-                                                examined);
+  auto found = spatial_hits(snap, d, n, t, examined);
   query_collector col{q, after, want, false};
   for (auto& h : found) {
     auto pk = key_of_entry(h.suffix);
@@ -1198,15 +1205,9 @@ void open_indexes(shard_core& core) {
 
 uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) const {
   auto defs = current();
-  if (auto [t, d, n] = spatial_filter(*defs, q); t && !q.text()) {
-    ++n->hits;
-    uint64_t examined = 0;
-    auto prefix = entry_prefix(d->spec.name);
-    auto found = t->op == compare_op::within_box
-                   ? spatial_index::within_box(snap, prefix, {t->geo[0], t->geo[1]},
-                                               {t->geo[2], t->geo[3]}, examined)
-                   : spatial_index::within_radius(snap, prefix, {t->geo[0], t->geo[1]},
-                                                  t->geo[2], examined);
+  // Candidates an index found for condition `t`: all of them match if `t`
+  // is the whole where clause, else their documents are checked.
+  auto matching = [&](const where_clause* t, const auto& found) -> uint64_t {
     if (&*q.where == t)
       return found.size();
     uint64_t matched = 0;
@@ -1218,23 +1219,16 @@ uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) c
         ++matched;
     }
     return matched;
+  };
+  if (auto [t, d, n] = spatial_filter(*defs, q); t && !q.text()) {
+    uint64_t examined = 0;
+    return matching(t, spatial_hits(snap, *d, *n, *t, examined));
   }
   if (auto* t = q.text()) {
     std::string building;
     if (auto [d, n] = text_index_for(*defs, *t, building); d) {
       uint64_t postings = 0;
-      auto found = text_candidates(snap, *d, *n, *t, postings);
-      if (&*q.where == t)
-        return found.size();
-      uint64_t matched = 0;
-      document doc;
-      for (auto& h : found) {
-        std::string_view value;
-        if (snap.get(keyspace::data, key_of_entry(h.suffix), value) && stored_document(value, doc)
-            && q.matches(doc))
-          ++matched;
-      }
-      return matched;
+      return matching(t, text_candidates(snap, *d, *n, *t, postings));
     }
     return count_matches(snap, q); // the words are matched document by document
   }

@@ -18,25 +18,12 @@
 #include "backends/shard_core.hpp"
 #include "backends/text.hpp"
 #include "strata/envelope.hpp"
+#include "tests/shard_helpers.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace strata;
 
 namespace {
-
-shard_core_options options(const std::string& dir, engine_kind kind) {
-  shard_core_options o;
-  o.dir = dir;
-  o.engine = kind;
-  o.no_sync = true;
-  o.flush_entries = 64;
-  return o;
-}
-
-void write(shard_core& s, std::vector<operation> ops) {
-  write_group g{&ops};
-  REQUIRE(s.write(g).at(0).code == errc::none);
-}
 
 bytes text_doc(const std::string& body) {
   auto d = document::object();
@@ -97,9 +84,9 @@ TEST_CASE("words are cut, case-folded and stemmed") {
 TEST_CASE("a known corpus ranks by BM25") {
   for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
     test::temp_dir dir;
-    shard_core core{options(dir.path(), kind)};
+    shard_core core{test::core_options(dir.path(), kind)};
     open_indexes(core);
-    write(core, {operation::set("d1", text_doc("The quick brown fox jumps over the lazy dog")),
+    test::write_ok(core, {operation::set("d1", text_doc("The quick brown fox jumps over the lazy dog")),
                  operation::set("d2", text_doc("quick quick quick fox")),
                  operation::set("d3", text_doc("a slow brown dog")),
                  operation::set("d4", text_doc("Foxes are quick and clever; the fox runs")),
@@ -156,9 +143,9 @@ TEST_CASE("text queries refuse what they cannot do, with QUERY_ERROR's message")
           R"({"field":"body","operator":"text","value":"a"},{"field":"t","operator":"text","value":"b"}]}})",
           "one text or near condition");
   test::temp_dir dir;
-  shard_core core{options(dir.path(), engine_kind::lmdb)};
+  shard_core core{test::core_options(dir.path(), engine_kind::lmdb)};
   open_indexes(core);
-  write(core, {operation::set("k", text_doc("words"))});
+  test::write_ok(core, {operation::set("k", text_doc("words"))});
   auto q = parse_query(search_json("words"));
   auto run = [&] {
     core.with_snapshot([&](const engine_snapshot& snap) { core.indexes()->run(snap, q, {}, 10); });
@@ -185,8 +172,7 @@ TEST_CASE("fulltext results and scores follow random writes, builds and reopens"
     INFO("engine " << (kind == engine_kind::lmdb ? "lmdb" : "memory"));
     std::mt19937 rng{kind == engine_kind::lmdb ? 11u : 12u};
     test::temp_dir dir;
-    auto o = options(dir.path(), kind);
-    o.snapshot = kind == engine_kind::memory; // reopen keeps the data
+    auto o = test::core_options(dir.path(), kind);
     // The reference: each document's stems.
     std::map<std::string, std::vector<std::string>> model;
     auto random_text = [&](std::vector<std::string>& stems) {
@@ -203,15 +189,15 @@ TEST_CASE("fulltext results and scores follow random writes, builds and reopens"
         auto key = "k" + std::to_string(rng() % 150);
         auto r = rng() % 10;
         if (r == 0) {
-          write(core, {operation::del(key)});
+          test::write_ok(core, {operation::del(key)});
           model.erase(key);
         } else if (r == 1) {
-          write(core, {operation::set(key, encode_doc(document::object()))}); // no text
+          test::write_ok(core, {operation::set(key, encode_doc(document::object()))}); // no text
           model.erase(key);
         } else {
           std::vector<std::string> stems;
           auto body = random_text(stems);
-          write(core, {operation::set(key, text_doc(body))});
+          test::write_ok(core, {operation::set(key, text_doc(body))});
           model[key] = stems;
         }
       }
@@ -283,7 +269,7 @@ TEST_CASE("fulltext results and scores follow random writes, builds and reopens"
     check(core); // statistics rebuilt from the entries
     random_writes(core, 100);
     std::vector<operation> clear{operation::clear()};
-    write(core, clear);
+    test::write_ok(core, clear);
     model.clear();
     random_writes(core, 100);
     check(core);

@@ -18,6 +18,7 @@
 #include "backends/shard_core.hpp"
 #include "strata/envelope.hpp"
 #include "tests/random_docs.hpp"
+#include "tests/shard_helpers.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace strata;
@@ -61,20 +62,6 @@ document random_doc(std::mt19937& rng) {
   }
   d.set("n", document::integer(static_cast<int64_t>(rng() % 1000)));
   return d;
-}
-
-shard_core_options options(const std::string& dir, engine_kind kind) {
-  shard_core_options o;
-  o.dir = dir;
-  o.engine = kind;
-  o.no_sync = true;
-  o.flush_entries = 64;
-  return o;
-}
-
-void write(shard_core& s, std::vector<operation> ops) {
-  write_group g{&ops};
-  REQUIRE(s.write(g).at(0).code == errc::none);
 }
 
 index_spec spec(std::string name, std::vector<index_field> fields, bool sparse = false) {
@@ -148,7 +135,7 @@ TEST_CASE("queries through every index kind find what scanning finds, in the sam
   for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
     DYNAMIC_SECTION(engine_name(kind)) {
       test::temp_dir dir;
-      shard_core core{options(dir.path(), kind)};
+      shard_core core{test::core_options(dir.path(), kind)};
       open_indexes(core);
       auto& ix = *core.indexes();
       std::mt19937 rng{3};
@@ -156,7 +143,7 @@ TEST_CASE("queries through every index kind find what scanning finds, in the sam
       for (int i = 0; i < 600; ++i)
         ops.push_back(operation::set("k" + std::to_string(i), encode_doc(random_doc(rng))));
       ops.push_back(operation::set("raw", encode_raw("not a document")));
-      write(core, ops);
+      test::write_ok(core, ops);
       ix.create(spec("by_a", {{"a", "btree", false}}));
       ix.create(spec("a_hash", {{"a", "hash", false}}));
       ix.create(spec("a_bc", {{"a", "btree", false}, {"b.c", "btree", true}}));
@@ -240,15 +227,14 @@ TEST_CASE("index entries follow every write, also while the index is built, acro
       test::temp_dir dir;
       std::mt19937 rng{17};
       auto fields = std::vector<index_field>{{"a", "btree", false}, {"tags", "btree", true}};
-      auto opts = options(dir.path(), kind);
-      opts.snapshot = kind == engine_kind::memory; // reopen keeps the data
+      auto opts = test::core_options(dir.path(), kind);
       auto core = std::make_unique<shard_core>(opts);
       open_indexes(*core);
       std::vector<operation> first;
       for (int i = 0; i < 3000; ++i)
         first.push_back(operation::set("k" + std::to_string(rng() % 2000),
                                        encode_doc(random_doc(rng))));
-      write(*core, first);
+      test::write_ok(*core, first);
       core->indexes()->create(spec("live", fields));
       core->indexes()->create(spec("hashed", {{"a", "hash", false}}, true));
       for (int round = 0; round < 60; ++round) {
@@ -270,7 +256,7 @@ TEST_CASE("index entries follow every write, also while the index is built, acro
         }
         if (round == 40)
           ops.push_back(operation::clear());
-        write(*core, ops);
+        test::write_ok(*core, ops);
         if (round % 20 == 10 && kind == engine_kind::lmdb) {
           // Reopen mid-build: the build resumes from its recorded cursor.
           core.reset();
@@ -306,7 +292,7 @@ TEST_CASE("index entries follow every write, also while the index is built, acro
 
 TEST_CASE("bad index definitions and documents that cannot be indexed are refused clearly") {
   test::temp_dir dir;
-  shard_core core{options(dir.path(), engine_kind::lmdb)};
+  shard_core core{test::core_options(dir.path(), engine_kind::lmdb)};
   open_indexes(core);
   auto& ix = *core.indexes();
   auto refused = [&](index_spec s, errc code, const std::string& part) {
@@ -351,7 +337,7 @@ TEST_CASE("bad index definitions and documents that cannot be indexed are refuse
 
 TEST_CASE("a build that meets a document it cannot index fails, and the data stays writable") {
   test::temp_dir dir;
-  auto o = options(dir.path(), engine_kind::lmdb);
+  auto o = test::core_options(dir.path(), engine_kind::lmdb);
   std::vector<operation> ops;
   for (int i = 0; i < 500; ++i) {
     auto d = document::object();
@@ -364,7 +350,7 @@ TEST_CASE("a build that meets a document it cannot index fails, and the data sta
   {
     shard_core core{o};
     open_indexes(core);
-    write(core, ops);
+    test::write_ok(core, ops);
     auto& ix = *core.indexes();
     ix.create(spec("a", {{"a", "btree", false}}));
     ix.create(spec("b", {{"b", "btree", false}}, true)); // unaffected
@@ -380,7 +366,7 @@ TEST_CASE("a build that meets a document it cannot index fails, and the data sta
     CHECK(list[0].entries == 0);
     // Writes no longer keep it (the long value is accepted now), queries
     // scan, and creating it again says why it cannot be.
-    write(core, {operation::set("k2", encode_doc(long_doc))});
+    test::write_ok(core, {operation::set("k2", encode_doc(long_doc))});
     CHECK(entries(core, "a").empty());
     auto q = parse_query(R"({"where":{"field":"a","operator":"lt","value":3}})");
     core.with_snapshot([&](const engine_snapshot& snap) {
@@ -403,7 +389,7 @@ TEST_CASE("a build that meets a document it cannot index fails, and the data sta
   CHECK_FALSE(ix.pending());
   ix.drop("a");
   build_all(ix);
-  write(core, {operation::del("k1300x"), operation::del("k2")});
+  test::write_ok(core, {operation::del("k1300x"), operation::del("k2")});
   ix.create(spec("a", {{"a", "btree", false}}));
   build_all(ix);
   auto list = ix.list();

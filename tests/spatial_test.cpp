@@ -18,26 +18,12 @@
 #include "backends/shard_core.hpp"
 #include "strata/envelope.hpp"
 #include "strata/pattern.hpp"
+#include "tests/shard_helpers.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace strata;
 
 namespace {
-
-shard_core_options options(const std::string& dir, engine_kind kind) {
-  shard_core_options o;
-  o.dir = dir;
-  o.engine = kind;
-  o.no_sync = true;
-  o.flush_entries = 64;
-  o.snapshot = kind == engine_kind::memory; // reopen keeps the data
-  return o;
-}
-
-void write(shard_core& s, std::vector<operation> ops) {
-  write_group g{&ops};
-  REQUIRE(s.write(g).at(0).code == errc::none);
-}
 
 bytes place(double x, double y) {
   auto d = document::object();
@@ -85,7 +71,7 @@ TEST_CASE("boxes, radii and the nearest through a spatial index equal brute forc
     INFO("engine " << (kind == engine_kind::lmdb ? "lmdb" : "memory"));
     std::mt19937 rng{kind == engine_kind::lmdb ? 5u : 6u};
     test::temp_dir dir;
-    auto o = options(dir.path(), kind);
+    auto o = test::core_options(dir.path(), kind);
     std::map<std::string, std::pair<double, double>> model;
     auto coord = [&] {
       // Integers now and then: equal distances, ties broken by key.
@@ -97,17 +83,17 @@ TEST_CASE("boxes, radii and the nearest through a spatial index equal brute forc
         auto key = "p" + std::to_string(rng() % 400);
         auto r = rng() % 10;
         if (r == 0) {
-          write(core, {operation::del(key)});
+          test::write_ok(core, {operation::del(key)});
           model.erase(key);
         } else if (r == 1) {
           auto d = document::object();
           d.set("at", rng() % 2 ? document{"nowhere"} : document::array({document::integer(1)}));
-          write(core, {operation::set(key, encode_doc(d))}); // not a point: not indexed
+          test::write_ok(core, {operation::set(key, encode_doc(d))}); // not a point: not indexed
           model.erase(key);
         } else {
           auto x = coord();
           auto y = coord();
-          write(core, {operation::set(key, place(x, y))});
+          test::write_ok(core, {operation::set(key, place(x, y))});
           model[key] = {x, y};
         }
       }
@@ -189,9 +175,9 @@ TEST_CASE("boxes, radii and the nearest through a spatial index equal brute forc
 
 TEST_CASE("spatial bounds and bad operands are refused clearly") {
   test::temp_dir dir;
-  shard_core core{options(dir.path(), engine_kind::lmdb)};
+  shard_core core{test::core_options(dir.path(), engine_kind::lmdb)};
   open_indexes(core);
-  write(core, {operation::set("far", place(10, 200))}); // outside, before any index
+  test::write_ok(core, {operation::set("far", place(10, 200))}); // outside, before any index
   auto& ix = *core.indexes();
   // near needs the index; a box filters without one.
   CHECK_THROWS_WITH(all_pages(core, R"({"where":{"field":"at","operator":"near","value":[0,0]}})", 5),
@@ -208,7 +194,7 @@ TEST_CASE("spatial bounds and bad operands are refused clearly") {
   ix.drop("at_idx");
   while (ix.step(10)) {
   }
-  write(core, {operation::del("far")});
+  test::write_ok(core, {operation::del("far")});
   ix.create(spatial("at_idx"));
   while (ix.step(10)) {
   }
