@@ -1262,6 +1262,41 @@ TEST_CASE("queries and indexes on shard nodes, and a node killed mid-build resum
   REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("by_a", "a", "btree")));
   REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("n_hash", "n", "hash")));
   test::check_queries_against_model(f, f.store, 400, 60, 21);
+  // Fulltext and spatial search on the nodes' shards.
+  std::vector<entry> places;
+  for (int i = 0; i < 40; ++i) {
+    auto d = document::object();
+    d.set("body", document{std::string{i % 4 == 0 ? "Red boats" : "blue cars"}});
+    d.set("at", document::array({document::integer(i), document::integer(0)}));
+    places.push_back({"t" + std::to_string(i), encode_doc(d)});
+  }
+  REQUIRE_FALSE(f.ask_void(f.store, atom::set_many_v, places));
+  REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("words", "body", "fulltext")));
+  REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, make("at", "at", "spatial")));
+  REQUIRE(wait_for(
+    [&] {
+      auto list = f.ask<std::vector<index_info>>(f.store, atom::indexes_v);
+      return list && std::all_of(list->begin(), list->end(),
+                                 [](const index_info& x) { return x.state == "ready"; });
+    },
+    15s));
+  auto boats = f.ask<std::vector<query_result>>(
+    f.store, atom::find_many_v,
+    std::string{R"({"where":{"field":"body","operator":"text","value":"boat"}})"});
+  REQUIRE(boats);
+  CHECK(boats->size() == 10);
+  for (auto& r : *boats)
+    CHECK(r.score > 0);
+  auto nearest = f.ask<std::vector<query_result>>(
+    f.store, atom::find_many_v,
+    std::string{R"({"where":{"field":"at","operator":"near","value":[10.2,0]},"limit":3})"});
+  REQUIRE(nearest);
+  REQUIRE(nearest->size() == 3);
+  CHECK(nearest->at(0).key == "t10");
+  CHECK(nearest->at(1).key == "t11");
+  CHECK(nearest->at(2).key == "t9");
+  REQUIRE_FALSE(f.ask_void(f.store, atom::drop_index_v, std::string{"words"}));
+  REQUIRE_FALSE(f.ask_void(f.store, atom::drop_index_v, std::string{"at"}));
 #ifdef STRATA_FAULT_INJECTION // the node kills itself at a crash point
   // Enough documents for several build steps per shard.
   std::vector<entry> entries;
