@@ -936,13 +936,13 @@ void for_each_candidate(const engine_snapshot& snap, const plan& p, uint64_t& ex
   }
 }
 
-/// The ready fulltext index on text condition `t`'s field, if any. `building`
-/// gets the name of one still building.
+/// The ready index of `type` ("fulltext", "spatial") on `path`, if any.
+/// `building` gets the name of one still building.
 template <class Defs>
 std::pair<const index_def*, std::shared_ptr<index_counters>>
-text_index_for(const Defs& defs, const where_clause& t, std::string& building) {
+index_on(const Defs& defs, const char* type, const field_path& path, std::string& building) {
   for (auto& e : defs) {
-    if (!is_text(e->def) || !same_path(e->def.paths[0], t.path))
+    if (e->def.spec.fields.front().type != type || !same_path(e->def.paths[0], path))
       continue;
     if (e->def.state == "ready")
       return {&e->def, e->counters};
@@ -950,6 +950,20 @@ text_index_for(const Defs& defs, const where_clause& t, std::string& building) {
       building = e->def.spec.name;
   }
   return {nullptr, nullptr};
+}
+
+/// The ready index of `type` that condition `t` (text, near) needs;
+/// query_error saying so if there is none.
+template <class Defs>
+std::pair<const index_def*, std::shared_ptr<index_counters>>
+required_index(const Defs& defs, const char* type, const where_clause& t) {
+  std::string building;
+  auto found = index_on(defs, type, t.path, building);
+  if (!found.first)
+    throw query_error{std::string{"where: "} + to_string(t.op) + " on '" + t.path.str()
+                      + "' needs a ready " + type + " index on that field"
+                      + (building.empty() ? "" : " (index " + building + " is building)")};
+  return found;
 }
 
 /// The documents holding every term of `t`, through fulltext index `d`.
@@ -1007,21 +1021,6 @@ shard_query_result text_query(const engine_snapshot& snap, const index_def& d,
                  + (t.terms.size() == 1 ? " term)" : " terms)");
   r.stats.estimated = postings;
   return r;
-}
-
-/// The ready spatial index on `path`, if any; `building` as for text.
-template <class Defs>
-std::pair<const index_def*, std::shared_ptr<index_counters>>
-spatial_index_for(const Defs& defs, const field_path& path, std::string& building) {
-  for (auto& e : defs) {
-    if (!is_spatial(e->def) || !same_path(e->def.paths[0], path))
-      continue;
-    if (e->def.state == "ready")
-      return {&e->def, e->counters};
-    if (e->def.state == "building")
-      building = e->def.spec.name;
-  }
-  return {nullptr, nullptr};
 }
 
 /// The farthest any point within the bounds can be from `c`.
@@ -1135,7 +1134,7 @@ spatial_filter(const Defs& defs, const query_pattern& q) {
         || (c->op != compare_op::within_box && c->op != compare_op::within_radius))
       continue;
     std::string building;
-    auto [d, n] = spatial_index_for(defs, c->path, building);
+    auto [d, n] = index_on(defs, "spatial", c->path, building);
     if (d)
       return {c, d, n};
   }
@@ -1157,21 +1156,11 @@ index_set::run_indexed(const engine_snapshot& snap, const query_pattern& q,
                        const std::optional<query_position>& after, size_t want) const {
   auto defs = current();
   if (auto* t = q.text()) {
-    std::string building;
-    auto [d, n] = text_index_for(*defs, *t, building);
-    if (!d)
-      throw query_error{"where: text search on '" + t->path.str()
-                        + "' needs a ready fulltext index on that field"
-                        + (building.empty() ? "" : " (index " + building + " is building)")};
+    auto [d, n] = required_index(*defs, "fulltext", *t);
     return text_query(snap, *d, *n, *t, q, after, want);
   }
   if (auto* t = q.near()) {
-    std::string building;
-    auto [d, n] = spatial_index_for(*defs, t->path, building);
-    if (!d)
-      throw query_error{"where: near on '" + t->path.str()
-                        + "' needs a ready spatial index on that field"
-                        + (building.empty() ? "" : " (index " + building + " is building)")};
+    auto [d, n] = required_index(*defs, "spatial", *t);
     return near_query(snap, *d, *n, *t, q, after, want);
   }
   if (auto [t, d, n] = spatial_filter(*defs, q); t)
@@ -1226,7 +1215,7 @@ uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) c
   }
   if (auto* t = q.text()) {
     std::string building;
-    if (auto [d, n] = text_index_for(*defs, *t, building); d) {
+    if (auto [d, n] = index_on(*defs, "fulltext", t->path, building); d) {
       uint64_t postings = 0;
       return matching(t, text_candidates(snap, *d, *n, *t, postings));
     }

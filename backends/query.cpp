@@ -298,7 +298,11 @@ bool where_clause::matches(const document& doc) const {
 
 std::optional<std::pair<double, double>> point_at(const document& doc, const field_path& path) {
   auto* v = first_at(doc, path);
-  if (v == nullptr || !v->is_array() || v->as_array().size() != 2)
+  return v ? point_of(*v) : std::nullopt;
+}
+
+std::optional<std::pair<double, double>> point_of(const document& v) {
+  if (!v.is_array() || v.as_array().size() != 2)
     return std::nullopt;
   auto num = [](const document& d, double& out) {
     if (d.is_int())
@@ -310,22 +314,22 @@ std::optional<std::pair<double, double>> point_at(const document& doc, const fie
     return std::isfinite(out);
   };
   std::pair<double, double> p;
-  if (!num(v->as_array()[0], p.first) || !num(v->as_array()[1], p.second))
+  if (!num(v.as_array()[0], p.first) || !num(v.as_array()[1], p.second))
     return std::nullopt;
   return p;
 }
 
 const where_clause* query_pattern::ranking(compare_op op) const {
-  auto is_text = [op](const where_clause& c) {
+  auto is_op = [op](const where_clause& c) {
     return c.kind == where_clause::type::condition && c.op == op;
   };
   if (!where)
     return nullptr;
-  if (is_text(*where))
+  if (is_op(*where))
     return &*where;
   if (where->kind == where_clause::type::all)
     for (auto& c : where->children)
-      if (is_text(c))
+      if (is_op(c))
         return &c;
   return nullptr;
 }
@@ -402,11 +406,7 @@ where_clause make_condition(field_path path, compare_op op, document value,
     case compare_op::within_radius:
     case compare_op::near: {
       auto pt = [&](const document* d, const char* what) {
-        field_path self{{"p"}};
-        auto holder = document::object();
-        if (d)
-          holder.set("p", *d);
-        auto p = point_at(holder, self);
+        auto p = d ? point_of(*d) : std::nullopt;
         if (!p)
           throw bad(std::string{"needs "} + what + " as [x, y], two finite numbers");
         c.geo.push_back(p->first);

@@ -61,7 +61,10 @@ bool visit_path(const document& doc, const field_path& path, size_t step,
 /// The first value at `path` (arrays whole), or null if there is none.
 const document* first_at(const document& doc, const field_path& path);
 
-/// The 2-D point at `path`: an array of two finite numbers `[x, y]`.
+/// `v` as a 2-D point: an array of two finite numbers `[x, y]`.
+std::optional<std::pair<double, double>> point_of(const document& v);
+
+/// The 2-D point at `path` (see point_of).
 std::optional<std::pair<double, double>> point_at(const document& doc, const field_path& path);
 
 /// `text`: the strings at the field hold every word of the operand (after

@@ -127,13 +127,11 @@ shard_query_result query_collector::finish() {
 
 shard_query_result run_query(const engine_snapshot& snap, const query_pattern& q,
                              const std::optional<query_position>& after, size_t want) {
-  // Relevance needs the index's statistics.
-  if (auto* t = q.text())
-    throw query_error{"where: text search on '" + t->path.str()
-                      + "' needs a ready fulltext index on that field"};
-  if (auto* t = q.near()) // distance needs the index's points
-    throw query_error{"where: near on '" + t->path.str()
-                      + "' needs a ready spatial index on that field"};
+  // Relevance and distance need the index's statistics and points.
+  for (auto [t, type] : {std::pair{q.text(), "fulltext"}, std::pair{q.near(), "spatial"}})
+    if (t)
+      throw query_error{std::string{"where: "} + to_string(t->op) + " on '" + t->path.str()
+                        + "' needs a ready " + type + " index on that field"};
   // Without order_by key order is the query's: read from the position and
   // stop early; with it every document is looked at.
   auto in_key_order = q.order_by.empty();

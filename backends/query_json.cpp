@@ -182,7 +182,7 @@ namespace {
 /// query_error unless text and near conditions stand only at the top or in a
 /// top-level `and`, one per query: an index must be able to drive the query
 /// and its order.
-void check_text(const where_clause& c, const std::string& at, bool allowed, int& seen) {
+void check_ranking(const where_clause& c, const std::string& at, bool allowed, int& seen) {
   if (c.kind == where_clause::type::condition
       && (c.op == compare_op::text || c.op == compare_op::near)) {
     auto what = std::string{"a "} + to_string(c.op) + " condition";
@@ -194,7 +194,7 @@ void check_text(const where_clause& c, const std::string& at, bool allowed, int&
       throw query_error{at + ": one text or near condition per query"};
   }
   for (size_t i = 0; i < c.children.size(); ++i)
-    check_text(c.children[i],
+    check_ranking(c.children[i],
                at + (c.kind == where_clause::type::nested ? ".nested"
                                                            : ".conditions[" + std::to_string(i)
                                                                + "]"),
@@ -228,7 +228,7 @@ query_pattern parse_query(std::string_view json) {
   }
   if (q.where) {
     int seen = 0;
-    check_text(*q.where, "where", true, seen);
+    check_ranking(*q.where, "where", true, seen);
     if (seen > 0 && q.order_by.empty()) {
       order_key k;
       k.path = field_path::parse("$score", "orderBy");

@@ -460,4 +460,14 @@ TEST_CASE("the nearest points through the store: merged across shards, paged, in
   REQUIRE(plan);
   for (auto& s : plan->shards)
     CHECK(s.plan == "index at (near)");
+  // Not inside a transaction: distance needs the shards' indexes.
+  blocking_store<book> typed{f.sys(), store};
+  auto tx = typed.begin();
+  REQUIRE(tx);
+  CHECK_THROWS_WITH(
+    [&] {
+      for (auto& r : tx->query(pattern{where("at").near(10, 20)}))
+        static_cast<void>(r);
+    }(),
+    Catch::Contains("not available in a transaction"));
 }
