@@ -15,8 +15,8 @@
 /// with a strata error before it reaches a shard's data.
 namespace strata {
 
-inline caf::error check_key(const std::string& key) {
-  if (auto problem = key_problem(key); !problem.empty())
+inline caf::error check_key(const std::string& key, bool reserved_ok = false) {
+  if (auto problem = key_problem(key, reserved_ok); !problem.empty())
     return make_error(errc::invalid_key, std::move(problem));
   return caf::none;
 }
@@ -53,8 +53,9 @@ inline caf::error check_entries(const std::vector<entry>& entries,
 }
 
 /// One error per bad operation of a batch, each naming its index.
+/// `reserved_ok`: the store's own writes, which may write reserved keys.
 inline std::vector<caf::error> check_ops(const std::vector<operation>& ops,
-                                         uint64_t max_size) {
+                                         uint64_t max_size, bool reserved_ok = false) {
   std::vector<caf::error> result;
   for (size_t i = 0; i < ops.size(); ++i) {
     auto& op = ops[i];
@@ -65,7 +66,7 @@ inline std::vector<caf::error> check_ops(const std::vector<operation>& ops,
           result.push_back(make_error(errc::invalid_value, where + p));
         [[fallthrough]];
       case op_kind::del:
-        if (auto p = key_problem(op.key); !p.empty())
+        if (auto p = key_problem(op.key, reserved_ok); !p.empty())
           result.push_back(make_error(errc::invalid_key, where + p));
         break;
       case op_kind::clear:
@@ -81,12 +82,13 @@ inline std::vector<caf::error> check_ops(const std::vector<operation>& ops,
 }
 
 /// The first problem of a transaction's part: its writes as in `check_ops`,
-/// and the keys it read.
+/// and the keys it read. Parts are made by the store, with the claims of
+/// unique indexes among their keys.
 inline caf::error check_part(const txn_part& part, uint64_t max_size) {
-  if (auto errors = check_ops(part.writes, max_size); !errors.empty())
+  if (auto errors = check_ops(part.writes, max_size, true); !errors.empty())
     return std::move(errors.front());
   for (auto& r : part.reads)
-    if (auto err = check_key(r.key))
+    if (auto err = check_key(r.key, true))
       return err;
   return caf::none;
 }

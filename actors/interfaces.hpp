@@ -43,6 +43,24 @@ using shard_writer_actor = caf::typed_actor<
   // One step of the pending index builds and drops (sent to itself).
   caf::reacts_to<atom::build>>;
 
+/// The store's unique indexes (actors/unique_indexes.hpp): it plans the
+/// claims of writes and builds the claims of existing documents.
+using unique_actor = caf::typed_actor<
+  // The claims `ops` take and give up, as parts for the shards (claim
+  // writes and the reads that validate them), to commit with the write;
+  // nothing if the store has no unique index. DUPLICATE_KEY if a value is
+  // taken.
+  caf::replies_to<atom::plan, std::vector<operation>>::with<std::vector<shard_part>>,
+  // Creates a unique index on every shard; writes claim its values from
+  // then on, and the claims of the documents already stored are built.
+  caf::reacts_to<atom::create_index, index_spec>,
+  // Forgets a unique index the shards dropped.
+  caf::reacts_to<atom::drop_index, std::string>,
+  // The unique indexes' store-wide state (spec, state, error).
+  caf::replies_to<atom::indexes>::with<std::vector<index_info>>,
+  // One step of a build (sent to itself).
+  caf::reacts_to<atom::build>>;
+
 /// What the coordinator needs of a shard: its side of commits. Both a shard
 /// actor and, in the same process, its writer offer it; talking to the
 /// writer directly saves a hop per message.

@@ -165,7 +165,9 @@ struct versioned {
 
 inline caf::expected<versioned<maybe_bytes>> read(const shard_core& store,
                                                   const std::string& key) {
-  if (auto err = check_key(key))
+  // The store's own reads: transactions check their keys, and claims of
+  // unique indexes are reserved keys.
+  if (auto err = check_key(key, true))
     return err;
   auto r = guarded([&] { return store.read(key); });
   if (!r)

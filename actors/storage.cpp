@@ -93,6 +93,45 @@ void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
     });
 }
 
+/// Commits `ops` with the claims of unique indexes: asks the unique-index
+/// actor for the claims, commits them with the data in one transaction, and
+/// plans again if a read it relied on changed before the commit.
+void commit_planned(storage_ptr self, std::vector<operation> ops,
+                    std::vector<shard_part> data, std::function<void(uint64_t)> ok,
+                    std::function<void(caf::error&)> fail,
+                    std::chrono::steady_clock::time_point give_up,
+                    uint32_t backoff_ms = 1) {
+  self->request(self->state.unique, caf::infinite, atom::plan_v, ops)
+    .then(
+      [=](std::vector<shard_part>& claims) {
+        auto parts = data;
+        add_parts(parts, std::move(claims));
+        auto& st = self->state;
+        auto txid = (st.incarnation << txn_counter_bits) | ++*st.next_txn;
+        self->request(st.coordinator, timeout_to(self, st.coordinator, st.timeout),
+                      atom::commit_v, txid, std::move(parts))
+          .then(ok, [=](caf::error& err) {
+            if (code_of(err) != errc::version_conflict
+                || std::chrono::steady_clock::now() + std::chrono::milliseconds{backoff_ms}
+                     >= give_up) {
+              fail(err);
+              return;
+            }
+            self->request(self->state.timer, caf::infinite, atom::timeout_v, backoff_ms)
+              .then(
+                [=] {
+                  commit_planned(self, ops, data, ok, fail, give_up,
+                                 std::min<uint32_t>(backoff_ms * 2, 64));
+                },
+                [=](caf::error&) {
+                  auto copy = err;
+                  fail(copy);
+                });
+          });
+      },
+      [fail](caf::error& err) { fail(err); });
+}
+
 /// Who sent the message being handled (null once a promise was made for it).
 caf::actor_addr sender_of(storage_ptr self) {
   return caf::actor_cast<caf::actor_addr>(self->current_sender());
@@ -225,6 +264,17 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   self->state.next_txn = cfg.next_txn;
   self->state.max_value_size = max_value_size;
   self->state.timeout = cfg.timeout;
+  {
+    unique_config uc;
+    uc.shards = self->state.shards;
+    uc.coordinator = self->state.coordinator;
+    uc.incarnation = cfg.incarnation;
+    uc.next_txn = cfg.next_txn;
+    uc.timeout = cfg.timeout;
+    uc.registry = cfg.unique;
+    self->state.registry = cfg.unique;
+    self->state.unique = unique_of(self, uc);
+  }
   auto n = static_cast<uint32_t>(self->state.shards.size());
   auto max = max_value_size;
   auto shard_for = [self, n](const std::string& key) {
@@ -278,7 +328,8 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   // Applies per-shard operations atomically through the coordinator: one
   // shard's commit if only one is involved, else a two-phase commit. Answers
   // with `ok(rp, deleted)`, or `failed(rp, error)` (default: the error).
-  auto atomic = [=](std::vector<std::vector<operation>> ops,
+  // `ops` in request order: each shard gets its own, a clear goes to all.
+  auto atomic = [=](std::vector<operation> ops,
                     std::function<void(caf::response_promise&, uint64_t)> ok,
                     std::function<void(caf::response_promise&, caf::error&)> failed =
                       [](caf::response_promise& rp, caf::error& err) {
@@ -286,12 +337,24 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
                       }) {
     auto sender = sender_of(self); // before the promise takes it over
     auto rp = self->make_response_promise();
+    auto planned = self->state.plans_claims();
+    std::vector<std::vector<operation>> per_shard(n);
+    for (auto& op : ops) {
+      if (op.kind == op_kind::clear) {
+        for (auto& part : per_shard)
+          part.push_back(op);
+      } else {
+        per_shard[routing::shard_of(op.key, n)].push_back(planned ? op : std::move(op));
+      }
+    }
+    if (!planned)
+      ops.clear();
     std::vector<shard_part> parts;
-    for (uint32_t i = 0; i < ops.size(); ++i)
-      if (!ops[i].empty()) {
+    for (uint32_t i = 0; i < per_shard.size(); ++i)
+      if (!per_shard[i].empty()) {
         shard_part p;
         p.shard = i;
-        p.part.writes = std::move(ops[i]);
+        p.part.writes = std::move(per_shard[i]);
         parts.push_back(std::move(p));
       }
     if (parts.empty()) {
@@ -309,7 +372,10 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
         failed(promise, err);
         release(self, sender);
       };
-      commit_atomically(self, std::move(parts), on_ok, on_fail, give_up);
+      if (planned)
+        commit_planned(self, std::move(ops), std::move(parts), on_ok, on_fail, give_up);
+      else
+        commit_atomically(self, std::move(parts), on_ok, on_fail, give_up);
     });
     return rp;
   };
@@ -340,6 +406,9 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
         return err;
       if (auto err = check_value(value, max))
         return err;
+      if (self->state.plans_claims())
+        return atomic({operation::set(std::move(key), std::move(value))},
+                      [](caf::response_promise& rp, uint64_t) { rp.deliver(caf::unit); });
       auto dest = shard_for(key);
       if (must_wait())
         return hold([dest, key = std::move(key),
@@ -351,6 +420,11 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     [=](atom::del, std::string& key) -> caf::result<bool> {
       if (auto err = check_key(key))
         return err;
+      if (self->state.plans_claims())
+        return atomic({operation::del(std::move(key))},
+                      [](caf::response_promise& rp, uint64_t deleted) {
+                        rp.deliver(deleted > 0);
+                      });
       auto dest = shard_for(key);
       if (must_wait())
         return hold([dest, key = std::move(key)](caf::response_promise& rp) mutable {
@@ -368,8 +442,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     },
     // -- every shard -----------------------------------------------------------
     [=](atom::clear) -> caf::result<void> {
-      std::vector<std::vector<operation>> parts(n, {operation::clear()});
-      return atomic(std::move(parts), [](caf::response_promise& rp, uint64_t) {
+      return atomic({operation::clear()}, [](caf::response_promise& rp, uint64_t) {
         rp.deliver(caf::unit);
       });
     },
@@ -475,11 +548,11 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     [=](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
       if (auto err = check_entries(entries, max))
         return err;
-      std::vector<std::vector<operation>> parts(n);
+      std::vector<operation> ops;
+      ops.reserve(entries.size());
       for (auto& e : entries)
-        parts[routing::shard_of(e.key, n)].push_back(
-          operation::set(std::move(e.key), std::move(e.value)));
-      return atomic(std::move(parts), [](caf::response_promise& rp, uint64_t) {
+        ops.push_back(operation::set(std::move(e.key), std::move(e.value)));
+      return atomic(std::move(ops), [](caf::response_promise& rp, uint64_t) {
         rp.deliver(caf::unit);
       });
     },
@@ -487,29 +560,20 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       -> caf::result<uint64_t> {
       if (auto err = check_keys(keys))
         return err;
-      std::vector<std::vector<operation>> parts(n);
+      std::vector<operation> ops;
+      ops.reserve(keys.size());
       for (auto& k : keys)
-        parts[routing::shard_of(k, n)].push_back(operation::del(k));
-      return atomic(std::move(parts), [](caf::response_promise& rp,
+        ops.push_back(operation::del(k));
+      return atomic(std::move(ops), [](caf::response_promise& rp,
                                          uint64_t deleted) { rp.deliver(deleted); });
     },
     [=](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
       if (auto errors = check_ops(ops, max); !errors.empty())
         return batch_result{false, 0, std::move(errors)};
-      // Each shard gets its operations in request order; a clear goes to all.
-      std::vector<std::vector<operation>> parts(n);
       auto count = ops.size();
-      for (auto& op : ops) {
-        if (op.kind == op_kind::clear) {
-          for (auto& part : parts)
-            part.push_back(op);
-        } else {
-          parts[routing::shard_of(op.key, n)].push_back(std::move(op));
-        }
-      }
       // A batch reports failure in its result, not as an error.
       return atomic(
-        std::move(parts),
+        std::move(ops),
         [count](caf::response_promise& rp, uint64_t) {
           rp.deliver(batch_result{true, count, {}});
         },
@@ -618,6 +682,8 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       ctx.max_value_size = st.max_value_size;
       ctx.timeout = st.timeout;
       ctx.store = self->address();
+      ctx.unique = st.unique;
+      ctx.registry = st.registry;
       auto& sender = self->current_sender();
       ctx.remote_client = sender && sender->node() != self->node();
       auto txid = (st.incarnation << txn_counter_bits) | ++*st.next_txn;

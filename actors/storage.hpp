@@ -14,6 +14,7 @@
 #include <caf/response_promise.hpp>
 
 #include "actors/remote_shard.hpp"
+#include "actors/unique_indexes.hpp"
 #include "strata/actors.hpp"
 
 namespace strata {
@@ -36,6 +37,8 @@ struct router_config {
     = std::make_shared<std::atomic<uint64_t>>(0);
   uint64_t max_value_size = 0;
   std::chrono::milliseconds timeout{0};
+  /// The store's unique indexes, shared by its routers.
+  std::shared_ptr<unique_registry> unique = std::make_shared<unique_registry>();
 };
 
 /// One sender's multi-key write in flight and the writes it sent after it.
@@ -79,6 +82,15 @@ struct storage_state {
   /// Senders with a multi-key write in flight (one sender's writes all come
   /// to the same router).
   std::unordered_map<caf::actor_addr, sender_gate> gates;
+  /// The store's unique indexes: while it has some (or may have, before
+  /// they are known), every write commits through the coordinator with the
+  /// claims `unique` plans for it.
+  std::shared_ptr<unique_registry> registry;
+  unique_actor unique;
+
+  bool plans_claims() const {
+    return registry->known != unique_registry::none;
+  }
 };
 
 /// The storage actor routes each key to its shard by `routing::shard_of` and

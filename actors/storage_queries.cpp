@@ -294,6 +294,8 @@ caf::result<query_plan> explain(storage_ptr self, const std::string& pattern) {
 caf::result<void> create_index(storage_ptr self, const index_spec& spec) {
   if (auto err = checked([&] { check_index_spec(spec); }))
     return err;
+  if (spec.unique) // writes claim its values before the shards create it
+    return self->delegate(self->state.unique, atom::create_index_v, spec);
   auto rp = self->make_response_promise();
   gather<caf::unit_t>(
     self, rp, [rp](std::vector<caf::unit_t>&) mutable { rp.deliver(caf::unit); },
@@ -311,12 +313,16 @@ caf::result<void> drop_index(storage_ptr self, const std::string& name) {
   };
   auto t = std::make_shared<tally>();
   t->left = shards.size();
-  auto arrived = [rp, t, name]() mutable {
+  auto arrived = [self, rp, t, name]() mutable {
     if (--t->left > 0)
       return;
-    if (t->failure)
+    if (t->failure) {
       rp.deliver(std::move(t->failure));
-    else if (t->dropped == 0)
+      return;
+    }
+    // Writes stop claiming its values once no shard keeps it up to date.
+    self->send(self->state.unique, atom::drop_index_v, name);
+    if (t->dropped == 0)
       rp.deliver(make_error(errc::key_not_found, "no index named " + name));
     else
       rp.deliver(caf::unit);
@@ -343,7 +349,7 @@ caf::result<std::vector<index_info>> indexes(storage_ptr self) {
   auto rp = self->make_response_promise();
   gather<std::vector<index_info>>(
     self, rp,
-    [rp](std::vector<std::vector<index_info>>& per_shard) mutable {
+    [self, rp](std::vector<std::vector<index_info>>& per_shard) mutable {
       std::vector<index_info> out;
       for (auto& list : per_shard)
         for (auto& x : list) {
@@ -369,7 +375,24 @@ caf::result<std::vector<index_info>> indexes(storage_ptr self) {
       std::sort(out.begin(), out.end(), [](const index_info& x, const index_info& y) {
         return x.spec.name < y.spec.name;
       });
-      rp.deliver(std::move(out));
+      if (std::none_of(out.begin(), out.end(), [](auto& x) { return x.spec.unique; })) {
+        rp.deliver(std::move(out));
+        return;
+      }
+      // A unique index is ready once every value is claimed across the store.
+      self->request(self->state.unique, caf::infinite, atom::indexes_v)
+        .then(
+          [rp, out](std::vector<index_info>& store_wide) mutable {
+            for (auto& u : store_wide)
+              for (auto& x : out)
+                if (x.spec.name == u.spec.name && x.state != "failed"
+                    && u.state != "ready") {
+                  x.state = u.state;
+                  x.error = u.error;
+                }
+            rp.deliver(std::move(out));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
     },
     atom::indexes_v);
   return rp;

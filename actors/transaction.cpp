@@ -245,9 +245,34 @@ namespace {
 /// that decides is asked whether it committed, up to one request timeout
 /// later: the client hears TRANSACTION_ABORTED only when it certainly did
 /// not, and CONNECTION_LOST when that could not be learned.
+void send_commit(txn_ptr self, uint64_t id, std::vector<shard_part> parts);
+
 void commit(txn_ptr self, uint64_t id) {
   auto& st = self->state;
-  auto parts = commit_parts(self);
+  auto& reg = st.ctx.registry;
+  if (st.writes.empty() || !reg || reg->known == unique_registry::none) {
+    send_commit(self, id, commit_parts(self));
+    return;
+  }
+  // The claims of unique indexes commit with the writes.
+  std::vector<operation> ops;
+  for (auto& [key, value] : st.writes)
+    ops.push_back(value ? operation::set(key, *value) : operation::del(key));
+  self->request(st.ctx.unique, caf::infinite, atom::plan_v, std::move(ops))
+    .then(
+      [self, id](std::vector<shard_part>& claims) {
+        auto parts = commit_parts(self);
+        add_parts(parts, std::move(claims));
+        send_commit(self, id, std::move(parts));
+      },
+      [self, id](caf::error& err) {
+        finish(self, txn_state::aborted, "commit failed: " + render(err));
+        settle(self, id, std::move(err));
+      });
+}
+
+void send_commit(txn_ptr self, uint64_t id, std::vector<shard_part> parts) {
+  auto& st = self->state;
   if (parts.empty()) {
     finish(self, txn_state::committed);
     settle(self, id, caf::unit);

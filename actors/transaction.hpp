@@ -12,6 +12,7 @@
 #include <caf/actor_addr.hpp>
 
 #include "actors/interfaces.hpp"
+#include "actors/unique_indexes.hpp"
 #include "actors/relay.hpp"
 #include "strata/actors.hpp"
 
@@ -37,6 +38,9 @@ struct transaction_context {
   /// learns that the remote handle is gone: such a transaction ends itself,
   /// a timeout after its deadline (after its commit, if that takes longer).
   bool remote_client = false;
+  /// The store's unique indexes: a commit takes the claims they plan.
+  unique_actor unique;
+  std::shared_ptr<unique_registry> registry;
 };
 
 struct transaction_state {

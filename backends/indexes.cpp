@@ -455,10 +455,78 @@ void check_index_spec(const index_spec& spec) {
   auto& kind = spec.fields.front().type;
   if ((kind == "fulltext" || kind == "spatial") && spec.fields.size() > 1)
     throw query_error{"index " + spec.name + ": a " + kind + " index has one field"};
-  if (spec.unique)
-    throw query_error{"index " + spec.name
-                      + ": unique indexes (unique across every shard) are not available in "
-                        "this release"};
+  if (spec.unique && (kind == "fulltext" || kind == "spatial"))
+    throw query_error{"index " + spec.name + ": a " + kind + " index cannot be unique"};
+}
+
+// -- unique indexes -------------------------------------------------------------------
+
+std::string claim_prefix(const std::string& index) {
+  std::string p{"\0u", 2};
+  p += index;
+  p.push_back('\0');
+  return p;
+}
+
+unique_constraint::unique_constraint(index_spec s) : spec(std::move(s)) {
+  for (auto& f : spec.fields)
+    paths.push_back(field_path::parse(f.name, "index " + spec.name));
+}
+
+std::vector<unique_claim> unique_claims(const unique_constraint& c, std::string_view pk,
+                                        const document& doc) {
+  return unique_claims(c.spec, c.paths, pk, doc);
+}
+
+std::vector<unique_claim> unique_claims(const index_spec& spec,
+                                        const std::vector<field_path>& paths,
+                                        std::string_view pk, const document& doc) {
+  std::vector<std::vector<std::pair<std::string, document>>> per_field;
+  size_t combos = 1;
+  for (auto& path : paths) {
+    auto vals = field_values(doc, path);
+    // Nulls never collide (as in SQL): a missing or null field claims nothing.
+    vals.erase(std::remove_if(vals.begin(), vals.end(),
+                              [](auto& v) { return v.second.is_null(); }),
+               vals.end());
+    if (vals.empty())
+      return {};
+    combos *= vals.size();
+    if (combos > max_entries_per_document)
+      throw storage_error{errc::invalid_value,
+                          "document '" + std::string{pk} + "' would make more than "
+                            + std::to_string(max_entries_per_document)
+                            + " claims in unique index " + spec.name + " (array fields)"};
+    per_field.push_back(std::move(vals));
+  }
+  auto prefix = claim_prefix(spec.name);
+  std::vector<unique_claim> result;
+  std::vector<size_t> pick(per_field.size(), 0);
+  for (size_t n = 0; n < combos; ++n) {
+    unique_claim claim{prefix, {}};
+    for (size_t i = 0; i < per_field.size(); ++i) {
+      claim.key += per_field[i][pick[i]].first;
+      claim.shown += (i == 0 ? "" : ", ") + to_json(per_field[i][pick[i]].second);
+    }
+    if (claim.key.size() > max_index_key)
+      throw storage_error{errc::invalid_value,
+                          "document '" + std::string{pk} + "': its values in unique index "
+                            + spec.name + " take " + std::to_string(claim.key.size())
+                            + " bytes, more than the " + std::to_string(max_index_key)
+                            + " a claim may"};
+    result.push_back(std::move(claim));
+    for (size_t i = per_field.size(); i-- > 0;) {
+      if (++pick[i] < per_field[i].size())
+        break;
+      pick[i] = 0;
+    }
+  }
+  std::sort(result.begin(), result.end(),
+            [](auto& x, auto& y) { return x.key < y.key; });
+  result.erase(std::unique(result.begin(), result.end(),
+                           [](auto& x, auto& y) { return x.key == y.key; }),
+               result.end());
+  return result;
 }
 
 index_set::index_set(shard_core& core) : core_(core) {
@@ -676,20 +744,20 @@ bool index_set::step(size_t budget) {
         added = added_bytes = added_docs = added_words = 0;
         done = false;
       }
-    } else { // dropping, or failed and not yet purged
-      auto prefix = entry_prefix(d.spec.name);
+    } else { // dropping, or failed and not yet purged: its entries and claims go
       core_.with_snapshot([&](const engine_snapshot& snap) {
-        snap.scan(keyspace::index, prefix, false, [&](std::string_view k, std::string_view) {
-          if (k.substr(0, prefix.size()) != prefix)
-            return false;
-          if (budget == 0) {
-            done = false;
-            return false;
-          }
-          --budget;
-          index_ops.push_back(operation::del(std::string{k}));
-          return true;
-        });
+        for (auto& prefix : {entry_prefix(d.spec.name), claim_prefix(d.spec.name)})
+          snap.scan(keyspace::index, prefix, false, [&](std::string_view k, std::string_view) {
+            if (k.substr(0, prefix.size()) != prefix)
+              return false;
+            if (budget == 0) {
+              done = false;
+              return false;
+            }
+            --budget;
+            index_ops.push_back(operation::del(std::string{k}));
+            return true;
+          });
       });
     }
     if (d.state == "failed" && done)
@@ -810,6 +878,23 @@ void index_set::extend(const std::vector<operation>& ops, const pending_data& da
     for (auto& e : *defs) {
       if (!maintained(e->def))
         continue;
+      if (e->def.spec.unique && !data.planned()) {
+        // Only a write whose claims were planned may change a unique value
+        // (one sent before the index was created, say).
+        auto claims = [&](bool had, const document& doc) {
+          std::vector<std::string> keys;
+          if (had)
+            for (auto& c : unique_claims(e->def.spec, e->def.paths, op.key, doc))
+              keys.push_back(std::move(c.key));
+          return keys;
+        };
+        if (claims(had_doc, old_doc) != claims(has_doc, new_doc))
+          throw storage_error{errc::version_conflict,
+                              "unique index " + e->def.spec.name + ": document '" + op.key
+                                + "' changes a unique value in a write planned without "
+                                  "the index (created while the write was under way); "
+                                  "retry it"};
+      }
       bool multi_old = false;
       bool multi_new = false;
       auto was = had_doc ? entries_of(e->def, op.key, old_doc, multi_old)

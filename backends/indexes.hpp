@@ -77,6 +77,40 @@ constexpr size_t max_index_key = 500;
 /// Checks an index definition; query_error naming the problem.
 void check_index_spec(const index_spec& spec);
 
+/// Unique indexes are unique across the store. Each value a document holds
+/// in one is claimed under a reserved key (backends/shard_core.hpp's
+/// `reserved_key`), `\0 u NAME \0 VALUES` with the values in the
+/// order-preserving encoding, whose value is the document's key. Claims are
+/// routed like any key, so the shard that owns a value decides who holds it,
+/// and a write that changes a claimed value commits the document and its
+/// claims together in one transaction (actors/unique_writes.hpp). The index's
+/// entries are kept per shard as for any btree or hash index.
+struct unique_constraint {
+  index_spec spec;
+  std::vector<field_path> paths;
+
+  explicit unique_constraint(index_spec s);
+};
+
+/// One value a document claims: the claim's key, and the value for people.
+struct unique_claim {
+  std::string key;
+  std::string shown;
+};
+
+/// The first bytes of every claim of `index`.
+std::string claim_prefix(const std::string& index);
+
+/// The claims of document `doc` stored under `pk`, by key, without
+/// repeats: one per value (per combination, for several fields; array
+/// fields claim each element and the whole array), none if a field is
+/// missing or null (nulls never collide). INVALID_VALUE if one is too long.
+std::vector<unique_claim> unique_claims(const unique_constraint& c, std::string_view pk,
+                                        const document& doc);
+std::vector<unique_claim> unique_claims(const index_spec& spec,
+                                        const std::vector<field_path>& paths,
+                                        std::string_view pk, const document& doc);
+
 class index_set : public write_hook {
 public:
   /// Loads the definitions from `core`'s meta space and counts the entries.

@@ -1,4 +1,5 @@
 #include "backends/shard_core.hpp"
+#include "backends/unique.hpp"
 
 #include <algorithm>
 #include <deque>
@@ -10,9 +11,11 @@
 
 namespace strata {
 
-std::string key_problem(std::string_view key) {
+std::string key_problem(std::string_view key, bool reserved_ok) {
   if (key.empty())
     return "key is empty; keys are 1 to 511 bytes";
+  if (reserved_key(key) && !reserved_ok)
+    return "key begins with a zero byte; such keys are reserved for the store";
   if (key.size() > limits::max_key_size)
     return "key is " + std::to_string(key.size())
            + " bytes; keys are 1 to 511 bytes";
@@ -142,9 +145,13 @@ class overlay final : public pending_data {
 public:
   overlay(const engine_snapshot& below,
           const std::map<std::string, std::optional<bytes>, std::less<>>& written,
-          bool cleared)
-    : below_(below), written_(written), cleared_(cleared) {
+          bool cleared, bool planned)
+    : below_(below), written_(written), cleared_(cleared), planned_(planned) {
     // nop
+  }
+
+  bool planned() const override {
+    return planned_;
   }
 
   bool get(std::string_view key, std::string_view& value) const override {
@@ -161,6 +168,7 @@ private:
   const engine_snapshot& below_;
   const std::map<std::string, std::optional<bytes>, std::less<>>& written_;
   bool cleared_;
+  bool planned_;
 };
 
 } // namespace
@@ -254,7 +262,7 @@ txn_read shard_core::read(std::string_view key) const {
   engine_->read([&](const engine_snapshot& s) {
     result.seq = s.seq();
     std::string_view v;
-    if (s.get(keyspace::data, key, v))
+    if (s.get(reserved_key(key) ? keyspace::index : keyspace::data, key, v))
       result.value = bytes_of(v);
   });
   return result;
@@ -390,17 +398,43 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
   // writes from the values a batch replaces.
   std::map<std::string, std::optional<bytes>, std::less<>> written;
   bool cleared = false;
-  auto data_batch = [&](const std::vector<operation>& ops) {
+  // Per batch, the data operations the hooks learn of: without the claims
+  // of unique indexes, which are kept in the index space.
+  std::vector<const std::vector<operation>*> user_ops;
+  auto data_batch = [&](const std::vector<operation>& all) {
     engine_batch b;
-    b.parts.push_back({keyspace::data, &ops});
+    auto* ops = &all;
+    std::vector<operation>* claims = nullptr;
+    if (std::any_of(all.begin(), all.end(), [](auto& op) {
+          return op.kind != op_kind::clear && reserved_key(op.key);
+        })) {
+      auto& data = owned.emplace_back();
+      claims = &owned.emplace_back();
+      for (auto& op : all)
+        (op.kind != op_kind::clear && reserved_key(op.key) ? *claims : data).push_back(op);
+      ops = &data;
+    }
+    // After the hooks' parts: a clear of the index space leaves them.
+    auto add_claims = [&] {
+      if (claims)
+        b.parts.push_back({keyspace::index, claims});
+    };
+    user_ops.resize(batches.size() + 1);
+    user_ops[batches.size()] = ops; // the batch this one will be
+    b.parts.push_back({keyspace::data, ops});
     b.before_images = images;
-    if (hooks_.empty())
+    if (hooks_.empty()) {
+      add_claims();
       return b;
+    }
     engine_->read([&](const engine_snapshot& s) {
-      overlay data{s, written, cleared};
+      auto planned = claims && std::any_of(claims->begin(), claims->end(), [](auto& op) {
+                       return op.key == unique::planned_marker();
+                     });
+      overlay data{s, written, cleared, planned};
       for (auto& h : hooks_) {
         derived_writes extra;
-        h->extend(ops, data, extra);
+        h->extend(*ops, data, extra);
         for (auto& [space, more] : extra) {
           if (space == keyspace::data)
             throw storage_error{errc::invalid_value,
@@ -409,7 +443,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
         }
       }
     });
-    for (auto& op : ops) {
+    for (auto& op : *ops) {
       if (op.kind == op_kind::clear) {
         written.clear();
         cleared = true;
@@ -418,6 +452,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
                                                   : std::nullopt;
       }
     }
+    add_claims();
     return b;
   };
   batches.reserve(group.size());
@@ -634,13 +669,11 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
     auto& req = group[i];
     auto& effect = res.effects[k];
     out[i].deleted = effect.deleted;
-    const std::vector<operation>* data = nullptr;
+    const std::vector<operation>* data = k < user_ops.size() ? user_ops[k] : nullptr;
     switch (req.kind) {
       case type::plain:
-        data = req.ops;
         break;
       case type::commit:
-        data = &req.part->writes;
         if (req.txid != 0)
           remember(req.txid, true);
         break;
@@ -649,8 +682,8 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
         auto p = prepared_.find(req.txid);
         if (req.commit)
           for (auto& h : hooks_)
-            h->committed(
-              committed_change{effect.seq, req.txid, &p->second.part.writes, &effect.before});
+            h->committed(committed_change{effect.seq, req.txid, data, &effect.before});
+        data = nullptr;
         std::unique_lock<std::shared_mutex> g{mtx_};
         cc_.unlock(req.txid);
         prepared_.erase(p);

@@ -18,8 +18,17 @@
 
 namespace strata {
 
-/// Returns why `key` cannot be stored, or an empty string if it can.
-std::string key_problem(std::string_view key);
+/// Returns why `key` cannot be stored, or an empty string if it can. Only
+/// the store itself writes reserved keys (`reserved_ok`).
+std::string key_problem(std::string_view key, bool reserved_ok = false);
+
+/// Keys that begin with a zero byte are the store's own: the claims of
+/// unique indexes (backends/unique.hpp). Users cannot write them. A shard
+/// keeps them in its index space, out of scans, counts and queries, while
+/// transactions read, validate, lock and write them like any key.
+inline bool reserved_key(std::string_view key) {
+  return !key.empty() && key.front() == '\0';
+}
 
 /// Returns why a value of `size` bytes cannot be stored under a maximum of
 /// `max_size`, or an empty string if it can.
@@ -56,6 +65,12 @@ public:
 
   /// The value `key` will have before the batch; false if none.
   virtual bool get(std::string_view key, std::string_view& value) const = 0;
+
+  /// Whether the batch's writer planned the claims of unique indexes (the
+  /// batch carries `unique::planned_marker()`).
+  virtual bool planned() const {
+    return false;
+  }
 };
 
 /// Derived writes of one batch, by key space.
@@ -250,7 +265,8 @@ public:
   uint64_t size() const;
 
   /// Reads `key` for a transaction: the value and the sequence number it
-  /// reflects, unless a prepared transaction is about to write the key.
+  /// reflects, unless a prepared transaction is about to write the key. A
+  /// reserved key is read from the index space.
   txn_read read(std::string_view key) const;
 
   /// Scans for a transaction, like `read` for a key range.

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <map>
 #include <cstdlib>
 #include <random>
 #include <set>
@@ -20,6 +21,7 @@
 #include "backends/data_dir.hpp"
 #include "backends/shard_core.hpp"
 #include "strata/client.hpp"
+#include "strata/envelope.hpp"
 #include "tests/bank.hpp"
 #include "tests/fixture.hpp"
 #include "tests/process.hpp"
@@ -120,6 +122,95 @@ TEST_CASE("killed at random moments, the store recovers every acknowledged trans
     check_recovered(data, ok);
   }
   CHECK(total_acked > 0);
+}
+
+TEST_CASE("killed at random moments: a unique index and the data still agree") {
+  temp_dir dir;
+  auto data = dir / "data";
+  std::mt19937 rng{5};
+  std::map<std::string, std::string> state; // acknowledged: key -> email ("" none)
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    auto out_path = dir / ("unique" + std::to_string(round));
+    int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err_fd = ::open((dir / "err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    auto pid = strata::test::detail::spawn({bin_dir() + "/unique_child", data, "6", "100000"},
+                                           out_fd, err_fd);
+    ::close(out_fd);
+    ::close(err_fd);
+    for (int i = 0; i < 1000 && slurp(out_path).find("ready") == std::string::npos; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 600));
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    // Per client, the write in flight at the kill (its key may hold either).
+    std::map<std::string, std::string> pending;
+    std::istringstream in{slurp(out_path)};
+    std::string line;
+    int failures = 0;
+    size_t acked = 0;
+    while (std::getline(in, line)) {
+      std::istringstream words{line};
+      std::string what, key, email;
+      words >> what >> key;
+      auto client = key.substr(0, key.find('-'));
+      if (what == "try") {
+        pending[client] = key;
+      } else if (what == "ok") { // "ok set KEY EMAIL" or "ok del KEY"
+        std::string written;
+        words >> written >> email;
+        state[written] = key == "set" ? email : std::string{};
+        pending.erase(written.substr(0, written.find('-')));
+        ++acked;
+      } else if (what == "dup") {
+        pending.erase(client);
+      } else if (what == "failed") {
+        ++failures;
+      }
+    }
+    CHECK(failures == 0);
+    CHECK(acked > 0);
+    fixture f;
+    f.open(bank_options(data));
+    scan_request all;
+    all.limit = 10000;
+    auto page = f.ask<scan_page>(f.store, atom::scan_v, all);
+    REQUIRE(page);
+    std::map<std::string, std::string> stored;
+    std::map<std::string, std::string> holder;
+    for (auto& e : page->entries) {
+      auto d = decode_doc(e.value.data(), e.value.size());
+      auto email = d.get("email")->as_string();
+      stored[e.key] = email;
+      CHECK(holder.emplace(email, e.key).second); // never two holders
+    }
+    std::set<std::string> in_flight;
+    for (auto& [client, key] : pending)
+      in_flight.insert(key);
+    for (auto& [key, email] : state)
+      if (in_flight.count(key) == 0) {
+        INFO(key);
+        CHECK((stored.count(key) ? stored[key] : std::string{}) == email);
+      }
+    for (auto& key : in_flight)
+      state[key] = stored.count(key) ? stored[key] : std::string{};
+    // The claims are exactly the data: a held value is refused naming its
+    // holder, a free one is taken.
+    for (int i = 0; i < 40; ++i) {
+      auto email = "e" + std::to_string(i);
+      auto d = document::object();
+      d.set("email", document::string(email));
+      auto err = f.ask_void(f.store, atom::set_v, std::string{"probe"}, encode_doc(d));
+      if (holder.count(email)) {
+        REQUIRE(err);
+        CHECK(code_of(err) == errc::duplicate_key);
+        CHECK_THAT(render(err), Catch::Contains("'" + holder[email] + "' holds"));
+      } else {
+        CHECK_FALSE(err);
+        REQUIRE(f.ask<bool>(f.store, atom::del_v, std::string{"probe"}));
+      }
+    }
+  }
 }
 
 #ifdef STRATA_FAULT_INJECTION

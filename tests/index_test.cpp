@@ -16,6 +16,7 @@
 #include "backends/indexes.hpp"
 #include "backends/query_exec.hpp"
 #include "backends/shard_core.hpp"
+#include "backends/unique.hpp"
 #include "strata/envelope.hpp"
 #include "tests/random_docs.hpp"
 #include "tests/shard_helpers.hpp"
@@ -396,4 +397,52 @@ TEST_CASE("a build that meets a document it cannot index fails, and the data sta
   CHECK(list.at(0).state == "ready");
   CHECK(list.at(0).error.empty());
   CHECK(entries(core, "a").size() == 500);
+}
+
+TEST_CASE("a shard keeps claims of unique indexes apart and refuses unplanned changes") {
+  for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
+    DYNAMIC_SECTION(engine_name(kind)) {
+      test::temp_dir dir;
+      shard_core core{test::core_options(dir.path(), kind)};
+      open_indexes(core);
+      auto doc = [](int64_t a, int64_t b) {
+        auto d = document::object();
+        d.set("a", document::integer(a));
+        d.set("b", document::integer(b));
+        return encode_doc(d);
+      };
+      test::write_ok(core, {operation::set("k", doc(1, 1))});
+      auto u = spec("u", {{"a", "btree", false}});
+      u.unique = true;
+      core.indexes()->create(u);
+      build_all(*core.indexes());
+      // Other fields change freely; the unique one only in a planned write.
+      test::write_ok(core, {operation::set("k", doc(1, 2))});
+      std::vector<operation> change{operation::set("k", doc(2, 2))};
+      write_group g{&change};
+      auto out = core.write(g);
+      CHECK(out.at(0).code == errc::version_conflict);
+      CHECK_THAT(out.at(0).message, Catch::Contains("unique index u: document 'k'"));
+      CHECK(core.get("k") == std::optional<bytes>{doc(1, 2)});
+      // With the marker and a claim: applied; the claim lives in the index
+      // space, out of reads, scans and counts, and transactions read it.
+      auto claim = claim_prefix("u") + "claimed";
+      test::write_ok(core, {operation::set("k", doc(2, 2)),
+                            operation::set(claim, {'k'}),
+                            operation::del(unique::planned_marker())});
+      CHECK(core.get("k") == std::optional<bytes>{doc(2, 2)});
+      CHECK(core.size() == 1);
+      CHECK_FALSE(core.get(claim));
+      scan_request all;
+      CHECK(core.scan(all).entries.size() == 1);
+      auto r = core.read(claim);
+      REQUIRE(r.value);
+      CHECK(*r.value == bytes{'k'});
+      // A clear takes the claims with it.
+      test::write_ok(core, {operation::clear()});
+      CHECK_FALSE(core.read(claim).value);
+      CHECK(key_problem(claim) != "");
+      CHECK(key_problem(claim, true) == "");
+    }
+  }
 }

@@ -229,9 +229,6 @@ TEST_CASE("bad patterns, pipelines and index definitions answer QUERY_ERROR") {
          errc::query_error, "index name");
   expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "rtree", false}})),
          errc::query_error, "unknown index type 'rtree'");
-  auto unique = make_index("u", {{"a", "btree", false}});
-  unique.unique = true;
-  expect(f.ask_void(store, atom::create_index_v, unique), errc::query_error, "not available");
   REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("x", {{"a", "btree", false}})));
   expect(f.ask_void(store, atom::create_index_v, make_index("x", {{"b", "btree", false}})),
          errc::duplicate_key, "another definition");

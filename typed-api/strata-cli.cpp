@@ -7,7 +7,7 @@
 //           keys [--prefix P] [--limit N], scan [--prefix P] [--limit N],
 //           nodes, load FILE.jsonl, query PATTERN, count PATTERN,
 //           aggregate PIPELINE, explain PATTERN,
-//           index create NAME FIELD[:desc|:hash|:text|:spatial]... [--sparse] [--wait],
+//           index create NAME FIELD[:desc|:hash|:text|:spatial]... [--sparse] [--unique] [--wait],
 //           index drop NAME, index list.
 // Errors exit non-zero with `error: CODE: message` on stderr; `get` of a
 // missing key exits 1 with `not found` on stderr.
@@ -69,7 +69,7 @@ const char* usage =
   "  count PATTERN      print how many documents match\n"
   "  aggregate PIPELINE print the result documents of a JSON pipeline\n"
   "  explain PATTERN    print how each shard runs the pattern\n"
-  "  index create NAME FIELD[:desc|:hash|:text|:spatial]... [--sparse] [--wait]\n"
+  "  index create NAME FIELD[:desc|:hash|:text|:spatial]... [--sparse] [--unique] [--wait]\n"
   "                     create an index (built in the background; --wait shows\n"
   "                     the build's progress until it is ready)\n"
   "  index drop NAME    drop an index\n"
@@ -97,6 +97,7 @@ struct cli_args {
   uint64_t limit = 0; // 0: everything
   bool doc = false;
   bool sparse = false;
+  bool unique = false;
   bool wait = false;
   bool tls = false;
   std::string tls_cert;
@@ -173,6 +174,8 @@ cli_args parse(int argc, char** argv) {
       a.doc = true;
     else if (arg == "--sparse")
       a.sparse = true;
+    else if (arg == "--unique")
+      a.unique = true;
     else if (arg == "--wait")
       a.wait = true;
     else if (arg == "--prefix")
@@ -428,6 +431,7 @@ private:
       index_spec spec;
       spec.name = cmd[2];
       spec.sparse = args_.sparse;
+      spec.unique = args_.unique;
       for (size_t i = 3; i < cmd.size(); ++i) {
         index_field f;
         auto& text = cmd[i];
@@ -488,7 +492,8 @@ private:
         if (args_.json) {
           std::cout << (first ? "" : ",") << "{\"name\":" << quote(x.spec.name)
                     << ",\"fields\":" << quote(fields) << ",\"sparse\":"
-                    << (x.spec.sparse ? "true" : "false") << ",\"state\":\"" << x.state
+                    << (x.spec.sparse ? "true" : "false") << ",\"unique\":"
+                    << (x.spec.unique ? "true" : "false") << ",\"state\":\"" << x.state
                     << "\",\"built\":" << x.built << ",\"total\":" << x.total
                     << ",\"entries\":" << x.entries << ",\"size\":" << x.size
                     << ",\"hits\":" << x.hits << ",\"misses\":" << x.misses;
@@ -496,7 +501,7 @@ private:
             std::cout << ",\"error\":" << quote(x.error);
           std::cout << "}";
         } else {
-          std::cout << x.spec.name << '\t' << fields << (x.spec.sparse ? "\tsparse" : "")
+          std::cout << x.spec.name << '\t' << fields << (x.spec.sparse ? "\tsparse" : "") << (x.spec.unique ? "\tunique" : "")
                     << '\t' << x.state << ' ' << x.built << '/' << x.total << "\tentries "
                     << x.entries << "\tbytes " << x.size << "\thits " << x.hits
                     << "\tmisses " << x.misses;

@@ -51,6 +51,7 @@ STRATA_ATOM(create_index, "mkindex")
 STRATA_ATOM(drop_index, "dropindex")
 STRATA_ATOM(indexes, "indexes")
 STRATA_ATOM(build, "build")
+STRATA_ATOM(plan, "plan")
 
 #undef STRATA_ATOM
 
