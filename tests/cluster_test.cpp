@@ -1297,6 +1297,48 @@ TEST_CASE("queries and indexes on shard nodes, and a node killed mid-build resum
   CHECK(nearest->at(2).key == "t9");
   REQUIRE_FALSE(f.ask_void(f.store, atom::drop_index_v, std::string{"words"}));
   REQUIRE_FALSE(f.ask_void(f.store, atom::drop_index_v, std::string{"at"}));
+  // A unique index holds across the nodes: its claims live on both.
+  auto unique = make("body_once", "body", "btree");
+  unique.unique = true;
+  REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, unique));
+  REQUIRE(wait_for(
+    [&] {
+      auto list = f.ask<std::vector<index_info>>(f.store, atom::indexes_v);
+      return list && std::any_of(list->begin(), list->end(), [](const index_info& x) {
+               return x.spec.name == "body_once" && x.state != "building";
+             });
+    },
+    15s));
+  auto list = f.ask<std::vector<index_info>>(f.store, atom::indexes_v);
+  REQUIRE(list);
+  for (auto& x : *list)
+    if (x.spec.name == "body_once") { // the places share two bodies
+      CHECK(x.state == "failed");
+      CHECK_THAT(x.error, Catch::Contains("unique index body_once: document 't"));
+    }
+  REQUIRE_FALSE(f.ask_void(f.store, atom::drop_index_v, std::string{"body_once"}));
+  unique = make("u_email", "email", "btree");
+  unique.unique = true;
+  REQUIRE_FALSE(f.ask_void(f.store, atom::create_index_v, unique));
+  auto person = [](const std::string& email) {
+    auto d = document::object();
+    d.set("email", document{email});
+    return encode_doc(d);
+  };
+  size_t refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto err = f.ask_void(f.store, atom::set_v, "p" + std::to_string(i),
+                          person("x" + std::to_string(i % 5)));
+    if (i < 5) {
+      REQUIRE_FALSE(err);
+    } else {
+      REQUIRE(err);
+      CHECK(code_of(err) == errc::duplicate_key);
+      ++refused;
+    }
+  }
+  CHECK(refused == 15);
+  REQUIRE_FALSE(f.ask_void(f.store, atom::drop_index_v, std::string{"u_email"}));
 #ifdef STRATA_FAULT_INJECTION // the node kills itself at a crash point
   // Enough documents for several build steps per shard.
   std::vector<entry> entries;
