@@ -188,6 +188,10 @@ auto indexed_relay_handlers(Self* self) {
     [self](atom::indexes) -> caf::result<std::vector<index_info>> {
       return relay<std::vector<index_info>>(self, atom::indexes_v);
     },
+    // The index actor lives on the store's node; the client talks to it there.
+    [self](atom::index, std::string& name) -> caf::result<index_actor> {
+      return relay<index_actor>(self, atom::index_v, std::move(name));
+    },
     [self](atom::explain, std::string& pattern) -> caf::result<query_plan> {
       return relay<query_plan>(self, atom::explain_v, std::move(pattern));
     });

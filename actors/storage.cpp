@@ -15,6 +15,7 @@
 
 #include "actors/checks.hpp"
 #include "actors/coordinator.hpp"
+#include "actors/index.hpp"
 #include "actors/join.hpp"
 #include "actors/merge.hpp"
 #include "actors/remote_shard.hpp"
@@ -670,6 +671,31 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     },
     [=](atom::indexes) -> caf::result<std::vector<index_info>> {
       return storage_queries::indexes(self);
+    },
+    [=](atom::index, std::string& name) -> caf::result<index_actor> {
+      auto rp = self->make_response_promise();
+      self->request(caf::actor_cast<transactional_storage_actor>(self), caf::infinite, atom::indexes_v)
+        .then(
+          [self, rp, name](std::vector<index_info>& all) mutable {
+            if (std::none_of(all.begin(), all.end(),
+                             [&](const index_info& x) { return x.spec.name == name; })) {
+              rp.deliver(make_error(errc::key_not_found, "no index named " + name));
+              return;
+            }
+            auto& known = self->state.index_actors;
+            auto i = known.find(name);
+            if (i == known.end()) {
+              auto idx = spawn_index(self->system(),
+                                     caf::actor_cast<indexed_storage_actor>(self), name);
+              // It ends with this router (see `begin` on monitors).
+              self->attach(
+                caf::default_attachable::make_monitor(self->address(), idx.address()));
+              i = known.emplace(name, idx).first;
+            }
+            rp.deliver(i->second);
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     },
     [=](atom::begin, const txn_options& opts) -> caf::result<transaction_actor> {
       if (auto problem = opts.problem(); !problem.empty())

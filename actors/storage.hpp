@@ -87,6 +87,8 @@ struct storage_state {
   /// claims `unique` plans for it.
   std::shared_ptr<unique_registry> registry;
   unique_actor unique;
+  /// The actors of indexes handed out (`index, name`), by name.
+  std::unordered_map<std::string, index_actor> index_actors;
 
   bool plans_claims() const {
     return registry->known != unique_registry::none;

@@ -995,6 +995,36 @@ std::optional<plan> choose(const engine_snapshot& snap, const query_pattern& q,
   return best;
 }
 
+/// The plan of the index `q` hints at: it must exist, be ready, be a btree
+/// or hash index, and have a condition or the order of `q` on its fields.
+template <class Defs>
+plan hinted(const engine_snapshot& snap, const query_pattern& q, const Defs& defs) {
+  if (q.text() || q.near())
+    throw query_error{"hint: a query with a text or near condition uses its fulltext or "
+                      "spatial index"};
+  for (auto& e : defs) {
+    auto& d = e->def;
+    if (d.spec.name != q.hint || d.state == "dropping")
+      continue;
+    if (d.state != "ready")
+      throw query_error{"hint: index " + q.hint + " is " + d.state
+                        + "; only ready indexes answer queries"};
+    if (is_text(d) || is_spatial(d))
+      throw query_error{"hint: index " + q.hint + " is a " + d.spec.fields.front().type
+                        + " index; its operators use it without a hint"};
+    auto p = plan_for(d, q, conjuncts(q));
+    if (!p)
+      throw query_error{"hint: index " + q.hint
+                        + " has neither a condition nor the order of this query on its "
+                          "fields"};
+    p->counters = e->counters;
+    p->estimate = estimate(snap, *p, std::max<uint64_t>(1000, snap.count(keyspace::data)));
+    ++p->counters->hits;
+    return std::move(*p);
+  }
+  throw query_error{"hint: no index named " + q.hint};
+}
+
 /// Calls `f(key, value)` for the documents `p` finds, each once, in the
 /// index's order; `f` returns false to stop.
 template <class F>
@@ -1240,23 +1270,27 @@ std::optional<shard_query_result>
 index_set::run_indexed(const engine_snapshot& snap, const query_pattern& q,
                        const std::optional<query_position>& after, size_t want) const {
   auto defs = current();
-  if (auto* t = q.text()) {
+  std::optional<plan> p;
+  if (!q.hint.empty()) {
+    p = hinted(snap, q, *defs);
+  } else if (auto* t = q.text()) {
     auto [d, n] = required_index(*defs, "fulltext", *t);
     return text_query(snap, *d, *n, *t, q, after, want);
   }
-  if (auto* t = q.near()) {
-    auto [d, n] = required_index(*defs, "spatial", *t);
-    return near_query(snap, *d, *n, *t, q, after, want);
+  if (!p) {
+    if (auto* t = q.near()) {
+      auto [d, n] = required_index(*defs, "spatial", *t);
+      return near_query(snap, *d, *n, *t, q, after, want);
+    }
+    if (auto [t, d, n] = spatial_filter(*defs, q); t)
+      return within_query(snap, *d, *n, *t, q, after, want);
+    std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
+    for (auto& e : *defs)
+      if (e->def.state == "ready")
+        ready.emplace_back(&e->def, e->counters);
+    if (!ready.empty() && (q.where || !q.order_by.empty()))
+      p = choose(snap, q, ready, want);
   }
-  if (auto [t, d, n] = spatial_filter(*defs, q); t)
-    return within_query(snap, *d, *n, *t, q, after, want);
-  std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
-  for (auto& e : *defs)
-    if (e->def.state == "ready")
-      ready.emplace_back(&e->def, e->counters);
-  auto p = ready.empty() || (!q.where && q.order_by.empty())
-             ? std::nullopt
-             : choose(snap, q, ready, want);
   if (!p)
     return std::nullopt;
   // Candidates come in the index's order: in the query's order if the plan
@@ -1294,11 +1328,14 @@ uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) c
     }
     return matched;
   };
-  if (auto [t, d, n] = spatial_filter(*defs, q); t && !q.text()) {
+  std::optional<plan> p;
+  if (!q.hint.empty()) {
+    p = hinted(snap, q, *defs);
+  } else if (auto [t, d, n] = spatial_filter(*defs, q); t && !q.text()) {
     uint64_t examined = 0;
     return matching(t, spatial_hits(snap, *d, *n, *t, examined));
   }
-  if (auto* t = q.text()) {
+  if (auto* t = q.text(); t && !p) {
     std::string building;
     if (auto [d, n] = index_on(*defs, "fulltext", t->path, building); d) {
       uint64_t postings = 0;
@@ -1306,11 +1343,14 @@ uint64_t index_set::count(const engine_snapshot& snap, const query_pattern& q) c
     }
     return count_matches(snap, q); // the words are matched document by document
   }
-  std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
-  for (auto& e : *defs)
-    if (e->def.state == "ready")
-      ready.emplace_back(&e->def, e->counters);
-  auto p = ready.empty() || !q.where ? std::nullopt : choose(snap, q, ready, SIZE_MAX);
+  if (!p) {
+    std::vector<std::pair<const index_def*, std::shared_ptr<index_counters>>> ready;
+    for (auto& e : *defs)
+      if (e->def.state == "ready")
+        ready.emplace_back(&e->def, e->counters);
+    if (!ready.empty() && q.where)
+      p = choose(snap, q, ready, SIZE_MAX);
+  }
   if (!p)
     return count_matches(snap, q);
   uint64_t n = 0;

@@ -118,6 +118,10 @@ struct query_pattern {
   uint64_t offset = 0;
   /// Empty: whole documents.
   std::vector<field_path> select;
+  /// The index to answer with (empty: the planner picks): a btree or hash
+  /// index that is ready and has a condition or the order on its fields,
+  /// else QUERY_ERROR. It changes what a query costs, never what it finds.
+  std::string hint;
 
   /// Whether `doc` passes `where` (everything passes without one).
   bool matches(const document& doc) const {
@@ -162,6 +166,10 @@ where_clause make_condition(field_path path, compare_op op, document value,
 /// at most one; without an `orderBy` such a query is ordered by `$score`:
 /// relevance descending, distance ascending.
 query_pattern parse_query(std::string_view json);
+
+/// The JSON pattern `json` with its hint set to `index`: query_error if it
+/// is not a pattern object or hints at another index.
+std::string with_hint(std::string_view json, const std::string& index);
 
 /// A JSON value as a document: integers that fit int64 as integers, other
 /// numbers as reals. query_error if the text is not JSON.

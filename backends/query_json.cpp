@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 namespace strata::query_json {
 
@@ -203,6 +205,23 @@ void check_ranking(const where_clause& c, const std::string& at, bool allowed, i
 
 } // namespace
 
+std::string with_hint(std::string_view json, const std::string& index) {
+  rapidjson::Document d;
+  parse_text(d, json);
+  if (!d.IsObject())
+    throw query_error{"a query must be a JSON object"};
+  if (auto* h = member(d, "hint")) {
+    if (!h->IsString() || std::string_view{h->GetString(), h->GetStringLength()} != index)
+      throw query_error{"hint: index " + index + " answers only through itself"};
+    return std::string{json};
+  }
+  d.AddMember("hint", rapidjson::Value{index.c_str(), d.GetAllocator()}, d.GetAllocator());
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> w{out};
+  d.Accept(w);
+  return {out.GetString(), out.GetSize()};
+}
+
 query_pattern parse_query(std::string_view json) {
   rapidjson::Document d;
   parse_text(d, json);
@@ -222,8 +241,13 @@ query_pattern parse_query(std::string_view json) {
       q.offset = count_of(v, "offset");
     } else if (name == "select") {
       q.select = parse_select(v, "select");
+    } else if (name == "hint") {
+      if (!v.IsString() || v.GetStringLength() == 0)
+        throw query_error{"hint: expected the name of an index"};
+      q.hint.assign(v.GetString(), v.GetStringLength());
     } else {
-      throw query_error{"unknown member '" + name + "' (known: where, orderBy, limit, offset, select)"};
+      throw query_error{"unknown member '" + name
+                        + "' (known: where, orderBy, limit, offset, select, hint)"};
     }
   }
   if (q.where) {

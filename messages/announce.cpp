@@ -45,6 +45,7 @@ void announce_messages(caf::actor_system_config& cfg) {
   // Actor handles in messages: `begin` answers a transaction, `recover`
   // names the coordinator, a shard node hands out its shards.
   cfg.add_message_type<transaction_actor>("strata::transaction_actor");
+  cfg.add_message_type<index_actor>("strata::index_actor");
   cfg.add_message_type<coordinator_actor>("strata::coordinator_actor");
   cfg.add_message_type<shard_actor>("strata::shard_actor");
   // Votes and outcome counts of batched prepares and resolves.

@@ -1309,9 +1309,9 @@ TEST_CASE("queries and indexes on shard nodes, and a node killed mid-build resum
              });
     },
     15s));
-  auto list = f.ask<std::vector<index_info>>(f.store, atom::indexes_v);
-  REQUIRE(list);
-  for (auto& x : *list)
+  auto states = f.ask<std::vector<index_info>>(f.store, atom::indexes_v);
+  REQUIRE(states);
+  for (auto& x : *states)
     if (x.spec.name == "body_once") { // the places share two bodies
       CHECK(x.state == "failed");
       CHECK_THAT(x.error, Catch::Contains("unique index body_once: document 't"));

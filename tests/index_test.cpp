@@ -446,3 +446,71 @@ TEST_CASE("a shard keeps claims of unique indexes apart and refuses unplanned ch
     }
   }
 }
+
+TEST_CASE("a hint makes a query use one index, or says why it cannot") {
+  test::temp_dir dir;
+  shard_core core{test::core_options(dir.path(), engine_kind::lmdb)};
+  open_indexes(core);
+  std::vector<operation> ops;
+  for (int i = 0; i < 300; ++i) {
+    auto d = document::object();
+    d.set("a", document::integer(i % 10));
+    d.set("n", document::integer(i));
+    ops.push_back(operation::set("k" + std::to_string(1000 + i), encode_doc(d)));
+  }
+  test::write_ok(core, ops);
+  auto& ix = *core.indexes();
+  ix.create(spec("by_a", {{"a", "btree", false}}));
+  ix.create(spec("by_n", {{"n", "btree", false}}));
+  auto run = [&](const std::string& json) {
+    shard_query_result r;
+    core.with_snapshot([&](const engine_snapshot& snap) {
+      r = ix.run(snap, parse_query(json), std::nullopt, 1000);
+    });
+    return r;
+  };
+  auto count = [&](const std::string& json) {
+    uint64_t n = 0;
+    core.with_snapshot([&](const engine_snapshot& snap) { n = ix.count(snap, parse_query(json)); });
+    return n;
+  };
+  auto refused = [&](const std::string& json, const std::string& part) {
+    try {
+      run(json);
+      FAIL("no query_error for " << json);
+    } catch (const query_error& e) {
+      CHECK_THAT(e.what(), Catch::Contains(part));
+    }
+  };
+  auto both = R"({"where":{"operator":"and","conditions":[
+    {"field":"a","operator":"eq","value":3},{"field":"n","operator":"lt","value":100}]},
+    "hint":)";
+  refused(std::string{both} + R"("by_a"})", "index by_a is building");
+  build_all(ix);
+  // Either index finds the same 10 documents; each hint picks its own.
+  auto via_a = run(std::string{both} + R"("by_a"})");
+  auto via_n = run(std::string{both} + R"("by_n"})");
+  CHECK(via_a.hits.size() == 10);
+  CHECK(keys_of(via_a) == keys_of(via_n));
+  CHECK_THAT(via_a.stats.plan, Catch::Contains("by_a"));
+  CHECK_THAT(via_n.stats.plan, Catch::Contains("by_n"));
+  CHECK(count(std::string{both} + R"("by_n"})") == 10);
+  refused(R"({"where":{"field":"a","operator":"eq","value":3},"hint":"by_n"})",
+          "index by_n has neither a condition nor the order");
+  refused(R"({"hint":"nope"})", "no index named nope");
+  try {
+    parse_query(R"({"hint":5})");
+    FAIL("a hint that is not a name");
+  } catch (const query_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("hint: expected the name of an index"));
+  }
+  // An order alone is enough (in the index's direction).
+  auto ordered = run(R"({"orderBy":[{"field":"n","direction":"asc"}],"limit":3,"hint":"by_n"})");
+  REQUIRE(ordered.hits.size() >= 3); // the shard leaves the limit to the store
+  CHECK(ordered.hits[2].key == "k1002");
+  CHECK_THAT(ordered.stats.plan, Catch::Contains("by_n"));
+  refused(R"({"orderBy":[{"field":"n","direction":"desc"}],"hint":"by_n"})", "neither");
+  CHECK(with_hint(R"({"limit":3})", "by_n") == R"({"limit":3,"hint":"by_n"})");
+  CHECK(with_hint(R"({"hint":"by_n"})", "by_n") == R"({"hint":"by_n"})");
+  CHECK_THROWS_AS(with_hint(R"({"hint":"by_a"})", "by_n"), query_error);
+}

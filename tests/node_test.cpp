@@ -257,6 +257,33 @@ TEST_CASE("a C++ client reaches a node with typed requests") {
     CHECK(!r->success);
     CHECK(r->errors.size() == 1);
     CHECK(!*points.has("q"));
+    // A unique index, and its actor on the node answering this client.
+    index_spec u;
+    u.name = "by_label";
+    u.fields = {{"label", "btree", false}};
+    u.unique = true;
+    auto indexed = caf::actor_cast<indexed_storage_actor>(remote);
+    REQUIRE_FALSE(f.ask_void(indexed, atom::create_index_v, u));
+    auto idx = f.ask<index_actor>(indexed, atom::index_v, std::string{"by_label"});
+    REQUIRE(idx);
+    std::string state;
+    for (int i = 0; i < 1000 && state != "ready"; ++i) {
+      auto info = f.ask<index_info>(*idx, atom::info_v);
+      REQUIRE(info);
+      state = info->state;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(state == "ready");
+    auto found = f.ask<std::vector<query_result>>(
+      *idx, atom::find_many_v,
+      std::string{R"({"where":{"field":"label","operator":"eq","value":"point 7"}})"});
+    REQUIRE(found);
+    REQUIRE(found->size() == 1);
+    CHECK(found->at(0).key == "p:1007");
+    auto dup = points.set("p:2000", point{1, 1, "point 7"});
+    REQUIRE(dup);
+    CHECK(code_of(dup) == errc::duplicate_key);
+    CHECK(!*points.has("p:2000"));
   }
   remote = nullptr;
   CHECK(node.stop(SIGTERM) == 0);

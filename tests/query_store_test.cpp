@@ -468,3 +468,101 @@ TEST_CASE("the nearest points through the store: merged across shards, paged, in
     }(),
     Catch::Contains("not available in a transaction"));
 }
+
+TEST_CASE("each index is an actor: its figures, its build's progress and queries through it") {
+  fixture f;
+  auto store = f.open(f.options(4));
+  std::vector<entry> docs;
+  for (int i = 0; i < 3000; ++i) {
+    auto d = document::object();
+    d.set("a", document::integer(i % 100));
+    d.set("n", document::integer(i));
+    docs.push_back({"k" + std::to_string(10000 + i), encode_doc(d)});
+  }
+  REQUIRE_FALSE(f.ask_void(store, atom::set_many_v, docs));
+  REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("by_a", {{"a", "btree", false}})));
+  REQUIRE_FALSE(f.ask_void(store, atom::create_index_v, make_index("n_hash", {{"n", "hash", false}})));
+  auto by_a = f.ask<index_actor>(store, atom::index_v, std::string{"by_a"});
+  REQUIRE(by_a);
+  // Progress while it builds, then the figures of the complete index.
+  index_info info;
+  for (int i = 0; i < 2000; ++i) {
+    auto x = f.ask<index_info>(*by_a, atom::info_v);
+    REQUIRE(x);
+    CHECK(x->built <= x->total);
+    info = *x;
+    if (info.state == "ready")
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
+  REQUIRE(info.state == "ready");
+  CHECK(info.spec.name == "by_a");
+  CHECK(info.built == 3000);
+  CHECK(info.total == 3000);
+  CHECK(info.entries == 3000);
+  wait_ready(f, store);
+  // Through the index: the store's results, and the index's hits count them.
+  auto eq7 = std::string{R"({"where":{"field":"a","operator":"eq","value":7}})"};
+  auto direct = f.ask<std::vector<query_result>>(store, atom::find_many_v, eq7);
+  auto through = f.ask<std::vector<query_result>>(*by_a, atom::find_many_v, eq7);
+  REQUIRE(direct);
+  REQUIRE(through);
+  REQUIRE(through->size() == 30);
+  for (size_t i = 0; i < through->size(); ++i)
+    CHECK(through->at(i).key == direct->at(i).key);
+  auto n = f.ask<uint64_t>(*by_a, atom::count_v, eq7);
+  REQUIRE(n);
+  CHECK(*n == 30);
+  query_request req;
+  req.pattern = R"({"where":{"field":"a","operator":"gte","value":98},
+                    "orderBy":[{"field":"a"}],"limit":25})";
+  req.limit = 10; // a page of the 25
+  auto page = f.ask<query_page>(*by_a, atom::query_v, req);
+  REQUIRE(page);
+  CHECK(page->results.size() == 10);
+  CHECK(page->more);
+  auto after = f.ask<index_info>(*by_a, atom::info_v);
+  REQUIRE(after);
+  CHECK(after->hits >= info.hits + 4 * 3); // each request on each of 4 shards
+  // The same index answers the same handle; hints work on the store too.
+  auto again = f.ask<index_actor>(store, atom::index_v, std::string{"by_a"});
+  REQUIRE(again);
+  auto n5 = f.ask<std::vector<query_result>>(
+    store, atom::find_many_v,
+    std::string{R"({"where":{"field":"n","operator":"eq","value":5},"hint":"n_hash"})"});
+  REQUIRE(n5);
+  REQUIRE(n5->size() == 1);
+  CHECK(n5->at(0).key == "k10005");
+  auto plan = f.ask<query_plan>(
+    store, atom::explain_v,
+    std::string{R"({"where":{"field":"n","operator":"eq","value":5},"hint":"n_hash"})"});
+  REQUIRE(plan);
+  for (auto& s : plan->shards)
+    CHECK_THAT(s.plan, Catch::Contains("n_hash"));
+  // What it cannot answer, and an index that is gone.
+  auto wrong = f.ask<uint64_t>(
+    *by_a, atom::count_v, std::string{R"({"where":{"field":"n","operator":"eq","value":5}})"});
+  REQUIRE_FALSE(wrong);
+  CHECK(code_of(wrong.error()) == errc::query_error);
+  CHECK_THAT(render(wrong.error()), Catch::Contains("index by_a has neither a condition"));
+  auto other = f.ask<uint64_t>(*by_a, atom::count_v,
+                               std::string{R"({"where":{"field":"n","operator":"eq","value":5},
+                                              "hint":"n_hash"})"});
+  REQUIRE_FALSE(other);
+  CHECK_THAT(render(other.error()), Catch::Contains("answers only through itself"));
+  auto bad = f.ask<uint64_t>(*by_a, atom::count_v, std::string{"{"});
+  REQUIRE_FALSE(bad);
+  CHECK(code_of(bad.error()) == errc::query_error);
+  auto none = f.ask<index_actor>(store, atom::index_v, std::string{"nope"});
+  REQUIRE_FALSE(none);
+  CHECK(code_of(none.error()) == errc::key_not_found);
+  REQUIRE_FALSE(f.ask_void(store, atom::drop_index_v, std::string{"by_a"}));
+  auto gone = f.ask<index_info>(*by_a, atom::info_v);
+  REQUIRE_FALSE(gone);
+  CHECK(code_of(gone.error()) == errc::key_not_found);
+  auto unserved = f.ask<uint64_t>(*by_a, atom::count_v, eq7);
+  REQUIRE_FALSE(unserved);
+  CHECK_THAT(render(unserved.error()), Catch::Contains("no index named by_a"));
+  // The typed builder names a hint.
+  CHECK_THAT(pattern{}.hint("n_hash").json(), Catch::Contains(R"("hint":"n_hash")"));
+}

@@ -63,6 +63,21 @@ using queryable_storage_actor = storage_actor::extend<
   // Runs an aggregation pipeline: an encoded document, an array of results.
   caf::replies_to<atom::aggregate, std::string>::with<bytes>>;
 
+/// One secondary index of a store, as an actor: its figures and build
+/// progress, and queries answered through it. A store hands it out
+/// (`index, name`); its entries live in the shards beside the data, and it
+/// ends with its store.
+using index_actor = caf::typed_actor<
+  // Definition, state, build progress and figures, summed over the shards;
+  // KEY_NOT_FOUND once the index is dropped.
+  caf::replies_to<atom::info>::with<index_info>,
+  // Queries answered through this index (as if the pattern's hint named
+  // it): QUERY_ERROR if it is not ready or has neither a condition nor the
+  // order of the pattern on its fields.
+  caf::replies_to<atom::query, query_request>::with<query_page>,
+  caf::replies_to<atom::count, std::string>::with<uint64_t>,
+  caf::replies_to<atom::find_many, std::string>::with<std::vector<query_result>>>;
+
 /// Level 2 of the specification, IndexedStorage: queries plus secondary
 /// indexes that the planner uses, kept in the same durable write as the data.
 using indexed_storage_actor = queryable_storage_actor::extend<
@@ -73,6 +88,8 @@ using indexed_storage_actor = queryable_storage_actor::extend<
   caf::reacts_to<atom::drop_index, std::string>,
   // Every index with its state and figures, summed over the shards.
   caf::replies_to<atom::indexes>::with<std::vector<index_info>>,
+  // The actor of one index; KEY_NOT_FOUND if there is none of that name.
+  caf::replies_to<atom::index, std::string>::with<index_actor>,
   // How each shard runs the pattern (its first page), and what it took.
   caf::replies_to<atom::explain, std::string>::with<query_plan>>;
 

@@ -204,6 +204,12 @@ public:
     return *this;
   }
 
+  /// Answers with the index `name` rather than the planner's choice.
+  pattern& hint(std::string name) {
+    hint_ = std::move(name);
+    return *this;
+  }
+
   /// The JSON text form.
   std::string json() const {
     std::string out = "{";
@@ -243,6 +249,10 @@ public:
       }
       out += ']';
     }
+    if (!hint_.empty()) {
+      sep();
+      out += "\"hint\":" + to_json(document{hint_});
+    }
     return out + "}";
   }
 
@@ -252,6 +262,7 @@ private:
   uint64_t limit_ = 0;
   uint64_t offset_ = 0;
   std::vector<std::string> select_;
+  std::string hint_;
 };
 
 } // namespace strata

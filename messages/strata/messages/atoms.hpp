@@ -52,6 +52,7 @@ STRATA_ATOM(drop_index, "dropindex")
 STRATA_ATOM(indexes, "indexes")
 STRATA_ATOM(build, "build")
 STRATA_ATOM(plan, "plan")
+STRATA_ATOM(index, "index")
 
 #undef STRATA_ATOM
 
