@@ -61,10 +61,28 @@ std::vector<uint32_t> non_empty(const std::vector<Parts>& parts) {
 }
 
 
-/// Commits `parts` atomically through the coordinator. A part may meet a
-/// transaction that is committing on the same keys (VERSION_CONFLICT): plain
-/// writes do not fail for that, they retry with backoff until the request
-/// timeout has passed.
+/// Retries a write that met a transaction committing on the same keys
+/// (VERSION_CONFLICT): plain writes do not fail for that, they call
+/// `again(next backoff)` after `backoff_ms`, until the request timeout has
+/// passed. Any other error, or one too late, goes to `fail`.
+void retry_conflict(storage_ptr self, caf::error err, uint32_t backoff_ms,
+                    std::chrono::steady_clock::time_point give_up,
+                    std::function<void(uint32_t)> again,
+                    std::function<void(caf::error&)> fail) {
+  if (code_of(err) != errc::version_conflict
+      || std::chrono::steady_clock::now() + std::chrono::milliseconds{backoff_ms} >= give_up) {
+    fail(err);
+    return;
+  }
+  self->request(self->state.timer, caf::infinite, atom::timeout_v, backoff_ms)
+    .then([=] { again(std::min<uint32_t>(backoff_ms * 2, 64)); },
+          [=](caf::error&) {
+            auto copy = err;
+            fail(copy);
+          });
+}
+
+/// Commits `parts` atomically through the coordinator, retrying conflicts.
 void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
                        std::function<void(uint64_t)> ok,
                        std::function<void(caf::error&)> fail,
@@ -75,22 +93,9 @@ void commit_atomically(storage_ptr self, std::vector<shard_part> parts,
   self->request(st.coordinator, timeout_to(self, st.coordinator, st.timeout),
                 atom::commit_v, txid, parts)
     .then(ok, [=](caf::error& err) {
-      if (code_of(err) != errc::version_conflict
-          || std::chrono::steady_clock::now() + std::chrono::milliseconds{backoff_ms}
-               >= give_up) {
-        fail(err);
-        return;
-      }
-      self->request(self->state.timer, caf::infinite, atom::timeout_v, backoff_ms)
-        .then(
-          [=] {
-            commit_atomically(self, parts, ok, fail, give_up,
-                              std::min<uint32_t>(backoff_ms * 2, 64));
-          },
-          [=](caf::error&) {
-            auto copy = err;
-            fail(copy);
-          });
+      retry_conflict(
+        self, err, backoff_ms, give_up,
+        [=](uint32_t next) { commit_atomically(self, parts, ok, fail, give_up, next); }, fail);
     });
 }
 
@@ -112,22 +117,10 @@ void commit_planned(storage_ptr self, std::vector<operation> ops,
         self->request(st.coordinator, timeout_to(self, st.coordinator, st.timeout),
                       atom::commit_v, txid, std::move(parts))
           .then(ok, [=](caf::error& err) {
-            if (code_of(err) != errc::version_conflict
-                || std::chrono::steady_clock::now() + std::chrono::milliseconds{backoff_ms}
-                     >= give_up) {
-              fail(err);
-              return;
-            }
-            self->request(self->state.timer, caf::infinite, atom::timeout_v, backoff_ms)
-              .then(
-                [=] {
-                  commit_planned(self, ops, data, ok, fail, give_up,
-                                 std::min<uint32_t>(backoff_ms * 2, 64));
-                },
-                [=](caf::error&) {
-                  auto copy = err;
-                  fail(copy);
-                });
+            retry_conflict(
+              self, err, backoff_ms, give_up,
+              [=](uint32_t next) { commit_planned(self, ops, data, ok, fail, give_up, next); },
+              fail);
           });
       },
       [fail](caf::error& err) { fail(err); });

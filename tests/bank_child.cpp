@@ -21,26 +21,13 @@
 #include "strata/client.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"
+#include "tests/child.hpp"
 #include "tests/bank.hpp"
 
 using namespace strata;
 
-namespace {
-
-/// One unbuffered line: whatever was printed before a SIGKILL is out.
-void say(const std::string& line) {
-  auto text = line + "\n";
-  if (::write(1, text.data(), text.size()) < 0)
-    std::perror("write");
-}
-
-struct config : caf::actor_system_config {
-  config() {
-    configure(*this);
-  }
-};
-
-} // namespace
+using test::child_config;
+using test::say;
 
 int main(int argc, char** argv) {
   if (argc != 4) {
@@ -50,7 +37,7 @@ int main(int argc, char** argv) {
   std::string dir = argv[1];
   int clients = std::stoi(argv[2]);
   int transfers = std::stoi(argv[3]);
-  config cfg;
+  child_config cfg;
   caf::actor_system sys{cfg};
   store_options o;
   o.data_dir = dir;

@@ -24,24 +24,12 @@
 #include "strata/error.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"
+#include "tests/child.hpp"
 
 using namespace strata;
 
-namespace {
-
-void say(const std::string& line) {
-  auto text = line + "\n";
-  if (::write(1, text.data(), text.size()) < 0)
-    std::perror("write");
-}
-
-struct config : caf::actor_system_config {
-  config() {
-    configure(*this);
-  }
-};
-
-} // namespace
+using test::child_config;
+using test::say;
 
 int main(int argc, char** argv) {
   if (argc != 4) {
@@ -51,7 +39,7 @@ int main(int argc, char** argv) {
   std::string dir = argv[1];
   int clients = std::stoi(argv[2]);
   int writes = std::stoi(argv[3]);
-  config cfg;
+  child_config cfg;
   caf::actor_system sys{cfg};
   store_options o;
   o.data_dir = dir;
