@@ -396,20 +396,21 @@ void build_step(unique_ptr_t self) {
 /// (they cannot know their claims), and loading is tried again in a second.
 void load_failed(unique_ptr_t self, caf::error& err) {
   if (!self->state.complained)
-    log().warn("unique indexes: cannot learn them from shard 0, retrying: {}", render(err));
+    log().warn("unique indexes: no shard tells them, retrying: {}", render(err));
   self->state.complained = true;
   auto waiting = std::move(self->state.waiting);
   auto why = make_error(code_of(err) == errc::none ? errc::connection_lost : code_of(err),
-                        "cannot learn the store's unique indexes from shard 0: " + render(err));
+                        "cannot learn the store's unique indexes: " + render(err));
   for (auto& f : waiting)
     f(&why);
   self->delayed_send(self, std::chrono::seconds{1}, atom::build_v);
 }
 
-/// Learns the unique indexes from the first shard and how their builds
-/// ended, then answers what waited.
-void load(unique_ptr_t self) {
-  auto& s = self->state.cfg.shards.front();
+/// Learns the unique indexes from a shard and how their builds ended, then
+/// answers what waited.
+void load(unique_ptr_t self, size_t from = 0) {
+  // Every shard has every index: the first that answers tells.
+  auto& s = self->state.cfg.shards[from];
   self->request(s, timeout_to(self, s, self->state.cfg.timeout), atom::indexes_v)
     .then(
       [self](std::vector<index_info>& infos) {
@@ -447,7 +448,12 @@ void load(unique_ptr_t self) {
             load_failed(self, err);
           });
       },
-      [self](caf::error& err) { load_failed(self, err); });
+      [self, from](caf::error& err) {
+        if (from + 1 < self->state.cfg.shards.size())
+          load(self, from + 1);
+        else
+          load_failed(self, err);
+      });
 }
 
 unique_actor::behavior_type unique_indexes(unique_ptr_t self, unique_config cfg) {
