@@ -5,6 +5,7 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 
 #include <caf/actor_system.hpp>
@@ -60,6 +61,9 @@ struct unique_state {
   std::vector<unique_index> indexes;
   /// A build step is under way: a second one does not start.
   bool stepping = false;
+  /// Tells the markers of planned writes apart (random start: several
+  /// processes may plan for one store over time).
+  uint64_t next_marker = std::random_device{}() * (uint64_t{1} << 32) + std::random_device{}();
 };
 
 using unique_ptr_t = unique_actor::stateful_pointer<unique_state>;
@@ -98,37 +102,44 @@ bytes bytes_of_text(const std::string& s) {
 /// `fail` with the first error.
 void read_all(unique_ptr_t self, const std::vector<std::string>& keys,
               std::function<void(seen_map&)> done, std::function<void(caf::error&)> fail) {
+  // One per call, shared by the answers' handlers (which must not copy
+  // what `done` holds: a write's operations).
   struct gather {
     seen_map found;
     size_t left = 0;
     caf::error failed;
+    std::function<void(seen_map&)> done;
+    std::function<void(caf::error&)> fail;
+
+    void arrived() {
+      if (--left > 0)
+        return;
+      if (failed)
+        fail(failed);
+      else
+        done(found);
+    }
   };
   auto g = std::make_shared<gather>();
   g->left = keys.size();
+  g->done = std::move(done);
+  g->fail = std::move(fail);
   if (keys.empty()) {
-    done(g->found);
+    g->done(g->found);
     return;
   }
-  auto arrived = [g, done, fail] {
-    if (--g->left > 0)
-      return;
-    if (g->failed)
-      fail(g->failed);
-    else
-      done(g->found);
-  };
   for (auto& key : keys) {
     auto& s = self->state.cfg.shards[shard_of(self, key)];
     self->request(s, timeout_to(self, s, self->state.cfg.timeout), atom::read_v, key)
       .then(
-        [g, key, arrived](maybe_bytes& v, uint64_t seq) {
+        [g, key](maybe_bytes& v, uint64_t seq) {
           g->found[key] = seen{v ? std::optional<std::string>{text_of(*v)} : std::nullopt, seq};
-          arrived();
+          g->arrived();
         },
-        [g, arrived](caf::error& err) {
+        [g](caf::error& err) {
           if (!g->failed)
             g->failed = std::move(err);
-          arrived();
+          g->arrived();
         });
   }
 }
@@ -240,7 +251,7 @@ void plan(unique_ptr_t self, std::vector<operation> ops, caf::response_promise r
               data_shards.insert(shard_of(self, op.key));
           }
           for (auto s : data_shards)
-            b.write(s, operation::del(unique::planned_marker()));
+            b.write(s, operation::del(unique::planned_marker(self->state.next_marker++)));
           rp.deliver(b.done());
         },
         fail);

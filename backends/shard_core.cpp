@@ -429,7 +429,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
     }
     engine_->read([&](const engine_snapshot& s) {
       auto planned = claims && std::any_of(claims->begin(), claims->end(), [](auto& op) {
-                       return op.key == unique::planned_marker();
+                       return unique::is_planned_marker(op.key);
                      });
       overlay data{s, written, cleared, planned};
       for (auto& h : hooks_) {

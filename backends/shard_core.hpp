@@ -67,7 +67,7 @@ public:
   virtual bool get(std::string_view key, std::string_view& value) const = 0;
 
   /// Whether the batch's writer planned the claims of unique indexes (the
-  /// batch carries `unique::planned_marker()`).
+  /// batch carries a `unique::planned_marker`).
   virtual bool planned() const {
     return false;
   }

@@ -7,8 +7,15 @@
 
 namespace strata::unique {
 
-std::string planned_marker() {
-  return std::string(1, '\0');
+std::string planned_marker(uint64_t n) {
+  std::string key{"\0p", 2};
+  for (int i = 7; i >= 0; --i)
+    key.push_back(static_cast<char>((n >> (i * 8)) & 0xff));
+  return key;
+}
+
+bool is_planned_marker(std::string_view key) {
+  return key.size() == 10 && key[0] == '\0' && key[1] == 'p';
 }
 
 std::vector<std::string> keys_written(const std::vector<operation>& ops) {

@@ -20,7 +20,12 @@ namespace strata::unique {
 /// The reserved key every part of a planned write carries (a delete of a
 /// key that never exists): it tells the shard that the write's claims were
 /// planned, so the shard refuses writes that change a claimed value without.
-std::string planned_marker();
+/// Each write gets its own (`n`): a shared one would make every two planned
+/// writes on a shard conflict.
+std::string planned_marker(uint64_t n);
+
+/// Whether `key` is a planned write's marker.
+bool is_planned_marker(std::string_view key);
 
 /// One claim a write takes or gives up.
 struct claim_change {

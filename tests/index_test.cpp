@@ -429,7 +429,7 @@ TEST_CASE("a shard keeps claims of unique indexes apart and refuses unplanned ch
       auto claim = claim_prefix("u") + "claimed";
       test::write_ok(core, {operation::set("k", doc(2, 2)),
                             operation::set(claim, {'k'}),
-                            operation::del(unique::planned_marker())});
+                            operation::del(unique::planned_marker(7))});
       CHECK(core.get("k") == std::optional<bytes>{doc(2, 2)});
       CHECK(core.size() == 1);
       CHECK_FALSE(core.get(claim));
