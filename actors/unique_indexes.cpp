@@ -443,9 +443,11 @@ void load(unique_ptr_t self, size_t from = 0) {
               auto& end = ends[claim_prefix(x.c.spec.name)];
               if (!end.value)
                 continue; // building: from the start
-              x.state = end.value->empty() ? "ready" : "failed";
-              if (!end.value->empty())
-                x.error = end.value->substr(failed_tag.size());
+              auto& why = *end.value;
+              x.state = why.empty() ? "ready" : "failed";
+              x.error = why.compare(0, failed_tag.size(), failed_tag) == 0
+                          ? why.substr(failed_tag.size())
+                          : why;
             }
             self->state.loaded = true;
             publish(self);
