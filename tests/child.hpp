@@ -9,6 +9,7 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "strata/options.hpp"
 #include "strata/system.hpp"
 
 namespace strata::test {
@@ -25,5 +26,16 @@ struct child_config : caf::actor_system_config {
     configure(*this);
   }
 };
+
+/// The durable 4-shard store the crash tests kill, in `dir`.
+inline store_options child_store(const std::string& dir) {
+  store_options o;
+  o.data_dir = dir;
+  o.shards = 4;
+  o.map_size = 64 << 20;
+  o.sync = sync_mode::durable;
+  o.log_level = "warning";
+  return o;
+}
 
 } // namespace strata::test

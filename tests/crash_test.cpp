@@ -88,6 +88,20 @@ void check_recovered(const std::string& dir, const std::set<std::string>& ok) {
   CHECK(in_doubt(dir) == 0);
 }
 
+/// Starts `program` ARGS from bin_dir() with its output in `out` (and its
+/// errors appended to `err`); its pid.
+pid_t start_child(const std::string& program, const std::vector<std::string>& args,
+                  const std::string& out, const std::string& err) {
+  int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  std::vector<std::string> argv{bin_dir() + "/" + program};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto pid = strata::test::detail::spawn(argv, out_fd, err_fd);
+  ::close(out_fd);
+  ::close(err_fd);
+  return pid;
+}
+
 void create_bank(const std::string& dir) {
   fixture f;
   f.open(bank_options(dir));
@@ -106,12 +120,7 @@ TEST_CASE("killed at random moments, the store recovers every acknowledged trans
   for (int round = 0; round < 4; ++round) {
     INFO("round " << round);
     auto out_path = dir / ("out" + std::to_string(round));
-    int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err_fd = ::open((dir / "err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    auto pid = strata::test::detail::spawn({bin_dir() + "/bank_child", data, "8", "100000"},
-                             out_fd, err_fd);
-    ::close(out_fd);
-    ::close(err_fd);
+    auto pid = start_child("bank_child", {data, "8", "100000"}, out_path, dir / "err");
     std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 700));
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
@@ -132,12 +141,7 @@ TEST_CASE("killed at random moments: a unique index and the data still agree") {
   for (int round = 0; round < 3; ++round) {
     INFO("round " << round);
     auto out_path = dir / ("unique" + std::to_string(round));
-    int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err_fd = ::open((dir / "err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    auto pid = strata::test::detail::spawn({bin_dir() + "/unique_child", data, "6", "100000"},
-                                           out_fd, err_fd);
-    ::close(out_fd);
-    ::close(err_fd);
+    auto pid = start_child("unique_child", {data, "6", "100000"}, out_path, dir / "err");
     for (int i = 0; i < 1000 && slurp(out_path).find("ready") == std::string::npos; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 600));

@@ -41,13 +41,7 @@ int main(int argc, char** argv) {
   int writes = std::stoi(argv[3]);
   child_config cfg;
   caf::actor_system sys{cfg};
-  store_options o;
-  o.data_dir = dir;
-  o.shards = 4;
-  o.map_size = 64 << 20;
-  o.sync = sync_mode::durable;
-  o.log_level = "warning";
-  auto store = spawn_store(sys, o);
+  auto store = spawn_store(sys, test::child_store(dir));
   if (!store) {
     std::fprintf(stderr, "error: %s\n", render(store.error()).c_str());
     return 1;
