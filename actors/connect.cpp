@@ -16,7 +16,7 @@
 
 namespace strata {
 
-caf::expected<transactional_storage_actor>
+caf::expected<observable_storage_actor>
 connect_store(caf::actor_system& sys, const std::string& host, uint16_t port,
               const connect_options& opts) {
   if (opts.tls && !sys.has_openssl_manager())
@@ -32,7 +32,7 @@ connect_store(caf::actor_system& sys, const std::string& host, uint16_t port,
     // attempt is bounded by what is left of the limit.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now());
-    transactional_storage_actor result;
+    observable_storage_actor result;
     caf::error err;
     self->request(mm, std::max(left, std::chrono::milliseconds{1}),
                   caf::connect_atom::value, host, port)
@@ -41,12 +41,12 @@ connect_store(caf::actor_system& sys, const std::string& host, uint16_t port,
             const std::set<std::string>& ifs) {
           if (!ptr)
             err = make_error(errc::connection_failed, "no actor is published there");
-          else if (!sys.assignable<transactional_storage_actor>(ifs))
+          else if (!sys.assignable<observable_storage_actor>(ifs))
             err = make_error(errc::connection_failed,
                              "not a strata store node (a shard node, or another "
                              "program?)");
           else
-            result = caf::actor_cast<transactional_storage_actor>(std::move(ptr));
+            result = caf::actor_cast<observable_storage_actor>(std::move(ptr));
         },
         [&](caf::error& e) { err = std::move(e); });
     if (result)
@@ -81,8 +81,8 @@ Handle watch(caf::actor_system& sys, Handle store, std::chrono::milliseconds tim
 
 } // namespace
 
-transactional_storage_actor watch_store(caf::actor_system& sys,
-                                        transactional_storage_actor store,
+observable_storage_actor watch_store(caf::actor_system& sys,
+                                        observable_storage_actor store,
                                         std::chrono::milliseconds timeout) {
   return watch(sys, std::move(store), timeout);
 }

@@ -38,6 +38,10 @@ using shard_writer_actor = caf::typed_actor<
   // Index definitions change on the writer's thread, between groups.
   caf::reacts_to<atom::create_index, index_spec>,
   caf::reacts_to<atom::drop_index, std::string>,
+  // Watchers wait here for the next commit (see shard_actor).
+  caf::replies_to<atom::await, uint64_t, uint32_t>::with<uint64_t>,
+  // Answers the waits that expired (sent to itself).
+  caf::reacts_to<atom::tick>,
   // Commits everything queued so far (sent to itself).
   caf::reacts_to<atom::flush>,
   // One step of the pending index builds and drops (sent to itself).

@@ -154,7 +154,7 @@ caf::expected<uint16_t> publish_guarded(caf::actor_system& sys, caf::strong_acto
 } // namespace
 
 caf::expected<uint16_t> publish(caf::actor_system& sys,
-                                const transactional_storage_actor& store, uint16_t port,
+                                const observable_storage_actor& store, uint16_t port,
                                 const std::string& host, uint64_t max_frame_size) {
   return publish_guarded(sys, caf::actor_cast<caf::strong_actor_ptr>(store),
                          sys.message_types(store), port, host, max_frame_size);

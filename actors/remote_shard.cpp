@@ -283,6 +283,7 @@ remote_shard(remote_shard_actor::stateful_pointer<remote_shard_state> self,
                      self, [](auto& state) { return state.target; }, st.cfg.max_value_size,
                      st.cfg.max_frame),
                    shard_txn_read_relay_handlers(self), shard_query_relay_handlers(self),
+                   shard_change_relay_handlers(self),
                    shard_index_relay_handlers(self, [](auto& state) { return state.target; }),
                    std::move(own)));
 }

@@ -1,5 +1,6 @@
 #include "actors/remote_store.hpp"
 
+#include <algorithm>
 #include <tuple>
 
 #include <caf/actor_system.hpp>
@@ -34,8 +35,8 @@ caf::error remote_store_state::lost(const caf::error& err) const {
                       + render(err) + "); the request may or may not have been applied");
 }
 
-transactional_storage_actor::behavior_type
-remote_store(transactional_storage_actor::stateful_pointer<remote_store_state> self,
+observable_storage_actor::behavior_type
+remote_store(observable_storage_actor::stateful_pointer<remote_store_state> self,
              caf::actor target, std::chrono::milliseconds timeout) {
   auto& st = self->state;
   st.target = std::move(target);
@@ -50,6 +51,13 @@ remote_store(transactional_storage_actor::stateful_pointer<remote_store_state> s
     s.gone = render(dm.reason);
     s.target = nullptr;
     log().warn("store at {}: connection lost ({})", s.address, s.gone);
+    for (auto& who : s.watchers)
+      self->send(who, atom::failed_v,
+                 error_event{make_error(errc::connection_lost,
+                                        "the connection to the store at " + s.address
+                                          + " was lost (" + s.gone + ")"),
+                             "watch", "", ""});
+    s.watchers.clear();
     s.relay.fail_pending(make_error(errc::connection_lost,
                                     "the connection to the store at " + s.address
                                       + " was lost (" + s.gone
@@ -86,16 +94,35 @@ remote_store(transactional_storage_actor::stateful_pointer<remote_store_state> s
     },
     [self](atom::nodes) -> caf::result<std::vector<node_info>> {
       return relay<std::vector<node_info>>(self, atom::nodes_v);
+    },
+    [self](atom::on, event_kind kind, event_actor& who,
+           subscribe_options& opts) -> caf::result<void> {
+      return relay<>(self, atom::on_v, kind, std::move(who), std::move(opts));
+    },
+    [self](atom::off, event_kind kind, event_actor& who) -> caf::result<void> {
+      return relay<>(self, atom::off_v, kind, std::move(who));
+    },
+    [self](atom::watch, watch_options& opts, event_actor& who) -> caf::result<watcher_actor> {
+      auto& known = self->state.watchers;
+      if (who && std::find(known.begin(), known.end(), who) == known.end())
+        known.push_back(who);
+      return relay<watcher_actor>(self, atom::watch_v, std::move(opts), std::move(who));
+    },
+    [self](atom::changes, std::string& from, uint32_t limit, change_filter_spec& filter)
+      -> caf::result<std::vector<change_batch>, std::string> {
+      return relay<std::vector<change_batch>, std::string>(self, atom::changes_v,
+                                                           std::move(from), limit,
+                                                           std::move(filter));
     });
   return std::apply(
     [](auto&&... hs) {
-      return transactional_storage_actor::behavior_type{std::move(hs)...};
+      return observable_storage_actor::behavior_type{std::move(hs)...};
     },
     std::tuple_cat(shard_read_relay_handlers(self), indexed_relay_handlers(self),
                    std::move(own)));
 }
 
-transactional_storage_actor spawn_remote_store(caf::actor_system& sys, caf::actor target,
+observable_storage_actor spawn_remote_store(caf::actor_system& sys, caf::actor target,
                                                std::chrono::milliseconds timeout) {
   return sys.spawn(remote_store, std::move(target), timeout);
 }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 
@@ -12,7 +13,7 @@ namespace strata {
 
 struct remote_store_state {
   static inline const char* name = "strata.remote_store";
-  /// The store (a `storage_actor` or a `transactional_storage_actor`: a plain
+  /// The store (a `storage_actor` or a `observable_storage_actor`: a plain
   /// store answers `begin` and `nodes` with an error); null once lost.
   caf::actor target;
   /// Its node, for error messages.
@@ -21,6 +22,9 @@ struct remote_store_state {
   relay_table relay;
   /// Why the connection went; empty while it stands.
   std::string gone;
+  /// Subscribers of watches started through this stand-in: told when the
+  /// connection goes, since their watcher can no longer tell them.
+  std::vector<event_actor> watchers;
 
   relay_table::mode mode() const;
   caf::error unavailable() const;
@@ -45,17 +49,17 @@ struct remote_store_state {
 /// linked to this proxy. The typed client that made it stops it: CAF 0.17
 /// keeps an actor that sent requests over the network in its registry, so
 /// it never ends by itself.
-transactional_storage_actor::behavior_type
-remote_store(transactional_storage_actor::stateful_pointer<remote_store_state> self,
+observable_storage_actor::behavior_type
+remote_store(observable_storage_actor::stateful_pointer<remote_store_state> self,
              caf::actor target, std::chrono::milliseconds timeout);
 
 /// Spawns the proxy of `target`, a handle to a store in another process.
-transactional_storage_actor spawn_remote_store(caf::actor_system& sys, caf::actor target,
+observable_storage_actor spawn_remote_store(caf::actor_system& sys, caf::actor target,
                                                std::chrono::milliseconds timeout);
 
 /// Nothing to do: a lost connection shows as a down message.
 inline void
-relay_failed(transactional_storage_actor::stateful_pointer<remote_store_state>,
+relay_failed(observable_storage_actor::stateful_pointer<remote_store_state>,
              const caf::error&) {
   // nop
 }

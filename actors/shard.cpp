@@ -7,6 +7,7 @@
 #include "actors/checks.hpp"
 #include "actors/shard_reads.hpp"
 #include "actors/timeouts.hpp"
+#include "backends/change_log.hpp"
 #include "backends/indexes.hpp"
 
 namespace strata {
@@ -56,6 +57,14 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
     },
     [=](atom::indexes) -> caf::result<std::vector<index_info>> {
       return shard_reads::indexes(*store);
+    },
+    [=](atom::changes, const change_request& req) -> caf::result<change_page> {
+      return shard_reads::changes(*store, req);
+    },
+    [=](atom::await, uint64_t after, uint32_t wait_ms) -> caf::result<uint64_t> {
+      if (auto* log = store->changes(); log != nullptr && log->last() > after)
+        return log->last();
+      return self->delegate(writer(), atom::await_v, after, wait_ms);
     },
     [=](atom::create_index, index_spec& spec) -> caf::result<void> {
       return self->delegate(writer(), atom::create_index_v, std::move(spec));
@@ -204,6 +213,7 @@ open_shard_core(shard_core_options opts, std::shared_ptr<const void> keepalive) 
   auto files = guarded([&] {
     auto f = std::make_shared<shard_files>(std::move(keepalive), std::move(opts));
     open_indexes(f->store);
+    open_change_log(f->store, f->store.options().changes);
     return f;
   });
   if (!files)

@@ -10,6 +10,7 @@
 
 #include "actors/checks.hpp"
 #include "backends/aggregate.hpp"
+#include "backends/change_log.hpp"
 #include "backends/indexes.hpp"
 #include "backends/query_exec.hpp"
 #include "backends/shard_core.hpp"
@@ -181,6 +182,26 @@ inline caf::expected<versioned<scan_page>> read(const shard_core& store,
   if (!r)
     return std::move(r.error());
   return versioned<scan_page>{std::move(r->page), r->seq, r->blocked};
+}
+
+/// The commits after a position in the shard's change log that pass the
+/// request's filter. INVALID_VALUE if the shard keeps no log, QUERY_ERROR for
+/// a bad filter, CONSISTENCY_VIOLATION for a position the log no longer
+/// holds.
+inline caf::expected<change_page> changes(const shard_core& store, const change_request& req) {
+  auto* log = store.changes();
+  if (log == nullptr)
+    return make_error(errc::invalid_value,
+                      "shard " + std::to_string(store.options().shard)
+                        + " keeps no change log (change_log.enabled is off)");
+  return query_guarded([&] {
+    change_filter filter{req.filter};
+    change_page page;
+    store.with_snapshot([&](const engine_snapshot& s) {
+      page = log->read(s, req, filter, store.options().shard);
+    });
+    return page;
+  });
 }
 
 } // namespace strata::shard_reads

@@ -142,6 +142,18 @@ auto shard_query_relay_handlers(Self* self) {
     });
 }
 
+/// A shard's change log (`changes`, `await`), passed on to the target.
+template <class Self>
+auto shard_change_relay_handlers(Self* self) {
+  return std::make_tuple(
+    [self](atom::changes, change_request& req) -> caf::result<change_page> {
+      return relay<change_page>(self, atom::changes_v, std::move(req));
+    },
+    [self](atom::await, uint64_t after, uint32_t wait_ms) -> caf::result<uint64_t> {
+      return relay<uint64_t>(self, atom::await_v, after, wait_ms);
+    });
+}
+
 /// A shard's index management: changes go to `dest(self->state)` (the
 /// writer of a local shard, or a remote shard), the list to the target.
 template <class Self, class Dest>

@@ -8,6 +8,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
+#include "backends/change_log.hpp"
 #include "backends/fault.hpp"
 #include "backends/indexes.hpp"
 #include "backends/log.hpp"
@@ -34,6 +35,31 @@ void schedule_build(writer_ptr self) {
   if (!self->state.build_scheduled) {
     self->state.build_scheduled = true;
     self->send(self, atom::build_v);
+  }
+}
+
+/// Answers the watchers waiting for a commit that the log now has, and
+/// those whose wait expired.
+void wake_awaits(writer_ptr self) {
+  auto& awaits = self->state.awaits;
+  auto* log = self->state.store->changes();
+  if (awaits.empty() || log == nullptr)
+    return;
+  auto last = log->last();
+  auto now = std::chrono::steady_clock::now();
+  auto done = [&](parked_await& a) {
+    if (a.after >= last && a.until > now)
+      return false;
+    a.promise.deliver(last);
+    return true;
+  };
+  awaits.erase(std::remove_if(awaits.begin(), awaits.end(), done), awaits.end());
+}
+
+void schedule_tick(writer_ptr self) {
+  if (!self->state.tick_scheduled && !self->state.awaits.empty()) {
+    self->state.tick_scheduled = true;
+    self->delayed_send(self, std::chrono::milliseconds{250}, atom::tick_v);
   }
 }
 
@@ -342,6 +368,23 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
         self->delayed_send(self, std::chrono::seconds(1), atom::build_v);
       }
     },
+    [=](atom::await, uint64_t after, uint32_t wait_ms) -> caf::result<uint64_t> {
+      auto* log = self->state.store->changes();
+      if (log == nullptr)
+        return make_error(errc::invalid_value, "this shard keeps no change log");
+      if (log->last() > after || wait_ms == 0)
+        return log->last();
+      auto rp = self->make_response_promise<uint64_t>();
+      self->state.awaits.push_back(
+        {after, std::chrono::steady_clock::now() + std::chrono::milliseconds{wait_ms}, rp});
+      schedule_tick(self);
+      return rp;
+    },
+    [=](atom::tick) {
+      self->state.tick_scheduled = false;
+      wake_awaits(self);
+      schedule_tick(self);
+    },
     [=](atom::flush) {
       auto& st = self->state;
       st.flush_scheduled = false;
@@ -412,6 +455,7 @@ shard_writer(shard_writer_actor::stateful_pointer<shard_writer_state> self,
         }
       }
       group.clear();
+      wake_awaits(self);
     },
   };
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,13 @@ struct parked_read {
   caf::response_promise promise;
 };
 
+/// A watcher waiting for a commit after `after`.
+struct parked_await {
+  uint64_t after = 0;
+  std::chrono::steady_clock::time_point until;
+  caf::response_promise promise;
+};
+
 struct shard_writer_state {
   static inline const char* name = "strata.shard_writer";
   std::shared_ptr<shard_core> store;
@@ -62,6 +70,9 @@ struct shard_writer_state {
   /// Plain writes to keys that prepared transactions are about to write.
   std::vector<pending_write> blocked;
   std::vector<parked_read> parked;
+  std::vector<parked_await> awaits;
+  /// A tick that expires awaits is in the mailbox.
+  bool tick_scheduled = false;
   bool flush_scheduled = false;
   /// A step of index builds or drops is in the mailbox.
   bool build_scheduled = false;

@@ -21,6 +21,7 @@
 #include "actors/remote_shard.hpp"
 #include "actors/shard.hpp"
 #include "actors/shard_reads.hpp"
+#include "actors/storage_events.hpp"
 #include "actors/storage_queries.hpp"
 #include "actors/timeouts.hpp"
 #include "actors/timer.hpp"
@@ -33,7 +34,7 @@ namespace strata {
 
 namespace {
 
-using storage_ptr = transactional_storage_actor::stateful_pointer<storage_state>;
+using storage_ptr = observable_storage_actor::stateful_pointer<storage_state>;
 
 /// Splits `keys` by shard, remembering each key's position in the request.
 struct key_split {
@@ -236,8 +237,8 @@ sender_gate::~sender_gate() {
                             "not applied"));
 }
 
-transactional_storage_actor::behavior_type
-storage(transactional_storage_actor::stateful_pointer<storage_state> self,
+observable_storage_actor::behavior_type
+storage(observable_storage_actor::stateful_pointer<storage_state> self,
         router_config cfg) {
   auto& shards = cfg.shards;
   auto& local = cfg.local;
@@ -258,6 +259,10 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   self->state.next_txn = cfg.next_txn;
   self->state.max_value_size = max_value_size;
   self->state.timeout = cfg.timeout;
+  self->state.events = cfg.events;
+  // Subscribers of `on` that go away are forgotten.
+  self->set_down_handler(
+    [self](caf::down_msg& dm) { storage_events::forget(self, dm.source); });
   {
     unique_config uc;
     uc.shards = self->state.shards;
@@ -388,6 +393,14 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   return {
     // -- one key: straight to its shard -------------------------------------------
     [=](atom::get, std::string& key) -> caf::result<maybe_bytes> {
+      if (storage_events::observed(self, {event_kind::before_get, event_kind::after_get}))
+        return storage_events::intercept<maybe_bytes>(
+          self, "get", check_key(key), {storage_event{event_kind::before_get, key, {}, false}},
+          [key](const maybe_bytes& v) {
+            return std::vector<storage_event>{
+              {event_kind::after_get, key, v ? *v : bytes{}, static_cast<bool>(v)}};
+          },
+          atom::get_v, key);
       if (auto store = local_for(key))
         return shard_reads::get(*store, key);
       if (auto err = check_key(key))
@@ -396,6 +409,14 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       return self->delegate(dest, atom::get_v, std::move(key));
     },
     [=](atom::set, std::string& key, bytes& value) -> caf::result<void> {
+      if (storage_events::observed(self, {event_kind::before_set, event_kind::after_set}))
+        return storage_events::intercept<void>(
+          self, "set", check_key(key) ? check_key(key) : check_value(value, max),
+          {storage_event{event_kind::before_set, key, value, false}},
+          [key, value] {
+            return std::vector<storage_event>{{event_kind::after_set, key, value, false}};
+          },
+          atom::set_v, key, value);
       if (auto err = check_key(key))
         return err;
       if (auto err = check_value(value, max))
@@ -412,6 +433,14 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       return self->delegate(dest, atom::set_v, std::move(key), std::move(value));
     },
     [=](atom::del, std::string& key) -> caf::result<bool> {
+      if (storage_events::observed(self, {event_kind::before_delete, event_kind::after_delete}))
+        return storage_events::intercept<bool>(
+          self, "delete", check_key(key),
+          {storage_event{event_kind::before_delete, key, {}, false}},
+          [key](bool existed) {
+            return std::vector<storage_event>{{event_kind::after_delete, key, {}, existed}};
+          },
+          atom::del_v, key);
       if (auto err = check_key(key))
         return err;
       if (self->state.plans_claims())
@@ -436,6 +465,12 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     },
     // -- every shard -----------------------------------------------------------
     [=](atom::clear) -> caf::result<void> {
+      if (storage_events::observed(self, {event_kind::before_delete, event_kind::after_delete}))
+        return storage_events::intercept<void>(
+          self, "clear", caf::error{},
+          storage_events::events_of({operation::clear()}, true),
+          [] { return storage_events::events_of({operation::clear()}, false); },
+          atom::clear_v);
       return atomic({operation::clear()}, [](caf::response_promise& rp, uint64_t) {
         rp.deliver(caf::unit);
       });
@@ -496,6 +531,21 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     // -- several keys: split by shard --------------------------------------------
     [=](atom::get_many, const std::vector<std::string>& keys)
       -> caf::result<std::vector<maybe_bytes>> {
+      if (storage_events::observed(self, {event_kind::before_get, event_kind::after_get})) {
+        std::vector<storage_event> before;
+        for (auto& k : keys)
+          before.push_back({event_kind::before_get, k, {}, false});
+        return storage_events::intercept<std::vector<maybe_bytes>>(
+          self, "get_many", check_keys(keys), std::move(before),
+          [keys](const std::vector<maybe_bytes>& vs) {
+            std::vector<storage_event> after;
+            for (size_t i = 0; i < keys.size() && i < vs.size(); ++i)
+              after.push_back({event_kind::after_get, keys[i], vs[i] ? *vs[i] : bytes{},
+                               static_cast<bool>(vs[i])});
+            return after;
+          },
+          atom::get_many_v, keys);
+      }
       if (auto err = check_keys(keys))
         return err;
       if (auto stores = all_local())
@@ -540,6 +590,14 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       return rp;
     },
     [=](atom::set_many, std::vector<entry>& entries) -> caf::result<void> {
+      if (storage_events::observed(self, {event_kind::before_set, event_kind::after_set})) {
+        std::vector<operation> ops;
+        for (auto& e : entries)
+          ops.push_back(operation::set(e.key, e.value));
+        return storage_events::intercept<void>(
+          self, "set_many", check_entries(entries, max), storage_events::events_of(ops, true),
+          [ops] { return storage_events::events_of(ops, false); }, atom::set_many_v, entries);
+      }
       if (auto err = check_entries(entries, max))
         return err;
       std::vector<operation> ops;
@@ -552,6 +610,20 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     },
     [=](atom::del_many, const std::vector<std::string>& keys)
       -> caf::result<uint64_t> {
+      if (storage_events::observed(self, {event_kind::before_delete, event_kind::after_delete})) {
+        std::vector<operation> ops;
+        for (auto& k : keys)
+          ops.push_back(operation::del(k));
+        return storage_events::intercept<uint64_t>(
+          self, "del_many", check_keys(keys), storage_events::events_of(ops, true),
+          [ops](uint64_t deleted) {
+            auto after = storage_events::events_of(ops, false);
+            for (auto& e : after) // known per key only if all or none existed
+              e.found = deleted == after.size();
+            return after;
+          },
+          atom::del_many_v, keys);
+      }
       if (auto err = check_keys(keys))
         return err;
       std::vector<operation> ops;
@@ -562,6 +634,22 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
                                          uint64_t deleted) { rp.deliver(deleted); });
     },
     [=](atom::batch, std::vector<operation>& ops) -> caf::result<batch_result> {
+      if (storage_events::observed(self, {event_kind::before_set, event_kind::after_set,
+                                          event_kind::before_delete,
+                                          event_kind::after_delete})) {
+        auto errors = check_ops(ops, max);
+        if (!errors.empty()) {
+          storage_events::tell_error(self, errors.front(), "batch", {});
+          return batch_result{false, 0, std::move(errors)};
+        }
+        return storage_events::intercept<batch_result>(
+          self, "batch", caf::error{}, storage_events::events_of(ops, true),
+          [ops](const batch_result& r) {
+            return r.success ? storage_events::events_of(ops, false)
+                             : std::vector<storage_event>{};
+          },
+          atom::batch_v, ops);
+      }
       if (auto errors = check_ops(ops, max); !errors.empty())
         return batch_result{false, 0, std::move(errors)};
       auto count = ops.size();
@@ -667,7 +755,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
     },
     [=](atom::index, std::string& name) -> caf::result<index_actor> {
       auto rp = self->make_response_promise();
-      self->request(caf::actor_cast<transactional_storage_actor>(self), caf::infinite, atom::indexes_v)
+      self->request(caf::actor_cast<observable_storage_actor>(self), caf::infinite, atom::indexes_v)
         .then(
           [self, rp, name](std::vector<index_info>& all) mutable {
             if (std::none_of(all.begin(), all.end(),
@@ -690,6 +778,23 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
     },
+    // -- events (level 4) ------------------------------------------------------------
+    [=](atom::on, event_kind kind, const event_actor& who,
+        const subscribe_options& opts) -> caf::result<void> {
+      return storage_events::on(self, kind, who, opts);
+    },
+    [=](atom::off, event_kind kind, const event_actor& who) -> caf::result<void> {
+      return storage_events::off(self, kind, who);
+    },
+    [=](atom::watch, const watch_options& opts,
+        const event_actor& who) -> caf::result<watcher_actor> {
+      return storage_events::watch(self, opts, who);
+    },
+    [=](atom::changes, const std::string& from, uint32_t limit,
+        const change_filter_spec& filter)
+      -> caf::result<std::vector<change_batch>, std::string> {
+      return storage_events::changes(self, from, limit, filter);
+    },
     [=](atom::begin, const txn_options& opts) -> caf::result<transaction_actor> {
       if (auto problem = opts.problem(); !problem.empty())
         return make_error(errc::invalid_value, std::move(problem));
@@ -703,6 +808,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
       ctx.store = self->address();
       ctx.unique = st.unique;
       ctx.registry = st.registry;
+      ctx.events = st.events;
       auto& sender = self->current_sender();
       ctx.remote_client = sender && sender->node() != self->node();
       auto txid = (st.incarnation << txn_counter_bits) | ++*st.next_txn;
@@ -717,7 +823,7 @@ storage(transactional_storage_actor::stateful_pointer<storage_state> self,
   };
 }
 
-transactional_storage_actor spawn_routers(caf::actor_system& sys, const router_config& cfg,
+observable_storage_actor spawn_routers(caf::actor_system& sys, const router_config& cfg,
                                           uint32_t routers) {
   if (routers == 1)
     return sys.spawn(storage, cfg);
@@ -727,7 +833,7 @@ transactional_storage_actor spawn_routers(caf::actor_system& sys, const router_c
   caf::scoped_execution_unit context{&sys};
   auto pool = caf::actor_pool::make(&context, routers, factory,
                                     route_policy(cfg.remote.empty()));
-  return caf::actor_cast<transactional_storage_actor>(pool);
+  return caf::actor_cast<observable_storage_actor>(pool);
 }
 
 } // namespace strata

@@ -13,6 +13,7 @@
 #include <caf/actor.hpp>
 #include <caf/response_promise.hpp>
 
+#include "actors/event_registry.hpp"
 #include "actors/remote_shard.hpp"
 #include "actors/unique_indexes.hpp"
 #include "strata/actors.hpp"
@@ -39,6 +40,8 @@ struct router_config {
   std::chrono::milliseconds timeout{0};
   /// The store's unique indexes, shared by its routers.
   std::shared_ptr<unique_registry> unique = std::make_shared<unique_registry>();
+  /// The store's event subscriptions, shared by its routers.
+  std::shared_ptr<event_registry> events = std::make_shared<event_registry>();
 };
 
 /// One sender's multi-key write in flight and the writes it sent after it.
@@ -89,6 +92,16 @@ struct storage_state {
   unique_actor unique;
   /// The actors of indexes handed out (`index, name`), by name.
   std::unordered_map<std::string, index_actor> index_actors;
+  /// Event subscriptions (`on`), shared by the store's routers.
+  std::shared_ptr<event_registry> events;
+  /// Observed requests whose `before:*` subscribers are being asked, in
+  /// arrival order: each goes on once it and those before it are decided.
+  struct asking {
+    bool decided = false;
+    caf::error veto;
+    std::function<void(caf::error)> go;
+  };
+  std::deque<std::shared_ptr<asking>> asked;
 
   bool plans_claims() const {
     return registry->known != unique_registry::none;
@@ -124,13 +137,13 @@ struct storage_state {
 /// the coordinator's two-phase commit. While one of them is in flight, its
 /// sender's later writes wait here (`sender_gate`), so that none overtakes
 /// it. `begin` spawns a transaction actor.
-transactional_storage_actor::behavior_type
-storage(transactional_storage_actor::stateful_pointer<storage_state> self,
+observable_storage_actor::behavior_type
+storage(observable_storage_actor::stateful_pointer<storage_state> self,
         router_config cfg);
 
 /// Spawns the store's handle: `routers` storage actors sharing `cfg` (one
 /// transaction counter), behind a CAF actor pool when there are several.
-transactional_storage_actor spawn_routers(caf::actor_system& sys, const router_config& cfg,
+observable_storage_actor spawn_routers(caf::actor_system& sys, const router_config& cfg,
                                           uint32_t routers);
 
 } // namespace strata

@@ -14,7 +14,7 @@
 /// actor only merges pages, so it stays free for other requests.
 namespace strata::storage_queries {
 
-using storage_ptr = transactional_storage_actor::stateful_pointer<storage_state>;
+using storage_ptr = observable_storage_actor::stateful_pointer<storage_state>;
 
 /// One page: each shard sends its first offset+page results after the
 /// continuation's position in the query's order; the k-way merge keeps the

@@ -10,6 +10,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/checks.hpp"
+#include "actors/interceptors.hpp"
 #include "actors/merge.hpp"
 #include "actors/outcome.hpp"
 #include "actors/shard_reads.hpp"
@@ -247,7 +248,34 @@ namespace {
 /// not, and CONNECTION_LOST when that could not be learned.
 void send_commit(txn_ptr self, uint64_t id, std::vector<shard_part> parts);
 
+void plan_commit(txn_ptr self, uint64_t id);
+
+/// Asks the `before:set` and `before:delete` subscribers about the writes,
+/// then commits them unless one vetoes.
 void commit(txn_ptr self, uint64_t id) {
+  auto& st = self->state;
+  auto subs = st.ctx.events ? st.ctx.events->current() : nullptr;
+  if (st.writes.empty() || !subs
+      || !asks_about(*subs, {event_kind::before_set, event_kind::before_delete})) {
+    plan_commit(self, id);
+    return;
+  }
+  std::vector<storage_event> events;
+  for (auto& [key, value] : st.writes)
+    events.push_back(value ? storage_event{event_kind::before_set, key, *value, false}
+                           : storage_event{event_kind::before_delete, key, {}, false});
+  ask_interceptors(self, *subs, events, [self, id](caf::error veto) {
+    if (!veto) {
+      plan_commit(self, id);
+      return;
+    }
+    finish(self, txn_state::aborted, "commit vetoed: " + render(veto));
+    settle(self, id, std::move(veto));
+  });
+}
+
+/// Commits with the claims of unique indexes, if the store has any.
+void plan_commit(txn_ptr self, uint64_t id) {
   auto& st = self->state;
   auto& reg = st.ctx.registry;
   if (st.writes.empty() || !reg || reg->known == unique_registry::none) {

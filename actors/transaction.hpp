@@ -11,6 +11,7 @@
 
 #include <caf/actor_addr.hpp>
 
+#include "actors/event_registry.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/unique_indexes.hpp"
 #include "actors/relay.hpp"
@@ -41,6 +42,9 @@ struct transaction_context {
   /// The store's unique indexes: a commit takes the claims they plan.
   unique_actor unique;
   std::shared_ptr<unique_registry> registry;
+  /// The store's event subscriptions: `before:set` and `before:delete`
+  /// subscribers are asked about the writes at commit.
+  std::shared_ptr<event_registry> events;
 };
 
 struct transaction_state {

@@ -145,13 +145,26 @@ class overlay final : public pending_data {
 public:
   overlay(const engine_snapshot& below,
           const std::map<std::string, std::optional<bytes>, std::less<>>& written,
-          bool cleared, bool planned)
-    : below_(below), written_(written), cleared_(cleared), planned_(planned) {
+          bool cleared, bool planned, uint64_t seq, uint64_t txid)
+    : below_(below), written_(written), cleared_(cleared), planned_(planned), seq_(seq),
+      txid_(txid) {
     // nop
   }
 
   bool planned() const override {
     return planned_;
+  }
+
+  uint64_t seq() const override {
+    return seq_;
+  }
+
+  uint64_t txid() const override {
+    return txid_;
+  }
+
+  const engine_snapshot* snapshot() const override {
+    return &below_;
   }
 
   bool get(std::string_view key, std::string_view& value) const override {
@@ -169,6 +182,8 @@ private:
   const std::map<std::string, std::optional<bytes>, std::less<>>& written_;
   bool cleared_;
   bool planned_;
+  uint64_t seq_;
+  uint64_t txid_;
 };
 
 } // namespace
@@ -401,7 +416,9 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
   // Per batch, the data operations the hooks learn of: without the claims
   // of unique indexes, which are kept in the index space.
   std::vector<const std::vector<operation>*> user_ops;
-  auto data_batch = [&](const std::vector<operation>& all) {
+  uint64_t seq = 0; // the number the next batch gets
+  // `txid`: the transaction the batch commits, 0 for a plain write.
+  auto data_batch = [&](const std::vector<operation>& all, uint64_t txid) {
     engine_batch b;
     auto* ops = &all;
     std::vector<operation>* claims = nullptr;
@@ -431,7 +448,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
       auto planned = claims && std::any_of(claims->begin(), claims->end(), [](auto& op) {
                        return unique::is_planned_marker(op.key);
                      });
-      overlay data{s, written, cleared, planned};
+      overlay data{s, written, cleared, planned, seq, txid};
       for (auto& h : hooks_) {
         derived_writes extra;
         h->extend(*ops, data, extra);
@@ -458,7 +475,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
   batches.reserve(group.size());
   std::unique_lock<std::shared_mutex> guard{mtx_};
   auto full = engine_->full();
-  auto seq = engine_->next_seq();
+  seq = engine_->next_seq();
   // A hook that fails stops pass 1: that request, the ones after it and the
   // accepted ones before it fail as a group that was never logged.
   std::optional<storage_error> failure;
@@ -480,7 +497,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
           out[i].blocked = true;
           continue;
         }
-        batches.push_back(data_batch(ops));
+        batches.push_back(data_batch(ops, 0));
         cc_.wrote(ops, seq);
         accepted.emplace_back(i, seq++);
         durable = true;
@@ -511,7 +528,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
             remember(req.txid, true);
           continue;
         }
-        auto b = data_batch(part.writes);
+        auto b = data_batch(part.writes, req.txid);
         if (req.txid != 0) {
           // The id goes with the writes, and the ids let go since the last
           // such batch go out of the key space (with the new floor).
@@ -579,7 +596,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
         // holds commits durably until a barrier.
         engine_batch b;
         if (req.commit) {
-          b = data_batch(p->second.part.writes);
+          b = data_batch(p->second.part.writes, req.txid);
           cc_.wrote(p->second.part.writes, seq);
         }
         auto& ops = owned.emplace_back();
@@ -619,7 +636,12 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
     }
     guard.unlock();
   };
+  auto abort_hooks = [&] {
+    for (auto& h : hooks_)
+      h->aborted();
+  };
   if (failure) {
+    abort_hooks();
     undo_prepares();
     for (auto& [i, _] : accepted)
       out[i] = write_outcome{failure->code(), failure->what(), 0, false};
@@ -648,6 +670,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
   if (!res.logged) {
     // The prepares of this group never happened. (Versions recorded for the
     // failed writes only make later validations stricter.)
+    abort_hooks();
     undo_prepares();
     fail_accepted(res.code, res.message);
     fail_barriers(res.code, res.message); // nothing earlier is known durable

@@ -34,6 +34,20 @@ inline bool reserved_key(std::string_view key) {
 /// `max_size`, or an empty string if it can.
 std::string value_problem(size_t size, uint64_t max_size);
 
+/// How long a shard keeps its change log (backends/change_log.hpp).
+struct change_log_options {
+  /// Keep a change log at all. Without one, watches answer INVALID_VALUE.
+  bool enabled = true;
+  /// Commits kept per shard (0: no limit by count).
+  uint64_t retain_commits = 100000;
+  /// Commits younger than this are kept, in milliseconds (0: no limit by
+  /// age). Both limits apply: a commit goes once either says so.
+  uint64_t retain_ms = 0;
+  /// Record the value each change replaced. Costs one read per written key;
+  /// without it changes carry no old value.
+  bool old_values = true;
+};
+
 /// Where and how a shard keeps its data: its engine, and which shard of
 /// which store it is. The identity is recorded on first open and checked on
 /// every later one.
@@ -43,6 +57,8 @@ struct shard_core_options : engine_options {
   uint32_t shard_count = 1;
   /// The store this shard belongs to.
   std::string store_id = "strata";
+  /// The change log, added by `open_change_log`.
+  change_log_options changes;
 };
 
 /// What a committed batch of data writes changed.
@@ -70,6 +86,22 @@ public:
   /// batch carries a `unique::planned_marker`).
   virtual bool planned() const {
     return false;
+  }
+
+  /// The sequence number the batch will have.
+  virtual uint64_t seq() const {
+    return 0;
+  }
+
+  /// The transaction the batch commits, 0 for a plain write.
+  virtual uint64_t txid() const {
+    return 0;
+  }
+
+  /// The engine's state before the group: every key space, without the
+  /// group's earlier batches.
+  virtual const engine_snapshot* snapshot() const {
+    return nullptr;
   }
 };
 
@@ -106,6 +138,11 @@ public:
   /// it is applied and before its request is answered.
   virtual void committed(const committed_change& change) {
     static_cast<void>(change);
+  }
+
+  /// Learns that the group whose batches `extend` saw last was not applied.
+  virtual void aborted() {
+    // nop
   }
 };
 
@@ -192,6 +229,7 @@ struct txn_scan {
 };
 
 class index_set;
+class change_log;
 
 /// Write requests committed together: each one is a list of operations that
 /// is applied all or nothing.
@@ -322,6 +360,16 @@ public:
     return indexes_.get();
   }
 
+  /// Records the shard's change log (see `open_change_log`).
+  void attach_changes(std::shared_ptr<change_log> log) {
+    changes_ = std::move(log);
+  }
+
+  /// The shard's change log; null if it keeps none.
+  change_log* changes() const {
+    return changes_.get();
+  }
+
   /// Applies writes to key spaces other than data (an index build's entries,
   /// index definitions) as one durable batch, under the core's write lock.
   /// Called on the writer's thread; a storage_error if it fails.
@@ -376,6 +424,7 @@ private:
 
   std::vector<std::shared_ptr<write_hook>> hooks_;
   std::shared_ptr<index_set> indexes_;
+  std::shared_ptr<change_log> changes_;
   std::atomic<uint64_t> commits_{0};
 };
 

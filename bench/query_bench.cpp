@@ -117,7 +117,7 @@ void fail(const std::string& what) {
 /// `clients` actors, each with one request in flight, for `seconds`: how
 /// many answers per second. `make(i)` builds the next request's pattern.
 template <class R, class Atom, class Make>
-double pump(caf::actor_system& sys, const strata::transactional_storage_actor& store,
+double pump(caf::actor_system& sys, const strata::observable_storage_actor& store,
             Atom atom, uint32_t clients, double seconds, Make make) {
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> errors{0};
@@ -157,7 +157,7 @@ double pump(caf::actor_system& sys, const strata::transactional_storage_actor& s
 }
 
 template <class R, class... Ts>
-R ask(caf::actor_system& sys, const strata::transactional_storage_actor& store, Ts&&... xs) {
+R ask(caf::actor_system& sys, const strata::observable_storage_actor& store, Ts&&... xs) {
   caf::scoped_actor self{sys};
   R result{};
   caf::error err;
@@ -169,7 +169,7 @@ R ask(caf::actor_system& sys, const strata::transactional_storage_actor& store, 
 }
 
 template <class... Ts>
-void ask_void(caf::actor_system& sys, const strata::transactional_storage_actor& store,
+void ask_void(caf::actor_system& sys, const strata::observable_storage_actor& store,
               Ts&&... xs) {
   caf::scoped_actor self{sys};
   caf::error err;
@@ -179,7 +179,7 @@ void ask_void(caf::actor_system& sys, const strata::transactional_storage_actor&
     fail(strata::render(err));
 }
 
-void load_strata(caf::actor_system& sys, const strata::transactional_storage_actor& store,
+void load_strata(caf::actor_system& sys, const strata::observable_storage_actor& store,
                  uint64_t docs, uint64_t seed) {
   std::mt19937_64 rng{seed};
   std::vector<strata::entry> batch;
@@ -192,7 +192,7 @@ void load_strata(caf::actor_system& sys, const strata::transactional_storage_act
   }
 }
 
-void wait_ready(caf::actor_system& sys, const strata::transactional_storage_actor& store) {
+void wait_ready(caf::actor_system& sys, const strata::observable_storage_actor& store) {
   for (;;) {
     auto list = ask<std::vector<strata::index_info>>(sys, store, strata::atom::indexes_v);
     if (std::all_of(list.begin(), list.end(),

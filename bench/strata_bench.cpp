@@ -851,7 +851,7 @@ caf::duration client_timeout(const bench_options& opts) {
   return caf::duration{caf::infinite};
 }
 
-strata::transactional_storage_actor
+strata::observable_storage_actor
 open_store(caf::actor_system& sys, const bench_options& opts,
            const std::string& dir, strata::sync_mode mode, uint32_t shards = 0) {
   strata::store_options so;
@@ -1076,7 +1076,7 @@ void run_kv(caf::actor_system& sys, const bench_options& opts,
 /// commit (the transaction actor takes them in order). A VERSION_CONFLICT
 /// counts as a request that committed nothing.
 struct txn_work {
-  strata::transactional_storage_actor store;
+  strata::observable_storage_actor store;
   std::shared_ptr<std::vector<uint64_t>> first;
   std::shared_ptr<std::vector<uint64_t>> second;
   caf::duration timeout;
@@ -1176,8 +1176,8 @@ void run_txn(caf::actor_system& sys, const bench_options& opts,
     if (opts.txn_shards != 0 && shards != opts.txn_shards)
       continue;
     auto dir = strata_dir.path() + "/store" + std::to_string(shards);
-    strata::transactional_storage_actor store;
-    store_stopper<strata::transactional_storage_actor> stop_store{store};
+    strata::observable_storage_actor store;
+    store_stopper<strata::observable_storage_actor> stop_store{store};
     store = open_store(sys, opts, dir, sync_mode::durable, shards);
     auto loaded = run_clients(sys, opts, 1, 1,
                               load_work{store, keys, 0, client_timeout(opts)}, 1e6);
@@ -1381,8 +1381,8 @@ void run_remote(caf::actor_system& sys, const bench_options& opts,
   auto h = strata::spawn_store(sys, so);
   if (!h)
     throw bench_error("cannot open the store: " + strata::render(h.error()));
-  strata::transactional_storage_actor store = *h;
-  store_stopper<strata::transactional_storage_actor> stop_store{store};
+  strata::observable_storage_actor store = *h;
+  store_stopper<strata::observable_storage_actor> stop_store{store};
   auto loaded = run_clients(sys, opts, 1, 4, load_work{store, keys, 0, client_timeout(opts)},
                             1e6);
   if (loaded.errors > 0)
@@ -1540,7 +1540,7 @@ struct mixed_work {
 
 /// Opens a store of `opts.shards` shards in `dir` and loads records 0..n-1
 /// of `size` bytes (set_many chunks), as a run's starting state.
-strata::transactional_storage_actor open_loaded(caf::actor_system& sys,
+strata::observable_storage_actor open_loaded(caf::actor_system& sys,
                                                 const bench_options& opts,
                                                 const std::string& dir, uint64_t n,
                                                 size_t size, bool background_flush) {
@@ -1554,7 +1554,7 @@ strata::transactional_storage_actor open_loaded(caf::actor_system& sys,
   auto h = strata::spawn_store(sys, so);
   if (!h)
     throw bench_error("cannot open the store: " + strata::render(h.error()));
-  strata::transactional_storage_actor store = *h;
+  strata::observable_storage_actor store = *h;
   caf::scoped_actor self{sys};
   for (uint64_t loaded = 0; loaded < n;) {
     std::vector<strata::entry> chunk;
@@ -1594,7 +1594,7 @@ void run_sustained(caf::actor_system& sys, const bench_options& opts) {
     auto store = open_loaded(sys, opts, dir.path(), opts.sustained_keys,
                              opts.sustained_value, background);
     {
-      store_stopper<strata::transactional_storage_actor> stop_store{store};
+      store_stopper<strata::observable_storage_actor> stop_store{store};
       auto timeout = client_timeout(opts);
       auto writes = std::make_shared<write_latencies>();
       auto r = run_clients(sys, opts, opts.sustained_clients, 1,

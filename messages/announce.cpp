@@ -42,11 +42,26 @@ void announce_messages(caf::actor_system_config& cfg) {
   cfg.add_message_type<index_field>("strata::index_field");
   cfg.add_message_type<index_spec>("strata::index_spec");
   cfg.add_message_type<index_info>("strata::index_info");
+  cfg.add_message_type<change_kind>("strata::change_kind");
+  cfg.add_message_type<change>("strata::change");
+  cfg.add_message_type<change_batch>("strata::change_batch");
+  cfg.add_message_type<change_filter_spec>("strata::change_filter_spec");
+  cfg.add_message_type<change_request>("strata::change_request");
+  cfg.add_message_type<change_page>("strata::change_page");
+  cfg.add_message_type<event_kind>("strata::event_kind");
+  cfg.add_message_type<storage_event>("strata::storage_event");
+  cfg.add_message_type<subscribe_options>("strata::subscribe_options");
+  cfg.add_message_type<watch_options>("strata::watch_options");
+  cfg.add_message_type<watch_info>("strata::watch_info");
+  cfg.add_message_type<error_event>("strata::error_event");
   // Actor handles in messages: `begin` answers a transaction, `recover`
   // names the coordinator, a shard node hands out its shards.
   cfg.add_message_type<transaction_actor>("strata::transaction_actor");
   cfg.add_message_type<index_actor>("strata::index_actor");
   cfg.add_message_type<coordinator_actor>("strata::coordinator_actor");
+  cfg.add_message_type<event_actor>("strata::event_actor");
+  cfg.add_message_type<watcher_actor>("strata::watcher_actor");
+  cfg.add_message_type<observable_storage_actor>("strata::observable_storage_actor");
   cfg.add_message_type<shard_actor>("strata::shard_actor");
   // Votes and outcome counts of batched prepares and resolves.
   cfg.add_message_type<std::vector<caf::error>>("std::vector<caf::error>");

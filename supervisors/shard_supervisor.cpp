@@ -261,7 +261,7 @@ shard_supervisor(supervised_shard_actor::stateful_pointer<shard_supervisor_state
     std::tuple_cat(shard_write_relay_handlers(
                      self, [](auto& st) { return st.writer; },
                      self->state.cfg.shard.max_value_size),
-                   shard_query_relay_handlers(self),
+                   shard_query_relay_handlers(self), shard_change_relay_handlers(self),
                    shard_index_relay_handlers(self, [](auto& st) { return st.writer; }),
                    std::move(own)));
 }
@@ -280,6 +280,10 @@ spawn_supervised_shard(caf::actor_system& sys, const store_options& opts, uint32
   so.store.background_flush = opts.background_flush;
   parse_engine(opts.engine, so.store.engine); // validated with the options
   so.store.snapshot = opts.memory_snapshot;
+  so.store.changes.enabled = opts.changes.enabled;
+  so.store.changes.retain_commits = opts.changes.retain_commits;
+  so.store.changes.retain_ms = opts.changes.retain_ms;
+  so.store.changes.old_values = opts.changes.old_values;
   so.max_value_size = opts.max_value_size;
   so.keepalive = std::move(lock);
   so.timeout = opts.request_timeout;

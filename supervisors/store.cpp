@@ -37,7 +37,7 @@ bool await_closed(const std::string& data_dir, std::chrono::milliseconds timeout
 }
 
 
-caf::expected<transactional_storage_actor>
+caf::expected<observable_storage_actor>
 spawn_store(caf::actor_system& sys, const store_options& opts) {
   if (auto err = opts.validate())
     return err;
@@ -91,6 +91,7 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
   lo.dir = coordinator_dir(opts.data_dir);
   lo.store_id = opts.id + "/coordinator";
   lo.map_size = uint64_t{256} << 20;
+  lo.changes.enabled = false; // its writes are not the users' data
   lo.no_sync = opts.sync == sync_mode::nosync;
   // Its decisions are as durable as the shards they are about.
   parse_engine(opts.engine, lo.engine);

@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
                : strata::publish(sys, handle, cfg.port, cfg.host, cfg.store.frame_limit());
   };
   auto port = hosted.empty()
-                ? publish(caf::actor_cast<strata::transactional_storage_actor>(served))
+                ? publish(caf::actor_cast<strata::observable_storage_actor>(served))
                 : publish(caf::actor_cast<strata::node_actor>(served));
   if (!port) {
     caf::anon_send_exit(served, caf::exit_reason::user_shutdown);

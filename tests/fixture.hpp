@@ -55,7 +55,7 @@ public:
   }
 
   /// Opens a store and remembers it; fails the test if that fails.
-  transactional_storage_actor open(const store_options& o) {
+  observable_storage_actor open(const store_options& o) {
     auto h = spawn_store(sys_, o);
     if (!h)
       throw std::runtime_error("cannot open store: " + render(h.error()));
@@ -109,7 +109,7 @@ private:
 
 public:
   caf::scoped_actor self;
-  transactional_storage_actor store;
+  observable_storage_actor store;
 };
 
 /// Bytes from a string.

@@ -292,7 +292,7 @@ TEST_CASE("a C++ client reaches a node with typed requests") {
 TEST_CASE("a remote client runs transactions on a node") {
   fixture f;
   node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
-  auto h = f.sys().middleman().remote_actor<transactional_storage_actor>("127.0.0.1",
+  auto h = f.sys().middleman().remote_actor<observable_storage_actor>("127.0.0.1",
                                                                         node.port());
   REQUIRE(h);
   {
@@ -334,7 +334,7 @@ TEST_CASE("a remote client's transactions end on the node a timeout after their 
   using namespace std::chrono_literals;
   fixture f;
   node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
-  auto h = f.sys().middleman().remote_actor<transactional_storage_actor>("127.0.0.1",
+  auto h = f.sys().middleman().remote_actor<observable_storage_actor>("127.0.0.1",
                                                                         node.port());
   REQUIRE(h);
   txn_options o;
@@ -461,7 +461,7 @@ TEST_CASE("a commit answered after the client's deadline is learned, not rerun")
   ::setenv("STRATA_STOP_AT", "coordinator.after_decision:1", 1);
   node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
   ::unsetenv("STRATA_STOP_AT");
-  auto h = f.sys().middleman().remote_actor<transactional_storage_actor>("127.0.0.1",
+  auto h = f.sys().middleman().remote_actor<observable_storage_actor>("127.0.0.1",
                                                                         node.port());
   REQUIRE(h);
   {

@@ -27,7 +27,7 @@ index_spec make_index(std::string name, std::vector<index_field> fields, bool sp
 }
 
 /// Waits until every index of the store is ready.
-void wait_ready(fixture& f, const transactional_storage_actor& store) {
+void wait_ready(fixture& f, const observable_storage_actor& store) {
   for (int i = 0; i < 2000; ++i) {
     auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
     REQUIRE(list);
@@ -39,7 +39,7 @@ void wait_ready(fixture& f, const transactional_storage_actor& store) {
   FAIL("indexes never became ready");
 }
 
-void create_all_kinds(fixture& f, const transactional_storage_actor& store) {
+void create_all_kinds(fixture& f, const observable_storage_actor& store) {
   for (auto& s : {make_index("by_a", {{"a", "btree", false}}),
                   make_index("n_desc", {{"n", "btree", true}}),
                   make_index("a_hash", {{"a", "hash", false}}),

@@ -50,6 +50,7 @@ inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> p
   shard_core_options lo;
   lo.dir = f.dir / name;
   lo.no_sync = true;
+  lo.changes.enabled = false;
   parse_engine(test_engine(), lo.engine);
   auto store = open_shard_core(lo, nullptr);
   REQUIRE(store);
@@ -62,7 +63,7 @@ inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> p
 /// A storage actor that reaches its shards only through messages, as it does
 /// when shards live on other nodes: no direct reads of local environments.
 /// `local`, if given, receives the shards for direct access.
-inline transactional_storage_actor open_routed(fixture& f, uint32_t n,
+inline observable_storage_actor open_routed(fixture& f, uint32_t n,
                                                std::vector<local_shard>* local = nullptr) {
   std::vector<shard_actor> shards;
   auto spawned = spawn_shards(f, n, "routed-",

@@ -384,7 +384,7 @@ TEST_CASE("every actor that serves a shard's reads answers them alike") {
     }
     return out;
   };
-  auto in_txn = [&](const transactional_storage_actor& h) {
+  auto in_txn = [&](const observable_storage_actor& h) {
     std::vector<std::string> out;
     auto tx = f.ask<transaction_actor>(h, atom::begin_v, txn_options{});
     REQUIRE(tx);

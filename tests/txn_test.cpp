@@ -796,6 +796,7 @@ shard_core_options decision_log_options(const fixture& f) {
   lo.dir = f.dir / "data/coordinator";
   lo.store_id = "strata/coordinator";
   lo.map_size = uint64_t{256} << 20;
+  lo.changes.enabled = false;
   return lo;
 }
 

@@ -8,7 +8,9 @@
 //           nodes, load FILE.jsonl, query PATTERN, count PATTERN,
 //           aggregate PIPELINE, explain PATTERN,
 //           index create NAME FIELD[:desc|:hash|:text|:spatial]... [--sparse] [--unique] [--wait],
-//           index drop NAME, index list.
+//           index drop NAME, index list,
+//           watch PATTERN [--from TOKEN] [--regex] [--where JSON] [--limit N],
+//           changes [--from TOKEN] [--limit N].
 // Errors exit non-zero with `error: CODE: message` on stderr; `get` of a
 // missing key exits 1 with `not found` on stderr.
 //
@@ -21,6 +23,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <mutex>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -40,6 +45,7 @@
 #include "strata/codec.hpp"
 #include "strata/document.hpp"
 #include "strata/error.hpp"
+#include "strata/events.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"
 
@@ -75,6 +81,15 @@ const char* usage =
   "  index drop NAME    drop an index\n"
   "  index list         print the indexes: state, progress, entries, bytes,\n"
   "                     hits, misses\n"
+  "  watch PATTERN      print the changes of keys matching a glob (user:*) as\n"
+  "                     they commit, until interrupted (or --limit N changes),\n"
+  "                     then the resume token; --from TOKEN replays from it\n"
+  "                     first (or from the oldest retained with --from oldest),\n"
+  "                     --regex takes PATTERN as an RE2 regex, --where JSON\n"
+  "                     keeps documents a query pattern matches\n"
+  "  changes            print the retained changes after --from TOKEN (or\n"
+  "                     oldest), at most --limit N commits per shard, then the\n"
+  "                     token to continue from\n"
   "options:\n"
   "  --timeout MS       request timeout (default 30000)\n"
   "  --connect-timeout MS  how long to keep trying to reach the node\n"
@@ -100,6 +115,9 @@ struct cli_args {
   bool unique = false;
   bool wait = false;
   bool tls = false;
+  std::string from;
+  bool regex = false;
+  std::string where;
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
@@ -180,6 +198,12 @@ cli_args parse(int argc, char** argv) {
       a.wait = true;
     else if (arg == "--prefix")
       a.prefix = value();
+    else if (arg == "--from")
+      a.from = value();
+    else if (arg == "--regex")
+      a.regex = true;
+    else if (arg == "--where")
+      a.where = value();
     else if (arg == "--limit")
       a.limit = to_number(arg, value());
     else if (arg == "--help" || arg == "-h")
@@ -197,6 +221,7 @@ cli_args parse(int argc, char** argv) {
     {"set", 3}, {"get", 2}, {"del", 2},  {"has", 2},
     {"size", 1}, {"clear", 1}, {"keys", 1}, {"scan", 1}, {"nodes", 1},
     {"load", 2}, {"query", 2}, {"count", 2}, {"aggregate", 2}, {"explain", 2},
+    {"watch", 2}, {"changes", 1},
   };
   if (a.command[0] == "index") {
     auto& c = a.command;
@@ -243,7 +268,7 @@ class session {
 public:
   /// A store on a node is reached through a stand-in that fails a request
   /// at once if the connection goes.
-  session(caf::actor_system& sys, transactional_storage_actor store, const cli_args& a)
+  session(caf::actor_system& sys, observable_storage_actor store, const cli_args& a)
     : self_(sys, true), proxy_(sys, store, a.timeout), store_(proxy_.use(store)), args_(a) {
     // nop
   }
@@ -294,6 +319,10 @@ public:
       explain(cmd[1]);
     } else if (name == "index") {
       index(cmd);
+    } else if (name == "watch") {
+      return watch(cmd[1]);
+    } else if (name == "changes") {
+      changes();
     } else {
       scan(name == "scan");
     }
@@ -589,6 +618,126 @@ private:
     std::cout.flush();
   }
 
+  /// One change as a line.
+  static std::string line_of(const change_batch& b, const change& c, bool json) {
+    if (!json) {
+      if (c.kind == change_kind::clear)
+        return "clear";
+      auto line = std::string{to_string(c.kind)} + '\t' + c.key;
+      if (c.kind == change_kind::set)
+        line += '\t' + show(c.new_value, false);
+      return line;
+    }
+    auto line = std::string{"{\"type\":\""} + to_string(c.kind) + "\",\"key\":" + quote(c.key);
+    if (c.kind == change_kind::set)
+      line += ",\"value\":" + show(c.new_value, true);
+    if (c.had_old)
+      line += ",\"old\":" + show(c.old_value, true);
+    return line + ",\"shard\":" + std::to_string(b.shard) + ",\"seq\":" + std::to_string(b.seq)
+           + ",\"txid\":" + std::to_string(b.txid) + ",\"time\":" + std::to_string(b.time)
+           + "}";
+  }
+
+  void print_token(const std::string& token) const {
+    print(args_.json ? "{\"resume\":" + quote(token) + "}" : "resume " + token);
+  }
+
+  change_filter_spec filter(const std::string& pattern) const {
+    change_filter_spec f;
+    f.pattern = pattern;
+    f.regex = args_.regex;
+    f.where = args_.where;
+    return f;
+  }
+
+  void changes() {
+    auto limit = static_cast<uint32_t>(std::min<uint64_t>(args_.limit, limits::max_change_page));
+    std::vector<change_batch> batches;
+    std::string next;
+    self_->request(store_, detail::timeout_for(store_, self_->node(), args_.timeout),
+                   atom::changes_v, args_.from.empty() ? std::string{"oldest"} : args_.from,
+                   limit, filter(""))
+      .receive(
+        [&](std::vector<change_batch>& bs, std::string& t) {
+          batches = std::move(bs);
+          next = std::move(t);
+        },
+        [](caf::error& err) { throw err; });
+    for (auto& b : batches)
+      for (auto& c : b.changes)
+        print(line_of(b, c, args_.json));
+    print_token(next);
+  }
+
+  /// Prints changes as they commit until a signal, --limit or an error.
+  int watch(const std::string& pattern) {
+    static std::atomic<bool> stop{false};
+    std::signal(SIGINT, [](int) { stop = true; });
+    std::signal(SIGTERM, [](int) { stop = true; });
+    struct shared_state {
+      detail::subscription_state position;
+      std::atomic<uint64_t> printed{0};
+      std::mutex mtx;
+      std::optional<error_event> failed;
+    };
+    auto st = std::make_shared<shared_state>();
+    auto json = args_.json;
+    auto who = self_->system().spawn(
+      [st, json](event_actor::pointer) -> event_actor::behavior_type {
+        return {
+          [](atom::before, std::vector<storage_event>&) {},
+          [](atom::after, std::vector<storage_event>&) {},
+          [st, json](atom::change, std::vector<change_batch>& bs) {
+            for (auto& b : bs) {
+              for (auto& c : b.changes)
+                std::cout << line_of(b, c, json) << '\n';
+              st->printed += b.changes.size();
+              st->position.advance(b);
+            }
+            std::cout.flush();
+          },
+          [st](atom::failed, error_event& e) {
+            if (auto t = resume_token::parse(e.position))
+              st->position.merge(*t);
+            std::lock_guard<std::mutex> guard{st->mtx};
+            st->failed = std::move(e);
+          },
+        };
+      });
+    watch_options opts;
+    opts.filter = filter(pattern);
+    opts.from = args_.from;
+    if (auto t = resume_token::parse(args_.from))
+      st->position.merge(*t);
+    auto w = ask<watcher_actor>(atom::watch_v, opts, who);
+    self_->request(*w, args_.timeout, atom::info_v)
+      .receive(
+        [&](watch_info& info) {
+          if (auto t = resume_token::parse(info.position))
+            st->position.merge(*t);
+        },
+        [](caf::error& err) { throw err; });
+    int rc = 0;
+    while (!stop) {
+      if (args_.limit > 0 && st->printed >= args_.limit)
+        break;
+      {
+        std::lock_guard<std::mutex> guard{st->mtx};
+        if (st->failed) {
+          std::cerr << "error: " << render(st->failed->error) << std::endl;
+          rc = 1;
+          break;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    caf::anon_send(*w, atom::unwatch_v);
+    caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+    self_->wait_for(who);
+    print_token(st->position.token());
+    return rc;
+  }
+
   static void print(const std::string& line) {
     std::cout << line << std::endl;
   }
@@ -621,7 +770,7 @@ private:
 
   caf::scoped_actor self_;
   detail::proxy_owner proxy_;
-  transactional_storage_actor store_;
+  observable_storage_actor store_;
   const cli_args& args_;
 };
 
@@ -658,7 +807,7 @@ int main(int argc, char** argv) {
   caf::actor_system sys{cfg};
   // The command's own error says what went wrong; no log lines besides it.
   set_log_level("error");
-  transactional_storage_actor store;
+  observable_storage_actor store;
   if (!args.data.empty()) {
     store_options opts;
     opts.data_dir = args.data;

@@ -136,6 +136,50 @@ using transactional_storage_actor = indexed_storage_actor::extend<
   // node the store uses, with status and last heartbeat.
   caf::replies_to<atom::nodes>::with<std::vector<node_info>>>;
 
+/// A subscriber of a store's events (`on`) and watches: any actor with these
+/// handlers, or one the typed client spawns around functions.
+using event_actor = caf::typed_actor<
+  // before:get, before:set, before:delete: asked before the operations are
+  // applied. An error answer vetoes them: the client gets that error and
+  // nothing is written. No answer in time: the subscription's policy.
+  caf::reacts_to<atom::before, std::vector<storage_event>>,
+  // after:get, after:set, after:delete: told after the operations.
+  caf::reacts_to<atom::after, std::vector<storage_event>>,
+  // change (and watches): commits, in commit order per shard, each one
+  // whole. The answer is the credit for the next delivery.
+  caf::reacts_to<atom::change, std::vector<change_batch>>,
+  // error: an operation failed; or a watch ended, with the position it had
+  // delivered.
+  caf::reacts_to<atom::failed, error_event>>;
+
+/// One watch: it reads the shards' change logs after its position, filters
+/// them and delivers to its subscriber, which paces it by answering. It ends
+/// with its subscriber, on `unwatch`, or with an error event.
+using watcher_actor = caf::typed_actor<
+  // Filter, position delivered (a resume token), commits delivered.
+  caf::replies_to<atom::info>::with<watch_info>,
+  // Ends the watch.
+  caf::reacts_to<atom::unwatch>>;
+
+/// Level 4 of the specification, ObservableStorage: the transactional
+/// interface plus events, watches and the change feed (docs/events.md).
+using observable_storage_actor = transactional_storage_actor::extend<
+  // Subscribes an actor to one kind of event (again: new options).
+  // INVALID_VALUE for unusable options.
+  caf::reacts_to<atom::on, event_kind, event_actor, subscribe_options>,
+  // Ends that subscription; nothing happens if there is none.
+  caf::reacts_to<atom::off, event_kind, event_actor>,
+  // Starts a watcher delivering the changes that pass the filter to the
+  // subscriber, from a resume token or from now. QUERY_ERROR for a bad
+  // pattern, INVALID_VALUE for a bad token or options, CONSISTENCY_VIOLATION
+  // for a token older than the retention.
+  caf::replies_to<atom::watch, watch_options, event_actor>::with<watcher_actor>,
+  // Reads the retained change log after a resume token ("oldest": from the
+  // oldest commit retained; empty: from now): at most the given number of
+  // commits per shard that pass the filter, and the token to continue from.
+  caf::replies_to<atom::changes, std::string, uint32_t, change_filter_spec>::with<
+    std::vector<change_batch>, std::string>>;
+
 /// The two-phase-commit coordinator of a store.
 using coordinator_actor = caf::typed_actor<
   // Commits a transaction's parts atomically: in one phase if one shard is
@@ -189,7 +233,14 @@ using shard_actor = storage_actor::extend<
   // The shard's side of index management (see indexed_storage_actor).
   caf::reacts_to<atom::create_index, index_spec>,
   caf::reacts_to<atom::drop_index, std::string>,
-  caf::replies_to<atom::indexes>::with<std::vector<index_info>>>;
+  caf::replies_to<atom::indexes>::with<std::vector<index_info>>,
+  // The commits after a position in the shard's change log that pass a
+  // filter (INVALID_VALUE without a log, CONSISTENCY_VIOLATION for a
+  // position older than its retention).
+  caf::replies_to<atom::changes, change_request>::with<change_page>,
+  // Answers the log's newest position once it is above the given one, or
+  // after at most the given milliseconds.
+  caf::replies_to<atom::await, uint64_t, uint32_t>::with<uint64_t>>;
 
 } // namespace strata
 

@@ -7,6 +7,7 @@
 #include "strata/document.hpp"
 #include "strata/envelope.hpp"
 #include "strata/error.hpp"
+#include "strata/events.hpp"
 #include "strata/fwd.hpp"
 #include "strata/messages/announce.hpp"
 #include "strata/messages/atoms.hpp"

@@ -34,7 +34,7 @@
 /// give SERIALIZATION_FAILED.
 ///
 /// Two flavours share the encoding, and each opens typed transactions
-/// (`txn<T>`, `blocking_txn<T>`) on a `transactional_storage_actor`:
+/// (`txn<T>`, `blocking_txn<T>`) on a `observable_storage_actor`:
 /// - `store<T>` for event-based actors: every call returns a `pending<R>`
 ///   whose `.then(on_value, on_error)` sends the request from the actor.
 /// - `blocking_store<T>` for `main()` and tests: every call waits for the
@@ -227,13 +227,13 @@ inline uint32_t backoff_ms(uint32_t attempt, uint64_t salt) {
 inline caf::error no_transactions() {
   return make_error(errc::invalid_value,
                     "this client was made from a storage_actor: transactions and "
-                    "the node registry need a transactional_storage_actor");
+                    "the node registry need an observable_storage_actor");
 }
 
 inline caf::error no_queries() {
   return make_error(errc::invalid_value,
                     "this client was made from a storage_actor: queries and indexes "
-                    "need a transactional_storage_actor");
+                    "need an observable_storage_actor");
 }
 
 inline scan_request make_scan(const scan_options& opts, bool values) {
@@ -485,7 +485,7 @@ public:
   }
 
   /// A store with transactions.
-  explicit store(transactional_storage_actor handle,
+  explicit store(observable_storage_actor handle,
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
     : super(handle, timeout), txn_handle_(std::move(handle)) {
     // nop
@@ -494,7 +494,7 @@ public:
   /// A store that may be in another process: reached through `watch_store`,
   /// so that requests fail at once (CONNECTION_LOST) when its connection
   /// goes. (A handle from `connect_store` has that already.)
-  store(caf::actor_system& sys, transactional_storage_actor handle,
+  store(caf::actor_system& sys, observable_storage_actor handle,
         std::chrono::milliseconds timeout = std::chrono::seconds{30})
     : store(std::make_shared<detail::proxy_owner>(sys, handle, timeout), handle, timeout) {
     // nop
@@ -732,7 +732,7 @@ private:
     });
   }
 
-  store(std::shared_ptr<detail::proxy_owner> owner, const transactional_storage_actor& h,
+  store(std::shared_ptr<detail::proxy_owner> owner, const observable_storage_actor& h,
         std::chrono::milliseconds timeout)
     : super(owner->use(h), timeout), owner_(owner), txn_handle_(owner->use(h)) {
     // nop
@@ -741,7 +741,7 @@ private:
   /// The stand-in made for a remote store, kept by the copies of this store:
   /// the last one stops it.
   std::shared_ptr<detail::proxy_owner> owner_;
-  transactional_storage_actor txn_handle_;
+  observable_storage_actor txn_handle_;
 };
 
 // -- blocking ----------------------------------------------------------------------
@@ -884,7 +884,7 @@ private:
 /// (QUERY_ERROR, SERIALIZATION_FAILED, ...). Stopping early stops the work:
 /// the shards only ever compute the next page. Inside a transaction (Handle
 /// transaction_actor) every page reads the transaction's whole view.
-template <class T, class Handle = transactional_storage_actor>
+template <class T, class Handle = observable_storage_actor>
 class query_range {
 public:
   using iterator = detail::lazy_iterator<query_range, query_match<T>>;
@@ -1141,7 +1141,7 @@ public:
   }
 
   /// A store with transactions.
-  blocking_store(caf::actor_system& sys, transactional_storage_actor handle,
+  blocking_store(caf::actor_system& sys, observable_storage_actor handle,
                  std::chrono::milliseconds timeout = std::chrono::seconds{30})
     : scoped_self(sys), proxy_owner(sys, handle, timeout),
       super(self, use(handle), timeout), txn_handle_(use(handle)) {
@@ -1361,7 +1361,7 @@ private:
     return result;
   }
 
-  transactional_storage_actor txn_handle_;
+  observable_storage_actor txn_handle_;
 };
 
 } // namespace strata

@@ -97,6 +97,20 @@ struct store_options {
   /// `memory.snapshot` in its directory, and the next open loads it.
   bool memory_snapshot = false;
 
+  /// Each shard's change log, which watches and the change feed read
+  /// (docs/events.md).
+  struct change_log_settings {
+    /// Keep one. Without it, watches and `changes` answer INVALID_VALUE.
+    bool enabled = true;
+    /// Commits kept per shard (0: no limit by count).
+    uint64_t retain_commits = 100000;
+    /// Commits younger than this many milliseconds are kept (0: no limit by
+    /// age). A commit goes once either limit says so.
+    uint64_t retain_ms = 0;
+    /// Record the value each change replaced (one read per written key).
+    bool old_values = true;
+  } changes;
+
   /// Log level: trace, debug, info, warning, error, critical or off.
   std::string log_level = "info";
 

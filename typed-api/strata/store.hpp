@@ -35,7 +35,7 @@ namespace strata {
 /// handle; `sys.await_all_actors_done()` then returns once every shard has
 /// closed its environment. `sys` must have been configured with
 /// `strata::configure`.
-caf::expected<transactional_storage_actor>
+caf::expected<observable_storage_actor>
 spawn_store(caf::actor_system& sys, const store_options& opts);
 
 /// Opens the shards `hosted` of the store described by `opts` (id, shard
@@ -60,7 +60,7 @@ caf::expected<node_actor> spawn_shard_host(caf::actor_system& sys,
 /// picks a free port; the port is returned. Plain TCP: TLS nodes publish
 /// with CAF's OpenSSL module, whose handshake authenticates peers first.
 caf::expected<uint16_t> publish(caf::actor_system& sys,
-                                const transactional_storage_actor& store, uint16_t port,
+                                const observable_storage_actor& store, uint16_t port,
                                 const std::string& host, uint64_t max_frame_size);
 caf::expected<uint16_t> publish(caf::actor_system& sys, const node_actor& node,
                                 uint16_t port, const std::string& host,
@@ -84,7 +84,7 @@ struct connect_options {
 /// stand-in that fails every request in flight at once (CONNECTION_LOST)
 /// when the connection goes; raw requests to the handle wait for their own
 /// timeout, as CAF's do.
-caf::expected<transactional_storage_actor>
+caf::expected<observable_storage_actor>
 connect_store(caf::actor_system& sys, const std::string& host, uint16_t port,
               const connect_options& opts = {});
 
@@ -94,8 +94,8 @@ namespace detail {
 /// else `store` itself. Its owner stops it with an exit: it does not end by
 /// itself (CAF 0.17 keeps actors that sent requests over the network in its
 /// registry). The typed clients own theirs.
-transactional_storage_actor watch_store(caf::actor_system& sys,
-                                        transactional_storage_actor store,
+observable_storage_actor watch_store(caf::actor_system& sys,
+                                        observable_storage_actor store,
                                         std::chrono::milliseconds timeout);
 storage_actor watch_store(caf::actor_system& sys, storage_actor store,
                           std::chrono::milliseconds timeout);

@@ -53,6 +53,16 @@ STRATA_ATOM(indexes, "indexes")
 STRATA_ATOM(build, "build")
 STRATA_ATOM(plan, "plan")
 STRATA_ATOM(index, "index")
+STRATA_ATOM(changes, "changes")
+STRATA_ATOM(await, "await")
+STRATA_ATOM(watch, "watch")
+STRATA_ATOM(on, "on")
+STRATA_ATOM(off, "off")
+STRATA_ATOM(unwatch, "unwatch")
+STRATA_ATOM(before, "before")
+STRATA_ATOM(after, "after")
+STRATA_ATOM(change, "change")
+STRATA_ATOM(failed, "failed")
 
 #undef STRATA_ATOM
 

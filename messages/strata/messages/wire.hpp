@@ -8,6 +8,7 @@
 #include <caf/optional.hpp>
 
 #include "strata/messages/cluster.hpp"
+#include "strata/messages/events.hpp"
 #include "strata/messages/kv.hpp"
 #include "strata/messages/query.hpp"
 #include "strata/messages/txn.hpp"
@@ -172,6 +173,73 @@ inline std::string to_string(op_kind x) {
     case op_kind::clear: return "clear";
   }
   return "invalid";
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, change& x) {
+  return f(caf::meta::type_name("strata::change"), x.kind, x.key, x.had_old, x.old_value,
+           x.new_value);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, change_batch& x) {
+  return f(caf::meta::type_name("strata::change_batch"), x.shard, x.seq, x.txid, x.time,
+           x.changes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, change_filter_spec& x) {
+  return f(caf::meta::type_name("strata::change_filter_spec"), x.pattern, x.regex, x.where);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, change_request& x) {
+  return f(caf::meta::type_name("strata::change_request"), x.after, x.limit, x.filter);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, change_page& x) {
+  return f(caf::meta::type_name("strata::change_page"), x.batches, x.last, x.more, x.floor);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, storage_event& x) {
+  return f(caf::meta::type_name("strata::storage_event"), x.kind, x.key, x.value, x.found);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subscribe_options& x) {
+  return f(caf::meta::type_name("strata::subscribe_options"), x.timeout_ms,
+           x.proceed_on_timeout);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, watch_options& x) {
+  return f(caf::meta::type_name("strata::watch_options"), x.filter, x.from, x.window,
+           x.max_batches);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, watch_info& x) {
+  return f(caf::meta::type_name("strata::watch_info"), x.filter, x.position, x.delivered,
+           x.in_flight);
+}
+
+/// A failed operation (`error` events), or a watch that ended: what failed,
+/// on which key, and for a watch the position it had delivered.
+struct error_event {
+  caf::error error;
+  /// The request ("set", "watch", ...).
+  std::string operation;
+  std::string key;
+  /// A watch's resume token: resuming from it loses nothing.
+  std::string position;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, error_event& x) {
+  return f(caf::meta::type_name("strata::error_event"), x.error, x.operation, x.key,
+           x.position);
 }
 
 } // namespace strata
