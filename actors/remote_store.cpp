@@ -1,6 +1,5 @@
 #include "actors/remote_store.hpp"
 
-#include <algorithm>
 #include <tuple>
 
 #include <caf/actor_system.hpp>
@@ -51,13 +50,6 @@ remote_store(observable_storage_actor::stateful_pointer<remote_store_state> self
     s.gone = render(dm.reason);
     s.target = nullptr;
     log().warn("store at {}: connection lost ({})", s.address, s.gone);
-    for (auto& who : s.watchers)
-      self->send(who, atom::failed_v,
-                 error_event{make_error(errc::connection_lost,
-                                        "the connection to the store at " + s.address
-                                          + " was lost (" + s.gone + ")"),
-                             "watch", "", ""});
-    s.watchers.clear();
     s.relay.fail_pending(make_error(errc::connection_lost,
                                     "the connection to the store at " + s.address
                                       + " was lost (" + s.gone
@@ -103,9 +95,6 @@ remote_store(observable_storage_actor::stateful_pointer<remote_store_state> self
       return relay<>(self, atom::off_v, kind, std::move(who));
     },
     [self](atom::watch, watch_options& opts, event_actor& who) -> caf::result<watcher_actor> {
-      auto& known = self->state.watchers;
-      if (who && std::find(known.begin(), known.end(), who) == known.end())
-        known.push_back(who);
       return relay<watcher_actor>(self, atom::watch_v, std::move(opts), std::move(who));
     },
     [self](atom::changes, std::string& from, uint32_t limit, change_filter_spec& filter)

@@ -22,9 +22,6 @@ struct remote_store_state {
   relay_table relay;
   /// Why the connection went; empty while it stands.
   std::string gone;
-  /// Subscribers of watches started through this stand-in: told when the
-  /// connection goes, since their watcher can no longer tell them.
-  std::vector<event_actor> watchers;
 
   relay_table::mode mode() const;
   caf::error unavailable() const;

@@ -234,7 +234,7 @@ void change_log::extend(const std::vector<operation>& ops, const pending_data& d
     if (c.kind == change_kind::clear) {
       earlier.clear();
       cleared = true;
-    } else if (opts_.old_values) {
+    } else if (opts_.old_values && !data.full()) {
       std::string_view old;
       if (auto i = earlier.find(op.key); i != earlier.end()) {
         c.had_old = i->second->kind == op_kind::set;
@@ -260,16 +260,20 @@ void change_log::extend(const std::vector<operation>& ops, const pending_data& d
     ++records_;
   }
   // Trim a few of the oldest records past the limits, in this same write.
-  constexpr size_t budget = 8;
+  // A full shard gives up its oldest commits first, whatever the limits, so
+  // that deletes make room.
+  auto full = data.full();
+  size_t budget = full ? 64 : 8;
   auto floor = floor_.load();
   auto trimmed = floor;
-  if (opts_.retain_commits > 0 || opts_.retain_ms > 0) {
+  if (opts_.retain_commits > 0 || opts_.retain_ms > 0 || full) {
     size_t removed = 0;
     auto oldest_kept = b.time > opts_.retain_ms ? b.time - opts_.retain_ms : 0;
     auto from = floor == 0 ? std::string{} : txid_key(floor);
     snap->scan(keyspace::changes, from, floor != 0,
                [&](std::string_view key, std::string_view record) {
-                 auto over = opts_.retain_commits > 0 && records_ > opts_.retain_commits;
+                 auto over = full
+                             || (opts_.retain_commits > 0 && records_ > opts_.retain_commits);
                  auto old = opts_.retain_ms > 0 && time_of(record) < oldest_kept;
                  if (removed == budget || (!over && !old))
                    return false;

@@ -52,7 +52,10 @@ private:
 /// batch removes a few of the oldest past the limits in its own write, so
 /// trimming never makes a write wait for it. The highest sequence number
 /// removed is the log's floor, kept in the `meta` space: a reader may resume
-/// after any position at or above it.
+/// after any position at or above it. While the shard is full (only deletes
+/// are accepted), records carry no old values and each write removes more
+/// of the oldest ones, whatever the limits: the data comes first, and
+/// deletes must make room.
 class change_log : public write_hook {
 public:
   change_log(shard_core& core, change_log_options opts);

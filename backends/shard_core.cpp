@@ -145,10 +145,14 @@ class overlay final : public pending_data {
 public:
   overlay(const engine_snapshot& below,
           const std::map<std::string, std::optional<bytes>, std::less<>>& written,
-          bool cleared, bool planned, uint64_t seq, uint64_t txid)
+          bool cleared, bool planned, uint64_t seq, uint64_t txid, bool full)
     : below_(below), written_(written), cleared_(cleared), planned_(planned), seq_(seq),
-      txid_(txid) {
+      txid_(txid), full_(full) {
     // nop
+  }
+
+  bool full() const override {
+    return full_;
   }
 
   bool planned() const override {
@@ -184,6 +188,7 @@ private:
   bool planned_;
   uint64_t seq_;
   uint64_t txid_;
+  bool full_;
 };
 
 } // namespace
@@ -417,6 +422,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
   // of unique indexes, which are kept in the index space.
   std::vector<const std::vector<operation>*> user_ops;
   uint64_t seq = 0; // the number the next batch gets
+  bool full = false;
   // `txid`: the transaction the batch commits, 0 for a plain write.
   auto data_batch = [&](const std::vector<operation>& all, uint64_t txid) {
     engine_batch b;
@@ -448,7 +454,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
       auto planned = claims && std::any_of(claims->begin(), claims->end(), [](auto& op) {
                        return unique::is_planned_marker(op.key);
                      });
-      overlay data{s, written, cleared, planned, seq, txid};
+      overlay data{s, written, cleared, planned, seq, txid, full};
       for (auto& h : hooks_) {
         derived_writes extra;
         h->extend(*ops, data, extra);
@@ -474,7 +480,7 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
   };
   batches.reserve(group.size());
   std::unique_lock<std::shared_mutex> guard{mtx_};
-  auto full = engine_->full();
+  full = engine_->full();
   seq = engine_->next_seq();
   // A hook that fails stops pass 1: that request, the ones after it and the
   // accepted ones before it fail as a group that was never logged.

@@ -98,6 +98,12 @@ public:
     return 0;
   }
 
+  /// The shard is full: only deletes get this far, and what builds on them
+  /// should take as little room as it can.
+  virtual bool full() const {
+    return false;
+  }
+
   /// The engine's state before the group: every key space, without the
   /// group's earlier batches.
   virtual const engine_snapshot* snapshot() const {

@@ -7,8 +7,9 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
-#include <map>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -22,7 +23,9 @@
 #include "backends/shard_core.hpp"
 #include "strata/client.hpp"
 #include "strata/envelope.hpp"
+#include "strata/events.hpp"
 #include "tests/bank.hpp"
+#include "tests/child.hpp"
 #include "tests/fixture.hpp"
 #include "tests/process.hpp"
 
@@ -131,6 +134,94 @@ TEST_CASE("killed at random moments, the store recovers every acknowledged trans
     check_recovered(data, ok);
   }
   CHECK(total_acked > 0);
+}
+
+TEST_CASE("killed between commit and delivery: resuming delivers every acknowledged change "
+          "exactly once") {
+  temp_dir dir;
+  auto data = dir / "data";
+  std::mt19937 rng{23};
+  std::string token; // where the store's log ends before the first round
+  {
+    fixture f;
+    f.open(strata::test::child_store(data));
+    auto now = observer<std::string>{f.sys(), f.store}.changes("");
+    REQUIRE(now);
+    token = now->second;
+  }
+  std::set<std::string> acked;
+  std::map<std::string, int> delivered; // key -> times
+  // The commits handled so far: the next round resumes after them.
+  auto advance = [](resume_token& t, uint32_t shard, uint64_t seq) {
+    if (shard < t.positions.size())
+      t.positions[shard] = std::max(t.positions[shard], seq);
+  };
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    auto out_path = dir / ("events" + std::to_string(round));
+    std::vector<std::string> args{data, std::to_string(round), token};
+    auto pid = start_child("events_child", args, out_path, dir / "err");
+    std::this_thread::sleep_for(std::chrono::milliseconds(400 + rng() % 800));
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    std::istringstream lines{slurp(out_path)};
+    std::optional<resume_token> pos = resume_token::parse(token);
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream words{line};
+      std::string what, key;
+      words >> what;
+      if (what == "ack") {
+        words >> key;
+        acked.insert(key);
+      } else if (what == "got") {
+        uint32_t shard = 0;
+        uint64_t seq = 0;
+        if (!(words >> key >> shard >> seq))
+          continue; // cut by the kill: not handled
+        ++delivered[key];
+        REQUIRE(pos);
+        advance(*pos, shard, seq);
+      } else {
+        INFO(line);
+        CHECK(what.empty());
+      }
+    }
+    REQUIRE(pos);
+    token = pos->to_string();
+  }
+  // The rest, from the last position, in this process.
+  fixture f;
+  f.open(strata::test::child_store(data));
+  observer<std::string> events{f.sys(), f.store};
+  std::mutex mtx;
+  watch_options o;
+  o.from = token;
+  auto sub = events.watch(o, [&](const typed_change<std::string>& c) {
+    std::lock_guard<std::mutex> guard{mtx};
+    ++delivered[c.key];
+  });
+  REQUIRE(sub);
+  auto all_in = [&] {
+    std::lock_guard<std::mutex> guard{mtx};
+    for (auto& k : acked)
+      if (delivered.count(k) == 0)
+        return false;
+    return true;
+  };
+  for (int i = 0; i < 2000 && !all_in(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  sub->stop();
+  CHECK(acked.size() > 0);
+  std::lock_guard<std::mutex> guard{mtx};
+  for (auto& k : acked) {
+    INFO(k);
+    CHECK(delivered.count(k) == 1);
+  }
+  for (auto& [k, n] : delivered) {
+    INFO(k);
+    CHECK(n == 1); // never twice, whatever the kills interrupted
+  }
 }
 
 TEST_CASE("killed at random moments: a unique index and the data still agree") {

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <csignal>
+#include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <cereal/types/string.hpp>
@@ -17,6 +19,7 @@
 #include "strata/client.hpp"
 #include "strata/codec.hpp"
 #include "tests/fixture.hpp"
+#include "strata/events.hpp"
 #include "tests/process.hpp"
 
 using namespace strata;
@@ -163,6 +166,119 @@ TEST_CASE("strata-cli drives a node") {
   r = cli({"size"});
   CHECK(r.code == 1);
   CHECK(r.err.rfind("error: CONNECTION_FAILED: ", 0) == 0);
+}
+
+TEST_CASE("strata-cli watches and reads the change log of a node") {
+  fixture f;
+  node_process node{node_args(f.dir / "data", {"--shards", "2"}), f.dir / "node.log"};
+  auto port = std::to_string(node.port());
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--port", port});
+    return run("strata-cli", args, f.dir.path());
+  };
+  REQUIRE(cli({"set", "user:1", "ada"}).code == 0);
+  REQUIRE(cli({"set", "order:1", "x"}).code == 0);
+  REQUIRE(cli({"set", "user:1", "grace"}).code == 0);
+  REQUIRE(cli({"del", "user:1"}).code == 0);
+  // The retained log from its start, then the token after it.
+  auto r = cli({"changes"});
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("set\tuser:1\tada\nset\torder:1\tx\n") != std::string::npos);
+  auto last_line = r.out.substr(r.out.rfind("resume "));
+  auto token = last_line.substr(7, last_line.size() - 8);
+  CHECK(resume_token::parse(token));
+  // A watch from the oldest change stops after --limit changes of its
+  // pattern and prints where it stands.
+  r = cli({"--json", "watch", "user:*", "--from", "oldest", "--limit", "3"});
+  REQUIRE(r.code == 0);
+  std::istringstream lines{r.out};
+  std::vector<std::string> got;
+  for (std::string line; std::getline(lines, line);)
+    got.push_back(line);
+  REQUIRE(got.size() == 4);
+  CHECK(got[0].find("\"type\":\"set\",\"key\":\"user:1\",\"value\":\"ada\"") != std::string::npos);
+  CHECK(got[1].find("\"value\":\"grace\",\"old\":\"ada\"") != std::string::npos);
+  CHECK(got[2].find("\"type\":\"delete\"") != std::string::npos);
+  CHECK(got[3].rfind("{\"resume\":\"t1:", 0) == 0);
+  // Nothing after the token: a watch from it sees only what comes next.
+  REQUIRE(cli({"set", "user:2", "new"}).code == 0);
+  r = cli({"watch", "*", "--from", token, "--limit", "1"});
+  REQUIRE(r.code == 0);
+  CHECK(r.out.rfind("set\tuser:2\tnew\nresume t1:", 0) == 0);
+  // Bad input: clear errors.
+  r = cli({"watch", "(", "--regex", "--limit", "1"});
+  CHECK(r.code == 1);
+  CHECK(r.err.rfind("error: QUERY_ERROR: ", 0) == 0);
+  r = cli({"changes", "--from", "t1:1"});
+  CHECK(r.code == 1);
+  CHECK(r.err.rfind("error: INVALID_VALUE: ", 0) == 0);
+}
+
+TEST_CASE("a remote client's watch: live changes, and an error event with its position "
+          "when the node dies") {
+  using namespace std::chrono_literals;
+  fixture f;
+  node_process node{node_args(f.dir / "data"), f.dir / "node.log"};
+  auto h = connect_store(f.sys(), "127.0.0.1", node.port());
+  REQUIRE(h);
+  blocking_store<std::string> db{f.sys(), *h};
+  observer<std::string> events{f.sys(), *h};
+  std::mutex mtx;
+  std::vector<std::string> seen;
+  std::optional<error_event> ended;
+  auto sub = events.watch(
+    "user:*",
+    [&](const typed_change<std::string>& c) {
+      std::lock_guard<std::mutex> guard{mtx};
+      seen.push_back(c.key + "=" + c.new_value.value_or("-") + " was "
+                     + c.old_value.value_or("-"));
+    },
+    [&](const error_event& e) {
+      std::lock_guard<std::mutex> guard{mtx};
+      ended = e;
+    });
+  REQUIRE(sub);
+  REQUIRE_FALSE(db.set("user:1", "a"));
+  REQUIRE_FALSE(db.set("other", "b"));
+  REQUIRE_FALSE(db.set("user:1", "c"));
+  auto until = std::chrono::steady_clock::now() + 20s;
+  auto count = [&] {
+    std::lock_guard<std::mutex> guard{mtx};
+    return seen.size();
+  };
+  while (count() < 2 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    CHECK(seen == std::vector<std::string>{"user:1=a was -", "user:1=c was a"});
+  }
+  // Interceptors work across processes too.
+  auto veto = events.on(event_kind::before_set,
+                        before_handler<std::string>([](const typed_event<std::string>& e) {
+                          return e.value == std::optional<std::string>{"no"}
+                                   ? make_error(errc::invalid_value, "no")
+                                   : caf::error{};
+                        }));
+  REQUIRE(veto);
+  CHECK(code_of(db.set("user:2", "no")) == errc::invalid_value);
+  CHECK(*db.get("user:2") == std::nullopt);
+  veto->unsubscribe();
+  auto before_kill = sub->position();
+  node.stop(SIGKILL);
+  while (std::chrono::steady_clock::now() < until) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (ended)
+        break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  std::lock_guard<std::mutex> guard{mtx};
+  REQUIRE(ended);
+  CHECK(code_of(ended->error) == errc::connection_lost);
+  // The position is the subscriber's own: resuming from it loses nothing.
+  CHECK(ended->position == before_kill);
+  *h = nullptr;
 }
 
 TEST_CASE("a node on the memory engine: saved on a clean stop, gone after a crash") {

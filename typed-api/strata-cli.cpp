@@ -704,6 +704,13 @@ private:
           },
         };
       });
+    // The subscriber ends however this ends (the actor system waits for it).
+    struct stopper {
+      event_actor who;
+      ~stopper() {
+        caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+      }
+    } stop_who{who};
     watch_options opts;
     opts.filter = filter(pattern);
     opts.from = args_.from;

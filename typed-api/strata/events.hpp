@@ -119,7 +119,18 @@ std::optional<T> decoded(bool present, const bytes& data) {
 /// The actor that calls a subscription's handlers.
 template <class T>
 event_actor::behavior_type subscriber(event_actor::pointer self, handlers<T> hs,
-                                      std::shared_ptr<subscription_state> shared) {
+                                      std::shared_ptr<subscription_state> shared,
+                                      observable_storage_actor store, bool watch) {
+  // It ends with its store: for a watch, with an error event (its watcher
+  // cannot send one when the store's process or connection is gone).
+  self->monitor(store);
+  self->set_down_handler([self, hs, shared, watch](caf::down_msg& dm) {
+    if (watch && hs.on_error)
+      hs.on_error(error_event{make_error(errc::connection_lost,
+                                         "the store went away (" + render(dm.reason) + ")"),
+                              "watch", "", shared->token()});
+    self->quit();
+  });
   return {
     [self, hs](atom::before, std::vector<storage_event>& events) -> caf::result<void> {
       static_cast<void>(self);
@@ -178,7 +189,8 @@ event_actor::behavior_type subscriber(event_actor::pointer self, handlers<T> hs,
 } // namespace detail
 
 /// One subscription (the spec's WatchSubscription): `unsubscribe` ends it.
-/// Copies share it; it stays until unsubscribed, also when they are gone.
+/// Copies share it; it stays until unsubscribed or its store goes away,
+/// also when the copies are gone.
 class subscription {
 public:
   subscription() = default;
@@ -267,7 +279,7 @@ public:
     detail::handlers<T> hs;
     hs.on_change = std::move(on_change);
     hs.on_error = std::move(on_error);
-    auto [who, shared] = spawn_subscriber(std::move(hs), opts.from);
+    auto [who, shared] = spawn_subscriber(std::move(hs), opts.from, true);
     caf::scoped_actor self{sys_};
     caf::expected<subscription> result{caf::error{}};
     self->request(store_, timeout_, atom::watch_v, opts, who)
@@ -333,11 +345,11 @@ public:
 
 private:
   std::pair<event_actor, std::shared_ptr<detail::subscription_state>>
-  spawn_subscriber(detail::handlers<T> hs, const std::string& from) {
+  spawn_subscriber(detail::handlers<T> hs, const std::string& from, bool watch) {
     auto shared = std::make_shared<detail::subscription_state>();
     if (auto t = resume_token::parse(from))
       shared->merge(*t);
-    auto who = sys_.spawn(detail::subscriber<T>, std::move(hs), shared);
+    auto who = sys_.spawn(detail::subscriber<T>, std::move(hs), shared, store_, watch);
     return {who, shared};
   }
 
@@ -355,7 +367,7 @@ private:
 
   caf::expected<subscription> subscribe(event_kind kind, detail::handlers<T> hs,
                                         const subscribe_options& opts) {
-    auto [who, shared] = spawn_subscriber(std::move(hs), {});
+    auto [who, shared] = spawn_subscriber(std::move(hs), {}, false);
     caf::scoped_actor self{sys_};
     caf::expected<subscription> result{caf::error{}};
     self->request(store_, timeout_, atom::on_v, kind, who, opts)
