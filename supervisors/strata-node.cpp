@@ -82,6 +82,13 @@ struct node_config : caf::actor_system_config {
       .add(shard_map, "shard-map", "where each shard lives: local or host:port, comma-separated")
       .add(host_shards, "host-shards", "serve only these shards (e.g. 1,3) as a shard node")
       .add(heartbeat_ms, "heartbeat-ms", "ping interval to shard nodes in ms")
+      .add(store.changes.enabled, "changes", "keep a change log per shard (default true)")
+      .add(store.changes.retain_commits, "changes-retain",
+           "commits the change log keeps per shard (0: no limit by count)")
+      .add(store.changes.retain_ms, "changes-retain-ms",
+           "age in ms up to which the change log keeps commits (0: no limit by age)")
+      .add(store.changes.old_values, "changes-old-values",
+           "record the value each change replaced (default true)")
       .add(store.max_restarts, "max-restarts", "restarts of a failed shard within the window")
       .add(restart_window_ms, "restart-window-ms", "the restart window in ms");
     opt_group{custom_options_, "node"}
@@ -103,6 +110,9 @@ const std::vector<strata::flag> node_flags = {
   {"--heartbeat-ms", "strata.heartbeat-ms"},
   {"--max-restarts", "strata.max-restarts"},
   {"--restart-window-ms", "strata.restart-window-ms"},
+  {"--changes", "strata.changes"},     {"--changes-retain", "strata.changes-retain"},
+  {"--changes-retain-ms", "strata.changes-retain-ms"},
+  {"--changes-old-values", "strata.changes-old-values"},
   {"--tls-cert", "openssl.certificate"}, {"--tls-key", "openssl.key"},
   {"--tls-ca", "openssl.cafile"},
 };
