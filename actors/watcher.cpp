@@ -118,14 +118,18 @@ void pump(watcher_ptr self, uint32_t s) {
         auto& w = st.shards[s];
         w.now = step::idle;
         w.read = std::max(w.read, page.last);
-        if (!page.batches.empty()) {
+        auto had_changes = !page.batches.empty();
+        if (had_changes) {
           deliver(self, s, std::move(page.batches), w.read);
         } else if (w.out.empty()) {
           w.acked = w.read;
         } else {
           w.out.push_back({w.read, true});
         }
-        if (page.more)
+        // After a page with changes, read again: under load the next
+        // commits are there already, and a wait would cost a round trip.
+        // After an empty one, wait at the shard for the next commit.
+        if (page.more || had_changes)
           pump(self, s);
         else
           await(self, s);

@@ -119,29 +119,29 @@ double run_writers(caf::actor_system& sys, const strata::observable_storage_acto
   auto start = clock_type::now();
   for (size_t w = 0; w < opts.writers; ++w)
     sys.spawn([&, w](caf::event_based_actor* self) {
-      auto n = std::make_shared<uint64_t>(0);
-      auto step = std::make_shared<std::function<void()>>();
-      *step = [=, &done, &running] {
+      // The step refers to itself weakly; the request in flight holds it.
+      auto step = std::make_shared<std::function<void(uint64_t)>>();
+      std::weak_ptr<std::function<void(uint64_t)>> weak = step;
+      *step = [=, &done, &running](uint64_t n) {
         if (clock_type::now() >= deadline) {
           --running;
-          *step = nullptr;
           return;
         }
+        auto me = weak.lock();
         auto key = "w" + std::to_string(round) + ":" + std::to_string(w) + ":"
-                   + std::to_string((*n)++);
+                   + std::to_string(n);
         self->request(store, caf::infinite, strata::atom::set_v, key, strata::bytes(100, 'v'))
           .then(
-            [=, &done] {
+            [me, n, &done] {
               ++done;
-              (*step)();
+              (*me)(n + 1);
             },
-            [=, &running](caf::error& err) {
+            [&running](caf::error& err) {
               std::cerr << "set failed: " << strata::render(err) << "\n";
               --running;
-              *step = nullptr;
             });
       };
-      (*step)();
+      (*step)(0);
     });
   while (running > 0)
     std::this_thread::sleep_for(5ms);
@@ -215,7 +215,7 @@ int serve(const std::string& dir) {
   config cfg;
   caf::actor_system sys{cfg};
   auto store = open(sys, dir, strata::sync_mode::nosync, true);
-  auto port = strata::publish(sys, store, 0, "127.0.0.1", 0);
+  auto port = strata::publish(sys, store, 0, "127.0.0.1", strata::store_options{}.frame_limit());
   if (!port) {
     std::cerr << strata::render(port.error()) << "\n";
     return 1;
@@ -280,6 +280,7 @@ int main(int argc, char** argv) {
         caf::anon_send(w, strata::atom::unwatch_v);
       for (auto& who : whos)
         caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+      std::this_thread::sleep_for(2s);
       close(sys, store, baseline);
     }
     row("durable set, 64 writers, change log off", off, "sets/s", 0, "");
@@ -316,6 +317,8 @@ int main(int argc, char** argv) {
       char c;
       while (::read(out[0], &c, 1) == 1 && c != '\n')
         line += c;
+      if (line.rfind("listening on 127.0.0.1:", 0) != 0)
+        throw std::runtime_error("the store node did not start: '" + line + "'");
       auto port = static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
       auto store = strata::connect_store(sys, "127.0.0.1", port);
       if (!store)

@@ -552,3 +552,33 @@ TEST_CASE("a store without a change log refuses watches") {
   CHECK(code_of(res.error()) == errc::invalid_value);
   caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("watchers under load end when told, and the store closes") {
+  fixture f;
+  f.open(f.options(4));
+  std::vector<watcher_actor> ws;
+  std::vector<recorder_actor> whos;
+  for (int i = 0; i < 10; ++i) {
+    whos.push_back(f.sys().spawn(recorder, std::make_shared<recording>()));
+    auto w = watch(f, watch_options{}, whos.back());
+    REQUIRE(w);
+    ws.push_back(*w);
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      caf::scoped_actor self{f.sys()};
+      for (int i = 0; i < 300; ++i)
+        self->request(f.store, 30s, atom::set_v, "k" + std::to_string(t) + ":" + std::to_string(i),
+                      to_bytes("v"))
+          .receive([] {}, [](caf::error&) {});
+    });
+  for (auto& t : threads)
+    t.join();
+  for (auto& w : ws)
+    caf::anon_send(w, atom::unwatch_v);
+  for (auto& who : whos)
+    caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+  f.close(); // hangs if an actor stays
+  SUCCEED();
+}
