@@ -54,16 +54,16 @@ void deliver(watcher_ptr self, uint32_t s, std::vector<change_batch> batches, ui
   self->request(st.cfg.subscriber, caf::infinite, atom::change_v, std::move(batches))
     .then(
       [self, s, last] {
-        auto& st = self->state;
-        --st.in_flight;
-        auto& w = st.shards[s];
-        for (auto& m : w.out)
+        auto& state = self->state;
+        --state.in_flight;
+        auto& shard = state.shards[s];
+        for (auto& m : shard.out)
           if (m.last == last && !m.answered) {
             m.answered = true;
             break;
           }
-        settle(w);
-        for (uint32_t i = 0; i < st.shards.size(); ++i)
+        settle(shard);
+        for (uint32_t i = 0; i < state.shards.size(); ++i)
           pump(self, i);
       },
       [self](caf::error& err) {
@@ -84,9 +84,9 @@ void await(watcher_ptr self, uint32_t s) {
               atom::await_v, w.read, wait)
     .then(
       [self, s](uint64_t last) {
-        auto& w = self->state.shards[s];
-        w.now = step::idle;
-        if (last > w.read)
+        auto& shard = self->state.shards[s];
+        shard.now = step::idle;
+        if (last > shard.read)
           pump(self, s);
         else
           await(self, s);
@@ -114,17 +114,16 @@ void pump(watcher_ptr self, uint32_t s) {
   self->request(st.cfg.shards[s], st.cfg.timeout, atom::changes_v, std::move(req))
     .then(
       [self, s](change_page& page) {
-        auto& st = self->state;
-        auto& w = st.shards[s];
-        w.now = step::idle;
-        w.read = std::max(w.read, page.last);
+        auto& shard = self->state.shards[s];
+        shard.now = step::idle;
+        shard.read = std::max(shard.read, page.last);
         auto had_changes = !page.batches.empty();
         if (had_changes) {
-          deliver(self, s, std::move(page.batches), w.read);
-        } else if (w.out.empty()) {
-          w.acked = w.read;
+          deliver(self, s, std::move(page.batches), shard.read);
+        } else if (shard.out.empty()) {
+          shard.acked = shard.read;
         } else {
-          w.out.push_back({w.read, true});
+          shard.out.push_back({shard.read, true});
         }
         // After a page with changes, read again: under load the next
         // commits are there already, and a wait would cost a round trip.
@@ -171,12 +170,12 @@ watcher_actor::behavior_type watcher(watcher_actor::stateful_pointer<watcher_sta
     pump(self, i);
   return {
     [self](atom::info) -> watch_info {
-      auto& st = self->state;
+      auto& state = self->state;
       watch_info x;
-      x.filter = st.cfg.opts.filter;
-      x.position = st.token();
-      x.delivered = st.delivered;
-      x.in_flight = st.in_flight;
+      x.filter = state.cfg.opts.filter;
+      x.position = state.token();
+      x.delivered = state.delivered;
+      x.in_flight = state.in_flight;
       return x;
     },
     [self](atom::unwatch) { end(self, caf::error{}); },
