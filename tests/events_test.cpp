@@ -233,6 +233,17 @@ TEST_CASE("resuming from a position delivers exactly what came after it") {
   std::mutex mtx;
   std::vector<change_batch> got;
   observer<std::string> events{f.sys(), f.store};
+  // Changes regrouped into their commits, in the order they were handled.
+  auto record = [&](const typed_change<std::string>& c) {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (got.empty() || got.back().shard != c.shard || got.back().seq != c.seq) {
+      change_batch b;
+      b.shard = c.shard;
+      b.seq = c.seq;
+      got.push_back(b);
+    }
+    got.back().changes.push_back(*c.raw);
+  };
   std::mt19937 rng{7};
   auto position = start;
   int resumes = 0;
@@ -240,16 +251,7 @@ TEST_CASE("resuming from a position delivers exactly what came after it") {
     watch_options o;
     o.from = position;
     o.max_batches = 1 + rng() % 8;
-    auto sub = events.watch(o, [&](const typed_change<std::string>& c) {
-      std::lock_guard<std::mutex> guard{mtx};
-      if (got.empty() || got.back().shard != c.shard || got.back().seq != c.seq) {
-        change_batch b;
-        b.shard = c.shard;
-        b.seq = c.seq;
-        got.push_back(b);
-      }
-      got.back().changes.push_back(*c.raw);
-    });
+    auto sub = events.watch(o, record);
     REQUIRE(sub);
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 40));
     auto finished = done.load();
@@ -265,16 +267,7 @@ TEST_CASE("resuming from a position delivers exactly what came after it") {
   {
     watch_options o;
     o.from = position;
-    auto sub = events.watch(o, [&](const typed_change<std::string>& c) {
-      std::lock_guard<std::mutex> guard{mtx};
-      if (got.empty() || got.back().shard != c.shard || got.back().seq != c.seq) {
-        change_batch b;
-        b.shard = c.shard;
-        b.seq = c.seq;
-        got.push_back(b);
-      }
-      got.back().changes.push_back(*c.raw);
-    });
+    auto sub = events.watch(o, record);
     REQUIRE(sub);
     auto expected = history(f, start);
     REQUIRE(eventually([&] {
