@@ -7,6 +7,7 @@
 
 #include <re2/re2.h>
 
+#include "backends/log.hpp"
 #include "backends/query_exec.hpp"
 
 namespace strata {
@@ -118,12 +119,13 @@ uint64_t now_ms() {
     duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
-/// The commit time of a record, read from its header.
-uint64_t time_of(std::string_view record) {
-  reader r{record};
-  if (r.u(1) != record_version)
-    reader::corrupt();
-  return r.u(8);
+/// The commit time of a record, read from its header; false if the header
+/// cannot be read.
+bool time_of(std::string_view record, uint64_t& time) {
+  if (record.size() < 9 || static_cast<uint8_t>(record[0]) != record_version)
+    return false;
+  time = reader{record.substr(1)}.u(8);
+  return true;
 }
 
 uint64_t seq_of(std::string_view key) {
@@ -272,13 +274,24 @@ void change_log::extend(const std::vector<operation>& ops, const pending_data& d
     auto from = floor == 0 ? std::string{} : txid_key(floor);
     snap->scan(keyspace::changes, from, floor != 0,
                [&](std::string_view key, std::string_view record) {
+                 if (removed == budget)
+                   return false;
+                 uint64_t seq = 0;
+                 uint64_t time = 0;
+                 auto readable = txid_of(key, seq) && time_of(record, time);
                  auto over = full
                              || (opts_.retain_commits > 0 && records_ > opts_.retain_commits);
-                 auto old = opts_.retain_ms > 0 && time_of(record) < oldest_kept;
-                 if (removed == budget || (!over && !old))
+                 auto old = opts_.retain_ms > 0 && time < oldest_kept;
+                 // An unreadable oldest record goes now: readers cannot pass
+                 // it, and it must not fail the writes that trim the log.
+                 if (readable && !over && !old)
                    return false;
+                 if (!readable)
+                   log().warn("shard {}: removed an unreadable change log record",
+                              core_.options().dir);
                  writes.push_back(operation::del(std::string{key}));
-                 trimmed = seq_of(key);
+                 if (seq > trimmed) // the floor passes it: nobody resumes into the gap
+                   trimmed = seq;
                  --records_;
                  ++removed;
                  return true;

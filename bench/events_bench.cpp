@@ -280,7 +280,6 @@ int main(int argc, char** argv) {
         caf::anon_send(w, strata::atom::unwatch_v);
       for (auto& who : whos)
         caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
-      std::this_thread::sleep_for(2s);
       close(sys, store, baseline);
     }
     row("durable set, 64 writers, change log off", off, "sets/s", 0, "");
@@ -296,6 +295,7 @@ int main(int argc, char** argv) {
       close(sys, store, baseline);
       std::printf("%-44s p50 %8.1f us   p99 %8.1f us\n", "change latency, in process",
                   percentile(lat, 0.5), percentile(lat, 0.99));
+      std::fflush(stdout);
     }
     {
       int in[2], out[2];
@@ -326,6 +326,7 @@ int main(int argc, char** argv) {
       auto lat = measure_latency(sys, *store, 2000);
       std::printf("%-44s p50 %8.1f us   p99 %8.1f us\n", "change latency, over loopback",
                   percentile(lat, 0.5), percentile(lat, 0.99));
+      std::fflush(stdout);
       *store = nullptr;
       ::close(in[1]);
       ::waitpid(pid, nullptr, 0);
@@ -335,36 +336,39 @@ int main(int argc, char** argv) {
     // -- catch-up replay -------------------------------------------------------------
     {
       auto store = open(sys, base + "/replay", strata::sync_mode::nosync, true);
-      strata::observer<std::string> events{sys, store};
-      auto start = events.changes("");
-      if (!start)
-        throw std::runtime_error(strata::render(start.error()));
-      strata::blocking_store<std::string> db{sys, store};
-      // Commits of 25 changes per shard: set_many of 100 keys over 4 shards.
-      for (size_t i = 0; i < opts.changes; i += 100) {
-        std::map<std::string, std::string> batch;
-        for (size_t k = i; k < i + 100; ++k)
-          batch["r:" + std::to_string(k)] = std::string(100, 'v');
-        if (auto err = db.set_many(batch))
-          throw std::runtime_error(strata::render(err));
+      double replay = 0, scan = 0;
+      { // The clients end before the store closes: each holds an actor.
+        strata::observer<std::string> events{sys, store};
+        auto start = events.changes("");
+        if (!start)
+          throw std::runtime_error(strata::render(start.error()));
+        strata::blocking_store<std::string> db{sys, store};
+        // Commits of 25 changes per shard: set_many of 100 keys over 4 shards.
+        for (size_t i = 0; i < opts.changes; i += 100) {
+          std::map<std::string, std::string> batch;
+          for (size_t k = i; k < i + 100; ++k)
+            batch["r:" + std::to_string(k)] = std::string(100, 'v');
+          if (auto err = db.set_many(batch))
+            throw std::runtime_error(strata::render(err));
+        }
+        auto t = std::make_shared<tally>();
+        auto who = sys.spawn(counter, t);
+        auto t0 = clock_type::now();
+        auto w = start_watch(sys, store, who, start->second);
+        while (t->changes < opts.changes)
+          std::this_thread::sleep_for(1ms);
+        replay = double(opts.changes)
+                 / std::chrono::duration<double>(clock_type::now() - t0).count();
+        caf::anon_send(w, strata::atom::unwatch_v);
+        caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+        auto t1 = clock_type::now();
+        size_t scanned = 0;
+        for (auto& e : db.entries()) {
+          static_cast<void>(e);
+          ++scanned;
+        }
+        scan = double(scanned) / std::chrono::duration<double>(clock_type::now() - t1).count();
       }
-      auto t = std::make_shared<tally>();
-      auto who = sys.spawn(counter, t);
-      auto t0 = clock_type::now();
-      auto w = start_watch(sys, store, who, start->second);
-      while (t->changes < opts.changes)
-        std::this_thread::sleep_for(1ms);
-      auto replay = double(opts.changes)
-                    / std::chrono::duration<double>(clock_type::now() - t0).count();
-      caf::anon_send(w, strata::atom::unwatch_v);
-      caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
-      auto t1 = clock_type::now();
-      size_t scanned = 0;
-      for (auto& e : db.entries()) {
-        static_cast<void>(e);
-        ++scanned;
-      }
-      auto scan = double(scanned) / std::chrono::duration<double>(clock_type::now() - t1).count();
       close(sys, store, baseline);
       row("scan of the same data (baseline)", scan, "entries/s", 0, "");
       row("catch-up replay from the log", replay, "changes/s", scan, "vs scan");

@@ -262,3 +262,36 @@ TEST_CASE("records: a corrupt one is a consistency violation", "[change_log]") {
   bad[0] = 9; // unknown version
   CHECK_THROWS_AS(change_log::decode(bad), storage_error);
 }
+
+TEST_CASE("an unreadable oldest record is trimmed away and writes go on", "[change_log]") {
+  temp_dir dir;
+  change_log_options o;
+  o.retain_commits = 100;
+  auto x = open(dir.path(), engine_kind::lmdb, o);
+  for (int i = 0; i < 4; ++i)
+    write_ok(*x.core, {operation::set("k" + std::to_string(i), b("v" + std::to_string(i)))});
+  auto before = read_all(x);
+  REQUIRE(before.size() == 4);
+  auto bad_seq = before.front().seq;
+  std::vector<operation> damage;
+  damage.push_back(operation::set(txid_key(bad_seq), b("\x09garbage")));
+  x.core->write_spaces({{keyspace::changes, damage}});
+  try {
+    read_all(x);
+    FAIL("a corrupt record was read");
+  } catch (const storage_error& e) {
+    CHECK(e.code() == errc::consistency_violation);
+  }
+  // The next write removes it, within the limits or not, and succeeds.
+  write_ok(*x.core, {operation::set("k4", b("v4"))});
+  CHECK(x.log->floor() == bad_seq);
+  auto after = read_all(x, x.log->floor());
+  REQUIRE(after.size() == 4);
+  for (size_t i = 0; i + 1 < after.size(); ++i)
+    CHECK(after[i].seq == before[i + 1].seq);
+  CHECK(after.back().changes.at(0).key == "k4");
+  // Resuming into the gap is refused, not silently skipped.
+  CHECK_THROWS_AS(read_all(x, bad_seq - 1), storage_error);
+  for (int i = 0; i < 5; ++i)
+    CHECK(x.core->get("k" + std::to_string(i)) == b("v" + std::to_string(i)));
+}
