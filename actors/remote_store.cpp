@@ -87,6 +87,9 @@ remote_store(observable_storage_actor::stateful_pointer<remote_store_state> self
     [self](atom::nodes) -> caf::result<std::vector<node_info>> {
       return relay<std::vector<node_info>>(self, atom::nodes_v);
     },
+    [self](atom::info) -> caf::result<std::vector<shard_info>> {
+      return relay<std::vector<shard_info>>(self, atom::info_v);
+    },
     [self](atom::on, event_kind kind, event_actor& who,
            subscribe_options& opts) -> caf::result<void> {
       return relay<>(self, atom::on_v, kind, std::move(who), std::move(opts));

@@ -500,6 +500,21 @@ storage(observable_storage_actor::stateful_pointer<storage_state> self,
               });
       return rp;
     },
+    [=](atom::info) -> caf::result<std::vector<shard_info>> {
+      auto rp = self->make_response_promise();
+      auto infos = std::make_shared<std::vector<shard_info>>(n);
+      scatter(all_shards(), rp, [rp, infos]() mutable { rp.deliver(std::move(*infos)); },
+              [=](uint32_t i, const shard_actor& s, std::shared_ptr<join> j) {
+                self->request(s, timeout_to(self, s, self->state.timeout), atom::info_v)
+                  .then(
+                    [j, infos, i](shard_info& x) {
+                      (*infos)[i] = std::move(x);
+                      j->arrived();
+                    },
+                    on_error(j, i));
+              });
+      return rp;
+    },
     [=](atom::scan, scan_request& req) -> caf::result<scan_page> {
       if (auto stores = all_local()) {
         std::vector<scan_page> pages;

@@ -23,17 +23,41 @@ const char* keyspace_name(keyspace ks) {
 }
 
 const char* engine_name(engine_kind kind) {
-  return kind == engine_kind::memory ? "memory" : "lmdb";
+  switch (kind) {
+    case engine_kind::lmdb:
+      return "lmdb";
+    case engine_kind::memory:
+      return "memory";
+    case engine_kind::sqlite:
+      return "sqlite";
+    case engine_kind::json:
+      return "json";
+  }
+  return "?";
 }
 
 bool parse_engine(std::string_view name, engine_kind& kind) {
-  if (name == "lmdb")
-    kind = engine_kind::lmdb;
-  else if (name == "memory")
-    kind = engine_kind::memory;
-  else
-    return false;
-  return true;
+  for (auto k : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite, engine_kind::json})
+    if (name == engine_name(k)) {
+      kind = k;
+      return true;
+    }
+  return false;
+}
+
+std::vector<std::string> capability_names(const engine_capabilities& caps) {
+  std::vector<std::string> result;
+  auto add = [&](bool has, const char* name) {
+    if (has)
+      result.emplace_back(name);
+  };
+  add(caps.ordered_scans, "ordered_scans");
+  add(caps.concurrent_readers, "concurrent_readers");
+  add(caps.durable, "durable");
+  add(caps.transactions, "transactions");
+  add(caps.before_images, "before_images");
+  add(caps.files, "files");
+  return result;
 }
 
 uint64_t parse_stored_number(std::string_view text, const std::string& dir) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "strata/engine_settings.hpp"
 #include "strata/errc.hpp"
 #include "strata/messages/kv.hpp"
 
@@ -79,15 +80,23 @@ struct engine_capabilities {
   bool files = true;
 };
 
+/// The names of what `caps` has, in declaration order ("ordered_scans",
+/// "concurrent_readers", "durable", "transactions", "before_images", "files").
+std::vector<std::string> capability_names(const engine_capabilities& caps);
+
 /// Which engine a shard runs on.
 enum class engine_kind : uint8_t {
   /// Write-ahead log + memtables + LMDB: durable, the default.
   lmdb,
   /// Ordered maps in memory; optionally saved to a file on a clean close.
   memory,
+  /// One SQLite database per shard.
+  sqlite,
+  /// One JSON document per shard, rewritten by each group.
+  json,
 };
 
-/// "lmdb" or "memory".
+/// "lmdb", "memory", "sqlite" or "json".
 const char* engine_name(engine_kind kind);
 
 /// Parses an engine name; false if it names none.
@@ -115,6 +124,11 @@ struct engine_options {
   /// memory: save everything to `dir`/memory.snapshot on a clean close and
   /// load it on open. Without it the data lives as long as the process.
   bool snapshot = false;
+
+  /// sqlite: the database and its tuning.
+  sqlite_settings sqlite;
+  /// json: the file and how it is written.
+  json_settings json;
 };
 
 /// A callable reference without allocation, for visitors that run during the

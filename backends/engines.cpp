@@ -3,8 +3,10 @@
 #include <filesystem>
 #include <system_error>
 
+#include "backends/json_engine.hpp"
 #include "backends/lmdb_engine.hpp"
 #include "backends/memory_engine.hpp"
+#include "backends/sqlite_engine.hpp"
 
 namespace strata {
 
@@ -21,13 +23,27 @@ std::unique_ptr<engine> open_engine(const engine_options& opts) {
                            + "; open it with that engine, not "
                            + engine_name(opts.engine)};
   };
-  if (opts.engine == engine_kind::memory) {
-    if (holds("data.mdb"))
-      throw refuse("lmdb");
-    return std::make_unique<memory_engine>(opts);
-  }
-  if (holds("memory.snapshot"))
+  // (A sqlite database or json file under another name than the default's
+  // is not recognised.)
+  auto mine = opts.engine;
+  if (mine != engine_kind::lmdb && holds("data.mdb"))
+    throw refuse("lmdb");
+  if (mine != engine_kind::memory && holds("memory.snapshot"))
     throw refuse("memory");
+  if (mine != engine_kind::sqlite && holds("strata.sqlite"))
+    throw refuse("sqlite");
+  if (mine != engine_kind::json && holds("strata.json"))
+    throw refuse("json");
+  switch (opts.engine) {
+    case engine_kind::memory:
+      return std::make_unique<memory_engine>(opts);
+    case engine_kind::sqlite:
+      return std::make_unique<sqlite_engine>(opts);
+    case engine_kind::json:
+      return std::make_unique<json_engine>(opts);
+    case engine_kind::lmdb:
+      break;
+  }
   return std::make_unique<lmdb_engine>(opts);
 }
 

@@ -355,6 +355,7 @@ shard_info shard_core::info() const {
   result.in_doubt = in_doubt().size();
   result.path = opts_.dir;
   result.engine = engine_name(engine_->kind());
+  result.capabilities = capability_names(engine_->capabilities());
   return result;
 }
 
@@ -389,8 +390,10 @@ std::vector<write_outcome> shard_core::write(const std::vector<write_request>& g
                        [](auto& op) { return op.kind == op_kind::set; });
   };
   auto full_error = [this] {
-    auto what = engine_->kind() == engine_kind::lmdb ? ": the map is full (map_size "
-                                                      : ": the memory engine is full (map_size ";
+    auto what = engine_->kind() == engine_kind::lmdb
+                  ? std::string{": the map is full (map_size "}
+                  : std::string{": the "} + engine_name(engine_->kind())
+                      + " engine is full (map_size ";
     return write_outcome{errc::storage_full,
                          opts_.dir + what + std::to_string(opts_.map_size)
                            + " bytes); delete data or raise map_size",

@@ -6,6 +6,8 @@ find_package(Threads REQUIRED)
 find_package(cereal CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(ZLIB REQUIRED)
+# SQLite: the sqlite engine, and the peer of the benchmarks.
+find_package(SQLite3 REQUIRED)
 
 find_path(STRATA_CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
 find_library(STRATA_CAF_CORE_LIBRARY caf_core REQUIRED)

@@ -96,6 +96,8 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
   // Its decisions are as durable as the shards they are about.
   parse_engine(opts.engine, lo.engine);
   lo.snapshot = opts.memory_snapshot;
+  lo.sqlite = opts.sqlite;
+  lo.json = opts.json;
   auto log_store = open_shard_core(lo, *lock);
   auto incarnation = log_store ? guarded([&] { return decision_log::next_incarnation(**log_store); })
                                : caf::expected<uint64_t>{log_store.error()};

@@ -72,9 +72,24 @@ struct node_config : caf::actor_system_config {
       .add(store.map_size, "map-size", "LMDB map size per shard in bytes (0: auto)")
       .add(store.expected_size, "expected-size", "expected number of entries")
       .add(sync, "sync", "durable (default) or nosync")
-      .add(store.engine, "engine", "storage engine: lmdb (default) or memory")
+      .add(store.engine, "engine", "storage engine: lmdb (default), memory, sqlite or json")
       .add(store.memory_snapshot, "memory-snapshot",
            "engine memory: save shards on a clean close, load them on open")
+      .add(store.sqlite.database, "sqlite-database",
+           "engine sqlite: database file in each shard's directory, or :memory:")
+      .add(store.sqlite.table, "sqlite-table", "engine sqlite: the data's table")
+      .add(store.sqlite.wal, "sqlite-wal", "engine sqlite: write-ahead logging (default true)")
+      .add(store.sqlite.foreign_keys, "sqlite-foreign-keys",
+           "engine sqlite: enforce foreign keys (default false)")
+      .add(store.sqlite.cache_kib, "sqlite-cache-kib",
+           "engine sqlite: page cache per connection in KiB (0: SQLite's default)")
+      .add(store.sqlite.mmap_bytes, "sqlite-mmap-bytes",
+           "engine sqlite: bytes of the database read through mmap (0: none)")
+      .add(store.json.file, "json-file", "engine json: the file in each shard's directory")
+      .add(store.json.encoding, "json-encoding", "engine json: utf8 (default) or ascii")
+      .add(store.json.pretty, "json-pretty", "engine json: indent the file (default false)")
+      .add(store.json.atomic, "json-atomic",
+           "engine json: write a temporary file and rename it (default true)")
       .add(store.max_value_size, "max-value-size", "largest value in bytes")
       .add(store.max_frame_size, "max-frame-size",
            "largest message accepted on the port in bytes (0: auto)")
@@ -102,7 +117,18 @@ const std::vector<strata::flag> node_flags = {
   {"--shards", "strata.shards"},       {"--map-size", "strata.map-size"},
   {"--routers", "strata.routers"},
   {"--expected-size", "strata.expected-size"},
-  {"--sync", "strata.sync"},           {"--engine", "strata.engine"},           {"--max-value-size", "strata.max-value-size"},
+  {"--sync", "strata.sync"},           {"--engine", "strata.engine"},
+  {"--sqlite-database", "strata.sqlite-database"},
+  {"--sqlite-table", "strata.sqlite-table"},
+  {"--sqlite-wal", "strata.sqlite-wal"},
+  {"--sqlite-foreign-keys", "strata.sqlite-foreign-keys"},
+  {"--sqlite-cache-kib", "strata.sqlite-cache-kib"},
+  {"--sqlite-mmap-bytes", "strata.sqlite-mmap-bytes"},
+  {"--json-file", "strata.json-file"},
+  {"--json-encoding", "strata.json-encoding"},
+  {"--json-pretty", "strata.json-pretty"},
+  {"--json-atomic", "strata.json-atomic"},
+  {"--max-value-size", "strata.max-value-size"},
   {"--max-frame-size", "strata.max-frame-size"},
   {"--log-level", "strata.log-level"}, {"--host", "node.host"},
   {"--port", "node.port"},             {"--config", "config-file"},

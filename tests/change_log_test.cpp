@@ -66,7 +66,8 @@ std::vector<change_batch> read_all(opened& x, uint64_t after = 0,
 
 TEST_CASE("each commit is one record with old and new values, in order",
           "[change_log]") {
-  for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
+  for (auto kind : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                    engine_kind::json}) {
     temp_dir dir;
     auto x = open(dir.path(), kind);
     write_ok(*x.core, {operation::set("a", b("1"))});

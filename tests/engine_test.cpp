@@ -4,7 +4,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
+#include <cstring>
+#include <iostream>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -94,7 +101,8 @@ write_outcome write_one(shard_core& s, std::vector<operation> ops) {
 } // namespace
 
 TEST_CASE("every engine agrees with a model of its key spaces, before-images included") {
-  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
+  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                       engine_kind::json);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   auto o = options(dir / "e", kind);
@@ -103,7 +111,7 @@ TEST_CASE("every engine agrees with a model of its key spaces, before-images inc
   uint64_t last_seq = 0;
   auto e = open_engine(o);
   CHECK(e->kind() == kind);
-  CHECK(e->capabilities().durable == (kind == engine_kind::lmdb));
+  CHECK(e->capabilities().durable == (kind != engine_kind::memory));
   CHECK(e->capabilities().ordered_scans);
   for (int round = 0; round < 600; ++round) {
     // A group of 1-4 batches, each over 1-3 key spaces.
@@ -192,6 +200,99 @@ TEST_CASE("every engine agrees with a model of its key spaces, before-images inc
     }
   }
   require_equal(*e, m);
+}
+
+TEST_CASE("the capability matrix: what each engine declares, as docs/concepts.md lists it") {
+  test::temp_dir dir;
+  // engine -> ordered_scans, concurrent_readers, durable, transactions,
+  // before_images, files
+  std::vector<std::pair<engine_kind, std::vector<std::string>>> expected{
+    {engine_kind::lmdb, {"ordered_scans", "concurrent_readers", "durable", "transactions",
+                         "before_images", "files"}},
+    {engine_kind::sqlite, {"ordered_scans", "concurrent_readers", "durable", "transactions",
+                           "before_images", "files"}},
+    {engine_kind::json, {"ordered_scans", "concurrent_readers", "durable", "transactions",
+                         "before_images", "files"}},
+    {engine_kind::memory, {"ordered_scans", "concurrent_readers", "transactions",
+                           "before_images"}},
+  };
+  const std::vector<std::string> all{"ordered_scans", "concurrent_readers", "durable",
+                                     "transactions",  "before_images",      "files"};
+  std::string table = "engine ";
+  for (auto& c : all)
+    table += " | " + c;
+  table += "\n";
+  for (auto& [kind, caps] : expected) {
+    auto e = open_engine(options(dir / engine_name(kind), kind));
+    auto names = capability_names(e->capabilities());
+    CHECK(names == caps);
+    table += std::string{engine_name(kind)} + std::string(7 - std::strlen(engine_name(kind)), ' ');
+    for (auto& c : all) {
+      auto has = std::find(names.begin(), names.end(), c) != names.end();
+      table += " | " + std::string(c.size() - 1, ' ') + (has ? "y" : "-");
+    }
+    table += "\n";
+  }
+  std::cout << table;
+}
+
+TEST_CASE("a durable engine killed mid-write keeps every acknowledged write") {
+  auto kind = GENERATE(engine_kind::lmdb, engine_kind::sqlite, engine_kind::json);
+  INFO("engine " << engine_name(kind));
+  test::temp_dir dir;
+  auto o = core_options(dir / "s", kind, 64);
+  o.no_sync = false;
+  auto key = [](int i) { return "k" + std::to_string(i); };
+  auto value = [](int i) { return b("value of " + std::to_string(i)); };
+  std::mt19937 rng{11};
+  int next = 0;
+  for (int round = 0; round < 3; ++round) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    auto pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      // The child writes one key at a time and reports each acknowledged
+      // one, until it is killed.
+      ::close(fds[0]);
+      try {
+        shard_core s{o};
+        for (int i = next;; ++i) {
+          if (write_one(s, {operation::set(key(i), value(i))}).code != errc::none)
+            ::_exit(3);
+          if (::write(fds[1], &i, sizeof i) != sizeof i)
+            ::_exit(4);
+        }
+      } catch (...) {
+        ::_exit(2);
+      }
+    }
+    ::close(fds[1]);
+    auto kill_after = 5 + static_cast<int>(rng() % 40);
+    int acked = next - 1;
+    int got = 0;
+    int i = 0;
+    while (::read(fds[0], &i, sizeof i) == sizeof i) {
+      acked = i;
+      if (++got == kill_after)
+        ::kill(pid, SIGKILL);
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(acked >= next + kill_after - 1);
+    // Every acknowledged write is there; of the one in flight, all or nothing.
+    shard_core s{o};
+    for (int k = 0; k <= acked; ++k) {
+      INFO("round " << round << ", key " << k << " of " << acked);
+      REQUIRE(s.get(key(k)) == value(k));
+    }
+    auto in_flight = s.get(key(acked + 1));
+    CHECK((!in_flight || *in_flight == value(acked + 1)));
+    CHECK(!s.get(key(acked + 2)));
+    next = in_flight ? acked + 2 : acked + 1;
+  }
 }
 
 TEST_CASE("the memory engine: not durable, its snapshot used once, a corrupt one refused") {
@@ -321,7 +422,8 @@ struct recorder : write_hook {
 } // namespace
 
 TEST_CASE("hooks see every commit in order with the values it replaced") {
-  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
+  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                       engine_kind::json);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   shard_core s{core_options(dir / "s", kind, 30)};
@@ -456,7 +558,8 @@ space_model index_in(const shard_core& s) {
 } // namespace
 
 TEST_CASE("a hook's derived writes are applied with the data, durably and all or nothing") {
-  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
+  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                       engine_kind::json);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   auto o = core_options(dir / "s", kind, 25);
@@ -535,7 +638,8 @@ struct misbehaving : write_hook {
 } // namespace
 
 TEST_CASE("a hook that fails fails its group with a clear error and writes nothing") {
-  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory);
+  auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                       engine_kind::json);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   shard_core s{core_options(dir / "s", kind, 1000)};

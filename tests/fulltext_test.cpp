@@ -82,7 +82,8 @@ TEST_CASE("words are cut, case-folded and stemmed") {
 }
 
 TEST_CASE("a known corpus ranks by BM25") {
-  for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
+  for (auto kind : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                    engine_kind::json}) {
     test::temp_dir dir;
     shard_core core{test::core_options(dir.path(), kind)};
     open_indexes(core);
@@ -168,7 +169,8 @@ TEST_CASE("fulltext results and scores follow random writes, builds and reopens"
     {"houses", "hous"},   {"green", "green"},   {"tree", "tree"},    {"trees", "tree"},
     {"jumped", "jump"},   {"jumping", "jump"},  {"blue", "blue"},    {"sky", "sky"},
     {"river", "river"},   {"rivers", "river"},  {"stone", "stone"},  {"light", "light"}};
-  for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
+  for (auto kind : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                    engine_kind::json}) {
     INFO("engine " << (kind == engine_kind::lmdb ? "lmdb" : "memory"));
     std::mt19937 rng{kind == engine_kind::lmdb ? 11u : 12u};
     test::temp_dir dir;

@@ -133,7 +133,8 @@ TEST_CASE("index keys sort bytewise exactly as compare orders documents") {
 }
 
 TEST_CASE("queries through every index kind find what scanning finds, in the same order") {
-  for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
+  for (auto kind : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                    engine_kind::json}) {
     DYNAMIC_SECTION(engine_name(kind)) {
       test::temp_dir dir;
       shard_core core{test::core_options(dir.path(), kind)};
@@ -223,7 +224,8 @@ TEST_CASE("queries through every index kind find what scanning finds, in the sam
 }
 
 TEST_CASE("index entries follow every write, also while the index is built, across reopens") {
-  for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
+  for (auto kind : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                    engine_kind::json}) {
     DYNAMIC_SECTION(engine_name(kind)) {
       test::temp_dir dir;
       std::mt19937 rng{17};
@@ -400,7 +402,8 @@ TEST_CASE("a build that meets a document it cannot index fails, and the data sta
 }
 
 TEST_CASE("a shard keeps claims of unique indexes apart and refuses unplanned changes") {
-  for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
+  for (auto kind : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                    engine_kind::json}) {
     DYNAMIC_SECTION(engine_name(kind)) {
       test::temp_dir dir;
       shard_core core{test::core_options(dir.path(), kind)};

@@ -58,15 +58,16 @@ TEST_CASE("message types round-trip through CAF's binary serializer") {
   CHECK(br2.operations == 3);
   REQUIRE(br2.errors.size() == 1);
   CHECK(render(br2.errors[0]) == "STORAGE_FULL: full");
-  shard_info si{2, 10, 1 << 20, 4096, 5, 1, 3, 4, "/x", "memory"};
+  shard_info si{2, 10, 1 << 20, 4096, 5, 1, 3, 4, "/x", "sqlite", {"durable", "files"}};
   auto si2 = round_trip(sys, si);
   CHECK(si2.shard == 2);
+  CHECK(si2.engine == "sqlite");
+  CHECK(si2.capabilities == std::vector<std::string>{"durable", "files"});
   CHECK(si2.in_doubt == 3);
   CHECK(si2.entries == 10);
   CHECK(si2.map_size == 1 << 20);
   CHECK(si2.restarts == 4);
   CHECK(si2.path == "/x");
-  CHECK(si2.engine == "memory");
   node_info ni{"id#1", "127.0.0.1:7601", node_role::primary, node_status::degraded,
                1234, {1, 3}, "slow"};
   auto ni2 = round_trip(sys, ni);

@@ -333,7 +333,7 @@ TEST_CASE("a node on the memory engine: saved on a clean stop, gone after a cras
   CHECK_THAT(strata::test::slurp(f.dir / "refused.log"), Catch::Contains("holds a shard of engine lmdb"));
   auto bad = node_args(f.dir / "other", {"--engine", "rocks"});
   CHECK_THROWS(node_process{bad, f.dir / "bad.log"});
-  CHECK_THAT(strata::test::slurp(f.dir / "bad.log"), Catch::Contains("engine must be lmdb or memory"));
+  CHECK_THAT(strata::test::slurp(f.dir / "bad.log"), Catch::Contains("engine must be lmdb, memory, sqlite or json"));
 }
 
 TEST_CASE("a C++ client reaches a node with typed requests") {
@@ -483,10 +483,21 @@ TEST_CASE("a remote client's transactions end on the node a timeout after their 
 }
 
 TEST_CASE("acknowledged writes survive a restart and a kill -9") {
+  auto engine = GENERATE(as<std::string>{}, "lmdb", "sqlite", "json");
+  INFO("engine " << engine);
   fixture f;
   auto data = f.dir / "data";
+  auto node_args = [&](const std::string& dir) {
+    return ::node_args(dir, {"--engine", engine});
+  };
   {
     node_process node{node_args(data), f.dir / "node.log"};
+    // The node says which engine its shards run on, and what it can do.
+    auto info = run("strata-cli", {"--port", std::to_string(node.port()), "--json", "info"},
+                    f.dir.path());
+    REQUIRE(info.code == 0);
+    CHECK_THAT(info.out, Catch::Contains("\"engine\":\"" + engine + "\"")
+                           && Catch::Contains("\"durable\""));
     auto remote = connect(f, node.port());
     blocking_store<std::string> s{f.sys(), remote, std::chrono::seconds(10)};
     for (int i = 0; i < 200; ++i)

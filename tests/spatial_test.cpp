@@ -67,7 +67,8 @@ std::vector<query_hit> all_pages(shard_core& core, const std::string& json, size
 } // namespace
 
 TEST_CASE("boxes, radii and the nearest through a spatial index equal brute force") {
-  for (auto kind : {engine_kind::lmdb, engine_kind::memory}) {
+  for (auto kind : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                    engine_kind::json}) {
     INFO("engine " << (kind == engine_kind::lmdb ? "lmdb" : "memory"));
     std::mt19937 rng{kind == engine_kind::lmdb ? 5u : 6u};
     test::temp_dir dir;

@@ -283,7 +283,8 @@ TEST_CASE("shard_core: randomized transactions against a serial model") {
   // commit that succeeds must have read current values: replaying the
   // successful ones serially on a model gives the same state.
   // The same over every engine: transactions live in the shard core.
-  auto engine = GENERATE(engine_kind::lmdb, engine_kind::memory);
+  auto engine = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
+                         engine_kind::json);
   INFO("engine " << engine_name(engine));
   test::temp_dir dir;
   auto o = opts_in(dir / "s");

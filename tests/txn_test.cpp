@@ -797,6 +797,7 @@ shard_core_options decision_log_options(const fixture& f) {
   lo.store_id = "strata/coordinator";
   lo.map_size = uint64_t{256} << 20;
   lo.changes.enabled = false;
+  parse_engine(test_engine(), lo.engine); // the store's engine keeps its log too
   return lo;
 }
 

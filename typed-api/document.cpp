@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "strata/base64.hpp"
+
 namespace strata {
 
 namespace {
@@ -191,32 +193,6 @@ std::string quote_for_message(std::string_view x) {
   return result;
 }
 
-void append_base64(std::string& out, const std::vector<uint8_t>& xs) {
-  static constexpr char alphabet[]
-    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::size_t i = 0;
-  for (; i + 3 <= xs.size(); i += 3) {
-    uint32_t n = (uint32_t{xs[i]} << 16) | (uint32_t{xs[i + 1]} << 8)
-                 | xs[i + 2];
-    out += alphabet[(n >> 18) & 0x3f];
-    out += alphabet[(n >> 12) & 0x3f];
-    out += alphabet[(n >> 6) & 0x3f];
-    out += alphabet[n & 0x3f];
-  }
-  if (auto rest = xs.size() - i; rest == 1) {
-    uint32_t n = uint32_t{xs[i]} << 16;
-    out += alphabet[(n >> 18) & 0x3f];
-    out += alphabet[(n >> 12) & 0x3f];
-    out += "==";
-  } else if (rest == 2) {
-    uint32_t n = (uint32_t{xs[i]} << 16) | (uint32_t{xs[i + 1]} << 8);
-    out += alphabet[(n >> 18) & 0x3f];
-    out += alphabet[(n >> 12) & 0x3f];
-    out += alphabet[(n >> 6) & 0x3f];
-    out += '=';
-  }
-}
-
 void append_json(std::string& out, const document& x) {
   switch (x.kind()) {
     case doc_kind::null:
@@ -251,11 +227,13 @@ void append_json(std::string& out, const document& x) {
     case doc_kind::string:
       append_json_string(out, x.as_string());
       break;
-    case doc_kind::bytes:
+    case doc_kind::bytes: {
+      auto& raw = x.as_bytes();
       out += "{\"$bytes\":\"";
-      append_base64(out, x.as_bytes());
+      append_base64(out, {reinterpret_cast<const char*>(raw.data()), raw.size()});
       out += "\"}";
       break;
+    }
     case doc_kind::array: {
       out += '[';
       bool first = true;

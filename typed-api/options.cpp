@@ -54,8 +54,14 @@ caf::error store_options::validate() const {
     return bad("max_frame_size must be below 4 GiB, got " + std::to_string(max_frame_size));
   if (request_timeout.count() <= 0)
     return bad("request_timeout must be positive");
-  if (engine != "lmdb" && engine != "memory")
-    return bad("engine must be lmdb or memory, got '" + engine + "'");
+  if (engine != "lmdb" && engine != "memory" && engine != "sqlite" && engine != "json")
+    return bad("engine must be lmdb, memory, sqlite or json, got '" + engine + "'");
+  if (engine == "sqlite")
+    if (auto problem = sqlite.problem(); !problem.empty())
+      return bad(problem);
+  if (engine == "json")
+    if (auto problem = json.problem(); !problem.empty())
+      return bad(problem);
   if (memory_snapshot && engine != "memory")
     return bad("memory_snapshot needs engine memory");
   if (!is_log_level(log_level))

@@ -55,7 +55,7 @@ using namespace strata;
 
 const char* usage =
   "usage: strata-cli [--host H] --port N [--json] COMMAND [ARGS]\n"
-  "       strata-cli --data DIR [--shards K] [--json] COMMAND [ARGS]\n"
+  "       strata-cli --data DIR [--shards K] [--engine E] [--json] COMMAND [ARGS]\n"
   "commands:\n"
   "  set KEY VALUE      store VALUE (text) under KEY\n"
   "  get KEY            print the value of KEY (exit 1 if missing)\n"
@@ -67,6 +67,8 @@ const char* usage =
   "  scan [--prefix P] [--limit N]   list keys and values in order\n"
   "  nodes              print the node registry: address, status, role,\n"
   "                     shards, last heartbeat, node id, error\n"
+  "  info               print each shard: engine, entries, bytes used of its\n"
+  "                     limit, directory, the engine's capabilities\n"
   "  set --doc KEY JSON store JSON text as a document (queries see documents)\n"
   "  load FILE          store each line {\"key\": K, \"value\": JSON} of a JSON\n"
   "                     Lines file as a document, in batches, with progress\n"
@@ -91,6 +93,8 @@ const char* usage =
   "                     oldest), at most --limit N commits per shard, then the\n"
   "                     token to continue from\n"
   "options:\n"
+  "  --engine E         with --data: the store's engine, lmdb (default),\n"
+  "                     memory, sqlite or json (default settings)\n"
   "  --timeout MS       request timeout (default 30000)\n"
   "  --connect-timeout MS  how long to keep trying to reach the node\n"
   "                     (default: --timeout)\n"
@@ -105,6 +109,7 @@ struct cli_args {
   std::optional<uint16_t> port;
   std::string data;
   uint32_t shards = 4;
+  std::string engine = "lmdb";
   bool json = false;
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds connect_timeout{0}; // 0: `timeout`
@@ -169,6 +174,8 @@ cli_args parse(int argc, char** argv) {
       a.data = value();
     else if (arg == "--shards")
       a.shards = static_cast<uint32_t>(to_number(arg, value()));
+    else if (arg == "--engine")
+      a.engine = value();
     else if (arg == "--json")
       a.json = true;
     else if (arg == "--tls")
@@ -219,7 +226,7 @@ cli_args parse(int argc, char** argv) {
     throw usage_error{"give either --port (a node) or --data (embedded)"};
   static const std::vector<std::pair<std::string, size_t>> arity = {
     {"set", 3}, {"get", 2}, {"del", 2},  {"has", 2},
-    {"size", 1}, {"clear", 1}, {"keys", 1}, {"scan", 1}, {"nodes", 1},
+    {"size", 1}, {"clear", 1}, {"keys", 1}, {"scan", 1}, {"nodes", 1}, {"info", 1},
     {"load", 2}, {"query", 2}, {"count", 2}, {"aggregate", 2}, {"explain", 2},
     {"watch", 2}, {"changes", 1},
   };
@@ -302,6 +309,8 @@ public:
       print(args_.json ? "{\"ok\":true}" : "OK");
     } else if (name == "nodes") {
       nodes();
+    } else if (name == "info") {
+      info();
     } else if (name == "load") {
       return load(cmd[1]);
     } else if (name == "query") {
@@ -544,6 +553,33 @@ private:
         std::cout << "]\n";
       std::cout.flush();
     }
+  }
+
+  void info() {
+    auto all = ask<std::vector<shard_info>>(atom::info_v);
+    if (args_.json)
+      std::cout << "[";
+    bool first = true;
+    for (auto& s : *all) {
+      std::string caps;
+      for (auto& c : s.capabilities)
+        caps += (caps.empty() ? "" : ",") + (args_.json ? quote(c) : c);
+      if (args_.json)
+        std::cout << (first ? "" : ",") << "{\"shard\":" << s.shard
+                  << ",\"engine\":" << quote(s.engine) << ",\"entries\":" << s.entries
+                  << ",\"map_size\":" << s.map_size << ",\"map_used\":" << s.map_used
+                  << ",\"commits\":" << s.commits << ",\"in_doubt\":" << s.in_doubt
+                  << ",\"restarts\":" << s.restarts << ",\"path\":" << quote(s.path)
+                  << ",\"capabilities\":[" << caps << "]}";
+      else
+        std::cout << "shard " << s.shard << '\t' << s.engine << '\t' << s.entries
+                  << " entries\t" << s.map_used << " of " << s.map_size << " bytes\t"
+                  << s.path << '\t' << (caps.empty() ? "-" : caps) << '\n';
+      first = false;
+    }
+    if (args_.json)
+      std::cout << "]\n";
+    std::cout.flush();
   }
 
   void nodes() {
@@ -819,6 +855,7 @@ int main(int argc, char** argv) {
     store_options opts;
     opts.data_dir = args.data;
     opts.shards = args.shards;
+    opts.engine = args.engine;
     opts.log_level = "warning";
     auto s = spawn_store(sys, opts);
     if (!s)

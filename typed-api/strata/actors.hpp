@@ -134,7 +134,10 @@ using transactional_storage_actor = indexed_storage_actor::extend<
   caf::replies_to<atom::begin, txn_options>::with<transaction_actor>,
   // The node registry (the spec's getNodes): this process and every shard
   // node the store uses, with status and last heartbeat.
-  caf::replies_to<atom::nodes>::with<std::vector<node_info>>>;
+  caf::replies_to<atom::nodes>::with<std::vector<node_info>>,
+  // Each shard's figures, engine and that engine's capabilities, in shard
+  // order.
+  caf::replies_to<atom::info>::with<std::vector<shard_info>>>;
 
 /// A subscriber of a store's events (`on`) and watches: any actor with these
 /// handlers, or one the typed client spawns around functions.

@@ -9,6 +9,8 @@
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 
+#include "strata/engine_settings.hpp"
+
 namespace strata {
 
 /// When a write is acknowledged.
@@ -89,6 +91,10 @@ struct store_options {
   /// - "memory": ordered maps in memory; fast, not durable (a crash loses
   ///   the data), for caches and tests. `map_size` then bounds the bytes of
   ///   keys and values per shard.
+  /// - "sqlite": one SQLite database per shard (`sqlite`); durable, one
+  ///   SQLite transaction per group commit; `map_size` is its page limit.
+  /// - "json": one JSON document per shard (`json`), rewritten by each group
+  ///   commit; for small stores (at most 64 MiB per shard).
   /// Shards of one directory keep the engine they were created with only if
   /// it keeps files: an lmdb directory opened as memory is not read.
   std::string engine = "lmdb";
@@ -96,6 +102,12 @@ struct store_options {
   /// With engine "memory": a clean close saves each shard to
   /// `memory.snapshot` in its directory, and the next open loads it.
   bool memory_snapshot = false;
+
+  /// With engine "sqlite": each shard's database and its tuning.
+  sqlite_settings sqlite;
+
+  /// With engine "json": each shard's file and how it is written.
+  json_settings json;
 
   /// Each shard's change log, which watches and the change feed read
   /// (docs/events.md).

@@ -93,8 +93,12 @@ struct shard_info {
   /// opened.
   uint64_t restarts = 0;
   std::string path;
-  /// The storage engine: "lmdb" or "memory".
+  /// The storage engine: "lmdb", "memory", "sqlite" or "json".
   std::string engine;
+  /// What the engine can do (`engine_capability_names`): "ordered_scans",
+  /// "concurrent_readers", "durable", "transactions", "before_images",
+  /// "files".
+  std::vector<std::string> capabilities;
 };
 
 } // namespace strata

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <cctype>
+#include <cstdint>
+#include <string>
+
+/// @file
+/// Settings of the storage engines that take some, shared by `store_options`
+/// and the engines themselves (no CAF).
+
+namespace strata {
+
+/// The sqlite engine: one SQLite database per shard.
+struct sqlite_settings {
+  /// The database file in each shard's directory, or ":memory:" (not
+  /// durable: a shard's data lives as long as it is open).
+  std::string database = "strata.sqlite";
+  /// The data's table; the engine's other key spaces get `<table>_<space>`.
+  std::string table = "strata";
+  /// Write-ahead logging: readers never wait for the writer.
+  bool wal = true;
+  /// SQLite's foreign key enforcement, for tables of your own in the same
+  /// database file.
+  bool foreign_keys = false;
+  /// Page cache per connection in KiB (0: SQLite's default, 2 MiB).
+  uint64_t cache_kib = 0;
+  /// Bytes of the database file read through mmap (0: none).
+  uint64_t mmap_bytes = 0;
+
+  /// What is wrong with these settings; empty if nothing.
+  std::string problem() const {
+    auto plain = !table.empty() && table.size() <= 64
+                 && !std::isdigit(static_cast<unsigned char>(table[0]));
+    for (auto ch : table)
+      plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
+    if (!plain)
+      return "sqlite table name '" + table
+             + "' must be 1-64 letters, digits and '_', not starting with a digit";
+    if (database != ":memory:"
+        && (database.empty() || database.find('/') != std::string::npos || database == "."
+            || database == ".."))
+      return "sqlite database '" + database
+             + "' must be a file name (it lives in each shard's directory) or :memory:";
+    return {};
+  }
+};
+
+/// The json engine: each shard is one JSON document of key -> value.
+struct json_settings {
+  /// The file in each shard's directory.
+  std::string file = "strata.json";
+  /// "utf8": text as it is; "ascii": every character beyond ASCII escaped
+  /// (\uXXXX), for tools that read only ASCII.
+  std::string encoding = "utf8";
+  /// Indent the document (one entry per line).
+  bool pretty = false;
+  /// Write a temporary file, sync it and rename it over the old one, so that
+  /// a crash at any moment leaves the old file or the new one. False: write
+  /// the file in place (a crash can leave it torn: not durable).
+  bool atomic = true;
+
+  /// What is wrong with these settings; empty if nothing.
+  std::string problem() const {
+    if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..")
+      return "json file '" + file + "' must be a file name (it lives in each shard's directory)";
+    if (encoding != "utf8" && encoding != "utf-8" && encoding != "ascii")
+      return "json encoding must be utf8 or ascii, got '" + encoding + "'";
+    return {};
+  }
+};
+
+} // namespace strata
