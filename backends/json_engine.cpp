@@ -332,28 +332,11 @@ apply_result json_engine::apply(const std::vector<engine_batch>& group, bool syn
     out.message = broken_;
     return out;
   }
-  auto res = mem_->apply(group, sync);
   if (group.empty())
-    return res;
-  auto go_back = [&](const std::string& why) {
-    // The file holds what was there before this group: so does the engine
-    // again, and the group did not happen.
-    try {
-      mem_ = load();
-      remember_all();
-    } catch (const storage_error& again) {
-      broken_ = why + "; then " + again.what() + "; the json engine must be reopened";
-    }
-  };
-  if (res.code != errc::none) {
-    go_back(res.message);
-    apply_result failed;
-    failed.code = res.code;
-    failed.message = res.message;
-    return failed;
-  }
+    return mem_->apply(group, sync);
+  // The file first: readers see a group only once the file holds it. Only
+  // what the group writes is rendered again.
   try {
-    // Only what the group wrote is rendered again.
     for (auto& batch : group)
       for (auto& part : batch.parts)
         for (auto& op : *part.ops) {
@@ -364,11 +347,19 @@ apply_result json_engine::apply(const std::vector<engine_batch>& group, bool syn
         }
     save(sync);
   } catch (const storage_error& e) {
-    go_back(e.what());
+    // The file and the engine hold what they held before: the group did not
+    // happen.
+    remember_all();
     apply_result failed;
     failed.code = e.code();
     failed.message = e.what();
     return failed;
+  }
+  auto res = mem_->apply(group, sync);
+  if (res.code != errc::none) {
+    // In the file, not here: a reopen applies it.
+    broken_ = res.message + "; the json engine must be reopened";
+    res.logged = true;
   }
   return res;
 }

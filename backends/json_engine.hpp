@@ -14,8 +14,8 @@ namespace strata {
 /// key spaces live in memory (a memory engine); each group rewrites the whole
 /// file once, atomically by default: a temporary file, synced, renamed over
 /// the old one, and the directory synced, so that a crash leaves the old file
-/// or the new one. If the file cannot be written, the group fails and the
-/// engine goes back to what the file holds.
+/// or the new one. A group reaches the file before readers see it; if the
+/// file cannot be written, the group fails and nothing of it is seen.
 ///
 /// The document:
 ///
