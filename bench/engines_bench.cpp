@@ -164,7 +164,7 @@ figures run_strata(caf::actor_system& sys, const std::string& dir, const std::st
                         [&, n](caf::event_based_actor* self, std::mt19937_64& rng,
                                std::function<void(bool)> next) {
                           self->request(store, caf::infinite, strata::atom::get_v, key_of(rng() % n))
-                            .then([next](strata::maybe_bytes& v) { next(v.has_value()); },
+                            .then([next](strata::maybe_bytes& v) { next(static_cast<bool>(v)); },
                                   [next](caf::error&) { next(false); });
                         })
               .first;
