@@ -1,6 +1,14 @@
 #include "backends/engine.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "backends/fault.hpp"
 
 namespace strata {
 
@@ -58,6 +66,25 @@ std::vector<std::string> capability_names(const engine_capabilities& caps) {
   add(caps.before_images, "before_images");
   add(caps.files, "files");
   return result;
+}
+
+void apply_fault_point(const engine_batch& batch) {
+  auto data = std::any_of(batch.parts.begin(), batch.parts.end(),
+                          [](auto& p) { return p.space == keyspace::data; });
+  if (data && STRATA_FAIL_POINT("store.apply"))
+    throw storage_error{errc::transaction_aborted, "fault injected at store.apply"};
+}
+
+void sync_path(const std::string& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    auto err = errno;
+    if (fd >= 0)
+      ::close(fd);
+    throw storage_error{errc::transaction_aborted,
+                        "cannot sync " + path + ": " + std::strerror(err)};
+  }
+  ::close(fd);
 }
 
 uint64_t parse_stored_number(std::string_view text, const std::string& dir) {

@@ -215,6 +215,15 @@ struct apply_result {
   std::vector<batch_effect> effects;
 };
 
+/// Test builds: the fail point "store.apply", which every engine passes
+/// before a batch that writes data, throws TRANSACTION_ABORTED as a failed
+/// read or write of the engine would. Nothing in other builds.
+void apply_fault_point(const engine_batch& batch);
+
+/// fsync of `path` opened with `flags` (O_RDONLY, or with O_DIRECTORY for a
+/// directory); TRANSACTION_ABORTED naming it if that fails.
+void sync_path(const std::string& path, int flags);
+
 /// Figures for operators.
 struct engine_info {
   uint64_t map_size = 0;

@@ -150,17 +150,6 @@ void write_file(const std::string& path, const std::string& text, bool sync) {
   ::close(fd);
 }
 
-void sync_path(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    auto err = errno;
-    if (fd >= 0)
-      ::close(fd);
-    throw storage_error{errc::transaction_aborted,
-                        "cannot sync " + path + ": " + std::strerror(err)};
-  }
-  ::close(fd);
-}
 
 } // namespace
 

@@ -515,10 +515,7 @@ void lmdb_engine::apply_one(keyspace ks, const std::vector<operation>& ops,
 }
 
 void lmdb_engine::apply_batch(const engine_batch& batch, batch_effect& effect) {
-  auto data = std::any_of(batch.parts.begin(), batch.parts.end(),
-                          [](auto& p) { return p.space == keyspace::data; });
-  if (data && STRATA_FAIL_POINT("store.apply")) // test builds: as an LMDB read error
-    throw storage_error{errc::transaction_aborted, "fault injected at store.apply"};
+  apply_fault_point(batch); // test builds: as an LMDB read error
   // Runs on the writer thread, the only one that changes `mem_`. The lock
   // comes first: the flusher drops `imm_` (and moves LMDB on) under it, so
   // what lies below the memtable stays put while this looks at it.

@@ -1,18 +1,14 @@
 #include "backends/memory_engine.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
-#include "backends/fault.hpp"
 #include "backends/log.hpp"
 
 namespace strata {
@@ -53,19 +49,6 @@ uint32_t checksum(std::string_view data) {
     crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
 }
 
-/// Runs `f` on a file descriptor of `path` opened with `flags`; throws with
-/// errno's text if a call fails.
-void sync_path(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    auto err = errno;
-    if (fd >= 0)
-      ::close(fd);
-    throw storage_error{errc::transaction_aborted,
-                        "cannot sync " + path + ": " + std::strerror(err)};
-  }
-  ::close(fd);
-}
 
 size_t cost(const std::string& key, const bytes& value) {
   return key.size() + value.size();
@@ -303,11 +286,7 @@ apply_result memory_engine::apply(const std::vector<engine_batch>& group, bool) 
   out.effects.resize(group.size());
   try {
     for (size_t i = 0; i < group.size(); ++i) {
-      auto& parts = group[i].parts;
-      auto data = std::any_of(parts.begin(), parts.end(),
-                              [](auto& p) { return p.space == keyspace::data; });
-      if (data && STRATA_FAIL_POINT("store.apply")) // test builds: as a failed apply
-        throw storage_error{errc::transaction_aborted, "fault injected at store.apply"};
+      apply_fault_point(group[i]);
       auto& effect = out.effects[i];
       effect.seq = next_seq_++;
       // A batch is all or nothing for readers: they wait while it applies.

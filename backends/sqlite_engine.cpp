@@ -9,8 +9,6 @@
 
 #include <sqlite3.h>
 
-#include "backends/fault.hpp"
-
 namespace strata {
 
 namespace {
@@ -429,13 +427,9 @@ apply_result sqlite_engine::apply(const std::vector<engine_batch>& group, bool s
     c.run(c.begin_write.get(), "begin a group");
     try {
       for (size_t i = 0; i < group.size(); ++i) {
-        auto& parts = group[i].parts;
-        auto data = std::any_of(parts.begin(), parts.end(),
-                                [](auto& p) { return p.space == keyspace::data; });
-        if (data && STRATA_FAIL_POINT("store.apply")) // test builds: as a failed apply
-          throw storage_error{errc::transaction_aborted, "fault injected at store.apply"};
+        apply_fault_point(group[i]);
         effects[i].seq = seq++;
-        for (auto& part : parts)
+        for (auto& part : group[i].parts)
           apply_one(part.space, *part.ops, effects[i], group[i].before_images);
       }
       // The group's last number, in the same transaction as its writes.

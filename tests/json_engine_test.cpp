@@ -15,7 +15,6 @@
 #include "backends/engines.hpp"
 #include "backends/fault.hpp"
 #include "backends/json_engine.hpp"
-#include "backends/shard_core.hpp"
 #include "strata/envelope.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -219,43 +218,6 @@ TEST_CASE("a json write that fails fails its group, and the engine goes back to 
   CHECK(get(again, "b") == b("4"));
 }
 #endif
-
-TEST_CASE("a full json shard refuses values with STORAGE_FULL and takes deletes") {
-  test::temp_dir dir;
-  shard_core_options o;
-  o.dir = dir / "j";
-  o.engine = engine_kind::json;
-  o.map_size = 64 << 10;
-  int stored = 0;
-  {
-    shard_core s{o};
-    write_outcome out;
-    for (;; ++stored) {
-      std::vector<operation> ops{
-        operation::set("k" + std::to_string(stored), bytes(1000, 'v'))};
-      write_group g{&ops};
-      out = s.write(g).at(0);
-      if (out.code != errc::none)
-        break;
-    }
-    CHECK(out.code == errc::storage_full);
-    CHECK_THAT(out.message, Catch::Contains("json engine is full"));
-    CHECK(stored >= 50);
-    for (int i = 0; i < 10; ++i) {
-      std::vector<operation> ops{operation::del("k" + std::to_string(i))};
-      write_group g{&ops};
-      REQUIRE(s.write(g).at(0).code == errc::none);
-    }
-    std::vector<operation> again{operation::set("again", bytes(1000, 'v'))};
-    write_group g{&again};
-    CHECK(s.write(g).at(0).code == errc::none);
-  }
-  // What was acknowledged is in the file.
-  shard_core reopened{o};
-  CHECK(reopened.get("again") == bytes(1000, 'v'));
-  CHECK(reopened.get("k" + std::to_string(stored - 1)) == bytes(1000, 'v'));
-  CHECK(!reopened.get("k0"));
-}
 
 TEST_CASE("a json shard is not opened as another engine's") {
   test::temp_dir dir;

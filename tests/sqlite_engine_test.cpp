@@ -1,6 +1,6 @@
 // The sqlite engine beyond what every engine shares (engine_test): its
-// settings, its file as other SQLite tools see it, a full database, readers
-// beside the writer, and a database in memory.
+// settings, its file as other SQLite tools see it, readers beside the
+// writer, and a database in memory.
 
 #include <catch2/catch.hpp>
 
@@ -13,7 +13,6 @@
 #include <sqlite3.h>
 
 #include "backends/engines.hpp"
-#include "backends/shard_core.hpp"
 #include "backends/sqlite_engine.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -41,11 +40,6 @@ apply_result write(engine& e, std::vector<operation> ops, keyspace ks = keyspace
   return e.apply({batch}, true);
 }
 
-write_outcome write_one(shard_core& s, std::vector<operation> ops) {
-  write_group g{&ops};
-  return s.write(g).at(0);
-}
-
 std::optional<std::string> get(const engine& e, const std::string& key) {
   std::optional<std::string> result;
   e.read([&](const engine_snapshot& s) {
@@ -60,30 +54,27 @@ std::optional<std::string> get(const engine& e, const std::string& key) {
 
 TEST_CASE("sqlite settings that cannot work are INVALID_VALUE, before anything is made") {
   test::temp_dir dir;
+  auto refused = [](const engine_options& o, const char* what) {
+    try {
+      sqlite_engine e{o};
+      FAIL("opened");
+    } catch (const storage_error& err) {
+      CHECK(err.code() == errc::invalid_value);
+      CHECK_THAT(err.what(), Catch::Contains(what));
+    }
+  };
   for (const std::string& table :
        std::vector<std::string>{"", "1st", "a;drop table x", "a-b", std::string(65, 't')}) {
+    INFO("table '" << table << "'");
     auto o = options(dir / "t");
     o.sqlite.table = table;
-    INFO("table '" << table << "'");
-    try {
-      sqlite_engine e{o};
-      FAIL("opened");
-    } catch (const storage_error& err) {
-      CHECK(err.code() == errc::invalid_value);
-      CHECK_THAT(err.what(), Catch::Contains("sqlite table name"));
-    }
+    refused(o, "sqlite table name");
   }
   for (auto db : {"", "a/b.db", "..", "."}) {
+    INFO("database '" << db << "'");
     auto o = options(dir / "d");
     o.sqlite.database = db;
-    INFO("database '" << db << "'");
-    try {
-      sqlite_engine e{o};
-      FAIL("opened");
-    } catch (const storage_error& err) {
-      CHECK(err.code() == errc::invalid_value);
-      CHECK_THAT(err.what(), Catch::Contains("sqlite database"));
-    }
+    refused(o, "sqlite database");
   }
   CHECK(!std::filesystem::exists(dir / "t/strata.sqlite"));
 }
@@ -134,37 +125,6 @@ TEST_CASE("a sqlite shard is a plain SQLite file: one table per key space, in by
   CHECK(get(e, "a") == "1");
   CHECK(!get(e, "c"));
   CHECK(e.next_seq() == 3);
-}
-
-TEST_CASE("a full sqlite engine refuses values with STORAGE_FULL, takes deletes, and recovers") {
-  test::temp_dir dir;
-  shard_core_options o;
-  o.dir = dir / "s";
-  o.engine = engine_kind::sqlite;
-  o.map_size = 1 << 20;
-  o.no_sync = true;
-  shard_core s{o};
-  int stored = 0;
-  write_outcome out;
-  for (;; ++stored) {
-    out = write_one(s, {operation::set("k" + std::to_string(stored), bytes(4096, 'v'))});
-    if (out.code != errc::none)
-      break;
-  }
-  CHECK(out.code == errc::storage_full);
-  INFO(out.message);
-  CHECK_THAT(out.message, Catch::Contains("full"));
-  CHECK(stored >= 150);
-  CHECK(s.size() == static_cast<uint64_t>(stored));
-  // Everything acknowledged is there; the refused write is not.
-  for (int i = 0; i < stored; ++i)
-    REQUIRE(s.get("k" + std::to_string(i)) == bytes(4096, 'v'));
-  CHECK(!s.get("k" + std::to_string(stored)));
-  // Deletes go through and make room.
-  for (int i = 0; i < stored / 2; ++i)
-    REQUIRE(write_one(s, {operation::del("k" + std::to_string(i))}).code == errc::none);
-  CHECK(write_one(s, {operation::set("again", bytes(4096, 'v'))}).code == errc::none);
-  CHECK(s.get("again") == bytes(4096, 'v'));
 }
 
 TEST_CASE("sqlite readers see whole groups while the writer commits") {
