@@ -419,7 +419,9 @@ apply_result sqlite_engine::apply(const std::vector<engine_batch>& group, bool s
   if (in_memory_)
     memory_guard.lock();
   auto& c = *writer_;
-  auto durable = sync && caps_.durable && !opts_.no_sync;
+  // Without WAL, a later checkpoint cannot make a NORMAL commit durable:
+  // every commit of a durable store syncs.
+  auto durable = (sync || !opts_.sqlite.wal) && caps_.durable && !opts_.no_sync;
   std::vector<batch_effect> effects(group.size());
   auto seq = next_seq_;
   try {
@@ -465,8 +467,8 @@ void sqlite_engine::sync() {
   std::unique_lock<std::mutex> memory_guard{memory_mtx_, std::defer_lock};
   if (in_memory_)
     memory_guard.lock();
-  // A checkpoint syncs the WAL before it copies anything back; in rollback
-  // journal mode the commits with NORMAL were synced already.
+  // A checkpoint syncs the WAL before it copies anything back (without WAL
+  // every commit was synced already).
   writer_->exec("PRAGMA wal_checkpoint(PASSIVE)");
   unsynced_ = false;
 }

@@ -220,3 +220,21 @@ TEST_CASE("a sqlite shard is not opened as another engine's, nor the other way")
   CHECK_THROWS_AS(open_engine(as_sqlite), storage_error);
   CHECK(!std::filesystem::exists(dir / "l/strata.sqlite"));
 }
+
+TEST_CASE("a sqlite shard without WAL syncs every durable commit and keeps it") {
+  test::temp_dir dir;
+  auto o = options(dir / "s");
+  o.sqlite.wal = false;
+  o.no_sync = false;
+  {
+    sqlite_engine e{o};
+    engine_batch batch;
+    std::vector<operation> ops{operation::set("a", b("1"))};
+    batch.parts.push_back({keyspace::data, &ops});
+    // A group applied without `sync` is durable all the same here.
+    REQUIRE(e.apply({batch}, false).code == errc::none);
+  }
+  CHECK(!std::filesystem::exists(dir / "s/strata.sqlite-wal"));
+  sqlite_engine e{o};
+  CHECK(get(e, "a") == "1");
+}
