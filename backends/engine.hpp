@@ -129,6 +129,8 @@ struct engine_options {
   sqlite_settings sqlite;
   /// json: the file and how it is written.
   json_settings json;
+  /// What the store should expect; each engine uses what it can.
+  performance_hints hints;
 };
 
 /// A callable reference without allocation, for visitors that run during the
@@ -229,6 +231,9 @@ struct engine_info {
   uint64_t map_size = 0;
   uint64_t map_used = 0;
   uint64_t flushes = 0;
+  /// The engine's tuning as it stands, read back from the engine where it
+  /// can be (`name=value`), e.g. what the performance hints changed.
+  std::vector<std::string> tuning;
 };
 
 /// Keeps a shard's key spaces: reads from consistent snapshots, a grouped

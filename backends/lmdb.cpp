@@ -61,6 +61,8 @@ env::env(const std::string& dir, const env_options& opts) {
   unsigned flags = MDB_NOTLS;
   if (opts.no_sync)
     flags |= MDB_NOSYNC;
+  if (opts.no_readahead)
+    flags |= MDB_NORDAHEAD;
   if (auto rc = mdb_env_open(handle_, dir.c_str(), flags, 0644))
     fail(rc, "cannot open LMDB environment in " + dir);
 }
@@ -81,6 +83,12 @@ env::~env() {
 
 void env::sync() {
   check(mdb_env_sync(handle_, 1), "cannot sync LMDB environment");
+}
+
+unsigned env::flags() const {
+  unsigned result = 0;
+  check(mdb_env_get_flags(handle_, &result), "cannot read the environment's flags");
+  return result;
 }
 
 MDB_envinfo env::info() const {

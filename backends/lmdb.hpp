@@ -63,6 +63,9 @@ struct env_options {
   /// MDB_NOSYNC: commits do not wait for the disk. A system crash may lose
   /// recent commits; a process crash does not.
   bool no_sync = false;
+  /// MDB_NORDAHEAD: no OS read-ahead around the pages a read touches. Saves
+  /// I/O and page cache for random reads of a database larger than memory.
+  bool no_readahead = false;
 };
 
 /// An open environment (one directory holding data.mdb and lock.mdb).
@@ -85,6 +88,9 @@ public:
 
   /// Returns the map size and the last used page.
   MDB_envinfo info() const;
+
+  /// The environment's flags (MDB_NOSYNC, MDB_NORDAHEAD, ...).
+  unsigned flags() const;
 
   /// Returns the page size and statistics of the main database.
   MDB_stat stat() const;

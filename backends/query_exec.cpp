@@ -4,6 +4,7 @@
 #include <queue>
 
 #include "strata/envelope.hpp"
+#include "strata/serialization.hpp"
 
 namespace strata {
 
@@ -59,11 +60,15 @@ bool stored_document(std::string_view value, document& out) {
   auto* data = reinterpret_cast<const uint8_t*>(value.data());
   if (value.size() < value_header_size || data[0] != value_magic
       || data[1] != value_format_version
-      || data[2] != static_cast<uint8_t>(value_encoding::document)
-      || data[3] != static_cast<uint8_t>(value_compression::none))
+      || !holds_document(static_cast<value_encoding>(data[2])))
     return false;
   try {
-    out = decode_document(data + value_header_size, value.size() - value_header_size);
+    // The common case without a detour: an uncompressed binary document.
+    if (data[2] == static_cast<uint8_t>(value_encoding::document)
+        && data[3] == static_cast<uint8_t>(value_compression::none))
+      out = decode_document(data + value_header_size, value.size() - value_header_size);
+    else
+      out = decode_doc(data, value.size());
     return true;
   } catch (const codec_error&) {
     return false;

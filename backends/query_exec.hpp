@@ -70,7 +70,9 @@ int order_results(const query_pattern& q, const std::vector<document>& xs,
                   std::string_view yk);
 
 /// The document in a stored value. False for values that are not documents
-/// (raw values, or bytes written by another client): queries do not see them.
+/// (raw and custom values, protobuf values of a type unknown here, bytes
+/// written by another client): queries do not see them. Reads every
+/// document format and compression.
 bool stored_document(std::string_view value, document& out);
 
 /// Keeps the first `want` results of a query after a position, in the

@@ -356,6 +356,7 @@ shard_info shard_core::info() const {
   result.path = opts_.dir;
   result.engine = engine_name(engine_->kind());
   result.capabilities = capability_names(engine_->capabilities());
+  result.tuning = std::move(ei.tuning);
   return result;
 }
 

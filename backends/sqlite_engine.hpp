@@ -95,6 +95,8 @@ private:
   mutable std::vector<std::unique_ptr<connection>> readers_;
   uint64_t next_seq_ = 1;
   uint64_t page_size_ = 4096;
+  /// The writer's WAL auto-checkpoint interval in pages.
+  uint64_t checkpoint_pages_ = 1000;
   /// The writer's connection syncs each commit (synchronous FULL, not NORMAL).
   bool sync_full_ = false;
   /// Groups were committed without a sync since the last one.

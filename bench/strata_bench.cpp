@@ -858,7 +858,7 @@ open_store(caf::actor_system& sys, const bench_options& opts,
   so.id = "strata-bench";
   so.data_dir = dir;
   so.shards = shards > 0 ? shards : opts.shards;
-  so.expected_size = opts.keys;
+  so.hints.expected_size = opts.keys;
   so.sync = mode;
   if (opts.timeout.count() > 0)
     so.request_timeout = opts.timeout;
@@ -1326,7 +1326,7 @@ int serve(caf::actor_system& sys, const bench_options& opts) {
     so.id = "strata-bench";
     so.data_dir = opts.dir + "/node";
     so.shards = 1;
-    so.expected_size = opts.keys;
+    so.hints.expected_size = opts.keys;
     so.sync = strata::sync_mode::nosync;
     so.log_level = "warning";
     auto h = strata::spawn_shard_host(sys, so, {0}, "127.0.0.1");
@@ -1548,7 +1548,7 @@ strata::observable_storage_actor open_loaded(caf::actor_system& sys,
   so.id = "strata-bench";
   so.data_dir = dir + "/store";
   so.shards = opts.shards;
-  so.expected_size = n;
+  so.hints.expected_size = n;
   so.background_flush = background_flush;
   so.log_level = "warning";
   auto h = strata::spawn_store(sys, so);

@@ -9,6 +9,16 @@ find_package(ZLIB REQUIRED)
 # SQLite: the sqlite engine, and the peer of the benchmarks.
 find_package(SQLite3 REQUIRED)
 
+# Serialization: MessagePack (header-only), protobuf, and the compressors.
+find_package(Protobuf REQUIRED)
+find_path(STRATA_MSGPACK_INCLUDE_DIR msgpack.hpp REQUIRED)
+find_path(STRATA_LZ4_INCLUDE_DIR lz4.h REQUIRED)
+find_library(STRATA_LZ4_LIBRARY lz4 REQUIRED)
+find_path(STRATA_SNAPPY_INCLUDE_DIR snappy.h REQUIRED)
+find_library(STRATA_SNAPPY_LIBRARY snappy REQUIRED)
+find_path(STRATA_ZSTD_INCLUDE_DIR zstd.h REQUIRED)
+find_library(STRATA_ZSTD_LIBRARY zstd REQUIRED)
+
 find_path(STRATA_CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
 find_library(STRATA_CAF_CORE_LIBRARY caf_core REQUIRED)
 find_library(STRATA_CAF_IO_LIBRARY caf_io REQUIRED)
@@ -42,6 +52,12 @@ if(NOT TARGET strata::caf_core)
   set_target_properties(strata::re2 PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${STRATA_RE2_INCLUDE_DIR}"
     INTERFACE_LINK_LIBRARIES "${STRATA_RE2_LIBRARY};Threads::Threads")
+  add_library(strata::compression INTERFACE IMPORTED)
+  set_target_properties(strata::compression PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES
+      "${STRATA_MSGPACK_INCLUDE_DIR};${STRATA_LZ4_INCLUDE_DIR};${STRATA_SNAPPY_INCLUDE_DIR};${STRATA_ZSTD_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES
+      "${STRATA_LZ4_LIBRARY};${STRATA_SNAPPY_LIBRARY};${STRATA_ZSTD_LIBRARY};ZLIB::ZLIB")
   add_library(strata::stemmer INTERFACE IMPORTED)
   set_target_properties(strata::stemmer PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${STRATA_STEMMER_INCLUDE_DIR}"

@@ -46,6 +46,7 @@
 #include <spdlog/spdlog.h>
 
 #include "strata/error.hpp"
+#include "strata/serialization.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"
 #include "typed-api/program_options.hpp"
@@ -61,6 +62,7 @@ struct node_config : caf::actor_system_config {
   uint16_t port = 7600;
   size_t heartbeat_ms = 1000;
   size_t restart_window_ms = 10000;
+  std::string protobuf_descriptors;
 
   node_config() {
     strata::configure(*this);
@@ -70,7 +72,10 @@ struct node_config : caf::actor_system_config {
       .add(store.shards, "shards", "number of shards (fixed at creation)")
       .add(store.routers, "routers", "router actors sharing the store's requests")
       .add(store.map_size, "map-size", "LMDB map size per shard in bytes (0: auto)")
-      .add(store.expected_size, "expected-size", "expected number of entries")
+      .add(store.hints.expected_size, "expected-size", "hint: expected number of entries")
+      .add(store.hints.access, "access",
+           "hint: random, sequential, write-heavy or read-heavy access")
+      .add(store.hints.cache_bytes, "cache-bytes", "hint: memory per shard for caching data")
       .add(sync, "sync", "durable (default) or nosync")
       .add(store.engine, "engine", "storage engine: lmdb (default), memory, sqlite or json")
       .add(store.memory_snapshot, "memory-snapshot",
@@ -90,6 +95,9 @@ struct node_config : caf::actor_system_config {
       .add(store.json.pretty, "json-pretty", "engine json: indent the file (default false)")
       .add(store.json.atomic, "json-atomic",
            "engine json: write a temporary file and rename it (default true)")
+      .add(protobuf_descriptors, "protobuf-descriptors",
+           "descriptor sets (protoc --include_imports --descriptor_set_out), comma-separated: "
+           "queries and indexes read protobuf values of their types")
       .add(store.max_value_size, "max-value-size", "largest value in bytes")
       .add(store.max_frame_size, "max-frame-size",
            "largest message accepted on the port in bytes (0: auto)")
@@ -117,6 +125,7 @@ const std::vector<strata::flag> node_flags = {
   {"--shards", "strata.shards"},       {"--map-size", "strata.map-size"},
   {"--routers", "strata.routers"},
   {"--expected-size", "strata.expected-size"},
+  {"--access", "strata.access"},       {"--cache-bytes", "strata.cache-bytes"},
   {"--sync", "strata.sync"},           {"--engine", "strata.engine"},
   {"--sqlite-database", "strata.sqlite-database"},
   {"--sqlite-table", "strata.sqlite-table"},
@@ -128,6 +137,7 @@ const std::vector<strata::flag> node_flags = {
   {"--json-encoding", "strata.json-encoding"},
   {"--json-pretty", "strata.json-pretty"},
   {"--json-atomic", "strata.json-atomic"},
+  {"--protobuf-descriptors", "strata.protobuf-descriptors"},
   {"--max-value-size", "strata.max-value-size"},
   {"--max-frame-size", "strata.max-frame-size"},
   {"--log-level", "strata.log-level"}, {"--host", "node.host"},
@@ -186,6 +196,15 @@ int main(int argc, char** argv) {
                                    "sync must be durable or nosync, got '"
                                      + cfg.sync + "'"));
   cfg.store.sync = *mode;
+  for (size_t at = 0; at < cfg.protobuf_descriptors.size();) {
+    auto end = std::min(cfg.protobuf_descriptors.find(',', at), cfg.protobuf_descriptors.size());
+    try {
+      strata::load_protobuf_descriptors(cfg.protobuf_descriptors.substr(at, end - at));
+    } catch (const strata::codec_error& e) {
+      return fail(strata::make_error(strata::errc::invalid_value, e.what()));
+    }
+    at = end + 1;
+  }
   auto shard_map = strata::parse_shard_map(cfg.shard_map);
   if (!shard_map)
     return fail(shard_map.error());

@@ -236,6 +236,51 @@ TEST_CASE("the capability matrix: what each engine declares, as docs/concepts.md
   std::cout << table;
 }
 
+TEST_CASE("performance hints tune the engines that can use them, as info reports") {
+  test::temp_dir dir;
+  auto tuning = [&](engine_kind kind, const std::string& name, performance_hints h) {
+    auto o = options(dir / name, kind);
+    o.map_size = 64u << 20;
+    o.hints = std::move(h);
+    auto e = open_engine(o);
+    return e->info().tuning;
+  };
+  auto has = [](const std::vector<std::string>& xs, const std::string& x) {
+    return std::find(xs.begin(), xs.end(), x) != xs.end();
+  };
+  SECTION("lmdb: read-ahead off for random access, a larger memtable for writes") {
+    auto plain = tuning(engine_kind::lmdb, "plain", {});
+    CHECK(has(plain, "readahead=on"));
+    CHECK(has(plain, "memtable_entries=40")); // options() keeps memtables small
+    auto random = tuning(engine_kind::lmdb, "random", {0, "random", 0});
+    CHECK(has(random, "readahead=off"));
+    auto writes = tuning(engine_kind::lmdb, "writes", {0, "write-heavy", 0});
+    CHECK(has(writes, "readahead=on"));
+    CHECK(has(writes, "memtable_entries=160"));
+  }
+  SECTION("sqlite: cache size, mmap for reads, fewer checkpoints for writes") {
+    auto plain = tuning(engine_kind::sqlite, "plain", {});
+    CHECK(has(plain, "cache_size=-2000")); // SQLite's default, 2 MiB
+    CHECK(has(plain, "mmap_size=0"));
+    CHECK(has(plain, "wal_autocheckpoint=1000"));
+    auto cached = tuning(engine_kind::sqlite, "cached", {0, "read-heavy", 8u << 20});
+    CHECK(has(cached, "cache_size=-8192"));
+    CHECK(has(cached, "mmap_size=" + std::to_string(64u << 20)));
+    auto writes = tuning(engine_kind::sqlite, "writes", {0, "write-heavy", 0});
+    CHECK(has(writes, "wal_autocheckpoint=10000"));
+    CHECK(has(writes, "mmap_size=0"));
+    // Explicit settings win over hints.
+    auto o = options(dir / "explicit", engine_kind::sqlite);
+    o.sqlite.cache_kib = 1024;
+    o.hints.cache_bytes = 64u << 20;
+    CHECK(has(open_engine(o)->info().tuning, "cache_size=-1024"));
+  }
+  SECTION("memory and json take no hints") {
+    CHECK(tuning(engine_kind::memory, "mem", {1000, "random", 1u << 20}).empty());
+    CHECK(tuning(engine_kind::json, "json", {1000, "random", 1u << 20}).empty());
+  }
+}
+
 TEST_CASE("a durable engine killed mid-write keeps every acknowledged write") {
   auto kind = GENERATE(engine_kind::lmdb, engine_kind::sqlite, engine_kind::json);
   INFO("engine " << engine_name(kind));

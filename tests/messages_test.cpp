@@ -58,11 +58,13 @@ TEST_CASE("message types round-trip through CAF's binary serializer") {
   CHECK(br2.operations == 3);
   REQUIRE(br2.errors.size() == 1);
   CHECK(render(br2.errors[0]) == "STORAGE_FULL: full");
-  shard_info si{2, 10, 1 << 20, 4096, 5, 1, 3, 4, "/x", "sqlite", {"durable", "files"}};
+  shard_info si{2,        10,       1 << 20, 4096, 5, 1, 3, 4, "/x", "sqlite",
+                {"durable", "files"}, {"cache_size=-2000"}};
   auto si2 = round_trip(sys, si);
   CHECK(si2.shard == 2);
   CHECK(si2.engine == "sqlite");
   CHECK(si2.capabilities == std::vector<std::string>{"durable", "files"});
+  CHECK(si2.tuning == std::vector<std::string>{"cache_size=-2000"});
   CHECK(si2.in_doubt == 3);
   CHECK(si2.entries == 10);
   CHECK(si2.map_size == 1 << 20);

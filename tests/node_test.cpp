@@ -488,7 +488,7 @@ TEST_CASE("acknowledged writes survive a restart and a kill -9") {
   fixture f;
   auto data = f.dir / "data";
   auto node_args = [&](const std::string& dir) {
-    return ::node_args(dir, {"--engine", engine});
+    return ::node_args(dir, {"--engine", engine, "--access", "random"});
   };
   {
     node_process node{node_args(data), f.dir / "node.log"};
@@ -498,6 +498,14 @@ TEST_CASE("acknowledged writes survive a restart and a kill -9") {
     REQUIRE(info.code == 0);
     CHECK_THAT(info.out, Catch::Contains("\"engine\":\"" + engine + "\"")
                            && Catch::Contains("\"durable\""));
+    // And how the access hint tuned it.
+    if (engine == "lmdb")
+      CHECK_THAT(info.out, Catch::Contains("\"readahead=off\""));
+    else if (engine == "sqlite")
+      CHECK_THAT(info.out, Catch::Contains("\"mmap_size=")
+                             && !Catch::Contains("\"mmap_size=0\""));
+    else
+      CHECK_THAT(info.out, Catch::Contains("\"tuning\":[]"));
     auto remote = connect(f, node.port());
     blocking_store<std::string> s{f.sys(), remote, std::chrono::seconds(10)};
     for (int i = 0; i < 200; ++i)

@@ -487,12 +487,18 @@ TEST_CASE("options are validated field by field") {
     x.sqlite.database = ":memory:";
     CHECK(!x.validate());
   }
+  CHECK(bad([](auto& x) { x.hints.access = "sometimes"; }));
+  for (auto access : {"", "random", "sequential", "write-heavy", "read-heavy"}) {
+    store_options x;
+    x.hints.access = access;
+    CHECK(!x.validate());
+  }
   CHECK(bad([](auto& x) { x.memory_snapshot = true; }));
   CHECK(bad([](auto& x) { x.request_timeout = std::chrono::milliseconds{0}; }));
-  o.expected_size = 10'000'000;
+  o.hints.expected_size = 10'000'000;
   o.shards = 4;
   CHECK(o.shard_map_size() == 2'500'000ull * 4096);
-  o.expected_size = 0;
+  o.hints.expected_size = 0;
   CHECK(o.shard_map_size() == 1ull << 30);
   fixture f;
   auto opts = f.options();

@@ -62,6 +62,8 @@ caf::error store_options::validate() const {
   if (engine == "json")
     if (auto problem = json.problem(); !problem.empty())
       return bad(problem);
+  if (auto problem = hints.problem(); !problem.empty())
+    return bad(problem);
   if (memory_snapshot && engine != "memory")
     return bad("memory_snapshot needs engine memory");
   if (!is_log_level(log_level))
@@ -93,7 +95,7 @@ uint64_t store_options::frame_limit() const {
 uint64_t store_options::shard_map_size() const {
   if (map_size != 0)
     return map_size;
-  auto per_shard = std::min<uint64_t>(expected_size / shards, 1ull << 32);
+  auto per_shard = std::min<uint64_t>(hints.expected_size / shards, 1ull << 32);
   return std::max<uint64_t>(per_shard * 4096, 1ull << 30);
 }
 

@@ -46,6 +46,7 @@
 #include "strata/document.hpp"
 #include "strata/error.hpp"
 #include "strata/events.hpp"
+#include "strata/serialization.hpp"
 #include "strata/store.hpp"
 #include "strata/system.hpp"
 
@@ -68,7 +69,8 @@ const char* usage =
   "  nodes              print the node registry: address, status, role,\n"
   "                     shards, last heartbeat, node id, error\n"
   "  info               print each shard: engine, entries, bytes used of its\n"
-  "                     limit, directory, the engine's capabilities\n"
+  "                     limit, directory, the engine's capabilities and\n"
+  "                     tuning\n"
   "  set --doc KEY JSON store JSON text as a document (queries see documents)\n"
   "  load FILE          store each line {\"key\": K, \"value\": JSON} of a JSON\n"
   "                     Lines file as a document, in batches, with progress\n"
@@ -95,6 +97,10 @@ const char* usage =
   "options:\n"
   "  --engine E         with --data: the store's engine, lmdb (default),\n"
   "                     memory, sqlite or json (default settings)\n"
+  "  --format F         how set --doc and load write documents: document\n"
+  "                     (default), json or msgpack\n"
+  "  --compression C    and compress them: none (default), gzip, lz4,\n"
+  "                     snappy or zstd\n"
   "  --timeout MS       request timeout (default 30000)\n"
   "  --connect-timeout MS  how long to keep trying to reach the node\n"
   "                     (default: --timeout)\n"
@@ -116,6 +122,7 @@ struct cli_args {
   std::string prefix;
   uint64_t limit = 0; // 0: everything
   bool doc = false;
+  strata::serialization serialization;
   bool sparse = false;
   bool unique = false;
   bool wait = false;
@@ -197,6 +204,18 @@ cli_args parse(int argc, char** argv) {
     }
     else if (arg == "--doc")
       a.doc = true;
+    else if (arg == "--format") {
+      auto name = value();
+      if (!strata::parse_format(name, a.serialization.format)
+          || !strata::holds_document(a.serialization.format)
+          || a.serialization.format == strata::value_encoding::protobuf)
+        throw usage_error{"--format must be document, json or msgpack, not '" + name + "'"};
+    } else if (arg == "--compression") {
+      auto name = value();
+      if (!strata::parse_compression(name, a.serialization.compression))
+        throw usage_error{"--compression must be none, gzip, lz4, snappy or zstd, not '" + name
+                          + "'"};
+    }
     else if (arg == "--sparse")
       a.sparse = true;
     else if (arg == "--unique")
@@ -260,12 +279,12 @@ std::string quote(std::string_view x) {
 /// else as base64 bytes.
 std::string show(const bytes& value, bool json) {
   try {
-    auto hdr = read_header(value.data(), value.size());
-    if (hdr.encoding == value_encoding::raw) {
-      auto text = raw_payload(value);
+    opened_value v{value.data(), value.size()};
+    if (v.header().encoding == value_encoding::raw) {
+      auto text = v.payload();
       return json ? quote(text) : std::string{text};
     }
-    return to_json(decode_doc(value));
+    return to_json(decode_doc(v));
   } catch (const codec_error&) {
     return to_json(document::bytes(value));
   }
@@ -286,7 +305,8 @@ public:
     auto& name = cmd[0];
     if (name == "set") {
       check(ask_void(atom::set_v, cmd[1],
-                     args_.doc ? encode_doc(json_document(cmd[2])) : encode_raw(cmd[2])));
+                     args_.doc ? encode_doc(json_document(cmd[2]), args_.serialization)
+                               : encode_raw(cmd[2])));
       print(args_.json ? "{\"ok\":true}" : "OK");
     } else if (name == "get") {
       auto v = ask<maybe_bytes>(atom::get_v, cmd[1]);
@@ -400,7 +420,7 @@ private:
                            + ": a line must be {\"key\": string, \"value\": JSON}; "
                            + std::to_string(loaded) + " documents were stored before it");
       }
-      batch.push_back({key->as_string(), encode_doc(*value)});
+      batch.push_back({key->as_string(), encode_doc(*value, args_.serialization)});
       if (batch.size() == 1000)
         flush();
     }
@@ -564,17 +584,21 @@ private:
       std::string caps;
       for (auto& c : s.capabilities)
         caps += (caps.empty() ? "" : ",") + (args_.json ? quote(c) : c);
+      std::string tuning;
+      for (auto& t : s.tuning)
+        tuning += (tuning.empty() ? "" : ",") + (args_.json ? quote(t) : t);
       if (args_.json)
         std::cout << (first ? "" : ",") << "{\"shard\":" << s.shard
                   << ",\"engine\":" << quote(s.engine) << ",\"entries\":" << s.entries
                   << ",\"map_size\":" << s.map_size << ",\"map_used\":" << s.map_used
                   << ",\"commits\":" << s.commits << ",\"in_doubt\":" << s.in_doubt
                   << ",\"restarts\":" << s.restarts << ",\"path\":" << quote(s.path)
-                  << ",\"capabilities\":[" << caps << "]}";
+                  << ",\"capabilities\":[" << caps << "],\"tuning\":[" << tuning << "]}";
       else
         std::cout << "shard " << s.shard << '\t' << s.engine << '\t' << s.entries
                   << " entries\t" << s.map_used << " of " << s.map_size << " bytes\t"
-                  << s.path << '\t' << (caps.empty() ? "-" : caps) << '\n';
+                  << s.path << '\t' << (caps.empty() ? "-" : caps) << '\t'
+                  << (tuning.empty() ? "-" : tuning) << '\n';
       first = false;
     }
     if (args_.json)
@@ -875,6 +899,8 @@ int main(int argc, char** argv) {
     rc = session{sys, store, args}.run();
   } catch (const caf::error& err) {
     rc = error_exit(err);
+  } catch (const codec_error& e) {
+    rc = error_exit(make_error(errc::serialization_failed, e.what()));
   }
   if (!args.data.empty()) {
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);

@@ -41,11 +41,17 @@
 ///   answer and returns a `caf::expected`; scans are lazy ranges for range-for.
 namespace strata {
 
+/// The serialization of a typed client, shared by its copies and the
+/// transactions it opens.
+template <class T>
+using codec_ptr = std::shared_ptr<const value_codec<T>>;
+
 /// Typed value → stored bytes; an unencodable value is SERIALIZATION_FAILED.
 template <class T>
-caf::expected<bytes> encode(const T& value) {
+caf::expected<bytes> encode(const T& value,
+                            const value_codec<T>& codec = *value_codec<T>::standard()) {
   try {
-    return encode_value(value);
+    return codec.encode(value);
   } catch (const codec_error& e) {
     return make_error(errc::serialization_failed, e.what());
   }
@@ -54,9 +60,10 @@ caf::expected<bytes> encode(const T& value) {
 /// Stored bytes → typed value; bytes that are not a `T` are
 /// SERIALIZATION_FAILED.
 template <class T>
-caf::expected<T> decode(const bytes& data) {
+caf::expected<T> decode(const bytes& data,
+                        const value_codec<T>& codec = *value_codec<T>::standard()) {
   try {
-    return decode_value<T>(data);
+    return codec.decode(data);
   } catch (const codec_error& e) {
     return make_error(errc::serialization_failed, e.what());
   }
@@ -94,7 +101,7 @@ namespace detail {
 
 template <class T>
 caf::expected<std::vector<operation>>
-encode_ops(const std::vector<typed_operation<T>>& ops) {
+encode_ops(const std::vector<typed_operation<T>>& ops, const value_codec<T>& codec) {
   std::vector<operation> result;
   result.reserve(ops.size());
   for (auto& op : ops) {
@@ -103,7 +110,7 @@ encode_ops(const std::vector<typed_operation<T>>& ops) {
       if (!op.value)
         return make_error(errc::invalid_value, "set operation for key '"
                                                  + op.key + "' has no value");
-      auto b = encode(*op.value);
+      auto b = encode(*op.value, codec);
       if (!b)
         return std::move(b.error());
       x.value = std::move(*b);
@@ -114,11 +121,12 @@ encode_ops(const std::vector<typed_operation<T>>& ops) {
 }
 
 template <class T>
-caf::expected<std::vector<entry>> encode_entries(const std::map<std::string, T>& xs) {
+caf::expected<std::vector<entry>> encode_entries(const std::map<std::string, T>& xs,
+                                                 const value_codec<T>& codec) {
   std::vector<entry> result;
   result.reserve(xs.size());
   for (auto& [k, v] : xs) {
-    auto b = encode(v);
+    auto b = encode(v, codec);
     if (!b)
       return std::move(b.error());
     result.push_back(entry{k, std::move(*b)});
@@ -127,10 +135,10 @@ caf::expected<std::vector<entry>> encode_entries(const std::map<std::string, T>&
 }
 
 template <class T>
-caf::expected<std::optional<T>> decode_maybe(maybe_bytes& x) {
+caf::expected<std::optional<T>> decode_maybe(maybe_bytes& x, const value_codec<T>& codec) {
   if (!x)
     return std::optional<T>{};
-  auto v = decode<T>(*x);
+  auto v = decode<T>(*x, codec);
   if (!v)
     return std::move(v.error());
   return std::optional<T>{std::move(*v)};
@@ -138,12 +146,13 @@ caf::expected<std::optional<T>> decode_maybe(maybe_bytes& x) {
 
 template <class T>
 caf::expected<std::map<std::string, T>>
-decode_many(const std::vector<std::string>& keys, std::vector<maybe_bytes>& xs) {
+decode_many(const std::vector<std::string>& keys, std::vector<maybe_bytes>& xs,
+            const value_codec<T>& codec) {
   std::map<std::string, T> result;
   for (size_t i = 0; i < keys.size() && i < xs.size(); ++i) {
     if (!xs[i])
       continue;
-    auto v = decode<T>(*xs[i]);
+    auto v = decode<T>(*xs[i], codec);
     if (!v)
       return make_error(errc::serialization_failed,
                         "value of key '" + keys[i] + "': " + render(v.error()));
@@ -287,11 +296,12 @@ public:
   /// transaction: as the transaction sees it).
   template <class Self>
   pending<std::optional<T>> get(Self* self, std::string key) const {
-    return make<std::optional<T>>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+    return make<std::optional<T>>([=, h = handle_, t = timeout_, c = codec_](auto ok,
+                                                                             auto fail) {
       self->request(h, timeout_for(h, self->node(), t), atom::get_v, key)
         .then(
-          [ok, fail](maybe_bytes& x) {
-            auto v = decode_maybe<T>(x);
+          [ok, fail, c](maybe_bytes& x) {
+            auto v = decode_maybe<T>(x, *c);
             if (v)
               ok(std::move(*v));
             else
@@ -304,7 +314,7 @@ public:
   /// Stores `value` under `key` (in a transaction: buffers the write).
   template <class Self>
   pending<caf::unit_t> set(Self* self, std::string key, const T& value) const {
-    auto b = encode(value);
+    auto b = encode(value, *codec_);
     return make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
       if (!b)
         return fail(b.error());
@@ -325,9 +335,22 @@ public:
     return forward<bool>(self, atom::has_v, std::move(key));
   }
 
+  /// Writes values as `settings` say from now on (and in the transactions
+  /// opened after), with `custom` for formats custom and protobuf. Reading
+  /// takes any format. SERIALIZATION_FAILED on invalid settings.
+  caf::error serialize_with(serialization settings, serializer<T> custom = {}) {
+    try {
+      codec_ = std::make_shared<const value_codec<T>>(settings, std::move(custom));
+      return {};
+    } catch (const codec_error& e) {
+      return make_error(errc::serialization_failed, e.what());
+    }
+  }
+
 protected:
-  async_ops(Handle handle, std::chrono::milliseconds timeout)
-    : handle_(std::move(handle)), timeout_(timeout) {
+  async_ops(Handle handle, std::chrono::milliseconds timeout,
+            codec_ptr<T> codec = value_codec<T>::standard())
+    : handle_(std::move(handle)), timeout_(timeout), codec_(std::move(codec)) {
     // nop
   }
 
@@ -355,6 +378,7 @@ protected:
 
   Handle handle_;
   std::chrono::milliseconds timeout_;
+  codec_ptr<T> codec_;
 };
 
 } // namespace detail
@@ -374,8 +398,8 @@ struct query_match {
 namespace detail {
 
 template <class T>
-caf::expected<query_match<T>> decode_match(query_result& r) {
-  auto v = decode<T>(r.value);
+caf::expected<query_match<T>> decode_match(query_result& r, const value_codec<T>& codec) {
+  auto v = decode<T>(r.value, codec);
   if (!v)
     return make_error(code_of(v.error()), "value of key '" + r.key + "': " + render(v.error()));
   return query_match<T>{std::move(r.key), std::move(*v), r.score};
@@ -383,11 +407,12 @@ caf::expected<query_match<T>> decode_match(query_result& r) {
 
 /// Every result decoded, or the first one that does not decode as a `T`.
 template <class T>
-caf::expected<std::vector<query_match<T>>> decode_matches(std::vector<query_result>& rs) {
+caf::expected<std::vector<query_match<T>>> decode_matches(std::vector<query_result>& rs,
+                                                         const value_codec<T>& codec) {
   std::vector<query_match<T>> out;
   out.reserve(rs.size());
   for (auto& r : rs) {
-    auto m = decode_match<T>(r);
+    auto m = decode_match<T>(r, codec);
     if (!m)
       return std::move(m.error());
     out.push_back(std::move(*m));
@@ -400,8 +425,9 @@ caf::expected<std::vector<query_match<T>>> decode_matches(std::vector<query_resu
 template <class T>
 class txn : public detail::async_ops<T, transaction_actor> {
 public:
-  txn(transaction_actor handle, std::chrono::milliseconds timeout)
-    : detail::async_ops<T, transaction_actor>(std::move(handle), timeout) {
+  txn(transaction_actor handle, std::chrono::milliseconds timeout,
+      codec_ptr<T> codec = value_codec<T>::standard())
+    : detail::async_ops<T, transaction_actor>(std::move(handle), timeout, std::move(codec)) {
     // nop
   }
 
@@ -474,6 +500,7 @@ public:
 template <class T>
 class store : public detail::async_ops<T, storage_actor> {
   using super = detail::async_ops<T, storage_actor>;
+  using super::codec_;
   using super::handle_;
   using super::timeout_;
 
@@ -503,11 +530,12 @@ public:
   /// Opens a transaction (the spec's beginTransaction).
   template <class Self>
   pending<txn<T>> begin(Self* self, txn_options opts = {}) const {
-    return super::template make<txn<T>>([=, h = txn_handle_, t = timeout_](auto ok, auto fail) {
+    return super::template make<txn<T>>([=, h = txn_handle_, t = timeout_,
+                                         c = codec_](auto ok, auto fail) {
       if (!h)
         return fail(detail::no_transactions());
       self->request(h, detail::timeout_for(h, self->node(), t), atom::begin_v, opts)
-        .then([ok, t](transaction_actor& x) { ok(txn<T>{std::move(x), t}); },
+        .then([ok, t, c](transaction_actor& x) { ok(txn<T>{std::move(x), t, c}); },
               [fail](caf::error& e) { fail(std::move(e)); });
     });
   }
@@ -593,11 +621,11 @@ public:
   pending<std::map<std::string, T>> get_many(Self* self,
                                             std::vector<std::string> keys) const {
     return super::template make<std::map<std::string, T>>(
-      [=, h = handle_, t = timeout_](auto ok, auto fail) {
+      [=, h = handle_, t = timeout_, c = codec_](auto ok, auto fail) {
         self->request(h, detail::timeout_for(h, self->node(), t), atom::get_many_v, keys)
           .then(
-            [ok, fail, keys](std::vector<maybe_bytes>& xs) {
-              auto m = detail::decode_many<T>(keys, xs);
+            [ok, fail, keys, c](std::vector<maybe_bytes>& xs) {
+              auto m = detail::decode_many<T>(keys, xs, *c);
               if (m)
                 ok(std::move(*m));
               else
@@ -610,7 +638,7 @@ public:
   /// Stores every entry of `xs`, atomically (also across shards).
   template <class Self>
   pending<caf::unit_t> set_many(Self* self, const std::map<std::string, T>& xs) const {
-    auto es = detail::encode_entries(xs);
+    auto es = detail::encode_entries(xs, *codec_);
     return super::template make<caf::unit_t>([=, h = handle_, t = timeout_](auto ok, auto fail) {
       if (!es)
         return fail(es.error());
@@ -623,7 +651,7 @@ public:
   template <class Self>
   pending<batch_result> batch(Self* self,
                               const std::vector<typed_operation<T>>& ops) const {
-    auto encoded = detail::encode_ops(ops);
+    auto encoded = detail::encode_ops(ops, *codec_);
     return super::template make<batch_result>([=, h = handle_, t = timeout_](auto ok, auto fail) {
       if (!encoded)
         return fail(encoded.error());
@@ -641,14 +669,15 @@ public:
     using page_type = std::pair<std::vector<std::pair<std::string, T>>, bool>;
     auto req = detail::make_scan(opts, true);
     req.after = std::move(after);
-    return super::template make<page_type>([=, h = handle_, t = timeout_](auto ok, auto fail) {
+    return super::template make<page_type>([=, h = handle_, t = timeout_,
+                                            c = codec_](auto ok, auto fail) {
       self->request(h, detail::timeout_for(h, self->node(), t), atom::scan_v, req)
         .then(
-          [ok, fail](scan_page& p) {
+          [ok, fail, c](scan_page& p) {
             page_type result;
             result.second = p.more;
             for (auto& e : p.entries) {
-              auto v = decode<T>(e.value);
+              auto v = decode<T>(e.value, *c);
               if (!v)
                 return fail(v.error());
               result.first.emplace_back(std::move(e.key), std::move(*v));
@@ -672,8 +701,9 @@ public:
     req.limit = page;
     return indexed<std::pair<std::vector<query_match<T>>, bytes>, query_page>(
       self,
-      [](query_page& pg) -> caf::expected<std::pair<std::vector<query_match<T>>, bytes>> {
-        auto out = detail::decode_matches<T>(pg.results);
+      [c = codec_](query_page& pg)
+        -> caf::expected<std::pair<std::vector<query_match<T>>, bytes>> {
+        auto out = detail::decode_matches<T>(pg.results, *c);
         if (!out)
           return std::move(out.error());
         return std::make_pair(std::move(*out), pg.more ? std::move(pg.continuation) : bytes{});
@@ -693,7 +723,7 @@ public:
   pending<std::vector<query_match<T>>> find_many(Self* self, const pattern& p) const {
     return indexed<std::vector<query_match<T>>, std::vector<query_result>>(
       self,
-      [](std::vector<query_result>& rs) { return detail::decode_matches<T>(rs); },
+      [c = codec_](std::vector<query_result>& rs) { return detail::decode_matches<T>(rs, *c); },
       atom::find_many_v, p.json());
   }
 
@@ -809,9 +839,10 @@ public:
   friend iterator;
 
   scan_range(caf::scoped_actor& self, storage_actor handle,
-             std::chrono::milliseconds timeout, scan_request req)
+             std::chrono::milliseconds timeout, scan_request req,
+             codec_ptr<T> codec = value_codec<T>::standard())
     : self_(&self), handle_(std::move(handle)), timeout_(timeout),
-      req_(std::move(req)) {
+      req_(std::move(req)), codec_(std::move(codec)) {
     // nop
   }
 
@@ -836,7 +867,7 @@ private:
     if constexpr (Yield == scan_yield::keys) {
       current_ = e.key;
     } else {
-      auto v = decode<T>(e.value);
+      auto v = decode<T>(e.value, *codec_);
       if (!v)
         throw storage_error{code_of(v.error()),
                             "value of key '" + e.key + "': " + render(v.error())};
@@ -872,6 +903,7 @@ private:
   storage_actor handle_;
   std::chrono::milliseconds timeout_;
   scan_request req_;
+  codec_ptr<T> codec_;
   scan_page page_;
   size_t pos_ = 0;
   bool fetched_ = false;
@@ -891,8 +923,9 @@ public:
   friend iterator;
 
   query_range(caf::scoped_actor& self, Handle handle, std::chrono::milliseconds timeout,
-              query_request req)
-    : self_(&self), handle_(std::move(handle)), timeout_(timeout), req_(std::move(req)) {
+              query_request req, codec_ptr<T> codec = value_codec<T>::standard())
+    : self_(&self), handle_(std::move(handle)), timeout_(timeout), req_(std::move(req)),
+      codec_(std::move(codec)) {
     // nop
   }
 
@@ -917,7 +950,7 @@ private:
         return false;
       fetch();
     }
-    auto m = detail::decode_match<T>(page_.results[pos_]);
+    auto m = detail::decode_match<T>(page_.results[pos_], *codec_);
     if (!m)
       throw storage_error{code_of(m.error()), render(m.error())};
     current_ = std::move(*m);
@@ -945,6 +978,7 @@ private:
   Handle handle_;
   std::chrono::milliseconds timeout_;
   query_request req_;
+  codec_ptr<T> codec_;
   query_page page_;
   size_t pos_ = 0;
   bool fetched_ = false;
@@ -968,13 +1002,13 @@ public:
     auto x = ask<maybe_bytes>(atom::get_v, key);
     if (!x)
       return std::move(x.error());
-    return decode_maybe<T>(*x);
+    return decode_maybe<T>(*x, *codec_);
   }
 
   /// Stores `value` under `key` and returns once it is durable (in a
   /// transaction: buffers the write until commit).
   caf::error set(const std::string& key, const T& value) {
-    auto b = encode(value);
+    auto b = encode(value, *codec_);
     if (!b)
       return std::move(b.error());
     return ask_void(atom::set_v, key, std::move(*b));
@@ -990,10 +1024,22 @@ public:
     return ask<bool>(atom::has_v, key);
   }
 
+  /// Writes values as `settings` say from now on (and in the transactions
+  /// opened after), with `custom` for formats custom and protobuf. Reading
+  /// takes any format. SERIALIZATION_FAILED on invalid settings.
+  caf::error serialize_with(serialization settings, serializer<T> custom = {}) {
+    try {
+      codec_ = std::make_shared<const value_codec<T>>(settings, std::move(custom));
+      return {};
+    } catch (const codec_error& e) {
+      return make_error(errc::serialization_failed, e.what());
+    }
+  }
+
 protected:
-  blocking_ops(caf::scoped_actor& self, Handle handle,
-               std::chrono::milliseconds timeout)
-    : self_(&self), handle_(std::move(handle)), timeout_(timeout) {
+  blocking_ops(caf::scoped_actor& self, Handle handle, std::chrono::milliseconds timeout,
+               codec_ptr<T> codec = value_codec<T>::standard())
+    : self_(&self), handle_(std::move(handle)), timeout_(timeout), codec_(std::move(codec)) {
     // nop
   }
 
@@ -1021,6 +1067,7 @@ protected:
   caf::scoped_actor* self_;
   Handle handle_;
   std::chrono::milliseconds timeout_;
+  codec_ptr<T> codec_;
 };
 
 /// Owns the scoped actor of a blocking store; a base class, so that it
@@ -1044,8 +1091,9 @@ class blocking_txn : public detail::blocking_ops<T, transaction_actor> {
 
 public:
   blocking_txn(caf::scoped_actor& self, transaction_actor handle,
-               std::chrono::milliseconds timeout)
-    : super(self, std::move(handle), timeout) {
+               std::chrono::milliseconds timeout,
+               codec_ptr<T> codec = value_codec<T>::standard())
+    : super(self, std::move(handle), timeout, std::move(codec)) {
     // nop
   }
 
@@ -1060,7 +1108,7 @@ public:
       if (!page)
         return std::move(page.error());
       for (auto& e : page->entries) {
-        auto v = decode<T>(e.value);
+        auto v = decode<T>(e.value, *this->codec_);
         if (!v)
           return make_error(errc::serialization_failed,
                             "value of key '" + e.key + "': " + render(v.error()));
@@ -1110,7 +1158,7 @@ public:
     query_request req;
     req.pattern = p.json();
     req.limit = page;
-    return {*this->self_, this->handle_, this->timeout_, std::move(req)};
+    return {*this->self_, this->handle_, this->timeout_, std::move(req), this->codec_};
   }
 
   caf::expected<txn_info> info() {
@@ -1127,6 +1175,7 @@ class blocking_store : private detail::scoped_self,
                        private detail::proxy_owner,
                        public detail::blocking_ops<T, storage_actor> {
   using super = detail::blocking_ops<T, storage_actor>;
+  using super::codec_;
   using super::handle_;
   using super::timeout_;
 
@@ -1158,7 +1207,7 @@ public:
                 atom::begin_v, opts)
       .receive(
         [&](transaction_actor& h) {
-          result = blocking_txn<T>{self, std::move(h), timeout_};
+          result = blocking_txn<T>{self, std::move(h), timeout_, codec_};
         },
         [&](caf::error& e) { result = std::move(e); });
     return result;
@@ -1228,12 +1277,12 @@ public:
     auto xs = this->template ask<std::vector<maybe_bytes>>(atom::get_many_v, keys);
     if (!xs)
       return std::move(xs.error());
-    return detail::decode_many<T>(keys, *xs);
+    return detail::decode_many<T>(keys, *xs, *codec_);
   }
 
   /// Stores every entry of `xs`, atomically (also across shards).
   caf::error set_many(const std::map<std::string, T>& xs) {
-    auto es = detail::encode_entries(xs);
+    auto es = detail::encode_entries(xs, *codec_);
     if (!es)
       return std::move(es.error());
     return this->ask_void(atom::set_many_v, std::move(*es));
@@ -1246,7 +1295,7 @@ public:
 
   /// Applies `ops`; see batch_result.
   caf::expected<batch_result> batch(const std::vector<typed_operation<T>>& ops) {
-    auto encoded = detail::encode_ops(ops);
+    auto encoded = detail::encode_ops(ops, *codec_);
     if (!encoded)
       return std::move(encoded.error());
     return this->template ask<batch_result>(atom::batch_v, std::move(*encoded));
@@ -1254,17 +1303,17 @@ public:
 
   /// Keys in ascending order, fetched page by page.
   scan_range<T, scan_yield::keys> keys(const scan_options& opts = {}) {
-    return {self, handle_, timeout_, detail::make_scan(opts, false)};
+    return {self, handle_, timeout_, detail::make_scan(opts, false), codec_};
   }
 
   /// Values in ascending key order, fetched page by page.
   scan_range<T, scan_yield::values> values(const scan_options& opts = {}) {
-    return {self, handle_, timeout_, detail::make_scan(opts, true)};
+    return {self, handle_, timeout_, detail::make_scan(opts, true), codec_};
   }
 
   /// Key/value pairs in ascending key order, fetched page by page.
   scan_range<T, scan_yield::entries> entries(const scan_options& opts = {}) {
-    return {self, handle_, timeout_, detail::make_scan(opts, true)};
+    return {self, handle_, timeout_, detail::make_scan(opts, true), codec_};
   }
 
   // -- queries and indexes (level 2) ------------------------------------------------
@@ -1280,7 +1329,7 @@ public:
     query_request req;
     req.pattern = std::move(json);
     req.limit = page;
-    return {self, txn_handle_, timeout_, std::move(req)};
+    return {self, txn_handle_, timeout_, std::move(req), codec_};
   }
 
   /// How many documents match `p`'s where clause.
@@ -1295,7 +1344,7 @@ public:
       return std::move(rs.error());
     if (rs->empty())
       return std::optional<query_match<T>>{};
-    auto m = detail::decode_match<T>(rs->front());
+    auto m = detail::decode_match<T>(rs->front(), *codec_);
     if (!m)
       return std::move(m.error());
     return std::optional<query_match<T>>{std::move(*m)};
@@ -1307,7 +1356,7 @@ public:
     auto rs = ask_indexed<std::vector<query_result>>(atom::find_many_v, p.json());
     if (!rs)
       return std::move(rs.error());
-    return detail::decode_matches<T>(*rs);
+    return detail::decode_matches<T>(*rs, *codec_);
   }
 
   /// Runs an aggregation pipeline (JSON text, docs/queries.md); an array of

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 
 #include "strata/document.hpp"
 #include "strata/envelope.hpp"
+#include "strata/serialization.hpp"
 
 /// @file
 /// The mapping between cereal-serializable C++ types and documents, stored
@@ -997,5 +999,101 @@ template <class T>
 T decode_value(const std::vector<uint8_t>& stored) {
   return decode_value<T>(stored.data(), stored.size());
 }
+
+// -- serialization settings --------------------------------------------------------
+
+/// How a typed client turns `T` into stored values and back: `serialization`
+/// settings, plus an optional `serializer<T>` of the application's (the only
+/// way to write formats custom and protobuf). Reading needs no settings: the
+/// value's header names its format and compression, so values written under
+/// any settings read back; only custom values need the serializer that wrote
+/// them.
+template <class T>
+class value_codec {
+public:
+  value_codec() = default;
+
+  /// @throws codec_error if `s` is invalid.
+  explicit value_codec(serialization s, serializer<T> custom = {})
+    : settings_(s), custom_(std::move(custom)) {
+    if (custom_.serialize)
+      settings_.format = custom_.encoding;
+    if (auto problem = settings_.problem(); !problem.empty())
+      throw codec_error{problem};
+  }
+
+  /// The codec of clients that were given no settings: documents, uncompressed.
+  static const std::shared_ptr<const value_codec>& standard() {
+    static const auto instance = std::make_shared<const value_codec>();
+    return instance;
+  }
+
+  const serialization& settings() const noexcept {
+    return settings_;
+  }
+
+  /// @throws codec_error if `x` cannot be written in the chosen format.
+  std::vector<uint8_t> encode(const T& x) const {
+    auto format = settings_.format;
+    if (format == value_encoding::custom || format == value_encoding::protobuf) {
+      if (!custom_.serialize)
+        throw codec_error{std::string{"format "} + to_string(format)
+                          + " needs a serializer (value_codec(settings, serializer))"};
+      return seal_value(custom_.encoding, guarded([&] { return custom_.serialize(x); }),
+                        settings_);
+    }
+    if constexpr (writes_documents) {
+      if (format == value_encoding::document && settings_.compression == value_compression::none)
+        return encode_doc(to_document(x));
+      return encode_doc(to_document(x), settings_);
+    } else {
+      throw codec_error{"this type is not cereal-serializable: it needs a serializer"};
+    }
+  }
+
+  /// @throws codec_error if the bytes are not a `T` this codec can read.
+  T decode(const uint8_t* data, std::size_t size) const {
+    opened_value v{data, size};
+    auto encoding = v.header().encoding;
+    if (custom_.deserialize && encoding == custom_.encoding)
+      return guarded([&] { return custom_.deserialize(v.payload()); });
+    if (encoding == value_encoding::custom)
+      throw codec_error{"stored value was written by a custom serializer, and this client "
+                        "has none"};
+    if constexpr (reads_documents)
+      return from_document<T>(decode_doc(v));
+    else
+      throw codec_error{std::string{"stored value has "} + to_string(encoding)
+                        + " encoding, and this client's serializer does not read it"};
+  }
+
+  T decode(const std::vector<uint8_t>& stored) const {
+    return decode(stored.data(), stored.size());
+  }
+
+private:
+  /// Whether `T` maps to documents through cereal; other types (protobuf
+  /// messages, say) are written and read by a serializer only.
+  static constexpr bool writes_documents
+    = cereal::traits::is_output_serializable<T, doc_output_archive>::value;
+  static constexpr bool reads_documents
+    = cereal::traits::is_input_serializable<T, doc_input_archive>::value;
+
+  /// An application's serializer may throw anything; the client reports
+  /// SERIALIZATION_FAILED either way.
+  template <class F>
+  static auto guarded(F f) {
+    try {
+      return f();
+    } catch (const codec_error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw codec_error{std::string{"serializer: "} + e.what()};
+    }
+  }
+
+  serialization settings_;
+  serializer<T> custom_;
+};
 
 } // namespace strata

@@ -45,6 +45,28 @@ struct sqlite_settings {
   }
 };
 
+/// The spec's PerformanceHints: what the store should expect, for the engines
+/// to tune themselves by (docs/concepts.md says what each engine does with
+/// each hint).
+struct performance_hints {
+  /// How many entries the store should hold (the spec's expectedSize).
+  uint64_t expected_size = 0;
+  /// The spec's accessPattern: "" (none), "random", "sequential",
+  /// "write-heavy" or "read-heavy".
+  std::string access;
+  /// Memory per shard for caching data, in bytes (0: the engine's default).
+  uint64_t cache_bytes = 0;
+
+  /// What is wrong with these hints; empty if nothing.
+  std::string problem() const {
+    if (!access.empty() && access != "random" && access != "sequential"
+        && access != "write-heavy" && access != "read-heavy")
+      return "hints.access must be random, sequential, write-heavy or read-heavy, got '"
+             + access + "'";
+    return {};
+  }
+};
+
 /// The json engine: each shard is one JSON document of key -> value.
 struct json_settings {
   /// The file in each shard's directory.

@@ -17,11 +17,16 @@
 ///
 ///   byte 0  magic 0x53 ('S')
 ///   byte 1  format version (currently 1)
-///   byte 2  encoding: 0 raw (opaque payload), 1 document (see document.hpp)
-///   byte 3  compression: 0 none
+///   byte 2  encoding: 0 raw (opaque payload), 1 document (see document.hpp),
+///           2 json (UTF-8 JSON text), 3 msgpack, 4 protobuf, 5 custom
+///   byte 3  compression: 0 none, 1 gzip, 2 lz4, 3 snappy, 4 zstd
 ///
-/// followed by the payload. Like the document encoding this is an on-disk
-/// format: the numbers above are never reused for something else.
+/// followed by the payload. A compressed payload starts with the size of the
+/// uncompressed payload (LEB128 varint), then the compressed bytes. The
+/// header travels with the value, so values written under one serialization
+/// setting stay readable under any other (strata/serialization.hpp). Like
+/// the document encoding this is an on-disk format: the numbers above are
+/// never reused for something else.
 
 namespace strata {
 
@@ -43,6 +48,15 @@ enum class value_encoding : uint8_t {
   raw = 0,
   /// The binary document encoding of document.hpp.
   document = 1,
+  /// A document as UTF-8 JSON text (`to_json`; bytes as {"$bytes": base64}).
+  json = 2,
+  /// A document as MessagePack: bytes as bin, objects as maps with string keys.
+  msgpack = 3,
+  /// A protobuf message: the full message type name (varint length, then the
+  /// name), then the message's wire bytes.
+  protobuf = 4,
+  /// Bytes made by an application's own serializer; opaque to strata.
+  custom = 5,
 };
 
 /// How the payload after the header is compressed. Values are on disk: never
@@ -50,7 +64,30 @@ enum class value_encoding : uint8_t {
 enum class value_compression : uint8_t {
   /// Not compressed.
   none = 0,
+  /// DEFLATE in a gzip wrapper (zlib).
+  gzip = 1,
+  /// LZ4 block format.
+  lz4 = 2,
+  /// Snappy's raw format.
+  snappy = 3,
+  /// A Zstandard frame.
+  zstd = 4,
 };
+
+/// The highest known encoding and compression numbers.
+constexpr uint8_t last_value_encoding = static_cast<uint8_t>(value_encoding::custom);
+constexpr uint8_t last_value_compression = static_cast<uint8_t>(value_compression::zstd);
+
+/// Lower-case names: "raw", "document", "json", ... and "none", "gzip", ...
+const char* to_string(value_encoding x) noexcept;
+const char* to_string(value_compression x) noexcept;
+
+/// Whether a document can be read from values of this encoding (document,
+/// json, msgpack, and protobuf when its message type is known).
+constexpr bool holds_document(value_encoding x) noexcept {
+  return x == value_encoding::document || x == value_encoding::json
+         || x == value_encoding::msgpack || x == value_encoding::protobuf;
+}
 
 /// The decoded stored-value header.
 struct value_header {
@@ -86,13 +123,12 @@ inline value_header read_header(const uint8_t* data, std::size_t size) {
                       + std::to_string(data[1]) + " but this build reads only "
                       + "version " + std::to_string(value_format_version)
                       + " (written by a different strata release?)"};
-  if (data[2] > static_cast<uint8_t>(value_encoding::document))
-    throw codec_error{"stored value uses unknown encoding "
-                      + std::to_string(data[2])
-                      + " (known: 0 raw, 1 document)"};
-  if (data[3] != static_cast<uint8_t>(value_compression::none))
-    throw codec_error{"stored value uses unknown compression "
-                      + std::to_string(data[3]) + " (known: 0 none)"};
+  if (data[2] > last_value_encoding)
+    throw codec_error{"stored value uses unknown encoding " + std::to_string(data[2])
+                      + " (known: 0 raw, 1 document, 2 json, 3 msgpack, 4 protobuf, 5 custom)"};
+  if (data[3] > last_value_compression)
+    throw codec_error{"stored value uses unknown compression " + std::to_string(data[3])
+                      + " (known: 0 none, 1 gzip, 2 lz4, 3 snappy, 4 zstd)"};
   return {data[1], static_cast<value_encoding>(data[2]),
           static_cast<value_compression>(data[3])};
 }
@@ -107,11 +143,8 @@ inline std::vector<uint8_t> make_value_header(value_encoding encoding) {
 inline void require_encoding(const value_header& hdr, value_encoding expected) {
   if (hdr.encoding == expected)
     return;
-  auto name = [](value_encoding x) {
-    return x == value_encoding::raw ? "raw" : "document";
-  };
-  throw codec_error{std::string{"stored value has "} + name(hdr.encoding)
-                    + " encoding, but a " + name(expected)
+  throw codec_error{std::string{"stored value has "} + to_string(hdr.encoding)
+                    + " encoding, but a " + to_string(expected)
                     + "-encoded value was expected"};
 }
 
@@ -131,7 +164,11 @@ inline std::vector<uint8_t> encode_raw(std::string_view payload) {
 /// Returns the payload of a raw stored value; it points into `data`.
 /// @throws codec_error on a bad header or a non-raw encoding.
 inline std::string_view raw_payload(const uint8_t* data, std::size_t size) {
-  detail::require_encoding(read_header(data, size), value_encoding::raw);
+  auto hdr = read_header(data, size);
+  detail::require_encoding(hdr, value_encoding::raw);
+  if (hdr.compression != value_compression::none)
+    throw codec_error{std::string{"stored raw value is compressed ("}
+                      + to_string(hdr.compression) + "): read it with open_value"};
   return {reinterpret_cast<const char*>(data) + value_header_size,
           size - value_header_size};
 }
@@ -153,35 +190,27 @@ inline std::vector<uint8_t> encode_doc(const document& x) {
   return result;
 }
 
-/// Decodes a document-encoded stored value, e.g. straight from the storage
+/// Decodes a stored value that holds a document (encoding document, json,
+/// msgpack or protobuf, any compression), e.g. straight from the storage
 /// engine's memory. Safe on untrusted bytes.
-/// @throws codec_error on a bad header, a non-document encoding or a malformed
-///         payload (byte offsets in the message count from the payload start,
-///         i.e. after the header).
-inline document decode_doc(const uint8_t* data, std::size_t size) {
-  detail::require_encoding(read_header(data, size), value_encoding::document);
-  try {
-    return decode_document(data + value_header_size, size - value_header_size);
-  } catch (const codec_error& e) {
-    throw codec_error{std::string{"stored value payload (after the "}
-                      + std::to_string(value_header_size)
-                      + "-byte header): " + e.what()};
-  }
-}
+/// @throws codec_error on a bad header, an encoding that holds no document, a
+///         payload that does not decompress or decode (byte offsets in the
+///         message count from the payload start, i.e. after the header).
+document decode_doc(const uint8_t* data, std::size_t size);
 
 /// Decodes a document-encoded stored value (see above).
 inline document decode_doc(const std::vector<uint8_t>& stored) {
   return decode_doc(stored.data(), stored.size());
 }
 
-/// The size of a value without its envelope: what `max_value_size` limits.
+/// The size of a value without its envelope: what `max_value_size` limits
+/// (for a compressed value, its compressed size).
 /// Bytes that do not start with a valid header (a client that stores bytes
 /// of its own) count whole.
 inline std::size_t payload_size(const uint8_t* data, std::size_t size) noexcept {
   if (size >= value_header_size && data[0] == value_magic
-      && data[1] == value_format_version
-      && data[2] <= static_cast<uint8_t>(value_encoding::document)
-      && data[3] == static_cast<uint8_t>(value_compression::none))
+      && data[1] == value_format_version && data[2] <= last_value_encoding
+      && data[3] <= last_value_compression)
     return size - value_header_size;
   return size;
 }

@@ -106,13 +106,14 @@ struct handlers {
   before_handler<T> on_before;
   after_handler<T> on_after;
   error_handler on_error;
+  codec_ptr<T> codec = value_codec<T>::standard();
 };
 
 template <class T>
-std::optional<T> decoded(bool present, const bytes& data) {
+std::optional<T> decoded(bool present, const bytes& data, const value_codec<T>& codec) {
   if (!present)
     return std::nullopt;
-  auto x = decode<T>(data);
+  auto x = decode<T>(data, codec);
   return x ? std::optional<T>{std::move(*x)} : std::nullopt;
 }
 
@@ -137,7 +138,8 @@ event_actor::behavior_type subscriber(event_actor::pointer self, handlers<T> hs,
       for (auto& e : events) {
         if (!hs.on_before)
           break;
-        typed_event<T> te{e.kind, e.key, decoded<T>(!e.value.empty(), e.value), e.found, &e};
+        typed_event<T> te{e.kind, e.key, decoded<T>(!e.value.empty(), e.value, *hs.codec),
+                          e.found, &e};
         if (auto err = hs.on_before(te))
           return err;
       }
@@ -147,7 +149,8 @@ event_actor::behavior_type subscriber(event_actor::pointer self, handlers<T> hs,
       for (auto& e : events)
         if (hs.on_after) {
           typed_event<T> te{e.kind, e.key,
-                            decoded<T>(e.found || e.kind == event_kind::after_set, e.value),
+                            decoded<T>(e.found || e.kind == event_kind::after_set, e.value,
+                                       *hs.codec),
                             e.found, &e};
           hs.on_after(te);
         }
@@ -159,8 +162,8 @@ event_actor::behavior_type subscriber(event_actor::pointer self, handlers<T> hs,
             typed_change<T> tc;
             tc.kind = c.kind;
             tc.key = c.key;
-            tc.old_value = decoded<T>(c.had_old, c.old_value);
-            tc.new_value = decoded<T>(c.kind == change_kind::set, c.new_value);
+            tc.old_value = decoded<T>(c.had_old, c.old_value, *hs.codec);
+            tc.new_value = decoded<T>(c.kind == change_kind::set, c.new_value, *hs.codec);
             tc.time = b.time;
             tc.shard = b.shard;
             tc.seq = b.seq;
@@ -264,6 +267,12 @@ public:
     // nop
   }
 
+  /// Reads values with `custom` where they were written by it (values of
+  /// every other format read without it).
+  void serialize_with(serializer<T> custom) {
+    codec_ = std::make_shared<const value_codec<T>>(serialization{}, std::move(custom));
+  }
+
   /// Watches the keys matching a glob (`user:*`), from now on.
   caf::expected<subscription> watch(const std::string& glob, change_handler<T> on_change,
                                     error_handler on_error = {}) {
@@ -346,6 +355,7 @@ public:
 private:
   std::pair<event_actor, std::shared_ptr<detail::subscription_state>>
   spawn_subscriber(detail::handlers<T> hs, const std::string& from, bool watch) {
+    hs.codec = codec_;
     auto shared = std::make_shared<detail::subscription_state>();
     if (auto t = resume_token::parse(from))
       shared->merge(*t);
@@ -382,6 +392,7 @@ private:
   caf::actor_system& sys_;
   observable_storage_actor store_;
   std::chrono::milliseconds timeout_;
+  codec_ptr<T> codec_ = value_codec<T>::standard();
 };
 
 } // namespace strata

@@ -48,13 +48,12 @@ struct store_options {
   uint32_t shards = 4;
 
   /// LMDB map size per shard in bytes: the most one shard can hold. 0 picks
-  /// it from `expected_size` (at least 1 GiB). Raising it later grows the
-  /// shards without losing data; writes beyond it fail with STORAGE_FULL.
+  /// it from `hints.expected_size` (at least 1 GiB). Raising it later grows
+  /// the shards without losing data; writes beyond it fail with STORAGE_FULL.
   uint64_t map_size = 0;
 
-  /// The spec's `hints.expectedSize`: how many entries the store should hold.
-  /// Used only to size the map when `map_size` is 0 (4 KiB per entry).
-  uint64_t expected_size = 0;
+  /// The spec's PerformanceHints: expected size, access pattern, cache.
+  performance_hints hints;
 
   /// When writes are acknowledged; see sync_mode.
   sync_mode sync = sync_mode::durable;

@@ -99,6 +99,9 @@ struct shard_info {
   /// "concurrent_readers", "durable", "transactions", "before_images",
   /// "files".
   std::vector<std::string> capabilities;
+  /// The engine's tuning as it stands (`name=value`): what the store's
+  /// performance hints and engine settings amount to on this shard.
+  std::vector<std::string> tuning;
 };
 
 } // namespace strata

@@ -61,7 +61,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, shard_info& x) {
   return f(caf::meta::type_name("strata::shard_info"), x.shard, x.entries,
            x.map_size, x.map_used, x.commits, x.flushes, x.in_doubt, x.restarts,
-           x.path, x.engine, x.capabilities);
+           x.path, x.engine, x.capabilities, x.tuning);
 }
 
 template <class Inspector>
