@@ -6,39 +6,16 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "typed-api/json_value.hpp"
+
 namespace strata::query_json {
 
 document to_document(const rapidjson::Value& v, size_t depth, const std::string& where) {
-  if (depth > max_nesting_depth)
-    throw query_error{where + ": nested too deeply"};
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-      return document{};
-    case rapidjson::kFalseType:
-      return document::boolean(false);
-    case rapidjson::kTrueType:
-      return document::boolean(true);
-    case rapidjson::kNumberType:
-      if (v.IsInt64())
-        return document::integer(v.GetInt64());
-      return document::real(v.GetDouble());
-    case rapidjson::kStringType:
-      return document::string(std::string{v.GetString(), v.GetStringLength()});
-    case rapidjson::kArrayType: {
-      document::array_type xs;
-      for (auto& x : v.GetArray())
-        xs.push_back(to_document(x, depth + 1, where));
-      return document::array(std::move(xs));
-    }
-    case rapidjson::kObjectType: {
-      auto out = document::object();
-      for (auto& m : v.GetObject())
-        out.set(std::string{m.name.GetString(), m.name.GetStringLength()},
-                to_document(m.value, depth + 1, where));
-      return out;
-    }
+  try {
+    return detail::json_to_document(v, false, depth);
+  } catch (const codec_error& e) {
+    throw query_error{where + ": " + e.what()};
   }
-  return document{};
 }
 
 void parse_text(rapidjson::Document& d, std::string_view json) {

@@ -1,9 +1,12 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -91,6 +94,21 @@ public:
     self->request(h, std::chrono::seconds(30), std::forward<Ts>(xs)...)
       .receive([] {}, [&](caf::error& e) { result = std::move(e); });
     return result;
+  }
+
+  /// Waits until every index of `target` is ready; false if that takes more
+  /// than 20 s or the store does not answer.
+  bool indexes_ready(const observable_storage_actor& target) {
+    for (int i = 0; i < 2000; ++i) {
+      auto list = ask<std::vector<index_info>>(target, atom::indexes_v);
+      if (!list)
+        return false;
+      if (std::all_of(list->begin(), list->end(),
+                      [](const index_info& x) { return x.state == "ready"; }))
+        return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    return false;
   }
 
   temp_dir dir;

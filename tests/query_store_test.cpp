@@ -26,19 +26,6 @@ index_spec make_index(std::string name, std::vector<index_field> fields, bool sp
   return s;
 }
 
-/// Waits until every index of the store is ready.
-void wait_ready(fixture& f, const observable_storage_actor& store) {
-  for (int i = 0; i < 2000; ++i) {
-    auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
-    REQUIRE(list);
-    if (std::all_of(list->begin(), list->end(),
-                    [](const index_info& x) { return x.state == "ready"; }))
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
-  }
-  FAIL("indexes never became ready");
-}
-
 void create_all_kinds(fixture& f, const observable_storage_actor& store) {
   for (auto& s : {make_index("by_a", {{"a", "btree", false}}),
                   make_index("n_desc", {{"n", "btree", true}}),
@@ -61,7 +48,7 @@ TEST_CASE("queries agree with a brute-force reference, with and without indexes"
           create_all_kinds(f, store);
         test::check_queries_against_model(f, store, 500, 120, 7 + shards);
         if (indexed) {
-          wait_ready(f, store);
+          REQUIRE(f.indexes_ready(store));
           auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
           REQUIRE(list);
           REQUIRE(list->size() == 6);
@@ -114,7 +101,7 @@ TEST_CASE("an index built while writers run matches the data, and explain shows 
   auto plan = f.ask<query_plan>(store, atom::explain_v,
                                 std::string{R"({"where":{"field":"n","operator":"eq","value":5}})"});
   REQUIRE(plan);
-  wait_ready(f, store);
+  REQUIRE(f.indexes_ready(store));
   // Writes went on during the build; a few more after it, then stop.
   auto seen = written.load();
   while (written < seen + 50)
@@ -177,7 +164,7 @@ TEST_CASE("indexes survive a restart of the store") {
     entries.push_back({"k" + std::to_string(i), encode_doc(d)});
   }
   REQUIRE_FALSE(f.ask_void(store, atom::set_many_v, entries));
-  wait_ready(f, store);
+  REQUIRE(f.indexes_ready(store));
   f.close();
   store = f.open(o);
   auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
@@ -235,7 +222,7 @@ TEST_CASE("bad patterns, pipelines and index definitions answer QUERY_ERROR") {
   // A document whose indexed value is too long is refused, nothing stored.
   auto d = document::object();
   d.set("a", document::string(std::string(600, 'y')));
-  wait_ready(f, store);
+  REQUIRE(f.indexes_ready(store));
   auto err = f.ask_void(store, atom::set_v, std::string{"long"}, encode_doc(d));
   expect(err, errc::invalid_value, "index x");
   auto has = f.ask<bool>(store, atom::has_v, std::string{"long"});
@@ -359,7 +346,7 @@ TEST_CASE("fulltext search through the store: relevance across shards, pages, co
     }(),
     Catch::Contains("needs a ready fulltext index"));
   REQUIRE_FALSE(books.create_index({"title_text", {{"title", "fulltext", false}}, false, false}));
-  wait_ready(f, handle);
+  REQUIRE(f.indexes_ready(handle));
   std::vector<query_match<book>> found;
   for (auto& r : books.query(search, 1)) // one result per page: continuations
     found.push_back(r);
@@ -422,7 +409,7 @@ TEST_CASE("the nearest points through the store: merged across shards, paged, in
     by_distance.emplace_back(std::hypot(x - 10, y - 20), key);
   }
   REQUIRE_FALSE(f.ask_void(store, atom::set_many_v, entries));
-  wait_ready(f, store);
+  REQUIRE(f.indexes_ready(store));
   std::sort(by_distance.begin(), by_distance.end());
   // 25 nearest, 4 per page through continuations.
   query_request req;
@@ -500,7 +487,7 @@ TEST_CASE("each index is an actor: its figures, its build's progress and queries
   CHECK(info.built == 3000);
   CHECK(info.total == 3000);
   CHECK(info.entries == 3000);
-  wait_ready(f, store);
+  REQUIRE(f.indexes_ready(store));
   // Through the index: the store's results, and the index's hits count them.
   auto eq7 = std::string{R"({"where":{"field":"a","operator":"eq","value":7}})"};
   auto direct = f.ask<std::vector<query_result>>(store, atom::find_many_v, eq7);

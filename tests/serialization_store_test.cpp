@@ -88,18 +88,6 @@ bytes stored(fixture& f, const observable_storage_actor& store, const std::strin
   return **x;
 }
 
-void wait_ready(fixture& f, const observable_storage_actor& store) {
-  for (int i = 0; i < 2000; ++i) {
-    auto list = f.ask<std::vector<index_info>>(store, atom::indexes_v);
-    REQUIRE(list);
-    if (std::all_of(list->begin(), list->end(),
-                    [](const index_info& x) { return x.state == "ready"; }))
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
-  }
-  FAIL("indexes never became ready");
-}
-
 std::vector<std::string> keys_of(const std::vector<query_match<shipment>>& ms) {
   std::vector<std::string> out;
   for (auto& m : ms)
@@ -174,7 +162,7 @@ TEST_CASE("values of every format and compression live side by side") {
   by_customer.name = "by_customer";
   by_customer.fields = {{"customer", "btree", false}};
   REQUIRE_FALSE(reader.create_index(by_customer));
-  wait_ready(f, store);
+  REQUIRE(f.indexes_ready(store));
   found = reader.find_many(pattern{p}.hint("by_customer"));
   REQUIRE(found);
   CHECK(keys_of(*found) == shipped);
@@ -351,7 +339,7 @@ TEST_CASE("protobuf messages as values: typed, queried and indexed by field") {
   by_sku.name = "by_sku";
   by_sku.fields = {{"lines.sku", "btree", false}};
   REQUIRE_FALSE(orders.create_index(by_sku));
-  wait_ready(f, store);
+  REQUIRE(f.indexes_ready(store));
   auto found = orders.find_many(pattern{where("lines.sku").eq("SKU-2")}.hint("by_sku"));
   REQUIRE(found);
   CHECK(found->size() == 20); // i % 4 in {1, 2}

@@ -16,6 +16,7 @@
 #include <rapidjson/error/en.h>
 
 #include "strata/base64.hpp"
+#include "typed-api/json_value.hpp"
 
 namespace strata {
 
@@ -53,6 +54,50 @@ uint64_t get_varint(std::string_view& in, const char* what) {
 
 // -- compression ------------------------------------------------------------------
 
+// Each thread keeps its compression state: setting one up costs more than
+// compressing a small value (zlib's is 256 KiB, zstd's more).
+struct zlib_streams {
+  z_stream deflater{};
+  z_stream inflater{};
+  bool deflate_ok = false;
+  bool inflate_ok = false;
+
+  zlib_streams() {
+    // 15 + 16: a gzip wrapper around a 32 KiB window.
+    deflate_ok = deflateInit2(&deflater, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                              Z_DEFAULT_STRATEGY)
+                 == Z_OK;
+    inflate_ok = inflateInit2(&inflater, 15 + 16) == Z_OK;
+  }
+
+  ~zlib_streams() {
+    if (deflate_ok)
+      deflateEnd(&deflater);
+    if (inflate_ok)
+      inflateEnd(&inflater);
+  }
+};
+
+struct zstd_contexts {
+  ZSTD_CCtx* compressor = ZSTD_createCCtx();
+  ZSTD_DCtx* decompressor = ZSTD_createDCtx();
+
+  ~zstd_contexts() {
+    ZSTD_freeCCtx(compressor);
+    ZSTD_freeDCtx(decompressor);
+  }
+};
+
+zlib_streams& zlib_state() {
+  thread_local zlib_streams instance;
+  return instance;
+}
+
+zstd_contexts& zstd_state() {
+  thread_local zstd_contexts instance;
+  return instance;
+}
+
 /// Compresses `in` into `out` (appended); false if the compressor failed.
 bool compress(value_compression c, std::string_view in, std::vector<uint8_t>& out) {
   auto start = out.size();
@@ -60,10 +105,9 @@ bool compress(value_compression c, std::string_view in, std::vector<uint8_t>& ou
     case value_compression::none:
       return false;
     case value_compression::gzip: {
-      z_stream z{};
-      // 15 + 16: a gzip wrapper around a 32 KiB window.
-      if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
-          != Z_OK)
+      auto& zs = zlib_state();
+      auto& z = zs.deflater;
+      if (!zs.deflate_ok || deflateReset(&z) != Z_OK)
         return false;
       out.resize(start + deflateBound(&z, in.size()));
       z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
@@ -72,7 +116,6 @@ bool compress(value_compression c, std::string_view in, std::vector<uint8_t>& ou
       z.avail_out = static_cast<uInt>(out.size() - start);
       auto rc = deflate(&z, Z_FINISH);
       auto n = z.total_out;
-      deflateEnd(&z);
       if (rc != Z_STREAM_END)
         return false;
       out.resize(start + n);
@@ -99,7 +142,8 @@ bool compress(value_compression c, std::string_view in, std::vector<uint8_t>& ou
     }
     case value_compression::zstd: {
       out.resize(start + ZSTD_compressBound(in.size()));
-      auto n = ZSTD_compress(out.data() + start, out.size() - start, in.data(), in.size(), 3);
+      auto n = ZSTD_compressCCtx(zstd_state().compressor, out.data() + start,
+                                 out.size() - start, in.data(), in.size(), 3);
       if (ZSTD_isError(n))
         return false;
       out.resize(start + n);
@@ -136,8 +180,9 @@ std::string decompress(value_compression c, std::string_view in, size_t size) {
     case value_compression::none:
       break;
     case value_compression::gzip: {
-      z_stream z{};
-      if (inflateInit2(&z, 15 + 16) != Z_OK)
+      auto& zs = zlib_state();
+      auto& z = zs.inflater;
+      if (!zs.inflate_ok || inflateReset(&z) != Z_OK)
         throw fail("zlib would not start");
       z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
       z.avail_in = static_cast<uInt>(in.size());
@@ -146,7 +191,6 @@ std::string decompress(value_compression c, std::string_view in, size_t size) {
       auto rc = inflate(&z, Z_FINISH);
       auto n = z.total_out;
       auto rest = z.avail_in;
-      inflateEnd(&z);
       if (rc != Z_STREAM_END || n != size || rest != 0)
         throw fail(rc == Z_STREAM_END ? "wrong size" : "corrupt stream");
       break;
@@ -170,7 +214,8 @@ std::string decompress(value_compression c, std::string_view in, size_t size) {
       break;
     }
     case value_compression::zstd: {
-      auto n = ZSTD_decompress(out.data(), out.size(), in.data(), in.size());
+      auto n = ZSTD_decompressDCtx(zstd_state().decompressor, out.data(), out.size(), in.data(),
+                                   in.size());
       if (ZSTD_isError(n))
         throw fail(ZSTD_getErrorName(n));
       if (n != size)
@@ -215,52 +260,6 @@ void require_json_exact(const document& x, size_t depth) {
   }
 }
 
-document from_json_value(const rapidjson::Value& v, size_t depth) {
-  if (depth > max_nesting_depth)
-    throw codec_error{"json payload nests deeper than "
-                      + std::to_string(max_nesting_depth) + " levels"};
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-      return document{};
-    case rapidjson::kFalseType:
-      return document::boolean(false);
-    case rapidjson::kTrueType:
-      return document::boolean(true);
-    case rapidjson::kNumberType:
-      if (v.IsInt64())
-        return document::integer(v.GetInt64());
-      return document::real(v.GetDouble());
-    case rapidjson::kStringType:
-      return document::string(std::string{v.GetString(), v.GetStringLength()});
-    case rapidjson::kArrayType: {
-      document::array_type xs;
-      xs.reserve(v.Size());
-      for (auto& x : v.GetArray())
-        xs.push_back(from_json_value(x, depth + 1));
-      return document::array(std::move(xs));
-    }
-    case rapidjson::kObjectType: {
-      if (v.MemberCount() == 1 && v.MemberBegin()->name == "$bytes"
-          && v.MemberBegin()->value.IsString()) {
-        auto& text = v.MemberBegin()->value;
-        std::string raw;
-        if (!decode_base64({text.GetString(), text.GetStringLength()}, raw))
-          throw codec_error{"json payload: $bytes is not base64"};
-        return document::bytes(document::bytes_type(raw.begin(), raw.end()));
-      }
-      auto out = document::object();
-      for (auto& m : v.GetObject()) {
-        std::string name{m.name.GetString(), m.name.GetStringLength()};
-        if (out.get(name) != nullptr)
-          throw codec_error{"json payload: an object holds the key \"" + name + "\" twice"};
-        out.set(std::move(name), from_json_value(m.value, depth + 1));
-      }
-      return out;
-    }
-  }
-  return document{};
-}
-
 document decode_json(std::string_view text) {
   rapidjson::Document d;
   // Iterative: deep nesting cannot exhaust the stack. Full precision: reals
@@ -270,7 +269,11 @@ document decode_json(std::string_view text) {
   if (d.HasParseError())
     throw codec_error{"json payload is not JSON at offset " + std::to_string(d.GetErrorOffset())
                       + ": " + rapidjson::GetParseError_En(d.GetParseError())};
-  return from_json_value(d, 0);
+  try {
+    return detail::json_to_document(d, true);
+  } catch (const codec_error& e) {
+    throw codec_error{std::string{"json payload: "} + e.what()};
+  }
 }
 
 // -- MessagePack ------------------------------------------------------------------
@@ -549,5 +552,55 @@ std::string join_protobuf(std::string_view type, std::string_view message) {
   out += message;
   return out;
 }
+
+namespace detail {
+
+document json_to_document(const rapidjson::Value& v, bool exact, std::size_t depth) {
+  if (depth > max_nesting_depth)
+    throw codec_error{"nested too deeply (more than " + std::to_string(max_nesting_depth)
+                      + " levels)"};
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      return document{};
+    case rapidjson::kFalseType:
+      return document::boolean(false);
+    case rapidjson::kTrueType:
+      return document::boolean(true);
+    case rapidjson::kNumberType:
+      if (v.IsInt64())
+        return document::integer(v.GetInt64());
+      return document::real(v.GetDouble());
+    case rapidjson::kStringType:
+      return document::string(std::string{v.GetString(), v.GetStringLength()});
+    case rapidjson::kArrayType: {
+      document::array_type xs;
+      xs.reserve(v.Size());
+      for (auto& x : v.GetArray())
+        xs.push_back(json_to_document(x, exact, depth + 1));
+      return document::array(std::move(xs));
+    }
+    case rapidjson::kObjectType: {
+      if (exact && v.MemberCount() == 1 && v.MemberBegin()->name == "$bytes"
+          && v.MemberBegin()->value.IsString()) {
+        auto& text = v.MemberBegin()->value;
+        std::string raw;
+        if (!decode_base64({text.GetString(), text.GetStringLength()}, raw))
+          throw codec_error{"$bytes is not base64"};
+        return document::bytes(document::bytes_type(raw.begin(), raw.end()));
+      }
+      auto out = document::object();
+      for (auto& m : v.GetObject()) {
+        std::string name{m.name.GetString(), m.name.GetStringLength()};
+        if (exact && out.get(name) != nullptr)
+          throw codec_error{"an object holds the key \"" + name + "\" twice"};
+        out.set(std::move(name), json_to_document(m.value, exact, depth + 1));
+      }
+      return out;
+    }
+  }
+  return document{};
+}
+
+} // namespace detail
 
 } // namespace strata

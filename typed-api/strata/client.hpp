@@ -161,6 +161,18 @@ decode_many(const std::vector<std::string>& keys, std::vector<maybe_bytes>& xs,
   return result;
 }
 
+/// Replaces `codec` by one of `settings` and `custom`, unless they are
+/// invalid (SERIALIZATION_FAILED).
+template <class T>
+caf::error make_codec(codec_ptr<T>& codec, serialization settings, serializer<T> custom) {
+  try {
+    codec = std::make_shared<const value_codec<T>>(settings, std::move(custom));
+    return {};
+  } catch (const codec_error& e) {
+    return make_error(errc::serialization_failed, e.what());
+  }
+}
+
 /// The timeout of a request to `store` from an actor on node `here`. A store
 /// in the same process needs none: if it dies, its pending requests fail at
 /// once. (CAF 0.17 keeps each request's timer until it expires, which costs
@@ -339,12 +351,7 @@ public:
   /// opened after), with `custom` for formats custom and protobuf. Reading
   /// takes any format. SERIALIZATION_FAILED on invalid settings.
   caf::error serialize_with(serialization settings, serializer<T> custom = {}) {
-    try {
-      codec_ = std::make_shared<const value_codec<T>>(settings, std::move(custom));
-      return {};
-    } catch (const codec_error& e) {
-      return make_error(errc::serialization_failed, e.what());
-    }
+    return make_codec(codec_, settings, std::move(custom));
   }
 
 protected:
@@ -1028,12 +1035,7 @@ public:
   /// opened after), with `custom` for formats custom and protobuf. Reading
   /// takes any format. SERIALIZATION_FAILED on invalid settings.
   caf::error serialize_with(serialization settings, serializer<T> custom = {}) {
-    try {
-      codec_ = std::make_shared<const value_codec<T>>(settings, std::move(custom));
-      return {};
-    } catch (const codec_error& e) {
-      return make_error(errc::serialization_failed, e.what());
-    }
+    return make_codec(codec_, settings, std::move(custom));
   }
 
 protected:
