@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "strata/base64.hpp"
+#include "typed-api/varint.hpp"
 
 namespace strata {
 
@@ -265,13 +266,7 @@ void append_json(std::string& out, const document& x) {
 
 // -- encoder ------------------------------------------------------------------
 
-void put_varint(std::vector<uint8_t>& out, uint64_t x) {
-  while (x >= 0x80) {
-    out.push_back(static_cast<uint8_t>(x | 0x80));
-    x >>= 7;
-  }
-  out.push_back(static_cast<uint8_t>(x));
-}
+using detail::put_varint;
 
 void put_chunk(std::vector<uint8_t>& out, const void* data, std::size_t size) {
   put_varint(out, size);

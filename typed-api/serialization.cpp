@@ -16,6 +16,7 @@
 #include <rapidjson/error/en.h>
 
 #include "strata/base64.hpp"
+#include "typed-api/varint.hpp"
 #include "typed-api/json_value.hpp"
 
 namespace strata {
@@ -30,13 +31,7 @@ constexpr const char* compression_names[] = {"none", "gzip", "lz4", "snappy", "z
 
 // -- LEB128 size prefix of compressed payloads --------------------------------------
 
-void put_varint(std::vector<uint8_t>& out, uint64_t x) {
-  while (x >= 0x80) {
-    out.push_back(static_cast<uint8_t>(x | 0x80));
-    x >>= 7;
-  }
-  out.push_back(static_cast<uint8_t>(x));
-}
+using detail::put_varint;
 
 uint64_t get_varint(std::string_view& in, const char* what) {
   uint64_t x = 0;
