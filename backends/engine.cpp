@@ -40,12 +40,15 @@ const char* engine_name(engine_kind kind) {
       return "sqlite";
     case engine_kind::json:
       return "json";
+    case engine_kind::graph:
+      return "graph";
   }
   return "?";
 }
 
 bool parse_engine(std::string_view name, engine_kind& kind) {
-  for (auto k : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite, engine_kind::json})
+  for (auto k : {engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite, engine_kind::json,
+                 engine_kind::graph})
     if (name == engine_name(k)) {
       kind = k;
       return true;

@@ -94,9 +94,11 @@ enum class engine_kind : uint8_t {
   sqlite,
   /// One JSON document per shard, rewritten by each group.
   json,
+  /// One named graph per shard on a SPARQL 1.1 server.
+  graph,
 };
 
-/// "lmdb", "memory", "sqlite" or "json".
+/// "lmdb", "memory", "sqlite", "json" or "graph".
 const char* engine_name(engine_kind kind);
 
 /// Parses an engine name; false if it names none.
@@ -129,6 +131,8 @@ struct engine_options {
   sqlite_settings sqlite;
   /// json: the file and how it is written.
   json_settings json;
+  /// graph: the SPARQL server and the shard's graph.
+  graph_settings graph;
   /// What the store should expect; each engine uses what it can.
   performance_hints hints;
 };

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "backends/graph_engine.hpp"
 #include "backends/json_engine.hpp"
 #include "backends/lmdb_engine.hpp"
 #include "backends/memory_engine.hpp"
@@ -34,6 +35,8 @@ std::unique_ptr<engine> open_engine(const engine_options& opts) {
     throw refuse("sqlite");
   if (mine != engine_kind::json && holds("strata.json"))
     throw refuse("json");
+  if (mine != engine_kind::graph && holds("strata.graph"))
+    throw refuse("graph");
   switch (opts.engine) {
     case engine_kind::memory:
       return std::make_unique<memory_engine>(opts);
@@ -41,6 +44,8 @@ std::unique_ptr<engine> open_engine(const engine_options& opts) {
       return std::make_unique<sqlite_engine>(opts);
     case engine_kind::json:
       return std::make_unique<json_engine>(opts);
+    case engine_kind::graph:
+      return std::make_unique<graph_engine>(opts);
     case engine_kind::lmdb:
       break;
   }

@@ -10,12 +10,18 @@
 // - 2-key transaction: read two random keys and write both back,
 //   SERIALIZABLE and durable, 16 clients; raw: BEGIN IMMEDIATE, two SELECTs,
 //   two UPDATEs, COMMIT with synchronous=FULL, one connection.
+// The graph engine runs against a Virtuoso server the benchmark starts on
+// 127.0.0.1 with a fresh database, beside that server's own SPARQL protocol
+// as its row's peer: a SELECT per get (one client per core), one update
+// request per set (DELETE WHERE + INSERT DATA of the entry, one client), and
+// for a transaction two SELECTs and one update of both keys.
 // Rates are operations (or committed transactions) per second; aborted
 // transactions are counted apart.
 //
 // Not a test; run by hand: build-release/bench/strata-engines-bench
-// [--seconds S] [--keys N] [--engines lmdb,sqlite,json,memory] [--dir DIR]
+// [--seconds S] [--keys N] [--engines lmdb,sqlite,json,memory,graph] [--dir DIR]
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -37,7 +43,10 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 
+#include "backends/sparql.hpp"
 #include "strata/all.hpp"
+#include "strata/base64.hpp"
+#include "tests/virtuoso.hpp"
 
 namespace {
 
@@ -47,9 +56,12 @@ using clock_type = std::chrono::steady_clock;
 struct options {
   double seconds = 2;
   size_t keys = 10000;
-  std::vector<std::string> engines{"lmdb", "sqlite", "json", "memory"};
+  std::vector<std::string> engines{"lmdb", "sqlite", "json", "memory", "graph"};
   std::string dir;
 };
+
+/// The SPARQL endpoint of the benchmark's Virtuoso server.
+std::string graph_url;
 
 struct config : caf::actor_system_config {
   config() {
@@ -126,6 +138,8 @@ strata::observable_storage_actor open(caf::actor_system& sys, const std::string&
   so.sync = mode;
   so.map_size = uint64_t{256} << 20;
   so.log_level = "warning";
+  if (engine == "graph")
+    so.graph = strata::test::virtuoso_settings(graph_url);
   auto h = strata::spawn_store(sys, so);
   if (!h)
     throw std::runtime_error(engine + ": " + strata::render(h.error()));
@@ -228,6 +242,99 @@ figures run_strata(caf::actor_system& sys, const std::string& dir, const std::st
   close(sys, store, dir);
   return f;
 }
+
+/// The SPARQL protocol itself on the same workload: the peer of the graph
+/// rows. One resource per key with its value, as the graph engine writes it.
+class raw_sparql {
+public:
+  raw_sparql() : graph_("urn:strata:bench:raw-" + std::to_string(::getpid())) {
+  }
+
+  void load(size_t n) {
+    strata::sparql_client c{settings()};
+    for (size_t i = 0; i < n; i += 1000) {
+      std::string triples;
+      for (size_t k = i; k < std::min(n, i + 1000); ++k)
+        triples += triple(k, k);
+      c.update("INSERT DATA { GRAPH <" + graph_ + "> { " + triples + " } }");
+    }
+  }
+
+  double gets(size_t n, double seconds, unsigned threads) {
+    std::atomic<uint64_t> done{0};
+    auto deadline = deadline_after(seconds);
+    auto start = clock_type::now();
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        strata::sparql_client c{settings()};
+        std::mt19937_64 rng{t + 1};
+        while (clock_type::now() < deadline) {
+          c.query("SELECT ?v WHERE { GRAPH <" + graph_ + "> { " + subject(rng() % n)
+                  + " <urn:strata:value> ?v } }");
+          ++done;
+        }
+      });
+    for (auto& th : pool)
+      th.join();
+    return double(done) / std::chrono::duration<double>(clock_type::now() - start).count();
+  }
+
+  double sets(size_t n, double seconds) {
+    strata::sparql_client c{settings()};
+    std::mt19937_64 rng{5};
+    uint64_t done = 0;
+    auto deadline = deadline_after(seconds);
+    auto start = clock_type::now();
+    while (clock_type::now() < deadline) {
+      auto k = rng() % n;
+      c.update("DELETE WHERE { GRAPH <" + graph_ + "> { " + subject(k) + " ?p ?o } } ;\n"
+               + "INSERT DATA { GRAPH <" + graph_ + "> { " + triple(k, rng()) + " } }");
+      ++done;
+    }
+    return double(done) / std::chrono::duration<double>(clock_type::now() - start).count();
+  }
+
+  double transactions(size_t n, double seconds) {
+    strata::sparql_client c{settings()};
+    std::mt19937_64 rng{9};
+    uint64_t done = 0;
+    auto deadline = deadline_after(seconds);
+    auto start = clock_type::now();
+    while (clock_type::now() < deadline) {
+      auto a = rng() % n;
+      auto b = rng() % n;
+      for (auto k : {a, b})
+        c.query("SELECT ?v WHERE { GRAPH <" + graph_ + "> { " + subject(k)
+                + " <urn:strata:value> ?v } }");
+      auto v = rng();
+      c.update("DELETE { GRAPH <" + graph_ + "> { ?s ?p ?o } } WHERE { GRAPH <" + graph_
+               + "> { VALUES ?s { " + subject(a) + " " + subject(b) + " } ?s ?p ?o } } ;\n"
+               + "INSERT DATA { GRAPH <" + graph_ + "> { " + triple(a, v) + triple(b, v)
+               + " } }");
+      ++done;
+    }
+    return double(done) / std::chrono::duration<double>(clock_type::now() - start).count();
+  }
+
+private:
+  static strata::graph_settings settings() {
+    return strata::test::virtuoso_settings(graph_url);
+  }
+
+  std::string subject(size_t k) const {
+    return "<" + graph_ + "/data/" + key_of(k) + ">";
+  }
+
+  std::string triple(size_t k, uint64_t v) const {
+    auto value = value_of(v);
+    std::string out = subject(k) + " <urn:strata:value> \"";
+    strata::append_base64(out, {reinterpret_cast<const char*>(value.data()), value.size()});
+    return out + "\" .\n";
+  }
+
+  std::string graph_;
+};
 
 /// SQLite's C API on the same workload: the raw baseline of the sqlite rows.
 class raw_sqlite {
@@ -397,7 +504,7 @@ int main(int argc, char** argv) {
         opts.engines.push_back(e);
     } else {
       std::cerr << "usage: strata-engines-bench [--seconds S] [--keys N] "
-                   "[--engines lmdb,sqlite,json,memory] [--dir DIR]\n";
+                   "[--engines lmdb,sqlite,json,memory,graph] [--dir DIR]\n";
       return a == "--help" ? 0 : 2;
     }
   }
@@ -415,15 +522,35 @@ int main(int argc, char** argv) {
       raw.durable = r.sets(opts.keys, opts.seconds, true);
       raw.txn = r.transactions(opts.keys, opts.seconds);
     }
+    // The graph engine's server, and its own protocol as the graph rows' peer.
+    std::unique_ptr<strata::test::virtuoso> server;
+    figures sparql;
+    auto graph = std::find(opts.engines.begin(), opts.engines.end(), "graph")
+                 != opts.engines.end();
+    if (graph) {
+      server = std::make_unique<strata::test::virtuoso>(
+        strata::test::virtuoso::start(base + "/virtuoso", false));
+      graph_url = server->url();
+      raw_sparql r;
+      r.load(opts.keys);
+      sparql.get = r.gets(opts.keys, opts.seconds, std::max(2u, std::thread::hardware_concurrency()));
+      sparql.set = r.sets(opts.keys, opts.seconds);
+      sparql.durable = sparql.set; // the server commits each request alike
+      sparql.txn = r.transactions(opts.keys, opts.seconds);
+    }
     std::map<std::string, figures> by_engine;
     for (auto& e : opts.engines)
       by_engine[e] = run_strata(sys, base + "/" + e, e, opts);
     auto show = [&](const char* op, double figures::*field, const char* unit) {
       row(std::string{"raw SQLite C API: "} + op, raw.*field, unit, 0, "");
+      if (graph)
+        row(std::string{"raw SPARQL protocol: "} + op, sparql.*field, unit, 0, "");
       for (auto& e : opts.engines) {
         auto& f = by_engine[e];
         if (e == "sqlite")
           row("strata " + e + ": " + op, f.*field, unit, raw.*field, "vs raw SQLite");
+        else if (e == "graph")
+          row("strata " + e + ": " + op, f.*field, unit, sparql.*field, "vs raw SPARQL");
         else if (e != "lmdb" && by_engine.count("lmdb"))
           row("strata " + e + ": " + op, f.*field, unit, by_engine["lmdb"].*field,
               "vs strata lmdb");

@@ -8,6 +8,8 @@ find_package(spdlog CONFIG REQUIRED)
 find_package(ZLIB REQUIRED)
 # SQLite: the sqlite engine, and the peer of the benchmarks.
 find_package(SQLite3 REQUIRED)
+# libcurl: the graph engine's SPARQL client.
+find_package(CURL REQUIRED)
 
 # Serialization: MessagePack (header-only), protobuf, and the compressors.
 find_package(Protobuf REQUIRED)

@@ -1,15 +1,19 @@
 // One program, every storage engine.
 //
-// Shows: choosing an engine with store_options (lmdb, sqlite, json, memory)
-// and its settings, the same typed code on each, and `info`: which engine
-// each shard runs on and what that engine can do.
+// Shows: choosing an engine with store_options (lmdb, sqlite, json, memory,
+// graph) and its settings, the same typed code on each, and `info`: which
+// engine each shard runs on and what that engine can do.
 //
-// Run:  ./build/examples/engines [DIR]     (default: ./engines-data)
-// Each engine gets DIR/<engine>; then look at DIR/json/shard-000/strata.json,
-// or open DIR/sqlite/shard-000/strata.sqlite with the sqlite3 tool.
+// Run:  ./build/examples/engines [DIR [SPARQL-URL USER PASSWORD]]
+// (DIR defaults to ./engines-data). Each engine gets DIR/<engine>; then look
+// at DIR/json/shard-000/strata.json, or open DIR/sqlite/shard-000/strata.sqlite
+// with the sqlite3 tool. With a SPARQL endpoint (Virtuoso:
+// http://127.0.0.1:8890/sparql-auth dba dba), the graph engine runs too; its
+// `info` names each shard's graph, which a SPARQL query can then read.
 
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <cereal/types/string.hpp>
 
@@ -35,7 +39,10 @@ int main(int argc, char** argv) {
   strata::configure(cfg);
   caf::actor_system sys{cfg};
   std::string dir = argc > 1 ? argv[1] : "engines-data";
-  for (std::string engine : {"lmdb", "sqlite", "json", "memory"}) {
+  std::vector<std::string> engines{"lmdb", "sqlite", "json", "memory"};
+  if (argc > 4)
+    engines.push_back("graph");
+  for (auto& engine : engines) {
     strata::store_options opts;
     opts.data_dir = dir + "/" + engine;
     opts.shards = 2;
@@ -43,6 +50,11 @@ int main(int argc, char** argv) {
     opts.log_level = "warning";
     opts.json.pretty = true;      // engine json: one entry per line
     opts.sqlite.table = "cities"; // engine sqlite: the data's table
+    if (engine == "graph") {      // engine graph: the SPARQL server
+      opts.graph.url = argv[2];
+      opts.graph.username = argv[3];
+      opts.graph.password = argv[4];
+    }
     auto store = strata::spawn_store(sys, opts);
     if (!store) {
       std::cerr << engine << ": " << strata::render(store.error()) << "\n";
@@ -67,6 +79,9 @@ int main(int argc, char** argv) {
               std::cout << "  shard " << s.shard << " (" << s.engine << ", " << s.path << "):";
               for (auto& c : s.capabilities)
                 std::cout << ' ' << c;
+              for (auto& t : s.tuning)
+                if (t.rfind("graph=", 0) == 0)
+                  std::cout << " (" << t << ')';
               std::cout << '\n';
             }
           },

@@ -282,6 +282,7 @@ spawn_supervised_shard(caf::actor_system& sys, const store_options& opts, uint32
   so.store.snapshot = opts.memory_snapshot;
   so.store.sqlite = opts.sqlite;
   so.store.json = opts.json;
+  so.store.graph = opts.graph;
   so.store.hints = opts.hints;
   so.store.changes.enabled = opts.changes.enabled;
   so.store.changes.retain_commits = opts.changes.retain_commits;

@@ -98,6 +98,7 @@ spawn_store(caf::actor_system& sys, const store_options& opts) {
   lo.snapshot = opts.memory_snapshot;
   lo.sqlite = opts.sqlite;
   lo.json = opts.json;
+  lo.graph = opts.graph;
   auto log_store = open_shard_core(lo, *lock);
   auto incarnation = log_store ? guarded([&] { return decision_log::next_incarnation(**log_store); })
                                : caf::expected<uint64_t>{log_store.error()};

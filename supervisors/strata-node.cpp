@@ -77,7 +77,7 @@ struct node_config : caf::actor_system_config {
            "hint: random, sequential, write-heavy or read-heavy access")
       .add(store.hints.cache_bytes, "cache-bytes", "hint: memory per shard for caching data")
       .add(sync, "sync", "durable (default) or nosync")
-      .add(store.engine, "engine", "storage engine: lmdb (default), memory, sqlite or json")
+      .add(store.engine, "engine", "storage engine: lmdb (default), memory, sqlite, json or graph")
       .add(store.memory_snapshot, "memory-snapshot",
            "engine memory: save shards on a clean close, load them on open")
       .add(store.sqlite.database, "sqlite-database",
@@ -95,6 +95,18 @@ struct node_config : caf::actor_system_config {
       .add(store.json.pretty, "json-pretty", "engine json: indent the file (default false)")
       .add(store.json.atomic, "json-atomic",
            "engine json: write a temporary file and rename it (default true)")
+      .add(store.graph.url, "graph-url",
+           "engine graph: the SPARQL endpoint (Virtuoso: http://HOST:8890/sparql-auth)")
+      .add(store.graph.database, "graph-database",
+           "engine graph: IRI under which the shards' graphs live (default: random per shard)")
+      .add(store.graph.username, "graph-user", "engine graph: user name for the endpoint")
+      .add(store.graph.password, "graph-password", "engine graph: password for the endpoint")
+      .add(store.graph.ca_file, "graph-ca", "engine graph: CA certificates for https (PEM)")
+      .add(store.graph.cert_file, "graph-cert", "engine graph: client certificate (PEM)")
+      .add(store.graph.key_file, "graph-key", "engine graph: client key (PEM)")
+      .add(store.graph.tls_verify, "graph-tls-verify",
+           "engine graph: check the server's certificate (default true)")
+      .add(store.graph.timeout_ms, "graph-timeout-ms", "engine graph: request timeout in ms")
       .add(protobuf_descriptors, "protobuf-descriptors",
            "descriptor sets (protoc --include_imports --descriptor_set_out), comma-separated: "
            "queries and indexes read protobuf values of their types")

@@ -66,7 +66,7 @@ void print_matrix() {
 } // namespace
 
 TEST_CASE("every error code arises the same way on every engine") {
-  auto engine = GENERATE(as<std::string>{}, "lmdb", "sqlite", "json", "memory");
+  auto engine = GENERATE(as<std::string>{}, "lmdb", "sqlite", "json", "memory", "graph");
   auto& row = matrix()[engine];
   auto expect = [&](errc want, errc got, const std::string& what) {
     INFO(engine << ": " << what);
@@ -76,6 +76,8 @@ TEST_CASE("every error code arises the same way on every engine") {
   fixture f;
   auto o = f.options(2);
   o.engine = engine;
+  if (engine == "graph")
+    o.graph = test::test_graph();
   // With its snapshot, a memory store leaves a shard behind to check against.
   o.memory_snapshot = engine == "memory";
   {
@@ -168,11 +170,22 @@ TEST_CASE("every error code arises the same way on every engine") {
   auto unusable = spawn_store(f.sys(), blocked);
   REQUIRE_FALSE(unusable);
   expect(errc::connection_failed, code_of(unusable.error()), "a data directory under a file");
+  if (engine == "graph") {
+    auto away = o;
+    away.data_dir = f.dir / "away";
+    away.graph.url = "http://127.0.0.1:" + std::to_string(test::free_port()) + "/sparql-auth";
+    auto no_server = spawn_store(f.sys(), away);
+    REQUIRE_FALSE(no_server);
+    expect(errc::connection_failed, code_of(no_server.error()), "no SPARQL server at the url");
+  }
 
   // A node of this engine killed while a client uses it.
-  node_process node{{"--data", f.dir / "node", "--port", "0", "--shards", "2", "--engine",
-                     engine, "--log-level", "warning"},
-                    f.dir / "node.log"};
+  std::vector<std::string> args{"--data", f.dir / "node", "--port", "0", "--shards", "2",
+                                "--engine", engine, "--log-level", "warning"};
+  if (engine == "graph")
+    args.insert(args.end(), {"--graph-url", o.graph.url, "--graph-user", o.graph.username,
+                             "--graph-password", o.graph.password});
+  node_process node{args, f.dir / "node.log"};
   auto remote = connect_store(f.sys(), "127.0.0.1", node.port());
   REQUIRE(remote);
   blocking_store<item> client{f.sys(), *remote, std::chrono::seconds{5}};
@@ -187,6 +200,6 @@ TEST_CASE("every error code arises the same way on every engine") {
   killer.join();
   INFO(render(lost));
   expect(errc::connection_lost, code_of(lost), "a node killed during a request");
-  if (engine == "memory")
+  if (engine == "graph")
     print_matrix();
 }

@@ -26,6 +26,7 @@
 #include "backends/shard_core.hpp"
 #include "backends/wal.hpp"
 #include "tests/temp_dir.hpp"
+#include "tests/virtuoso.hpp"
 
 using namespace strata;
 
@@ -51,6 +52,8 @@ engine_options options(const std::string& dir, engine_kind kind) {
   // Small memtables: reads cross memtable, flushing memtable and LMDB.
   o.flush_entries = 40;
   o.snapshot = true;
+  if (kind == engine_kind::graph)
+    o.graph = test::test_graph();
   return o;
 }
 
@@ -74,6 +77,8 @@ shard_core_options core_options(const std::string& dir, engine_kind kind,
   o.engine = kind;
   o.no_sync = true;
   o.flush_entries = flush_entries;
+  if (kind == engine_kind::graph)
+    o.graph = test::test_graph();
   return o;
 }
 
@@ -102,7 +107,7 @@ write_outcome write_one(shard_core& s, std::vector<operation> ops) {
 
 TEST_CASE("every engine agrees with a model of its key spaces, before-images included") {
   auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
-                       engine_kind::json);
+                       engine_kind::json, engine_kind::graph);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   auto o = options(dir / "e", kind);
@@ -215,6 +220,8 @@ TEST_CASE("the capability matrix: what each engine declares, as docs/concepts.md
                          "before_images", "files"}},
     {engine_kind::memory, {"ordered_scans", "concurrent_readers", "transactions",
                            "before_images"}},
+    {engine_kind::graph, {"ordered_scans", "concurrent_readers", "durable", "transactions",
+                          "before_images"}},
   };
   const std::vector<std::string> all{"ordered_scans", "concurrent_readers", "durable",
                                      "transactions",  "before_images",      "files"};
@@ -279,10 +286,17 @@ TEST_CASE("performance hints tune the engines that can use them, as info reports
     CHECK(tuning(engine_kind::memory, "mem", {1000, "random", 1u << 20}).empty());
     CHECK(tuning(engine_kind::json, "json", {1000, "random", 1u << 20}).empty());
   }
+  SECTION("graph takes none either, and reports its graph and endpoint") {
+    auto graph = tuning(engine_kind::graph, "graph", {1000, "random", 1u << 20});
+    REQUIRE(graph.size() == 2);
+    CHECK(graph[0].rfind("graph=urn:strata:", 0) == 0);
+    CHECK(graph[1] == "endpoint=" + test::test_graph().url);
+  }
 }
 
 TEST_CASE("a durable engine killed mid-write keeps every acknowledged write") {
-  auto kind = GENERATE(engine_kind::lmdb, engine_kind::sqlite, engine_kind::json);
+  auto kind = GENERATE(engine_kind::lmdb, engine_kind::sqlite, engine_kind::json,
+                       engine_kind::graph);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   auto o = core_options(dir / "s", kind, 64);
@@ -419,7 +433,8 @@ TEST_CASE("an engine refuses a directory that holds the other engine's shard") {
 
 TEST_CASE("a full engine refuses values with STORAGE_FULL, keeps what it took, and takes deletes") {
   // lmdb's own full map is storage_test's (a map of pages, with a WAL).
-  auto kind = GENERATE(engine_kind::memory, engine_kind::sqlite, engine_kind::json);
+  auto kind = GENERATE(engine_kind::memory, engine_kind::sqlite, engine_kind::json,
+                       engine_kind::graph);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   shard_core_options o;
@@ -427,6 +442,8 @@ TEST_CASE("a full engine refuses values with STORAGE_FULL, keeps what it took, a
   o.engine = kind;
   o.no_sync = true;
   o.map_size = 1 << 20;
+  if (kind == engine_kind::graph)
+    o.graph = test::test_graph();
   int stored = 0;
   {
     shard_core s{o};
@@ -484,7 +501,7 @@ struct recorder : write_hook {
 
 TEST_CASE("hooks see every commit in order with the values it replaced") {
   auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
-                       engine_kind::json);
+                       engine_kind::json, engine_kind::graph);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   shard_core s{core_options(dir / "s", kind, 30)};
@@ -620,7 +637,7 @@ space_model index_in(const shard_core& s) {
 
 TEST_CASE("a hook's derived writes are applied with the data, durably and all or nothing") {
   auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
-                       engine_kind::json);
+                       engine_kind::json, engine_kind::graph);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   auto o = core_options(dir / "s", kind, 25);
@@ -700,7 +717,7 @@ struct misbehaving : write_hook {
 
 TEST_CASE("a hook that fails fails its group with a clear error and writes nothing") {
   auto kind = GENERATE(engine_kind::lmdb, engine_kind::memory, engine_kind::sqlite,
-                       engine_kind::json);
+                       engine_kind::json, engine_kind::graph);
   INFO("engine " << engine_name(kind));
   test::temp_dir dir;
   shard_core s{core_options(dir / "s", kind, 1000)};

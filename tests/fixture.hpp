@@ -18,6 +18,7 @@
 #include "strata/store.hpp"
 #include "strata/system.hpp"
 #include "tests/temp_dir.hpp"
+#include "tests/virtuoso.hpp"
 
 namespace strata::test {
 
@@ -54,6 +55,8 @@ public:
     o.sync = sync_mode::nosync;
     o.log_level = "warning";
     o.engine = test_engine();
+    if (o.engine == "graph")
+      o.graph = test_graph();
     return o;
   }
 

@@ -333,7 +333,7 @@ TEST_CASE("a node on the memory engine: saved on a clean stop, gone after a cras
   CHECK_THAT(strata::test::slurp(f.dir / "refused.log"), Catch::Contains("holds a shard of engine lmdb"));
   auto bad = node_args(f.dir / "other", {"--engine", "rocks"});
   CHECK_THROWS(node_process{bad, f.dir / "bad.log"});
-  CHECK_THAT(strata::test::slurp(f.dir / "bad.log"), Catch::Contains("engine must be lmdb, memory, sqlite or json"));
+  CHECK_THAT(strata::test::slurp(f.dir / "bad.log"), Catch::Contains("engine must be lmdb, memory, sqlite, json or graph"));
 }
 
 TEST_CASE("a C++ client reaches a node with typed requests") {
@@ -483,12 +483,18 @@ TEST_CASE("a remote client's transactions end on the node a timeout after their 
 }
 
 TEST_CASE("acknowledged writes survive a restart and a kill -9") {
-  auto engine = GENERATE(as<std::string>{}, "lmdb", "sqlite", "json");
+  auto engine = GENERATE(as<std::string>{}, "lmdb", "sqlite", "json", "graph");
   INFO("engine " << engine);
   fixture f;
   auto data = f.dir / "data";
   auto node_args = [&](const std::string& dir) {
-    return ::node_args(dir, {"--engine", engine, "--access", "random"});
+    std::vector<std::string> extra{"--engine", engine, "--access", "random"};
+    if (engine == "graph") {
+      auto g = strata::test::test_graph();
+      extra.insert(extra.end(), {"--graph-url", g.url, "--graph-user", g.username,
+                                 "--graph-password", g.password});
+    }
+    return ::node_args(dir, extra);
   };
   {
     node_process node{node_args(data), f.dir / "node.log"};
@@ -504,6 +510,9 @@ TEST_CASE("acknowledged writes survive a restart and a kill -9") {
     else if (engine == "sqlite")
       CHECK_THAT(info.out, Catch::Contains("\"mmap_size=")
                              && !Catch::Contains("\"mmap_size=0\""));
+    else if (engine == "graph")
+      CHECK_THAT(info.out, Catch::Contains("\"graph=urn:strata:")
+                             && Catch::Contains("\"endpoint=" + strata::test::test_graph().url));
     else
       CHECK_THAT(info.out, Catch::Contains("\"tuning\":[]"));
     auto remote = connect(f, node.port());

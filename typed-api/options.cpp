@@ -54,13 +54,17 @@ caf::error store_options::validate() const {
     return bad("max_frame_size must be below 4 GiB, got " + std::to_string(max_frame_size));
   if (request_timeout.count() <= 0)
     return bad("request_timeout must be positive");
-  if (engine != "lmdb" && engine != "memory" && engine != "sqlite" && engine != "json")
-    return bad("engine must be lmdb, memory, sqlite or json, got '" + engine + "'");
+  if (engine != "lmdb" && engine != "memory" && engine != "sqlite" && engine != "json"
+      && engine != "graph")
+    return bad("engine must be lmdb, memory, sqlite, json or graph, got '" + engine + "'");
   if (engine == "sqlite")
     if (auto problem = sqlite.problem(); !problem.empty())
       return bad(problem);
   if (engine == "json")
     if (auto problem = json.problem(); !problem.empty())
+      return bad(problem);
+  if (engine == "graph")
+    if (auto problem = graph.problem(); !problem.empty())
       return bad(problem);
   if (auto problem = hints.problem(); !problem.empty())
     return bad(problem);

@@ -96,7 +96,9 @@ const char* usage =
   "                     token to continue from\n"
   "options:\n"
   "  --engine E         with --data: the store's engine, lmdb (default),\n"
-  "                     memory, sqlite or json (default settings)\n"
+  "                     memory, sqlite, json or graph (default settings;\n"
+  "                     graph takes --graph-url URL, --graph-user U and\n"
+  "                     --graph-password P)\n"
   "  --format F         how set --doc and load write documents: document\n"
   "                     (default), json or msgpack\n"
   "  --compression C    and compress them: none (default), gzip, lz4,\n"
@@ -116,6 +118,7 @@ struct cli_args {
   std::string data;
   uint32_t shards = 4;
   std::string engine = "lmdb";
+  strata::graph_settings graph;
   bool json = false;
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds connect_timeout{0}; // 0: `timeout`
@@ -183,6 +186,12 @@ cli_args parse(int argc, char** argv) {
       a.shards = static_cast<uint32_t>(to_number(arg, value()));
     else if (arg == "--engine")
       a.engine = value();
+    else if (arg == "--graph-url")
+      a.graph.url = value();
+    else if (arg == "--graph-user")
+      a.graph.username = value();
+    else if (arg == "--graph-password")
+      a.graph.password = value();
     else if (arg == "--json")
       a.json = true;
     else if (arg == "--tls")
@@ -880,6 +889,7 @@ int main(int argc, char** argv) {
     opts.data_dir = args.data;
     opts.shards = args.shards;
     opts.engine = args.engine;
+    opts.graph = args.graph;
     opts.log_level = "warning";
     auto s = spawn_store(sys, opts);
     if (!s)

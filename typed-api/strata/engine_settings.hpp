@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 /// @file
 /// Settings of the storage engines that take some, shared by `store_options`
@@ -87,6 +88,48 @@ struct json_settings {
       return "json file '" + file + "' must be a file name (it lives in each shard's directory)";
     if (encoding != "utf8" && encoding != "utf-8" && encoding != "ascii")
       return "json encoding must be utf8 or ascii, got '" + encoding + "'";
+    return {};
+  }
+};
+
+/// The graph engine: each shard is a named graph on a SPARQL 1.1 server
+/// (Virtuoso Open Source), reached over HTTP.
+struct graph_settings {
+  /// The SPARQL endpoint that takes both queries and updates; with a
+  /// username, requests authenticate (digest or basic, as the server asks).
+  /// Virtuoso: http://HOST:8890/sparql-auth. https:// uses TLS.
+  std::string url = "http://127.0.0.1:8890/sparql-auth";
+  /// The IRI under which the store's graphs live: a shard's graph is
+  /// `<database>/<shard directory name>`. Empty: a fresh random IRI per shard,
+  /// recorded in the shard's directory.
+  std::string database;
+  std::string username;
+  std::string password;
+  /// TLS (https:// URLs): check the server's certificate (against `ca_file`
+  /// if given, else the system's CAs), and present `cert_file`/`key_file`
+  /// if the server asks for a client certificate.
+  bool tls_verify = true;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  /// How long one request may take, in milliseconds.
+  uint64_t timeout_ms = 30000;
+
+  /// What is wrong with these settings; empty if nothing.
+  std::string problem() const {
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+      return "graph url must start with http:// or https://, got '" + url + "'";
+    for (auto ch : database)
+      if (static_cast<unsigned char>(ch) <= ' ' || std::string_view{"<>\"{}|^`\\"}.find(ch)
+                                                       != std::string_view::npos)
+        return "graph database '" + database
+               + "' must be an IRI (no spaces, quotes, braces or angle brackets)";
+    if (!database.empty() && database.find(':') == std::string::npos)
+      return "graph database '" + database + "' must be an absolute IRI, e.g. urn:strata:orders";
+    if (cert_file.empty() != key_file.empty())
+      return "graph cert_file and key_file go together";
+    if (timeout_ms == 0)
+      return "graph timeout_ms must be positive";
     return {};
   }
 };

@@ -94,6 +94,9 @@ struct store_options {
   ///   SQLite transaction per group commit; `map_size` is its page limit.
   /// - "json": one JSON document per shard (`json`), rewritten by each group
   ///   commit; for small stores (at most 64 MiB per shard).
+  /// - "graph": one named graph per shard on a SPARQL 1.1 server such as
+  ///   Virtuoso (`graph`), documents' fields as properties; reads are served
+  ///   from memory, each group commit is one SPARQL Update request.
   /// Shards of one directory keep the engine they were created with only if
   /// it keeps files: an lmdb directory opened as memory is not read.
   std::string engine = "lmdb";
@@ -107,6 +110,9 @@ struct store_options {
 
   /// With engine "json": each shard's file and how it is written.
   json_settings json;
+
+  /// With engine "graph": the SPARQL server and the store's graphs.
+  graph_settings graph;
 
   /// Each shard's change log, which watches and the change feed read
   /// (docs/events.md).
