@@ -8,6 +8,8 @@
 #include <random>
 #include <system_error>
 
+#include <fcntl.h>
+
 #include <rapidjson/document.h>
 
 #include "backends/fault.hpp"
@@ -26,11 +28,15 @@ constexpr const char* pending_iri = "<urn:strata:pending>";
 constexpr const char* xsd = "http://www.w3.org/2001/XMLSchema#";
 /// Rows per page when a graph is read; below Virtuoso's default result limit.
 constexpr uint64_t page_rows = 5000;
-/// Subjects per VALUES block of a delete.
-constexpr size_t values_chunk = 1000;
-/// Triples per INSERT DATA: Virtuoso's SPARQL parser runs out of stack at
-/// some 5000 in one.
-constexpr size_t insert_chunk = 1000;
+/// Subjects per VALUES block of a delete, and triples per INSERT DATA: a
+/// server's cost per operation grows faster than its size (Virtuoso: 0.07 s
+/// to delete 250 subjects, 1.2 s for 2000; its parser fails at some 5000
+/// triples in one INSERT DATA).
+constexpr size_t values_chunk = 250;
+constexpr size_t insert_chunk = 500;
+/// Operations per request beyond the first few: a server compiles a request
+/// whole, at a cost that also grows faster than its length.
+constexpr size_t request_bytes = 64 * 1024;
 
 bool plain_iri_char(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
@@ -304,6 +310,11 @@ graph_engine::graph_engine(engine_options opts) : opts_(std::move(opts)) {
     out.close();
     if (!out)
       throw storage_error{errc::connection_failed, "cannot write " + marker};
+    if (!opts_.no_sync) {
+      // Without it the shard could not find its graph again.
+      sync_path(marker, O_RDONLY);
+      sync_path(opts_.dir, O_RDONLY | O_DIRECTORY);
+    }
   }
 }
 
@@ -342,11 +353,11 @@ std::string graph_engine::subject(keyspace ks, std::string_view key) const {
   return "<" + graph_ + "/" + keyspace_name(ks) + "/" + pct_encode(key) + ">";
 }
 
-std::string graph_engine::write_text(const net_group& net) const {
+std::vector<std::string> graph_engine::write_ops(const net_group& net) const {
   auto in_graph = [&](const std::string& patterns) {
     return "GRAPH <" + graph_ + "> { " + patterns + " }";
   };
-  std::string out;
+  std::vector<std::string> out;
   std::vector<std::string> touched;
   std::vector<std::string> inserts{std::string{}};
   size_t in_last = 0;
@@ -354,10 +365,10 @@ std::string graph_engine::write_text(const net_group& net) const {
     auto ks = static_cast<keyspace>(s);
     auto& space = net[s];
     if (space.cleared)
-      out += "DELETE { " + in_graph("?s ?p ?o") + " } WHERE { "
-             + in_graph("?s ?p ?o FILTER(STRSTARTS(STR(?s), \"" + graph_ + "/"
-                        + keyspace_name(ks) + "/\"))")
-             + " } ;\n";
+      out.push_back("DELETE { " + in_graph("?s ?p ?o") + " } WHERE { "
+                    + in_graph("?s ?p ?o FILTER(STRSTARTS(STR(?s), \"" + graph_ + "/"
+                               + keyspace_name(ks) + "/\"))")
+                    + " }");
     for (auto& [key, value] : space.keys) {
       auto s_iri = subject(ks, key);
       if (!space.cleared)
@@ -375,14 +386,34 @@ std::string graph_engine::write_text(const net_group& net) const {
     std::string subjects;
     for (size_t j = i; j < std::min(touched.size(), i + values_chunk); ++j)
       subjects += touched[j] + ' ';
-    out += "DELETE { " + in_graph("?s ?p ?o") + " } WHERE { "
-           + in_graph("VALUES ?s { " + subjects + "} ?s ?p ?o") + " } ;\n";
+    out.push_back("DELETE { " + in_graph("?s ?p ?o") + " } WHERE { "
+                  + in_graph("VALUES ?s { " + subjects + "} ?s ?p ?o") + " }");
   }
   for (auto& triples : inserts)
     if (!triples.empty())
-      out += "INSERT DATA { " + in_graph(triples) + " } ;\n";
-  out += "DELETE WHERE { " + in_graph("<" + graph_ + "/journal> ?p ?o") + " }";
+      out.push_back("INSERT DATA { " + in_graph(triples) + " }");
+  out.push_back("DELETE WHERE { " + in_graph("<" + graph_ + "/journal> ?p ?o") + " }");
   return out;
+}
+
+void graph_engine::send(const std::vector<std::string>& ops, size_t first, bool* first_done) {
+  // In order, as few requests as keep each one small.
+  std::string request;
+  for (size_t i = first; i < ops.size(); ++i) {
+    if (!request.empty() && request.size() + ops[i].size() > request_bytes) {
+      client_->update(request);
+      request.clear();
+      if (first_done != nullptr)
+        *first_done = true;
+    }
+    if (!request.empty())
+      request += " ;\n";
+    request += ops[i];
+  }
+  if (!request.empty())
+    client_->update(request);
+  if (first_done != nullptr)
+    *first_done = true;
 }
 
 void graph_engine::finish_journal() {
@@ -400,7 +431,7 @@ void graph_engine::finish_journal() {
     throw storage_error{errc::consistency_violation,
                         "graph <" + graph_ + "> holds a damaged record of a group (<" + graph_
                           + "/journal>); repair it with a SPARQL client"};
-  client_->update(write_text(net));
+  send(write_ops(net));
 }
 
 std::unique_ptr<memory_engine> graph_engine::load() {
@@ -538,25 +569,30 @@ apply_result graph_engine::apply(const std::vector<engine_batch>& group, bool sy
   if (group.empty())
     return mem_->apply(group, sync);
   auto net = net_of(group);
-  auto body = write_text(net);
-  auto record = "INSERT DATA { GRAPH <" + graph_ + "> { <" + graph_ + "/journal> " + pending_iri
-                + " \"" + b64(journal_of(net)) + "\" } } ;\n";
+  // The record first: from then on the group is whole on the server or can
+  // be made whole from it.
+  auto ops = write_ops(net);
+  ops.insert(ops.begin(), "INSERT DATA { GRAPH <" + graph_ + "> { <" + graph_ + "/journal> "
+                            + pending_iri + " \"" + b64(journal_of(net)) + "\" } }");
+  // Whether the first request, the one with the record, was answered.
+  bool first_done = false;
   try {
     using kind = sparql_error::kind;
     if (STRATA_FAIL_POINT("graph.unsent"))
       throw sparql_error{kind::lost, "fail point graph.unsent: the request was lost"};
     if (STRATA_FAIL_POINT("graph.cut")) {
       // The server went away after the first operation.
-      client_->update(record.substr(0, record.rfind(';')));
+      client_->update(ops.front());
       throw sparql_error{kind::lost, "fail point graph.cut: the request stopped after the record"};
     }
-    client_->update(record + body);
+    send(ops, 0, &first_done);
     if (STRATA_FAIL_POINT("graph.lost"))
       throw sparql_error{kind::lost, "fail point graph.lost: the answer was lost"};
   } catch (const sparql_error& e) {
     using kind = sparql_error::kind;
-    if (e.what_kind() == kind::unreachable || e.what_kind() == kind::unauthorized)
-      return failed(errc::connection_failed, e.what(), false); // never reached the server
+    auto never_sent = e.what_kind() == kind::unreachable || e.what_kind() == kind::unauthorized;
+    if (never_sent && !first_done)
+      return failed(errc::connection_failed, e.what(), false); // nothing reached the server
     // The server stopped part-way, or its answer was lost: settle what it
     // holds before saying anything.
     try {
@@ -567,12 +603,15 @@ apply_result graph_engine::apply(const std::vector<engine_batch>& group, bool sy
       rapidjson::Document d;
       auto recorded = bindings_of(d, text).Size() > 0;
       if (recorded) {
-        client_->update(body); // the rest of the group, whole
-      } else if (e.what_kind() == kind::refused || !holds(net)) {
-        // The record was never written: nothing of the group happened.
-        return failed(e.what_kind() == kind::refused ? errc::transaction_aborted
-                                                     : errc::connection_lost,
-                      e.what(), false);
+        send(ops, 1); // the rest of the group, whole
+      } else if ((e.what_kind() != kind::lost && !first_done) || !holds(net)) {
+        // The record was never written (or the whole group, answer and
+        // all, was lost on the way): nothing of the group happened.
+        auto code = e.what_kind() == kind::deadlock ? errc::deadlock_detected
+                    : e.what_kind() == kind::lost   ? errc::connection_lost
+                    : never_sent                    ? errc::connection_failed
+                                                    : errc::transaction_aborted;
+        return failed(code, e.what(), false);
       }
     } catch (const sparql_error& again) {
       // Unknown until the server is back: a reopen settles it.

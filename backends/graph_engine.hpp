@@ -30,9 +30,9 @@ namespace strata {
 /// hold (null, NaN, a string that is not UTF-8) is only in the value.
 ///
 /// All or nothing: a server runs an update request's operations in order but
-/// commits each on its own, so a request first records the whole group under
-/// <G/journal> <urn:strata:pending>, then writes it, then removes that
-/// record. A group found recorded (a request that failed half-way, a crash)
+/// commits each on its own, so a group first records itself whole under
+/// <G/journal> <urn:strata:pending>, then writes its entries, then removes
+/// that record: one request for a small group, several for a large one. A group found recorded (a request that failed half-way, a crash)
 /// is written again, whole, on the next open or at once when the server is
 /// back; a request whose answer was lost is settled by reading back what it
 /// touched.
@@ -104,7 +104,11 @@ private:
   /// A fresh memory engine with what the graph holds.
   std::unique_ptr<memory_engine> load();
   /// The update operations that write `net` and then drop the record.
-  std::string write_text(const net_group& net) const;
+  std::vector<std::string> write_ops(const net_group& net) const;
+  /// Sends `ops` from `first` on, in order, batched into small requests;
+  /// sets `*first_done` once the first request was answered.
+  void send(const std::vector<std::string>& ops, size_t first = 0,
+            bool* first_done = nullptr);
   /// Whether the graph holds exactly what `net` says of what it touches.
   bool holds(const net_group& net);
   /// `<G/SPACE/KEY>`.

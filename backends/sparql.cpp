@@ -1,7 +1,10 @@
 #include "backends/sparql.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
+#include <random>
+#include <thread>
 
 #include <curl/curl.h>
 
@@ -75,14 +78,33 @@ sparql_client::sparql_client(const graph_settings& settings)
 sparql_client::~sparql_client() = default;
 
 std::string sparql_client::post(std::string_view field, std::string_view text) {
-  auto c = handle_->curl;
-  auto escaped = curl_easy_escape(c, text.data(), static_cast<int>(text.size()));
+  auto escaped = curl_easy_escape(handle_->curl, text.data(), static_cast<int>(text.size()));
   if (escaped == nullptr)
     throw sparql_error{sparql_error::kind::unreachable, "out of memory encoding a request"};
   std::string body{field};
   body += '=';
   body += escaped;
   curl_free(escaped);
+  std::minstd_rand rng{std::random_device{}()};
+  for (int attempt = 0;; ++attempt) {
+    bool deadlocked = false;
+    auto answer = post_once(body, deadlocked);
+    if (!deadlocked)
+      return answer;
+    if (attempt == deadlock_retries)
+      throw sparql_error{sparql_error::kind::deadlock,
+                         "SPARQL server aborted the request as deadlocked "
+                           + std::to_string(attempt + 1) + " times: " + summary(answer) + " ("
+                           + settings_.url + ")"};
+    ++deadlocks_;
+    // Apart from the writer it collided with, and a little longer each time.
+    auto pause = 1 + static_cast<int>(rng() % 5) * std::min(attempt + 1, 10);
+    std::this_thread::sleep_for(std::chrono::milliseconds{pause});
+  }
+}
+
+std::string sparql_client::post_once(const std::string& body, bool& deadlocked) {
+  auto c = handle_->curl;
   std::string answer;
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
@@ -105,11 +127,17 @@ std::string sparql_client::post(std::string_view field, std::string_view text) {
     throw sparql_error{sparql_error::kind::unauthorized,
                        "SPARQL server refused the credentials (HTTP " + std::to_string(status)
                          + ")" + where};
-  if (status < 200 || status >= 300)
-    throw sparql_error{sparql_error::kind::refused,
-                       "SPARQL server answered HTTP " + std::to_string(status) + ": "
-                         + summary(answer) + where};
-  return answer;
+  if (status >= 200 && status < 300)
+    return answer;
+  // Virtuoso: "Virtuoso 40001 Error SR172: Transaction deadlocked".
+  auto head = answer.substr(0, answer.find('\n'));
+  if (head.find(" 40001 ") != std::string::npos) {
+    deadlocked = true;
+    return answer;
+  }
+  throw sparql_error{sparql_error::kind::refused, "SPARQL server answered HTTP "
+                                                    + std::to_string(status) + ": "
+                                                    + summary(answer) + where};
 }
 
 std::string sparql_client::query(std::string_view text) {

@@ -24,6 +24,9 @@ public:
     unauthorized,
     /// The server answered with an error: it stopped at the failing operation.
     refused,
+    /// The server aborted the request as deadlocked with other writers
+    /// every time it was sent (SQLSTATE 40001).
+    deadlock,
   };
 
   sparql_error(kind k, const std::string& message) : std::runtime_error(message), kind_(k) {
@@ -42,8 +45,17 @@ private:
 /// as form-encoded POSTs to one endpoint, digest or basic authentication as
 /// the server asks, TLS with the settings' certificates. One connection, kept
 /// alive between requests; not thread-safe (one per writer).
+///
+/// A request the server aborts as deadlocked (Virtuoso locks index pages
+/// that writers to different graphs share) is sent again after a short,
+/// growing, random pause, up to `deadlock_retries` times: callers send only
+/// requests that are safe to repeat (every update strata sends is: inserting
+/// a triple that is there and deleting one that is not change nothing).
 class sparql_client {
 public:
+  /// Times a deadlocked request is sent again before `deadlock` is thrown.
+  static constexpr int deadlock_retries = 40;
+
   explicit sparql_client(const graph_settings& settings);
   sparql_client(const sparql_client&) = delete;
   sparql_client& operator=(const sparql_client&) = delete;
@@ -61,13 +73,20 @@ public:
     return sent_;
   }
 
+  /// Requests sent again after a deadlock so far.
+  uint64_t deadlocks() const noexcept {
+    return deadlocks_;
+  }
+
 private:
   std::string post(std::string_view field, std::string_view text);
+  std::string post_once(const std::string& body, bool& deadlocked);
 
   struct handle;
   graph_settings settings_;
   std::unique_ptr<handle> handle_;
   uint64_t sent_ = 0;
+  uint64_t deadlocks_ = 0;
 };
 
 /// `text` as a SPARQL string literal body (without the quotes): quotes,

@@ -32,6 +32,8 @@ spawn_shards(fixture& f, uint32_t n, const std::string& name = "shard",
     so.store.shard_count = n;
     so.store.no_sync = true;
     parse_engine(test_engine(), so.store.engine);
+    if (so.store.engine == engine_kind::graph)
+      so.store.graph = test_graph();
     if (tune)
       tune(so.store);
     auto s = spawn_shard(f.sys(), so);
@@ -52,6 +54,8 @@ inline coordinator_actor coordinate(fixture& f, std::vector<participant_actor> p
   lo.no_sync = true;
   lo.changes.enabled = false;
   parse_engine(test_engine(), lo.engine);
+  if (lo.engine == engine_kind::graph)
+    lo.graph = test_graph();
   auto store = open_shard_core(lo, nullptr);
   REQUIRE(store);
   if (log)

@@ -154,13 +154,15 @@ TEST_CASE("info names each shard's engine and what it can do") {
     CHECK(has("ordered_scans"));
     CHECK(has("transactions"));
     CHECK(has("durable") == (x.engine != "memory"));
-    CHECK(has("files") == (x.engine != "memory"));
+    CHECK(has("files") == (x.engine != "memory" && x.engine != "graph"));
     entries += x.entries;
   }
   CHECK(entries == 1);
 }
 
-TEST_CASE("random operations across shards agree with a reference model") {
+// [heavy]: thousands of commits; not over the graph engine, whose every
+// commit is an HTTP round trip (engine_test runs its model there).
+TEST_CASE("random operations across shards agree with a reference model", "[heavy]") {
   fixture f;
   auto routed = GENERATE(false, true);
   INFO((routed ? "through shard actors" : "with direct local reads"));
@@ -960,7 +962,9 @@ TEST_CASE("a shard commits concurrent writes in groups") {
   caf::anon_send_exit(sh, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("scans of large values page by bytes and still merge in order") {
+// [heavy]: thousands of commits; not over the graph engine, whose every
+// commit is an HTTP round trip (engine_test runs its model there).
+TEST_CASE("scans of large values page by bytes and still merge in order", "[heavy]") {
   fixture f;
   auto s = f.open(f.options(3));
   std::vector<entry> es;
@@ -1154,7 +1158,8 @@ TEST_CASE("a decision leaves the log only once every shard applied it over lossy
     caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a round of prepares goes in messages below the nodes' frame limit") {
+// [heavy]: 40 MB of values; not over the graph engine (see above).
+TEST_CASE("a round of prepares goes in messages below the nodes' frame limit", "[heavy]") {
   // 200 two-shard commits of 100 KiB values reach the coordinator at once,
   // so its rounds carry many prepares. With a 2 MiB limit each message may
   // carry about 1 MiB.

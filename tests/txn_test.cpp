@@ -236,7 +236,9 @@ TEST_CASE("bad input to transactions gets strata errors") {
   CHECK(code_of(plain.begin().error()) == errc::invalid_value);
 }
 
-TEST_CASE("batch, set_many, del_many and clear are atomic across shards") {
+// [heavy]: thousands of commits; not over the graph engine, whose every
+// commit is an HTTP round trip (engine_test runs its model there).
+TEST_CASE("batch, set_many, del_many and clear are atomic across shards", "[heavy]") {
   fixture f;
   f.open(f.options(shards));
   blocking_store<int64_t> db{f.sys(), f.store};
@@ -464,7 +466,9 @@ TEST_CASE("isolation: G1c circular information flow is prevented at every level"
   CHECK(anomaly == allowed("G1c", level));
 }
 
-TEST_CASE("isolation: OTV, an observed transaction never vanishes, at every level") {
+// [heavy]: thousands of commits; not over the graph engine, whose every
+// commit is an HTTP round trip (engine_test runs its model there).
+TEST_CASE("isolation: OTV, an observed transaction never vanishes, at every level", "[heavy]") {
   // Writers commit (x, y) = (i, i) across two shards; readers read x, then
   // y. Seeing a newer x than y would mean that a transaction observed as
   // committed vanished again. Shards apply a commit one after the other;
@@ -732,7 +736,9 @@ TEST_CASE("write skew: two doctors on call, SERIALIZABLE keeps one on call") {
   CHECK(get(db, doctors[0]) + get(db, doctors[1]) == 1);
 }
 
-TEST_CASE("bank: 8 concurrent clients, 4 shards, 10000 transfers") {
+// [heavy]: thousands of commits; not over the graph engine, whose every
+// commit is an HTTP round trip (engine_test runs its model there).
+TEST_CASE("bank: 8 concurrent clients, 4 shards, 10000 transfers", "[heavy]") {
   fixture f;
   f.open(f.options(shards));
   {
@@ -798,6 +804,8 @@ shard_core_options decision_log_options(const fixture& f) {
   lo.map_size = uint64_t{256} << 20;
   lo.changes.enabled = false;
   parse_engine(test_engine(), lo.engine); // the store's engine keeps its log too
+  if (lo.engine == engine_kind::graph)
+    lo.graph = test::test_graph();
   return lo;
 }
 

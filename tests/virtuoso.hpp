@@ -56,8 +56,10 @@ public:
   /// database and ports a server had there before. `detach`: it outlives
   /// this process (ctest's fixture); otherwise it dies with it. Waits until
   /// it answers queries; throws if it does not within 60 s.
-  static virtuoso start(const std::string& dir, bool detach) {
-    std::filesystem::create_directories(dir);
+  static virtuoso start(const std::string& where, bool detach) {
+    std::filesystem::create_directories(where);
+    // The server runs in it; the ini names files by absolute paths.
+    auto dir = std::filesystem::absolute(where).string();
     virtuoso v;
     v.dir_ = dir;
     auto http_port = 0;
