@@ -95,8 +95,10 @@ std::string b64(std::string_view x) {
   return out;
 }
 
+/// UTF-8 `text` as a SPARQL string literal: JSON's string escapes are all
+/// SPARQL escapes too.
 std::string string_literal(std::string_view text) {
-  return "\"" + sparql_escape(text) + "\"";
+  return to_json(document{std::string{text}});
 }
 
 std::string typed(std::string_view lexical, const char* type) {

@@ -96,7 +96,6 @@ std::string sparql_client::post(std::string_view field, std::string_view text) {
                          "SPARQL server aborted the request as deadlocked "
                            + std::to_string(attempt + 1) + " times: " + summary(answer) + " ("
                            + settings_.url + ")"};
-    ++deadlocks_;
     // Apart from the writer it collided with, and a little longer each time.
     auto pause = 1 + static_cast<int>(rng() % 5) * std::min(attempt + 1, 10);
     std::this_thread::sleep_for(std::chrono::milliseconds{pause});
@@ -110,7 +109,6 @@ std::string sparql_client::post_once(const std::string& body, bool& deadlocked) 
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
   auto rc = curl_easy_perform(c);
-  sent_ += body.size();
   auto where = " (" + settings_.url + ")";
   if (rc != CURLE_OK) {
     auto never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST
@@ -146,42 +144,6 @@ std::string sparql_client::query(std::string_view text) {
 
 void sparql_client::update(std::string_view text) {
   post("update", text);
-}
-
-std::string sparql_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 8);
-  for (auto ch : text) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
-          // Other control characters, NUL included, as \u escapes.
-          static constexpr char hex[] = "0123456789ABCDEF";
-          auto c = static_cast<unsigned char>(ch);
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out;
 }
 
 } // namespace strata

@@ -68,15 +68,6 @@ public:
   /// runs in order until one fails).
   void update(std::string_view text);
 
-  /// Bytes sent in request bodies so far.
-  uint64_t bytes_sent() const noexcept {
-    return sent_;
-  }
-
-  /// Requests sent again after a deadlock so far.
-  uint64_t deadlocks() const noexcept {
-    return deadlocks_;
-  }
 
 private:
   std::string post(std::string_view field, std::string_view text);
@@ -85,12 +76,6 @@ private:
   struct handle;
   graph_settings settings_;
   std::unique_ptr<handle> handle_;
-  uint64_t sent_ = 0;
-  uint64_t deadlocks_ = 0;
 };
-
-/// `text` as a SPARQL string literal body (without the quotes): quotes,
-/// backslashes and line breaks escaped. `text` must be UTF-8.
-std::string sparql_escape(std::string_view text);
 
 } // namespace strata
