@@ -1,12 +1,15 @@
 #include "backends/graph_engine.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <system_error>
+#include <thread>
 
 #include <fcntl.h>
 
@@ -22,6 +25,14 @@ namespace strata {
 namespace {
 
 constexpr const char* marker_file = "strata.graph";
+/// Present while a request of this shard's may still be running on the
+/// server without anyone waiting for it: from an open until a clean close,
+/// and after a lost answer until the graph was seen quiet again.
+constexpr const char* unsettled_file = "strata.graph.unsettled";
+/// How long a graph must stay unchanged to count as quiet, and how often it
+/// is looked at meanwhile.
+constexpr auto quiet_for = std::chrono::milliseconds{1000};
+constexpr auto look_every = std::chrono::milliseconds{100};
 constexpr const char* value_iri = "<urn:strata:value>";
 constexpr const char* key_iri = "<urn:strata:key>";
 constexpr const char* pending_iri = "<urn:strata:pending>";
@@ -290,7 +301,8 @@ storage_error unreachable(const std::string& graph, const sparql_error& e) {
 
 } // namespace
 
-graph_engine::graph_engine(engine_options opts) : opts_(std::move(opts)) {
+graph_engine::graph_engine(engine_options opts)
+  : mirrored_engine(std::move(opts), "graph", std::numeric_limits<uint64_t>::max()) {
   if (auto problem = opts_.graph.problem(); !problem.empty())
     throw storage_error{errc::invalid_value, problem};
   caps_.files = false;
@@ -298,29 +310,69 @@ graph_engine::graph_engine(engine_options opts) : opts_(std::move(opts)) {
   std::filesystem::create_directories(opts_.dir, ec);
   graph_ = choose_graph();
   client_ = std::make_unique<sparql_client>(opts_.graph);
+  auto unsettled = opts_.dir + "/" + unsettled_file;
   try {
+    // A process that died (or lost an answer) may have left a request
+    // running on the server: the graph is read once that is over.
+    if (std::filesystem::exists(unsettled, ec) && !quiet())
+      throw storage_error{errc::consistency_violation,
+                          "graph <" + graph_ + "> did not stop changing within "
+                            + std::to_string(opts_.graph.timeout_ms)
+                            + " ms; is another process writing it?"};
     finish_journal();
     mem_ = load();
   } catch (const sparql_error& e) {
     throw unreachable(graph_, e);
   }
+  write_marker(unsettled, "");
   // The directory is a graph shard's from now on.
   auto marker = opts_.dir + "/" + marker_file;
-  if (!std::filesystem::exists(marker, ec)) {
-    std::ofstream out{marker};
-    out << graph_ << "\n";
-    out.close();
-    if (!out)
-      throw storage_error{errc::connection_failed, "cannot write " + marker};
-    if (!opts_.no_sync) {
-      // Without it the shard could not find its graph again.
-      sync_path(marker, O_RDONLY);
-      sync_path(opts_.dir, O_RDONLY | O_DIRECTORY);
-    }
+  if (!std::filesystem::exists(marker, ec))
+    write_marker(marker, graph_ + "\n");
+}
+
+graph_engine::~graph_engine() {
+  if (!unsettled_) {
+    std::error_code ec;
+    std::filesystem::remove(opts_.dir + "/" + unsettled_file, ec);
   }
 }
 
-graph_engine::~graph_engine() = default;
+void graph_engine::write_marker(const std::string& path, const std::string& text) const {
+  std::ofstream out{path};
+  out << text;
+  out.close();
+  if (!out)
+    throw storage_error{errc::connection_failed, "cannot write " + path};
+  if (!opts_.no_sync) {
+    // Without it a restart could not find its graph, or would not wait.
+    sync_path(path, O_RDONLY);
+    sync_path(opts_.dir, O_RDONLY | O_DIRECTORY);
+  }
+}
+
+bool graph_engine::quiet() {
+  using clock = std::chrono::steady_clock;
+  auto count = [&] {
+    return client_->query("SELECT (COUNT(*) AS ?n) WHERE { GRAPH <" + graph_
+                          + "> { ?s ?p ?o } }");
+  };
+  auto deadline = clock::now() + std::chrono::milliseconds{opts_.graph.timeout_ms};
+  auto seen = count();
+  auto since = clock::now();
+  while (clock::now() - since < quiet_for) {
+    if (clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(look_every);
+    auto now = count();
+    if (now != seen) {
+      seen = std::move(now);
+      since = clock::now();
+    }
+  }
+  unsettled_ = false;
+  return true;
+}
 
 std::string graph_engine::choose_graph() const {
   auto marker = opts_.dir + "/" + marker_file;
@@ -437,11 +489,6 @@ void graph_engine::finish_journal() {
 }
 
 std::unique_ptr<memory_engine> graph_engine::load() {
-  engine_options mo;
-  mo.dir = opts_.dir;
-  mo.engine = engine_kind::memory;
-  mo.map_size = opts_.map_size;
-  auto mem = std::make_unique<memory_engine>(mo);
   auto pattern = "GRAPH <" + graph_ + "> { ?s " + value_iri + " ?v";
   rapidjson::Document d;
   std::string n_text;
@@ -496,16 +543,7 @@ std::unique_ptr<memory_engine> graph_engine::load() {
     throw corrupt("gave " + std::to_string(seen) + " of its " + std::to_string(expected)
                   + " entries (did the server cut the results, or did another writer change"
                     " the graph?)");
-  engine_batch batch;
-  for (size_t s = 0; s < keyspace_count; ++s)
-    if (!ops[s].empty())
-      batch.parts.push_back({static_cast<keyspace>(s), &ops[s]});
-  if (!batch.parts.empty()) {
-    auto res = mem->apply({batch}, false);
-    if (res.code != errc::none)
-      throw storage_error{res.code, "graph <" + graph_ + ">: " + res.message};
-  }
-  return mem;
+  return filled(std::move(ops), "graph <" + graph_ + ">");
 }
 
 bool graph_engine::holds(const net_group& net) {
@@ -558,7 +596,7 @@ bool graph_engine::holds(const net_group& net) {
   return true;
 }
 
-apply_result graph_engine::apply(const std::vector<engine_batch>& group, bool sync) {
+apply_result graph_engine::persist(const std::vector<engine_batch>& group, bool) {
   auto failed = [](errc code, std::string message, bool logged) {
     apply_result out;
     out.code = code;
@@ -566,10 +604,6 @@ apply_result graph_engine::apply(const std::vector<engine_batch>& group, bool sy
     out.logged = logged;
     return out;
   };
-  if (!broken_.empty())
-    return failed(errc::transaction_aborted, broken_, false);
-  if (group.empty())
-    return mem_->apply(group, sync);
   auto net = net_of(group);
   // The record first: from then on the group is whole on the server or can
   // be made whole from it.
@@ -600,6 +634,12 @@ apply_result graph_engine::apply(const std::vector<engine_batch>& group, bool sy
     try {
       if (STRATA_FAIL_POINT("graph.settle"))
         throw sparql_error{kind::lost, "fail point graph.settle: the server is still away"};
+      if (e.what_kind() == kind::lost) {
+        // The request may still be running there: look once it is over.
+        unsettled_ = true;
+        if (!quiet())
+          throw sparql_error{kind::lost, "the graph did not stop changing"};
+      }
       auto text = client_->query("SELECT ?j WHERE { GRAPH <" + graph_ + "> { <" + graph_
                                 + "/journal> " + pending_iri + " ?j } }");
       rapidjson::Document d;
@@ -622,18 +662,11 @@ apply_result graph_engine::apply(const std::vector<engine_batch>& group, bool sy
       return failed(errc::connection_lost, broken_, true);
     }
   }
-  auto res = mem_->apply(group, sync);
-  if (res.code != errc::none) {
-    // On the server, not here: a reopen loads it.
-    broken_ = res.message + "; the graph engine must be reopened";
-    res.logged = true;
-  }
-  return res;
+  return {};
 }
 
 engine_info graph_engine::info() const {
-  auto result = mem_->info();
-  result.map_size = opts_.map_size;
+  auto result = mirrored_engine::info();
   result.tuning.push_back("graph=" + graph_);
   result.tuning.push_back("endpoint=" + opts_.graph.url);
   return result;

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "backends/memory_engine.hpp"
+#include "backends/mirrored_engine.hpp"
 #include "backends/sparql.hpp"
 
 namespace strata {
@@ -36,49 +36,17 @@ namespace strata {
 /// is written again, whole, on the next open or at once when the server is
 /// back; a request whose answer was lost is settled by reading back what it
 /// touched.
-class graph_engine final : public engine {
+class graph_engine final : public mirrored_engine {
 public:
   explicit graph_engine(engine_options opts);
-  graph_engine(const graph_engine&) = delete;
-  graph_engine& operator=(const graph_engine&) = delete;
   ~graph_engine() override;
 
   engine_kind kind() const override {
     return engine_kind::graph;
   }
 
-  const engine_capabilities& capabilities() const override {
-    return caps_;
-  }
-
-  void read(function_ref<void(const engine_snapshot&)> f) const override {
-    mem_->read(f);
-  }
-
-  uint64_t next_seq() const override {
-    return mem_->next_seq();
-  }
-
-  apply_result apply(const std::vector<engine_batch>& group, bool sync) override;
-
   void sync() override {
     // The server committed each group before its request returned.
-  }
-
-  bool full() const override {
-    return mem_->full();
-  }
-
-  const std::string& broken() const override {
-    return broken_.empty() ? mem_->broken() : broken_;
-  }
-
-  bool flush() override {
-    return !full();
-  }
-
-  void wait_for_flush() override {
-    // No background work.
   }
 
   engine_info info() const override;
@@ -97,11 +65,18 @@ public:
   using net_group = std::array<net_space, keyspace_count>;
 
 private:
+  apply_result persist(const std::vector<engine_batch>& group, bool sync) override;
   /// The graph's IRI: the one recorded in the directory, or a new one.
   std::string choose_graph() const;
+  /// Writes `text` to `path` in the shard's directory, durably.
+  void write_marker(const std::string& path, const std::string& text) const;
+  /// Waits until the graph has not changed for a while (a request nobody
+  /// waits for may still be running); false if it kept changing for longer
+  /// than a request may take.
+  bool quiet();
   /// Writes a group recorded by an earlier request, if there is one.
   void finish_journal();
-  /// A fresh memory engine with what the graph holds.
+  /// A fresh copy with what the graph holds.
   std::unique_ptr<memory_engine> load();
   /// The update operations that write `net` and then drop the record.
   std::vector<std::string> write_ops(const net_group& net) const;
@@ -114,12 +89,10 @@ private:
   /// `<G/SPACE/KEY>`.
   std::string subject(keyspace ks, std::string_view key) const;
 
-  engine_options opts_;
-  engine_capabilities caps_;
   std::string graph_;
   std::unique_ptr<sparql_client> client_;
-  std::unique_ptr<memory_engine> mem_;
-  std::string broken_;
+  /// A request whose answer was lost may still be running on the server.
+  bool unsettled_ = false;
 };
 
 } // namespace strata

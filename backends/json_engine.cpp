@@ -153,7 +153,8 @@ void write_file(const std::string& path, const std::string& text, bool sync) {
 
 } // namespace
 
-json_engine::json_engine(engine_options opts) : opts_(std::move(opts)) {
+json_engine::json_engine(engine_options opts)
+  : mirrored_engine(std::move(opts), "json", max_bytes) {
   if (auto problem = opts_.json.problem(); !problem.empty())
     throw storage_error{errc::invalid_value, problem};
   std::error_code ec;
@@ -174,14 +175,10 @@ std::string json_engine::path() const {
 }
 
 std::unique_ptr<memory_engine> json_engine::load() const {
-  engine_options mo;
-  mo.dir = opts_.dir;
-  mo.engine = engine_kind::memory;
-  mo.map_size = std::min(opts_.map_size, max_bytes);
-  auto mem = std::make_unique<memory_engine>(mo);
+  std::array<std::vector<operation>, keyspace_count> ops;
   std::ifstream in{path(), std::ios::binary};
   if (!in)
-    return mem; // a new shard
+    return filled(std::move(ops), path()); // a new shard
   std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
   auto corrupt = [&](const std::string& what) {
     return storage_error{errc::consistency_violation,
@@ -195,7 +192,6 @@ std::unique_ptr<memory_engine> json_engine::load() const {
   if (!d.IsObject() || !d.HasMember("format") || !d["format"].IsString()
       || std::string{d["format"].GetString()} != format_name)
     throw corrupt(std::string{"\"format\": \""} + format_name + "\" is missing");
-  std::array<std::vector<operation>, keyspace_count> ops;
   for (auto& m : d.GetObject()) {
     std::string name{m.name.GetString(), m.name.GetStringLength()};
     if (name == "format")
@@ -224,16 +220,7 @@ std::unique_ptr<memory_engine> json_engine::load() const {
       }
     }
   }
-  engine_batch batch;
-  for (size_t s = 0; s < keyspace_count; ++s)
-    if (!ops[s].empty())
-      batch.parts.push_back({static_cast<keyspace>(s), &ops[s]});
-  if (!batch.parts.empty()) {
-    auto res = mem->apply({batch}, false);
-    if (res.code != errc::none)
-      throw storage_error{res.code, path() + ": " + res.message};
-  }
-  return mem;
+  return filled(std::move(ops), path());
 }
 
 void json_engine::remember(keyspace ks, const std::string& key, const bytes* value) {
@@ -311,20 +298,10 @@ void json_engine::save(bool sync) {
       sync_path(opts_.dir, O_RDONLY | O_DIRECTORY);
   }
   unsynced_ = unsynced_ || (!synced && !opts_.no_sync);
-  file_bytes_ = text.size();
 }
 
-apply_result json_engine::apply(const std::vector<engine_batch>& group, bool sync) {
-  if (!broken_.empty()) {
-    apply_result out;
-    out.code = errc::transaction_aborted;
-    out.message = broken_;
-    return out;
-  }
-  if (group.empty())
-    return mem_->apply(group, sync);
-  // The file first: readers see a group only once the file holds it. Only
-  // what the group writes is rendered again.
+apply_result json_engine::persist(const std::vector<engine_batch>& group, bool sync) {
+  // Only what the group writes is rendered again.
   try {
     for (auto& batch : group)
       for (auto& part : batch.parts)
@@ -344,13 +321,7 @@ apply_result json_engine::apply(const std::vector<engine_batch>& group, bool syn
     failed.message = e.what();
     return failed;
   }
-  auto res = mem_->apply(group, sync);
-  if (res.code != errc::none) {
-    // In the file, not here: a reopen applies it.
-    broken_ = res.message + "; the json engine must be reopened";
-    res.logged = true;
-  }
-  return res;
+  return {};
 }
 
 void json_engine::sync() {
@@ -359,12 +330,6 @@ void json_engine::sync() {
   sync_path(path(), O_RDONLY);
   sync_path(opts_.dir, O_RDONLY | O_DIRECTORY);
   unsynced_ = false;
-}
-
-engine_info json_engine::info() const {
-  auto result = mem_->info();
-  result.map_size = std::min(opts_.map_size, max_bytes);
-  return result;
 }
 
 } // namespace strata

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "backends/memory_engine.hpp"
+#include "backends/mirrored_engine.hpp"
 
 namespace strata {
 
@@ -30,58 +30,26 @@ namespace strata {
 ///
 /// Size: the file is rewritten per group, so a shard holds at most
 /// `max_bytes` of keys and values (or `map_size`, if smaller).
-class json_engine final : public engine {
+class json_engine final : public mirrored_engine {
 public:
   /// The most a json shard holds, whatever `map_size` says.
   static constexpr uint64_t max_bytes = uint64_t{64} << 20;
 
   explicit json_engine(engine_options opts);
-  json_engine(const json_engine&) = delete;
-  json_engine& operator=(const json_engine&) = delete;
   ~json_engine() override;
 
   engine_kind kind() const override {
     return engine_kind::json;
   }
 
-  const engine_capabilities& capabilities() const override {
-    return caps_;
-  }
-
-  void read(function_ref<void(const engine_snapshot&)> f) const override {
-    mem_->read(f);
-  }
-
-  uint64_t next_seq() const override {
-    return mem_->next_seq();
-  }
-
-  apply_result apply(const std::vector<engine_batch>& group, bool sync) override;
   void sync() override;
-
-  bool full() const override {
-    return mem_->full();
-  }
-
-  const std::string& broken() const override {
-    return broken_.empty() ? mem_->broken() : broken_;
-  }
-
-  bool flush() override {
-    return !full();
-  }
-
-  void wait_for_flush() override {
-    // No background work.
-  }
-
-  engine_info info() const override;
 
   /// The shard's file.
   std::string path() const;
 
 private:
-  /// A fresh memory engine with what the file holds (empty if there is none).
+  apply_result persist(const std::vector<engine_batch>& group, bool sync) override;
+  /// A fresh copy with what the file holds (empty if there is none).
   std::unique_ptr<memory_engine> load() const;
   /// Renders the entry `key` of `ks` again (null: it is gone).
   void remember(keyspace ks, const std::string& key, const bytes* value);
@@ -91,16 +59,12 @@ private:
   std::string render() const;
   void save(bool sync);
 
-  engine_options opts_;
-  engine_capabilities caps_;
-  std::unique_ptr<memory_engine> mem_;
   /// Per key space, each entry's text in the file ("key":value), so that a
   /// group renders only what it wrote.
   std::array<std::map<std::string, std::string>, keyspace_count> fragments_;
   /// Groups were written without a sync since the last one.
   bool unsynced_ = false;
   uint64_t file_bytes_ = 0;
-  std::string broken_;
 };
 
 } // namespace strata

@@ -5,11 +5,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <rapidjson/document.h>
@@ -18,6 +21,7 @@
 #include "backends/fault.hpp"
 #include "backends/graph_engine.hpp"
 #include "backends/sparql.hpp"
+#include "strata/base64.hpp"
 #include "strata/envelope.hpp"
 #include "tests/temp_dir.hpp"
 #include "tests/virtuoso.hpp"
@@ -364,6 +368,65 @@ TEST_CASE("a request whose answer was lost is settled by reading back what it to
   }
 }
 #endif
+
+TEST_CASE("after a crash the open waits until requests the dead process left running are over") {
+  test::temp_dir dir;
+  auto o = options(dir / "g");
+  std::string graph;
+  {
+    graph_engine e{o};
+    graph = e.graph();
+    REQUIRE(write(e, {operation::set("a", b("1"))}).code == errc::none);
+    CHECK(std::filesystem::exists(dir / "g/strata.graph.unsettled"));
+  }
+  // A clean close leaves nothing to wait for.
+  CHECK(!std::filesystem::exists(dir / "g/strata.graph.unsettled"));
+  // As a crash leaves it, with the process's last request still at work on the
+  // server: entries arrive one by one for a while (`writes` x 40 ms).
+  std::ofstream{dir / "g/strata.graph.unsettled"}.close();
+  auto ghost = [&](int writes) {
+    return std::thread{[graph, writes] {
+      sparql_client client{test::test_graph()};
+      for (int i = 0; i < writes; ++i) {
+        std::string value;
+        append_base64(value, "late " + std::to_string(i));
+        client.update("INSERT DATA { GRAPH <" + graph + "> { <" + graph + "/data/late"
+                      + std::to_string(i) + "> <urn:strata:value> \"" + value + "\" } }");
+        std::this_thread::sleep_for(std::chrono::milliseconds{40});
+      }
+    }};
+  };
+  SECTION("the open reads the graph once it stayed unchanged") {
+    o.graph.timeout_ms = 10000;
+    auto running = ghost(15);
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    std::map<std::string, bytes> opened;
+    {
+      graph_engine e{o};
+      opened = dump(e);
+    }
+    running.join();
+    CHECK(opened.size() == 16);
+    CHECK(opened["late14"] == b("late 14"));
+    CHECK(dump(graph_engine{o}) == opened);
+  }
+  SECTION("a graph that keeps changing past timeout_ms is CONSISTENCY_VIOLATION") {
+    o.graph.timeout_ms = 1500;
+    auto running = ghost(60);
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    try {
+      graph_engine e{o};
+      FAIL("opened");
+    } catch (const storage_error& err) {
+      CHECK(err.code() == errc::consistency_violation);
+      CHECK_THAT(err.what(), Catch::Contains("did not stop changing"));
+    }
+    running.join();
+    // Still marked: the next open waits again, and then reads it all.
+    CHECK(std::filesystem::exists(dir / "g/strata.graph.unsettled"));
+    CHECK(dump(graph_engine{o}).size() == 61);
+  }
+}
 
 TEST_CASE("the server killed and restarted: writes fail clearly meanwhile, nothing committed is "
           "lost") {
