@@ -1122,21 +1122,29 @@ TEST_CASE("a decision leaves the log only once every shard applied it over lossy
     return p;
   };
   constexpr uint64_t n = 6 * decision_batch;
-  size_t forgotten = 0;
+  // Safety: a decision that left the log was applied by both shards.
+  auto forgotten = [&](uint64_t upto) {
+    size_t out = 0;
+    for (uint64_t u = 1; u <= upto; ++u)
+      if (!logged(u)) {
+        ++out;
+        REQUIRE(applied(u));
+      }
+    return out;
+  };
   for (uint64_t t = 1; t <= n; ++t) {
     auto name = std::to_string(t);
     std::vector<shard_part> ps{{0, part("a" + name)}, {1, part("b" + name)}};
     REQUIRE(f.ask<uint64_t>(coord, atom::commit_v, t, ps));
-    if (t % 16 != 0)
-      continue;
-    forgotten = 0;
-    for (uint64_t u = 1; u <= t; ++u)
-      if (!logged(u)) {
-        ++forgotten;
-        REQUIRE(applied(u));
-      }
+    if (t % 16 == 0)
+      forgotten(t);
   }
-  CHECK(forgotten > 0); // the check above saw decisions leave
+  // Still over lossy links, decisions leave as the shards confirm them (on a
+  // loaded machine, perhaps only after the commits above).
+  auto lossy_deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  while (forgotten(n) == 0 && std::chrono::steady_clock::now() < lossy_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  CHECK(forgotten(n) > 0);
   *lossy = false;
   auto settled = [&] {
     if (!shards[0].store->in_doubt().empty() || !shards[1].store->in_doubt().empty())
