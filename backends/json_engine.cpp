@@ -1,6 +1,5 @@
 #include "backends/json_engine.hpp"
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>

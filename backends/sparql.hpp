@@ -68,7 +68,6 @@ public:
   /// runs in order until one fails).
   void update(std::string_view text);
 
-
 private:
   std::string post(std::string_view field, std::string_view text);
   std::string post_once(const std::string& body, bool& deadlocked);
